@@ -1,0 +1,794 @@
+//! Unit tests of the HTTP layer of `DaprClient` against a scripted fake sidecar.
+//!
+//! The fake only records what it is sent and answers what it is told to: it checks that we build
+//! the requests daprd's contract asks for and read its answers right. That the requests really
+//! work is proven against the real daprd in the `tests/` crate.
+
+// The fake's helpers are test code too; clippy's in-test exemption only covers `#[test]` bodies.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use dapr::{
+    BulkPublishEntry, ClientConfig, CloudEvent, DaprClient, Error, FailurePolicy, Job,
+    PublishOptions, SaveItem, TransactionOperation,
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token";
+
+/// One request as the fake received it.
+#[derive(Debug)]
+struct Recorded {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// One answer the fake gives, in order.
+struct Scripted {
+    status: StatusCode,
+    headers: Vec<(&'static str, &'static str)>,
+    body: String,
+}
+
+fn answer(status: u16, body: &str) -> Scripted {
+    Scripted {
+        status: StatusCode::from_u16(status).unwrap(),
+        headers: Vec::new(),
+        body: body.to_owned(),
+    }
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+}
+
+struct FakeSidecar {
+    addr: SocketAddr,
+    shared: Shared,
+}
+
+impl FakeSidecar {
+    async fn start(script: Vec<Scripted>) -> Self {
+        let shared = Shared::default();
+        shared.script.lock().unwrap().extend(script);
+        let state = shared.clone();
+        let router = Router::new().fallback(move |request: Request| {
+            let state = state.clone();
+            async move { record_and_answer(state, request).await }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { addr, shared }
+    }
+
+    fn client(&self) -> DaprClient {
+        DaprClient::new(ClientConfig {
+            http_endpoint: format!("http://{}", self.addr),
+            api_token: Some(TOKEN.to_owned()),
+            ..ClientConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *self.shared.recorded.lock().unwrap())
+    }
+
+    /// The only request received, checking the token every request must carry.
+    fn single(&self) -> Recorded {
+        let mut requests = self.requests();
+        assert_eq!(requests.len(), 1, "{requests:#?}");
+        let request = requests.remove(0);
+        assert_eq!(request.header("dapr-api-token"), Some(TOKEN));
+        request
+    }
+}
+
+async fn record_and_answer(state: Shared, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    state.recorded.lock().unwrap().push(Recorded {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+    });
+    let next = state.script.lock().unwrap().pop_front();
+    let Some(scripted) = next else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let mut response = Response::builder().status(scripted.status);
+    for (name, value) in scripted.headers {
+        response = response.header(name, value);
+    }
+    response.body(Body::from(scripted.body)).unwrap()
+}
+
+fn api_status(err: &Error) -> (StatusCode, Option<&str>) {
+    (err.status().unwrap(), err.error_code())
+}
+
+// ---------------------------------------------------------------- publish
+
+#[tokio::test]
+async fn publish_event_sends_structured_cloudevent_with_metadata() {
+    let fake = FakeSidecar::start(vec![answer(204, "")]).await;
+    let event = CloudEvent::new("outbox-1", "/todo/backend", "com.todo.task.created.v1")
+        .with_json_data(&json!({"id": "t1"}))
+        .unwrap();
+    let options = PublishOptions::default()
+        .ttl_seconds(60)
+        .partition_key("user-1");
+    fake.client()
+        .publish_event("pubsub", "task-events", &event, &options)
+        .await
+        .unwrap();
+
+    let request = fake.single();
+    assert_eq!(request.method, Method::POST);
+    assert_eq!(request.path, "/v1.0/publish/pubsub/task-events");
+    assert_eq!(
+        request.query.as_deref(),
+        Some("metadata.partitionKey=user-1&metadata.ttlInSeconds=60")
+    );
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/cloudevents+json")
+    );
+    let body: CloudEvent = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body, event);
+    assert_eq!(request.json()["id"], "outbox-1");
+}
+
+#[tokio::test]
+async fn publish_json_sends_plain_json_and_keeps_slashes_in_topic() {
+    let fake = FakeSidecar::start(vec![answer(204, "")]).await;
+    fake.client()
+        .publish_json(
+            "pubsub",
+            "orders/eu",
+            &json!({"n": 1}),
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    let request = fake.single();
+    assert_eq!(request.path, "/v1.0/publish/pubsub/orders/eu");
+    assert_eq!(request.query, None);
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(request.json(), json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn publish_errors_carry_daprd_error_body() {
+    let fake = FakeSidecar::start(vec![
+        answer(
+            404,
+            r#"{"errorCode":"ERR_PUBSUB_NOT_FOUND","message":"pubsub nope is not found"}"#,
+        ),
+        answer(
+            500,
+            r#"{"errorCode":"ERR_PUBSUB_PUBLISH_MESSAGE","message":"broker down"}"#,
+        ),
+    ])
+    .await;
+    let client = fake.client();
+    let options = PublishOptions::default();
+
+    let err = client
+        .publish_json("nope", "t", &1, &options)
+        .await
+        .unwrap_err();
+    let Error::Api(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.error_code.as_deref(), Some("ERR_PUBSUB_NOT_FOUND"));
+    assert_eq!(api.message, "pubsub nope is not found");
+    assert!(!err.is_transient());
+
+    let err = client
+        .publish_json("pubsub", "t", &1, &options)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_status(&err),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("ERR_PUBSUB_PUBLISH_MESSAGE")
+        )
+    );
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn empty_names_are_rejected_before_sending() {
+    let fake = FakeSidecar::start(vec![]).await;
+    let client = fake.client();
+    let err = client
+        .publish_json("", "t", &1, &PublishOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    let err = client
+        .schedule_job("", &Job::once_after(Duration::ZERO, json!(1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn publish_bulk_reports_failed_entries_as_data() {
+    let fake = FakeSidecar::start(vec![
+        answer(204, ""),
+        answer(
+            500,
+            r#"{"failedEntries":[{"entryId":"e-2","error":"too big"}],"errorCode":"ERR_PUBSUB_PUBLISH_MESSAGE"}"#,
+        ),
+        answer(403, r#"{"errorCode":"ERR_PUBSUB_FORBIDDEN","message":"no"}"#),
+        answer(500, r#"{"errorCode":"ERR_INTERNAL","message":"boom"}"#),
+    ])
+    .await;
+    let client = fake.client();
+    let entries = [
+        BulkPublishEntry::from_cloud_event(&CloudEvent::new("e-1", "s", "t")).unwrap(),
+        BulkPublishEntry::json("e-2", json!({"big": true})),
+    ];
+    let options = PublishOptions::default().with("maxBulkPubBytes", "1024");
+
+    let response = client
+        .publish_bulk("pubsub", "t", &entries, &options)
+        .await
+        .unwrap();
+    assert!(response.is_success());
+    let request = fake.single();
+    assert_eq!(request.path, "/v1.0-alpha1/publish/bulk/pubsub/t");
+    assert_eq!(
+        request.query.as_deref(),
+        Some("metadata.maxBulkPubBytes=1024")
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    let body = request.json();
+    assert_eq!(body[0]["entryId"], "e-1");
+    assert_eq!(body[0]["contentType"], "application/cloudevents+json");
+    assert_eq!(body[0]["event"]["id"], "e-1");
+    assert_eq!(
+        body[1],
+        json!({"entryId": "e-2", "event": {"big": true}, "contentType": "application/json"})
+    );
+
+    let response = client
+        .publish_bulk("pubsub", "t", &entries, &options)
+        .await
+        .unwrap();
+    assert_eq!(response.failed_entries.len(), 1);
+    assert_eq!(response.failed_entries[0].entry_id, "e-2");
+    assert_eq!(response.failed_entries[0].error, "too big");
+
+    let err = client
+        .publish_bulk("pubsub", "t", &entries, &options)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_status(&err),
+        (StatusCode::FORBIDDEN, Some("ERR_PUBSUB_FORBIDDEN"))
+    );
+
+    // A 500 without per-entry failures is a plain error.
+    let err = client
+        .publish_bulk("pubsub", "t", &entries, &options)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_status(&err),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("ERR_INTERNAL"))
+    );
+}
+
+// ---------------------------------------------------------------- state
+
+#[tokio::test]
+async fn get_state_reads_value_and_etag_and_204_as_none() {
+    let fake = FakeSidecar::start(vec![
+        Scripted {
+            status: StatusCode::OK,
+            headers: vec![("etag", "\"7\"")],
+            body: r#"{"seen":true}"#.to_owned(),
+        },
+        answer(204, ""),
+    ])
+    .await;
+    let client = fake.client();
+
+    let item = client
+        .get_state("statestore", "dedup 1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.etag.as_deref(), Some("\"7\""));
+    assert_eq!(item.json::<Value>().unwrap(), json!({"seen": true}));
+    let request = fake.single();
+    assert_eq!(request.method, Method::GET);
+    assert_eq!(request.path, "/v1.0/state/statestore/dedup%201");
+
+    assert_eq!(
+        client.get_state("statestore", "missing").await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn save_state_sends_items_and_maps_409_to_etag_mismatch() {
+    let fake = FakeSidecar::start(vec![
+        answer(204, ""),
+        answer(
+            409,
+            r#"{"errorCode":"ERR_STATE_SAVE","message":"possible etag mismatch"}"#,
+        ),
+    ])
+    .await;
+    let client = fake.client();
+    let items = [
+        SaveItem::new("a", json!({"n": 1})).first_write(),
+        SaveItem::new("b", json!("x")).with_etag("3"),
+    ];
+
+    client.save_state("statestore", &items).await.unwrap();
+    let request = fake.single();
+    assert_eq!(request.method, Method::POST);
+    assert_eq!(request.path, "/v1.0/state/statestore");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!([
+            {"key": "a", "value": {"n": 1}, "options": {"concurrency": "first-write"}},
+            {"key": "b", "value": "x", "etag": "3"}
+        ])
+    );
+
+    let err = client.save_state("statestore", &items).await.unwrap_err();
+    let Error::EtagMismatch(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(api.error_code.as_deref(), Some("ERR_STATE_SAVE"));
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn delete_state_sends_if_match() {
+    let fake = FakeSidecar::start(vec![
+        answer(204, ""),
+        answer(204, ""),
+        answer(
+            409,
+            r#"{"errorCode":"ERR_STATE_DELETE","message":"etag mismatch"}"#,
+        ),
+    ])
+    .await;
+    let client = fake.client();
+
+    client
+        .delete_state("statestore", "k", Some("9"))
+        .await
+        .unwrap();
+    let request = fake.single();
+    assert_eq!(request.method, Method::DELETE);
+    assert_eq!(request.path, "/v1.0/state/statestore/k");
+    assert_eq!(request.header("if-match"), Some("9"));
+
+    client.delete_state("statestore", "k", None).await.unwrap();
+    assert_eq!(fake.single().header("if-match"), None);
+
+    let err = client
+        .delete_state("statestore", "k", Some("8"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EtagMismatch(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn bulk_state_and_transactions() {
+    let fake = FakeSidecar::start(vec![
+        answer(
+            200,
+            r#"[{"key":"a","data":{"n":1},"etag":"1"},{"key":"b"},{"key":"c","error":"boom"}]"#,
+        ),
+        answer(204, ""),
+        answer(
+            409,
+            r#"{"errorCode":"ERR_STATE_TRANSACTION","message":"etag mismatch"}"#,
+        ),
+    ])
+    .await;
+    let client = fake.client();
+
+    let items = client
+        .get_bulk_state("statestore", &["a", "b", "c"])
+        .await
+        .unwrap();
+    let request = fake.single();
+    assert_eq!(request.method, Method::POST);
+    assert_eq!(request.path, "/v1.0/state/statestore/bulk");
+    assert_eq!(request.json(), json!({"keys": ["a", "b", "c"]}));
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].data, Some(json!({"n": 1})));
+    assert_eq!(items[0].etag.as_deref(), Some("1"));
+    assert_eq!(items[1].data, None);
+    assert_eq!(items[2].error.as_deref(), Some("boom"));
+
+    let ops = [
+        TransactionOperation::Upsert(SaveItem::new("a", json!(2)).with_etag("1")),
+        TransactionOperation::Delete {
+            key: "b".into(),
+            etag: None,
+        },
+    ];
+    client.transact_state("statestore", &ops).await.unwrap();
+    let request = fake.single();
+    assert_eq!(request.path, "/v1.0/state/statestore/transaction");
+    assert_eq!(
+        request.json(),
+        json!({"operations": [
+            {"operation": "upsert", "request": {"key": "a", "value": 2, "etag": "1"}},
+            {"operation": "delete", "request": {"key": "b"}}
+        ]})
+    );
+
+    let err = client.transact_state("statestore", &ops).await.unwrap_err();
+    assert!(matches!(err, Error::EtagMismatch(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn reserved_key_separator_is_rejected_before_sending() {
+    let fake = FakeSidecar::start(vec![]).await;
+    let client = fake.client();
+    let bad = "app||key";
+    assert!(matches!(
+        client.get_state("s", bad).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client
+            .save_state("s", &[SaveItem::new(bad, json!(1))])
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client.delete_state("s", bad, None).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client.get_bulk_state("s", &["ok", bad]).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    let ops = [TransactionOperation::Delete {
+        key: bad.into(),
+        etag: None,
+    }];
+    assert!(matches!(
+        client.transact_state("s", &ops).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(fake.requests().is_empty());
+}
+
+// ---------------------------------------------------------------- secrets
+
+#[tokio::test]
+async fn secrets_single_and_bulk() {
+    let fake = FakeSidecar::start(vec![
+        answer(200, r#"{"db-url":"postgres://x"}"#),
+        answer(
+            200,
+            r#"{"db-url":{"db-url":"postgres://x"},"smtp":{"user":"u","password":"p"}}"#,
+        ),
+        answer(
+            401,
+            r#"{"errorCode":"ERR_SECRET_STORE_NOT_FOUND","message":"secret store nope not found"}"#,
+        ),
+    ])
+    .await;
+    let client = fake.client();
+
+    let secret = client.get_secret("secretstore", "db-url").await.unwrap();
+    assert_eq!(
+        secret,
+        BTreeMap::from([("db-url".to_owned(), "postgres://x".to_owned())])
+    );
+    let request = fake.single();
+    assert_eq!(request.method, Method::GET);
+    assert_eq!(request.path, "/v1.0/secrets/secretstore/db-url");
+
+    let all = client.get_bulk_secrets("secretstore").await.unwrap();
+    assert_eq!(all["smtp"]["password"], "p");
+    assert_eq!(fake.single().path, "/v1.0/secrets/secretstore/bulk");
+
+    let err = client.get_secret("nope", "x").await.unwrap_err();
+    assert_eq!(
+        api_status(&err),
+        (StatusCode::UNAUTHORIZED, Some("ERR_SECRET_STORE_NOT_FOUND"))
+    );
+}
+
+// ---------------------------------------------------------------- jobs
+
+#[tokio::test]
+async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
+    let fake = FakeSidecar::start(vec![
+        answer(204, ""),
+        answer(
+            409,
+            r#"{"errorCode":"DAPR_SCHEDULER_SCHEDULE_JOB","message":"job already exists"}"#,
+        ),
+    ])
+    .await;
+    let client = fake.client();
+    let job = Job::once_after(Duration::from_secs(90), json!({"task_id": "t1"}))
+        .with_overwrite(true)
+        .with_failure_policy(FailurePolicy::Constant {
+            interval: Duration::from_secs(2),
+            max_retries: Some(5),
+        });
+
+    client.schedule_job("reminder-t1", &job).await.unwrap();
+    let request = fake.single();
+    assert_eq!(request.method, Method::POST);
+    assert_eq!(request.path, "/v1.0/jobs/reminder-t1");
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!({
+            "dueTime": "90s",
+            "data": {"task_id": "t1"},
+            "overwrite": true,
+            "failurePolicy": {"constant": {"interval": "2s", "maxRetries": 5}}
+        })
+    );
+
+    let err = client.schedule_job("reminder-t1", &job).await.unwrap_err();
+    assert!(matches!(err, Error::Api(_)), "{err:?}");
+    assert_eq!(err.status(), Some(StatusCode::CONFLICT));
+}
+
+#[tokio::test]
+async fn get_job_unwraps_data_and_reads_not_found_as_none() {
+    let fake = FakeSidecar::start(vec![
+        answer(
+            200,
+            r#"{"name":"reminder-t1","dueTime":"2030-01-01T00:00:00Z","data":{"@type":"type.googleapis.com/google.protobuf.Value","value":{"task_id":"t1"}}}"#,
+        ),
+        answer(
+            500,
+            r#"{"errorCode":"DAPR_SCHEDULER_GET_JOB","message":"failed to get job due to: rpc error: code = NotFound desc = job not found: reminder-t2","details":[]}"#,
+        ),
+        answer(
+            500,
+            r#"{"errorCode":"DAPR_SCHEDULER_GET_JOB","message":"failed to get job due to: rpc error: code = Unavailable desc = no scheduler"}"#,
+        ),
+        answer(204, ""),
+    ])
+    .await;
+    let client = fake.client();
+
+    let job = client.get_job("reminder-t1").await.unwrap().unwrap();
+    assert_eq!(job.data, json!({"task_id": "t1"}));
+    assert_eq!(job.due_time.as_deref(), Some("2030-01-01T00:00:00Z"));
+    let request = fake.single();
+    assert_eq!(request.method, Method::GET);
+    assert_eq!(request.path, "/v1.0/jobs/reminder-t1");
+
+    assert_eq!(client.get_job("reminder-t2").await.unwrap(), None);
+
+    let err = client.get_job("reminder-t3").await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+
+    client.delete_job("reminder-t1").await.unwrap();
+    let requests = fake.requests();
+    let delete = requests.last().unwrap();
+    assert_eq!(delete.method, Method::DELETE);
+    assert_eq!(delete.path, "/v1.0/jobs/reminder-t1");
+}
+
+// ---------------------------------------------------------------- invocation
+
+#[tokio::test]
+async fn invoke_builds_the_method_path_and_returns_any_status() {
+    let fake = FakeSidecar::start(vec![
+        answer(404, r#"{"code":"TASK_NOT_FOUND"}"#),
+        answer(200, r#"{"id":"t1","title":"x"}"#),
+        answer(
+            500,
+            r#"{"errorCode":"ERR_DIRECT_INVOKE","message":"app down"}"#,
+        ),
+    ])
+    .await;
+    let client = fake.client();
+
+    let response = client
+        .invoke(
+            "backend",
+            Method::POST,
+            "/internal/tasks/t1/next-occurrence?dry=1",
+            Some(&json!({"event_id": "e1"})),
+            &[("idempotency-key", "e1")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let request = fake.single();
+    assert_eq!(request.method, Method::POST);
+    assert_eq!(
+        request.path,
+        "/v1.0/invoke/backend/method/internal/tasks/t1/next-occurrence"
+    );
+    assert_eq!(request.query.as_deref(), Some("dry=1"));
+    assert_eq!(request.header("idempotency-key"), Some("e1"));
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(request.json(), json!({"event_id": "e1"}));
+
+    let task: Value = client
+        .invoke_json("backend", Method::GET, "internal/tasks/t1", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(task["title"], "x");
+    let request = fake.single();
+    assert_eq!(
+        request.path,
+        "/v1.0/invoke/backend/method/internal/tasks/t1"
+    );
+    assert!(request.body.is_empty());
+
+    let err = client
+        .invoke_json::<Value>("backend", Method::GET, "x", None, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_status(&err),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("ERR_DIRECT_INVOKE"))
+    );
+
+    let err = client
+        .invoke("backend", Method::GET, "x", None, &[("bad header", "v")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------- health, metadata, shutdown
+
+#[tokio::test]
+async fn health_metadata_and_shutdown_paths() {
+    let fake = FakeSidecar::start(vec![
+        answer(
+            200,
+            r#"{"id":"backend","runtimeVersion":"1.18.3","components":[]}"#,
+        ),
+        answer(204, ""),
+        answer(
+            500,
+            r#"{"errorCode":"ERR_HEALTH_NOT_READY","message":"dapr is not ready"}"#,
+        ),
+        answer(204, ""),
+    ])
+    .await;
+    let client = fake.client();
+
+    let metadata = client.metadata().await.unwrap();
+    assert_eq!(metadata["id"], "backend");
+    client.healthz_outbound().await.unwrap();
+    let err = client.healthz().await.unwrap_err();
+    assert_eq!(err.error_code(), Some("ERR_HEALTH_NOT_READY"));
+    client.shutdown().await.unwrap();
+
+    let seen: Vec<(Method, String)> = fake
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Method::GET, "/v1.0/metadata".to_owned()),
+            (Method::GET, "/v1.0/healthz/outbound".to_owned()),
+            (Method::GET, "/v1.0/healthz".to_owned()),
+            (Method::POST, "/v1.0/shutdown".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn wait_ready_polls_outbound_health_until_204() {
+    let not_ready = r#"{"errorCode":"ERR_OUTBOUND_HEALTH_NOT_READY","message":"not ready"}"#;
+    let fake = FakeSidecar::start(vec![
+        answer(500, not_ready),
+        answer(500, not_ready),
+        answer(204, ""),
+    ])
+    .await;
+    fake.client()
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .unwrap();
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/v1.0/healthz/outbound"; 3]);
+}
+
+// ---------------------------------------------------------------- transport
+
+/// An address nothing listens on: bound once to get a free port, then released.
+async fn closed_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_transient_transport_error() {
+    let client = DaprClient::new(ClientConfig {
+        http_endpoint: closed_endpoint().await,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let err = client
+        .publish_json("pubsub", "t", &1, &PublishOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(err.status(), None);
+
+    let err = client
+        .wait_ready(Duration::from_millis(250))
+        .await
+        .unwrap_err();
+    let Error::NotReady { last, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(**last, Error::Transport(_)), "{last:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn no_token_header_without_a_token() {
+    let fake = FakeSidecar::start(vec![answer(204, "")]).await;
+    let client = DaprClient::new(ClientConfig {
+        http_endpoint: format!("http://{}", fake.addr),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    assert_eq!(client.endpoint(), format!("http://{}", fake.addr));
+    client.healthz_outbound().await.unwrap();
+    let requests = fake.requests();
+    assert_eq!(requests[0].header("dapr-api-token"), None);
+}
