@@ -1,0 +1,164 @@
+//! One real `daprd` sidecar on free loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{ManagedProcess, StopPolicy};
+use crate::{Binaries, ports, wait};
+
+/// How to start a sidecar.
+#[derive(Clone, Debug, Default)]
+pub struct DaprdOptions {
+    /// The Dapr app-id.
+    pub app_id: String,
+    /// The port the app listens on (`None`: no app channel, so no deliveries or job triggers).
+    pub app_port: Option<u16>,
+    /// `--resources-path` (components, resiliency, subscriptions).
+    pub resources: PathBuf,
+    /// `--config` (a `Configuration` file).
+    pub config: Option<PathBuf>,
+    /// Scheduler address for the Jobs API (`None`: Jobs API disabled).
+    pub scheduler: Option<String>,
+    /// `APP_API_TOKEN`: sent by daprd on every call into the app.
+    pub app_api_token: Option<String>,
+    /// `DAPR_API_TOKEN`: required from the app on every call into daprd.
+    pub dapr_api_token: Option<String>,
+    /// `--log-level` (default `info`).
+    pub log_level: Option<String>,
+    /// Name of the log file (default: the app-id); replicas of one app-id need distinct names.
+    pub log_name: Option<String>,
+}
+
+/// A running sidecar owned by the harness.
+#[derive(Debug)]
+pub struct Daprd {
+    process: ManagedProcess,
+    app_id: String,
+    http_port: u16,
+    grpc_port: u16,
+    metrics_port: u16,
+}
+
+/// Variables a caller's environment must not leak into a sidecar: they change its behaviour.
+const SCRUBBED_ENV: &[&str] = &["APP_API_TOKEN", "DAPR_API_TOKEN", "NAMESPACE", "DAPR_HOST_IP"];
+
+impl Daprd {
+    /// Starts daprd and returns once its outbound API is ready (`/v1.0/healthz/outbound`).
+    ///
+    /// Outbound readiness does not wait for the app channel, so the app may start before or
+    /// after the sidecar (daprd keeps dialling the app port until it answers).
+    pub async fn start(
+        bins: &Binaries,
+        opts: &DaprdOptions,
+        log_dir: &Path,
+        detached: bool,
+    ) -> anyhow::Result<Self> {
+        let [http_port, grpc_port, internal_grpc, metrics_port, profile_port] =
+            ports::free_ports::<5>()?;
+        let mut cmd = Command::new(&bins.daprd);
+        cmd.args(["--mode", "standalone", "--app-id", &opts.app_id])
+            .args(["--dapr-listen-addresses", "127.0.0.1"])
+            .args(["--dapr-http-port", &http_port.to_string()])
+            .args(["--dapr-grpc-port", &grpc_port.to_string()])
+            .args(["--dapr-internal-grpc-port", &internal_grpc.to_string()])
+            .args(["--dapr-internal-grpc-listen-address", "127.0.0.1"])
+            .args(["--metrics-port", &metrics_port.to_string()])
+            .args(["--metrics-listen-address", "127.0.0.1"])
+            // Never used without --enable-profiling, but given its own port to rule out clashes.
+            .args(["--profile-port", &profile_port.to_string()])
+            .args(["--app-channel-address", "127.0.0.1"])
+            .args(["--log-level", opts.log_level.as_deref().unwrap_or("info")])
+            .arg("--resources-path")
+            .arg(&opts.resources);
+        if let Some(port) = opts.app_port {
+            cmd.args(["--app-port", &port.to_string(), "--app-protocol", "http"]);
+        }
+        if let Some(config) = &opts.config {
+            cmd.arg("--config").arg(config);
+        }
+        if let Some(scheduler) = &opts.scheduler {
+            cmd.args(["--scheduler-host-address", scheduler]);
+        }
+        for var in SCRUBBED_ENV {
+            cmd.env_remove(var);
+        }
+        if let Some(token) = &opts.app_api_token {
+            cmd.env("APP_API_TOKEN", token);
+        }
+        if let Some(token) = &opts.dapr_api_token {
+            cmd.env("DAPR_API_TOKEN", token);
+        }
+        let log_name = opts
+            .log_name
+            .clone()
+            .unwrap_or_else(|| format!("daprd-{}", opts.app_id));
+        let mut process =
+            ManagedProcess::spawn(&log_name, cmd, log_dir, StopPolicy::default(), detached)?;
+
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{http_port}/v1.0/healthz/outbound");
+        wait::until(
+            &format!("daprd {} outbound health", opts.app_id),
+            Duration::from_secs(60),
+            || {
+                let running = process.ensure_running();
+                let req = client.get(&url).send();
+                async move {
+                    running?;
+                    Ok::<_, anyhow::Error>((req.await?.status().as_u16() == 204).then_some(()))
+                }
+            },
+        )
+        .await?;
+        Ok(Self {
+            process,
+            app_id: opts.app_id.clone(),
+            http_port,
+            grpc_port,
+            metrics_port,
+        })
+    }
+
+    /// The app-id this sidecar serves.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// The HTTP API port (what an app gets as `DAPR_HTTP_PORT`).
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The gRPC API port.
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_port
+    }
+
+    /// The Prometheus metrics port.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
+    /// `http://127.0.0.1:<http port>`.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// Waits until the full health check passes, which includes the app channel.
+    pub async fn wait_app_channel(&self, timeout: Duration) -> anyhow::Result<()> {
+        let url = format!("{}/v1.0/healthz", self.http_endpoint());
+        wait::http_status(&reqwest::Client::new(), &url, 204, timeout).await?;
+        Ok(())
+    }
+
+    /// The sidecar process (logs, or stopping it in failure tests).
+    pub fn process_mut(&mut self) -> &mut ManagedProcess {
+        &mut self.process
+    }
+
+    /// Leaves the sidecar running after this handle is dropped; returns its PID.
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
+    }
+}

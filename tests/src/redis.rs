@@ -1,0 +1,80 @@
+//! A throw-away Redis server (the default Dapr pub/sub broker, Redis Streams) on a free port.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::process::{ManagedProcess, StopPolicy};
+use crate::{Binaries, ports, wait};
+
+/// A running Redis server owned by the harness.
+#[derive(Debug)]
+pub struct Redis {
+    process: ManagedProcess,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts Redis without persistence under `root/redis`; returns once it answers `PING`.
+    pub async fn start(
+        bins: &Binaries,
+        root: &Path,
+        log_dir: &Path,
+        detached: bool,
+    ) -> anyhow::Result<Self> {
+        let dir = root.join("redis");
+        std::fs::create_dir_all(&dir)?;
+        let port = ports::free_port()?;
+        let mut cmd = Command::new(&bins.redis_server);
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args(["--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir);
+        let mut process =
+            ManagedProcess::spawn("redis", cmd, log_dir, StopPolicy::default(), detached)?;
+        wait::until("redis to answer PING", Duration::from_secs(20), || {
+            let running = process.ensure_running();
+            async move {
+                running?;
+                Ok::<_, anyhow::Error>(ping(port).await.ok())
+            }
+        })
+        .await?;
+        Ok(Self { process, port })
+    }
+
+    /// `127.0.0.1:<port>`, as Dapr's `redisHost` wants it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server process.
+    pub fn process_mut(&mut self) -> &mut ManagedProcess {
+        &mut self.process
+    }
+
+    /// Leaves the server running after this handle is dropped; returns its PID.
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
+    }
+}
+
+/// Sends an inline `PING` and expects `+PONG`.
+async fn ping(port: u16) -> anyhow::Result<()> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
+    conn.write_all(b"PING\r\n").await?;
+    let mut buf = [0u8; 7];
+    conn.read_exact(&mut buf).await.context("reading PING reply")?;
+    anyhow::ensure!(&buf == b"+PONG\r\n", "unexpected reply {:?}", String::from_utf8_lossy(&buf));
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The Dapr Scheduler (Jobs API back end, embedded etcd) on free loopback ports.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{ManagedProcess, StopPolicy};
+use crate::{Binaries, ports, wait};
+
+/// A running Dapr Scheduler owned by the harness.
+#[derive(Debug)]
+pub struct Scheduler {
+    process: ManagedProcess,
+    port: u16,
+    metrics_port: u16,
+}
+
+impl Scheduler {
+    /// Starts the Scheduler with its etcd data under `root/scheduler`; returns once healthy.
+    pub async fn start(
+        bins: &Binaries,
+        root: &Path,
+        log_dir: &Path,
+        detached: bool,
+    ) -> anyhow::Result<Self> {
+        let data = root.join("scheduler");
+        std::fs::create_dir_all(&data)?;
+        let [port, healthz, metrics, etcd_client, etcd_peer] = ports::free_ports::<5>()?;
+        let mut cmd = Command::new(&bins.scheduler);
+        // Every listener on loopback and on its own port: several stacks may share a machine,
+        // and the default ports (50006, 8080, 9090, 2379/2380) clash with daprd and each other.
+        cmd.args(["--mode", "standalone", "--listen-address", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--healthz-listen-address", "127.0.0.1"])
+            .args(["--healthz-port", &healthz.to_string()])
+            .args(["--metrics-listen-address", "127.0.0.1"])
+            .args(["--metrics-port", &metrics.to_string()])
+            .arg("--etcd-data-dir")
+            .arg(&data)
+            .args(["--etcd-client-listen-address", "127.0.0.1"])
+            .args(["--etcd-client-port", &etcd_client.to_string()])
+            .arg(format!(
+                "--etcd-initial-cluster=dapr-scheduler-server-0=http://127.0.0.1:{etcd_peer}"
+            ))
+            .args(["--log-level", "info"]);
+        let mut process =
+            ManagedProcess::spawn("scheduler", cmd, log_dir, StopPolicy::default(), detached)?;
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{healthz}/healthz");
+        wait::until("dapr scheduler to report healthy", Duration::from_secs(60), || {
+            let running = process.ensure_running();
+            let req = client.get(&url).send();
+            async move {
+                running?;
+                Ok::<_, anyhow::Error>(req.await?.status().is_success().then_some(()))
+            }
+        })
+        .await?;
+        Ok(Self {
+            process,
+            port,
+            metrics_port: metrics,
+        })
+    }
+
+    /// `127.0.0.1:<port>`, for daprd's `--scheduler-host-address`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Where the Scheduler serves Prometheus metrics.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
+    /// The Scheduler process.
+    pub fn process_mut(&mut self) -> &mut ManagedProcess {
+        &mut self.process
+    }
+
+    /// Leaves the Scheduler running after this handle is dropped; returns its PID.
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
+    }
+}

@@ -1,0 +1,64 @@
+//! Polling with a deadline: the only way the harness waits for something to become true.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How often conditions are re-checked.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A condition that did not hold before its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {waited:?} waiting for {what}{}", last.as_deref().map(|l| format!(" (last: {l})")).unwrap_or_default())]
+pub struct TimedOut {
+    /// What was being waited for.
+    pub what: String,
+    /// How long we waited.
+    pub waited: Duration,
+    /// The last observation, to make the failure explain itself.
+    pub last: Option<String>,
+}
+
+/// Calls `check` every [`POLL_INTERVAL`] until it returns `Ok(Some(value))` or `timeout` passes.
+///
+/// `Ok(None)` and `Err(_)` both mean "not yet"; the last error is reported on time-out.
+pub async fn until<T, E, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, TimedOut>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+    E: std::fmt::Display,
+{
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last = Some(e.to_string()),
+        }
+        if start.elapsed() >= timeout {
+            return Err(TimedOut {
+                what: what.to_owned(),
+                waited: start.elapsed(),
+                last,
+            });
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Waits until an HTTP GET of `url` answers with `expected` status.
+pub async fn http_status(
+    client: &reqwest::Client,
+    url: &str,
+    expected: u16,
+    timeout: Duration,
+) -> Result<(), TimedOut> {
+    until(&format!("GET {url} -> {expected}"), timeout, || async {
+        let resp = client.get(url).send().await?;
+        let ok = resp.status().as_u16() == expected;
+        Ok::<_, reqwest::Error>(ok.then_some(()))
+    })
+    .await
+}

@@ -1,0 +1,51 @@
+//! `cargo xtask`: the project's task runner.
+//!
+//! `deps` installs or reuses every prerequisite (Debian packages, the Dapr runtime built from its
+//! Go modules), `up` runs the local stack, `down` stops a detached one, `test` runs the whole
+//! suite. Each command does its own set-up, so a fresh machine needs nothing else.
+
+mod dapr_runtime;
+mod deps;
+mod step;
+mod test;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// todo-dapr's task runner.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install or verify every prerequisite: Debian packages (PostgreSQL, Redis) and the Dapr
+    /// runtime (daprd, Scheduler, dapr CLI) built from Dapr's Go modules. Idempotent.
+    Deps(deps::DepsArgs),
+    /// Run the local stack in the foreground (Ctrl-C stops everything), or detached.
+    Up(up::UpArgs),
+    /// Stop a stack started with `cargo xtask up --detach`.
+    Down,
+    /// Run `deps`, the lints (fmt, clippy) and the complete test suite (unit, integration, e2e).
+    Test(test::TestArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Deps(args) => deps::run(&args).map(|_| ()),
+        Command::Up(args) => up::run(&args),
+        Command::Down => up::down(),
+        Command::Test(args) => test::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            step::error(&format!("{e:#}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
