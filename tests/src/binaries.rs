@@ -34,18 +34,27 @@ impl Binaries {
         let mut pick = |var: &str, default: Option<PathBuf>, what: &str| -> PathBuf {
             let path = lookup(var).or(default).unwrap_or_default();
             if !path.is_file() {
-                missing.push(format!("{what}: not found at `{}` (set {var})", path.display()));
+                missing.push(format!(
+                    "{what}: not found at `{}` (set {var})",
+                    path.display()
+                ));
             }
             path
         };
-        let daprd = pick("DAPRD_PATH", dapr_bin.as_ref().map(|d| d.join("daprd")), "daprd");
+        let daprd = pick(
+            "DAPRD_PATH",
+            dapr_bin.as_ref().map(|d| d.join("daprd")),
+            "daprd",
+        );
         let scheduler = pick(
             "DAPR_SCHEDULER_PATH",
             dapr_bin.as_ref().map(|d| d.join("scheduler")),
             "dapr scheduler",
         );
         let redis_server = pick("REDIS_SERVER", find_on_path("redis-server"), "redis-server");
-        let pg_bin = lookup("PG_BIN_DIR").or_else(newest_postgres_bin).unwrap_or_default();
+        let pg_bin = lookup("PG_BIN_DIR")
+            .or_else(newest_postgres_bin)
+            .unwrap_or_default();
         if !pg_bin.join("postgres").is_file() || !pg_bin.join("initdb").is_file() {
             missing.push(format!(
                 "postgresql server: no `postgres`/`initdb` in `{}` (set PG_BIN_DIR)",

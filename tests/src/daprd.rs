@@ -41,7 +41,12 @@ pub struct Daprd {
 }
 
 /// Variables a caller's environment must not leak into a sidecar: they change its behaviour.
-const SCRUBBED_ENV: &[&str] = &["APP_API_TOKEN", "DAPR_API_TOKEN", "NAMESPACE", "DAPR_HOST_IP"];
+const SCRUBBED_ENV: &[&str] = &[
+    "APP_API_TOKEN",
+    "DAPR_API_TOKEN",
+    "NAMESPACE",
+    "DAPR_HOST_IP",
+];
 
 impl Daprd {
     /// Starts daprd and returns once its outbound API is ready (`/v1.0/healthz/outbound`).
@@ -54,8 +59,13 @@ impl Daprd {
         log_dir: &Path,
         detached: bool,
     ) -> anyhow::Result<Self> {
-        let [http_port, grpc_port, internal_grpc, metrics_port, profile_port] =
-            ports::free_ports::<5>()?;
+        let [
+            http_port,
+            grpc_port,
+            internal_grpc,
+            metrics_port,
+            profile_port,
+        ] = ports::free_ports::<5>()?;
         let mut cmd = Command::new(&bins.daprd);
         cmd.args(["--mode", "standalone", "--app-id", &opts.app_id])
             .args(["--dapr-listen-addresses", "127.0.0.1"])

@@ -31,5 +31,6 @@ pub use stack::{Infra, InfraOptions};
 /// Root of the repository (the workspace), found from this crate's manifest directory.
 pub fn repo_root() -> std::path::PathBuf {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map_or_else(|| here.to_path_buf(), std::path::Path::to_path_buf)
+    here.parent()
+        .map_or_else(|| here.to_path_buf(), std::path::Path::to_path_buf)
 }

@@ -74,16 +74,20 @@ impl Postgres {
 
         let pg_isready = bins.pg("pg_isready");
         let port_arg = port.to_string();
-        wait::until("postgres to accept connections", Duration::from_secs(30), || {
-            let ready = Command::new(&pg_isready)
-                .args(["-q", "-h", "127.0.0.1", "-p", &port_arg, "-U", SUPERUSER])
-                .status();
-            let running = process.ensure_running();
-            async move {
-                running?;
-                Ok::<_, anyhow::Error>(ready?.success().then_some(()))
-            }
-        })
+        wait::until(
+            "postgres to accept connections",
+            Duration::from_secs(30),
+            || {
+                let ready = Command::new(&pg_isready)
+                    .args(["-q", "-h", "127.0.0.1", "-p", &port_arg, "-U", SUPERUSER])
+                    .status();
+                let running = process.ensure_running();
+                async move {
+                    running?;
+                    Ok::<_, anyhow::Error>(ready?.success().then_some(()))
+                }
+            },
+        )
         .await?;
         Ok(Self {
             process,
@@ -112,7 +116,11 @@ impl Postgres {
 
     /// Creates an empty database (names are limited to `[a-z0-9_]`).
     pub fn create_database(&self, name: &str) -> anyhow::Result<()> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             bail!("database name `{name}` must match [a-z0-9_]+");
         }
         self.psql("postgres", &format!("CREATE DATABASE {name}"))?;
@@ -122,12 +130,22 @@ impl Postgres {
     /// Runs one SQL command with `psql` and returns its unaligned, tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         let out = Command::new(&self.psql)
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", SUPERUSER])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
             .args(["-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()
             .context("running psql")?;
         if !out.status.success() {
-            bail!("psql `{sql}` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "psql `{sql}` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }

@@ -31,7 +31,14 @@ impl Redis {
         let port = ports::free_port()?;
         let mut cmd = Command::new(&bins.redis_server);
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&dir);
@@ -74,7 +81,13 @@ async fn ping(port: u16) -> anyhow::Result<()> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
     conn.write_all(b"PING\r\n").await?;
     let mut buf = [0u8; 7];
-    conn.read_exact(&mut buf).await.context("reading PING reply")?;
-    anyhow::ensure!(&buf == b"+PONG\r\n", "unexpected reply {:?}", String::from_utf8_lossy(&buf));
+    conn.read_exact(&mut buf)
+        .await
+        .context("reading PING reply")?;
+    anyhow::ensure!(
+        &buf == b"+PONG\r\n",
+        "unexpected reply {:?}",
+        String::from_utf8_lossy(&buf)
+    );
     Ok(())
 }

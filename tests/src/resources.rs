@@ -61,7 +61,10 @@ impl Resources {
                 std::fs::write(dest.join(name), rendered)?;
             }
         }
-        let unused: Vec<_> = overrides.keys().filter(|k| !used.contains_key(*k)).collect();
+        let unused: Vec<_> = overrides
+            .keys()
+            .filter(|k| !used.contains_key(*k))
+            .collect();
         if !unused.is_empty() {
             bail!("overrides matched no component metadata: {unused:?}");
         }
@@ -142,7 +145,10 @@ spec:
     #[test]
     fn replaces_only_the_named_metadata() {
         let mut overrides = Overrides::new();
-        overrides.insert(("pubsub".into(), "redisHost".into()), "127.0.0.1:7000".into());
+        overrides.insert(
+            ("pubsub".into(), "redisHost".into()),
+            "127.0.0.1:7000".into(),
+        );
         overrides.insert(("pubsub".into(), "redisPassword".into()), "pw".into());
         let mut used = BTreeMap::new();
         let out = render_documents(PUBSUB, &overrides, &mut used).unwrap();

@@ -47,14 +47,18 @@ impl Scheduler {
             ManagedProcess::spawn("scheduler", cmd, log_dir, StopPolicy::default(), detached)?;
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{healthz}/healthz");
-        wait::until("dapr scheduler to report healthy", Duration::from_secs(60), || {
-            let running = process.ensure_running();
-            let req = client.get(&url).send();
-            async move {
-                running?;
-                Ok::<_, anyhow::Error>(req.await?.status().is_success().then_some(()))
-            }
-        })
+        wait::until(
+            "dapr scheduler to report healthy",
+            Duration::from_secs(60),
+            || {
+                let running = process.ensure_running();
+                let req = client.get(&url).send();
+                async move {
+                    running?;
+                    Ok::<_, anyhow::Error>(req.await?.status().is_success().then_some(()))
+                }
+            },
+        )
         .await?;
         Ok(Self {
             process,

@@ -87,10 +87,16 @@ impl Infra {
         let scheduler = Scheduler::start(&bins, &root, &log_dir, opts.detached).await?;
 
         let mut secrets = Map::new();
-        secrets.insert("state-store-dsn".into(), postgres.dsn(STATE_DATABASE).into());
+        secrets.insert(
+            "state-store-dsn".into(),
+            postgres.dsn(STATE_DATABASE).into(),
+        );
         secrets.extend(opts.secrets.clone());
         let secrets_file = root.join("secrets.json");
-        std::fs::write(&secrets_file, serde_json::to_vec_pretty(&Value::Object(secrets))?)?;
+        std::fs::write(
+            &secrets_file,
+            serde_json::to_vec_pretty(&Value::Object(secrets))?,
+        )?;
 
         let manifests = repo_root().join("dapr");
         let mut overrides = Overrides::new();
@@ -182,7 +188,7 @@ impl Infra {
         // Stop order for `down` is the reverse: scheduler, redis, postgres last.
         record("postgres", postgres.detach(), bins.pg("postgres"));
         record("redis", redis.detach(), bins.redis_server.clone());
-        record("scheduler", scheduler.detach(), bins.scheduler.clone());
+        record("scheduler", scheduler.detach(), bins.scheduler);
         out
     }
 }

@@ -19,12 +19,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use dapr::{
-    ClientConfig, CloudEvent, DaprClient, Error as DaprError, Job, JobError, JobRouter,
-    JobTrigger, PublishOptions, SaveItem, Subscription, SubscriptionTable,
+    ClientConfig, CloudEvent, DaprClient, Error as DaprError, Job, JobError, JobRouter, JobTrigger,
+    PublishOptions, SaveItem, Subscription, SubscriptionTable,
 };
 use harness::{Daprd, Infra, InfraOptions, wait};
 use libtest_mimic::{Arguments, Failed, Trial};
-use middleware::{AppTokenLayer, CloudEventLayer, ConsumeError, DaprStatus, DaprStatusLayer, Event};
+use middleware::{
+    AppTokenLayer, CloudEventLayer, ConsumeError, DaprStatus, DaprStatusLayer, Event,
+};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
 
@@ -109,7 +111,10 @@ async fn on_basic(State(seen): State<Seen>, event: Event<Value>) -> DaprStatus {
 async fn on_retry(State(seen): State<Seen>, event: Event<Value>) -> Result<(), ConsumeError> {
     let attempt = {
         let mut inner = seen.inner.lock().expect("seen lock");
-        let n = inner.retry_attempts.entry(event.event.id.clone()).or_default();
+        let n = inner
+            .retry_attempts
+            .entry(event.event.id.clone())
+            .or_default();
         *n += 1;
         *n
     };
@@ -148,7 +153,11 @@ fn app(seen: Seen) -> Router {
             let seen = jobs_seen.clone();
             async move {
                 let mut inner = seen.inner.lock().expect("seen lock");
-                inner.jobs.entry(trigger.name).or_default().push(trigger.data);
+                inner
+                    .jobs
+                    .entry(trigger.name)
+                    .or_default()
+                    .push(trigger.data);
                 Ok::<(), JobError>(())
             }
         })
@@ -251,12 +260,30 @@ async fn publish_delivers_decoded_cloudevent_with_our_id(env: &Env) -> anyhow::R
     ensure!(got.id == event.id, "id changed: {} != {}", got.id, event.id);
     ensure!(got.ty == event.ty, "type changed: {}", got.ty);
     ensure!(got.source == event.source, "source changed: {}", got.source);
-    ensure!(got.subject == event.subject, "subject changed: {:?}", got.subject);
-    ensure!(got.data.as_ref() == Some(&data), "data changed: {:?}", got.data);
-    ensure!(got.topic.as_deref() == Some("it-basic"), "topic: {:?}", got.topic);
-    ensure!(got.pubsubname.as_deref() == Some(PUBSUB), "pubsub: {:?}", got.pubsubname);
     ensure!(
-        got.traceparent.as_deref().is_some_and(|t| t.starts_with("00-")),
+        got.subject == event.subject,
+        "subject changed: {:?}",
+        got.subject
+    );
+    ensure!(
+        got.data.as_ref() == Some(&data),
+        "data changed: {:?}",
+        got.data
+    );
+    ensure!(
+        got.topic.as_deref() == Some("it-basic"),
+        "topic: {:?}",
+        got.topic
+    );
+    ensure!(
+        got.pubsubname.as_deref() == Some(PUBSUB),
+        "pubsub: {:?}",
+        got.pubsubname
+    );
+    ensure!(
+        got.traceparent
+            .as_deref()
+            .is_some_and(|t| t.starts_with("00-")),
         "daprd should stamp a W3C traceparent, got {:?}",
         got.traceparent
     );
@@ -274,7 +301,10 @@ async fn retry_answer_redelivers_then_succeeds(env: &Env) -> anyhow::Result<()> 
     })
     .await?;
     let attempts = env.seen.retry_attempts(&event.id);
-    ensure!(attempts == 2, "expected RETRY then SUCCESS (2 attempts), saw {attempts}");
+    ensure!(
+        attempts == 2,
+        "expected RETRY then SUCCESS (2 attempts), saw {attempts}"
+    );
     Ok(())
 }
 
@@ -289,9 +319,16 @@ async fn drop_answer_routes_event_to_dead_letter_topic(env: &Env) -> anyhow::Res
         Ok::<_, std::convert::Infallible>(env.seen.events("dlq", &event.id).pop())
     })
     .await?;
-    ensure!(dead.data.as_ref() == Some(&data), "dead letter data: {:?}", dead.data);
+    ensure!(
+        dead.data.as_ref() == Some(&data),
+        "dead letter data: {:?}",
+        dead.data
+    );
     let drops = env.seen.events("drop", &event.id).len();
-    ensure!(drops == 1, "DROP must not be retried; the handler saw the event {drops} times");
+    ensure!(
+        drops == 1,
+        "DROP must not be retried; the handler saw the event {drops} times"
+    );
     Ok(())
 }
 
@@ -299,22 +336,44 @@ async fn drop_answer_routes_event_to_dead_letter_topic(env: &Env) -> anyhow::Res
 async fn state_etags_and_first_write(env: &Env) -> anyhow::Result<()> {
     let key = format!("it-state-{}", uuid::Uuid::now_v7());
     let c = &env.client;
-    ensure!(c.get_state(STATE, &key).await?.is_none(), "a fresh key must be absent");
+    ensure!(
+        c.get_state(STATE, &key).await?.is_none(),
+        "a fresh key must be absent"
+    );
 
-    c.save_state(STATE, &[SaveItem::new(&key, json!({"v": 1}))]).await?;
-    let first = c.get_state(STATE, &key).await?.context("saved key is missing")?;
-    ensure!(first.json::<Value>()? == json!({"v": 1}), "read back a different value");
-    let etag = first.etag.clone().context("postgresql v2 returns an ETag")?;
+    c.save_state(STATE, &[SaveItem::new(&key, json!({"v": 1}))])
+        .await?;
+    let first = c
+        .get_state(STATE, &key)
+        .await?
+        .context("saved key is missing")?;
+    ensure!(
+        first.json::<Value>()? == json!({"v": 1}),
+        "read back a different value"
+    );
+    let etag = first
+        .etag
+        .clone()
+        .context("postgresql v2 returns an ETag")?;
 
     // Update with the current ETag succeeds and changes the ETag.
-    c.save_state(STATE, &[SaveItem::new(&key, json!({"v": 2})).with_etag(&etag)])
-        .await?;
+    c.save_state(
+        STATE,
+        &[SaveItem::new(&key, json!({"v": 2})).with_etag(&etag)],
+    )
+    .await?;
     let second = c.get_state(STATE, &key).await?.context("key vanished")?;
-    ensure!(second.etag.as_deref() != Some(etag.as_str()), "ETag did not change");
+    ensure!(
+        second.etag.as_deref() != Some(etag.as_str()),
+        "ETag did not change"
+    );
 
     // The stale ETag is now a conflict, for save and for delete.
     match c
-        .save_state(STATE, &[SaveItem::new(&key, json!({"v": 3})).with_etag(&etag)])
+        .save_state(
+            STATE,
+            &[SaveItem::new(&key, json!({"v": 3})).with_etag(&etag)],
+        )
         .await
     {
         Err(DaprError::EtagMismatch(_)) => {}
@@ -325,7 +384,10 @@ async fn state_etags_and_first_write(env: &Env) -> anyhow::Result<()> {
         other => bail!("stale ETag delete: expected EtagMismatch, got {other:?}"),
     }
     let still = c.get_state(STATE, &key).await?.context("key vanished")?;
-    ensure!(still.json::<Value>()? == json!({"v": 2}), "a refused write changed the value");
+    ensure!(
+        still.json::<Value>()? == json!({"v": 2}),
+        "a refused write changed the value"
+    );
 
     // first-write: the first insert wins, a second one is refused and changes nothing.
     let once = format!("it-once-{}", uuid::Uuid::now_v7());
@@ -336,24 +398,42 @@ async fn state_etags_and_first_write(env: &Env) -> anyhow::Result<()> {
         .await;
     ensure!(again.is_err(), "second first-write of {once} was accepted");
     let kept = c.get_state(STATE, &once).await?.context("key vanished")?;
-    ensure!(kept.json::<Value>()? == json!("a"), "first-write overwrote the value");
+    ensure!(
+        kept.json::<Value>()? == json!("a"),
+        "first-write overwrote the value"
+    );
 
     // The de-duplication primitive built on it tells "already there" apart from failure.
     let dedup = format!("it-dedup-{}", uuid::Uuid::now_v7());
-    ensure!(c.insert_state_if_absent(STATE, &dedup, json!(1)).await?, "first insert refused");
+    ensure!(
+        c.insert_state_if_absent(STATE, &dedup, json!(1)).await?,
+        "first insert refused"
+    );
     ensure!(
         !c.insert_state_if_absent(STATE, &dedup, json!(2)).await?,
         "second insert of {dedup} reported as new"
     );
-    let dedup_value = c.get_state(STATE, &dedup).await?.context("dedup key vanished")?;
-    ensure!(dedup_value.json::<Value>()? == json!(1), "second insert changed the value");
-    match c.insert_state_if_absent("no-such-store", &dedup, json!(3)).await {
+    let dedup_value = c
+        .get_state(STATE, &dedup)
+        .await?
+        .context("dedup key vanished")?;
+    ensure!(
+        dedup_value.json::<Value>()? == json!(1),
+        "second insert changed the value"
+    );
+    match c
+        .insert_state_if_absent("no-such-store", &dedup, json!(3))
+        .await
+    {
         Err(_) => {}
         Ok(inserted) => bail!("an unknown store must fail, got Ok({inserted})"),
     }
 
     c.delete_state(STATE, &key, None).await?;
-    ensure!(c.get_state(STATE, &key).await?.is_none(), "deleted key still present");
+    ensure!(
+        c.get_state(STATE, &key).await?.is_none(),
+        "deleted key still present"
+    );
     Ok(())
 }
 
@@ -366,7 +446,10 @@ async fn secret_is_read_from_local_file_store(env: &Env) -> anyhow::Result<()> {
         secret.keys().collect::<Vec<_>>()
     );
     let all = env.client.get_bulk_secrets(SECRETS).await?;
-    ensure!(all.contains_key(SECRET_NAME), "bulk secrets lack {SECRET_NAME}");
+    ensure!(
+        all.contains_key(SECRET_NAME),
+        "bulk secrets lack {SECRET_NAME}"
+    );
     match env.client.get_secret(SECRETS, "it-no-such-secret").await {
         Err(e) => ensure!(!e.is_transient(), "a missing secret is not transient: {e}"),
         Ok(map) => bail!("a missing secret was returned: {:?}", map.keys()),
@@ -379,12 +462,19 @@ async fn job_due_in_one_second_triggers_once_with_data(env: &Env) -> anyhow::Res
     let name = format!("it-job-{}", uuid::Uuid::now_v7());
     let data = json!({"task_id": "t-1", "remind_at": "2026-11-27T10:00:00Z"});
     env.client
-        .schedule_job(&name, &Job::once_after(Duration::from_secs(1), data.clone()))
+        .schedule_job(
+            &name,
+            &Job::once_after(Duration::from_secs(1), data.clone()),
+        )
         .await?;
     let scheduled = env.client.get_job(&name).await?;
     // The Scheduler may have fired and deleted a 1 s job already; when it is there, it is ours.
     if let Some(job) = scheduled {
-        ensure!(job.data == data, "GET job returned other data: {}", job.data);
+        ensure!(
+            job.data == data,
+            "GET job returned other data: {}",
+            job.data
+        );
     }
     let first = wait::until("the job trigger", DEADLINE, || async {
         Ok::<_, std::convert::Infallible>(env.seen.job_triggers(&name).first().cloned())
@@ -423,21 +513,36 @@ async fn app_token_guards_the_app(env: &Env) -> anyhow::Result<()> {
     );
     let body: Value = unauthenticated.json().await?;
     ensure!(body["code"].is_string(), "401 body has no code: {body}");
-    ensure!(env.seen.events("basic", &event.id).is_empty(), "a rejected event reached the handler");
+    ensure!(
+        env.seen.events("basic", &event.id).is_empty(),
+        "a rejected event reached the handler"
+    );
 
     let wrong = http
         .post(format!("{base}/dapr/subscribe"))
         .header("dapr-api-token", "not-the-token")
         .send()
         .await?;
-    ensure!(wrong.status() == 401, "wrong token: expected 401, got {}", wrong.status());
+    ensure!(
+        wrong.status() == 401,
+        "wrong token: expected 401, got {}",
+        wrong.status()
+    );
     let health = http.get(format!("{base}/healthz")).send().await?;
-    ensure!(health.status() == 200, "health must not need the token: {}", health.status());
+    ensure!(
+        health.status() == 200,
+        "health must not need the token: {}",
+        health.status()
+    );
 
     // And the other direction: daprd configured with DAPR_API_TOKEN refuses a client without it.
     let sidecar = format!("{}/v1.0/metadata", env.daprd.http_endpoint());
     let refused = http.get(&sidecar).send().await?;
-    ensure!(refused.status() == 401, "daprd without token: {}", refused.status());
+    ensure!(
+        refused.status() == 401,
+        "daprd without token: {}",
+        refused.status()
+    );
     Ok(())
 }
 
@@ -464,7 +569,10 @@ fn main() -> ExitCode {
         app_token_guards_the_app,
     ];
     if args.list {
-        let trials = tests.iter().map(|(name, _)| Trial::test(*name, || Ok(()))).collect();
+        let trials = tests
+            .iter()
+            .map(|(name, _)| Trial::test(*name, || Ok(())))
+            .collect();
         return libtest_mimic::run(&args, trials).exit_code();
     }
 
@@ -482,7 +590,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("test environment up; logs in {}", env.infra.log_dir().display());
+    eprintln!(
+        "test environment up; logs in {}",
+        env.infra.log_dir().display()
+    );
     let trials = tests
         .into_iter()
         .map(|(name, test)| {

@@ -67,7 +67,10 @@ pub(crate) fn ensure_runtime(version: &str) -> anyhow::Result<DaprInstall> {
         scheduler: home_bin.join("scheduler"),
     };
     if daprd_version(&home.daprd).as_deref() == Some(version) && home.scheduler.is_file() {
-        step::info(&format!("reusing daprd {version} in {}", home_bin.display()));
+        step::info(&format!(
+            "reusing daprd {version} in {}",
+            home_bin.display()
+        ));
         return Ok(home);
     }
 
@@ -97,7 +100,10 @@ pub(crate) fn ensure_runtime(version: &str) -> anyhow::Result<DaprInstall> {
     install_file(&built.daprd, &home.daprd)?;
     install_file(&built.scheduler, &home.scheduler)?;
     std::fs::write(home_bin.join(MARKER), format!("{version}\n"))?;
-    step::info(&format!("installed daprd and scheduler {version} into {}", home_bin.display()));
+    step::info(&format!(
+        "installed daprd and scheduler {version} into {}",
+        home_bin.display()
+    ));
     Ok(home)
 }
 
@@ -110,7 +116,10 @@ pub(crate) fn ensure_cli(version: &str) -> anyhow::Result<()> {
     if let Ok(out) = harness::binaries::output_of(&target, &["version", "--output", "json"])
         && out.contains(&format!("\"Cli version\": \"{version}\""))
     {
-        step::info(&format!("reusing dapr CLI {version} at {}", target.display()));
+        step::info(&format!(
+            "reusing dapr CLI {version} at {}",
+            target.display()
+        ));
         return Ok(());
     }
     let cache = cache_root()?.join(format!("dapr-cli-{version}"));
@@ -123,7 +132,9 @@ pub(crate) fn ensure_cli(version: &str) -> anyhow::Result<()> {
         let mut cmd = go_command();
         cmd.current_dir(&src)
             .args(["build", "-v", "-ldflags"])
-            .arg(format!("-s -w -X main.version={version} -X main.apiVersion=1.0"))
+            .arg(format!(
+                "-s -w -X main.version={version} -X main.apiVersion=1.0"
+            ))
             .arg("-o")
             .arg(&tmp)
             .arg(".");
@@ -132,7 +143,10 @@ pub(crate) fn ensure_cli(version: &str) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(dapr_home_bin()?)?;
     install_file(&built, &target)?;
-    step::info(&format!("installed dapr CLI {version} at {}", target.display()));
+    step::info(&format!(
+        "installed dapr CLI {version} at {}",
+        target.display()
+    ));
     Ok(())
 }
 
@@ -145,7 +159,10 @@ fn fetch_module_source(module: &str, version: &str, dest: &Path) -> anyhow::Resu
         .output()
         .context("running go mod download")?;
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!("go mod download {module}: {}", String::from_utf8_lossy(&out.stderr))
+        format!(
+            "go mod download {module}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     })?;
     if let Some(err) = info.get("Error").and_then(|e| e.as_str()) {
         bail!("go mod download {module}: {err}");
@@ -181,7 +198,8 @@ fn build_runtime(version: &str, cache: &Path) -> anyhow::Result<()> {
     );
     for (name, tags) in [("daprd", Some("stablecomponents")), ("scheduler", None)] {
         let mut cmd = go_command();
-        cmd.current_dir(&src).args(["build", "-v", "-ldflags", &ldflags]);
+        cmd.current_dir(&src)
+            .args(["build", "-v", "-ldflags", &ldflags]);
         if let Some(tags) = tags {
             cmd.args(["-tags", tags]);
         }
@@ -210,7 +228,10 @@ fn go_command() -> Command {
 /// Runs a long `go` command, writing its output to `log` and printing a progress line every
 /// 20 s (modules downloaded, packages compiled) instead of thousands of lines or silence.
 fn run_with_progress(what: &str, mut cmd: Command, log: &Path) -> anyhow::Result<()> {
-    let mut log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     writeln!(log_file, "$ {cmd:?}")?;
     let mut child = cmd
         .stdout(Stdio::null())
@@ -270,7 +291,10 @@ fn run_with_progress(what: &str, mut cmd: Command, log: &Path) -> anyhow::Result
 fn run_quiet(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

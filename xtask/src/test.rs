@@ -32,10 +32,20 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     };
     let install = deps::run(&deps_args)?;
     if !args.no_lint {
-        step::run("cargo fmt --check", || cargo(&["fmt", "--all", "--check"], &[]))?;
+        step::run("cargo fmt --check", || {
+            cargo(&["fmt", "--all", "--check"], &[])
+        })?;
         step::run("cargo clippy", || {
             cargo(
-                &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--locked",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
                 &[],
             )
         })?;

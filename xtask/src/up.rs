@@ -78,10 +78,26 @@ fn print_table(infra: &Infra) {
     let pg = &infra.postgres;
     println!();
     println!("todo-dapr local stack");
-    row("postgres", &format!("127.0.0.1:{}", pg.port()), &pg.url("postgres"));
-    row("redis", &infra.redis.address(), "pub/sub broker (Redis Streams)");
-    row("scheduler", &infra.scheduler.address(), "Dapr Jobs API back end");
-    row("resources", "", &infra.resources_dir().display().to_string());
+    row(
+        "postgres",
+        &format!("127.0.0.1:{}", pg.port()),
+        &pg.url("postgres"),
+    );
+    row(
+        "redis",
+        &infra.redis.address(),
+        "pub/sub broker (Redis Streams)",
+    );
+    row(
+        "scheduler",
+        &infra.scheduler.address(),
+        "Dapr Jobs API back end",
+    );
+    row(
+        "resources",
+        "",
+        &infra.resources_dir().display().to_string(),
+    );
     row("logs", "", &infra.log_dir().display().to_string());
     println!();
 }
