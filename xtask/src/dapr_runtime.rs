@@ -29,6 +29,11 @@ pub(crate) const RUNTIME_VERSION: &str = "1.18.2";
 /// is the newest served one we found).
 pub(crate) const CLI_VERSION: &str = "1.16.5";
 
+/// Requirements of the CLI module that the proxy refuses, and the nearest served version used
+/// instead (`go mod edit -replace` in the build copy; nothing of the CLI's code changes).
+/// CLI v1.16.5 requires components-contrib v1.16.3 (refused); v1.16.1 is the same minor line.
+const CLI_REPLACEMENTS: &[(&str, &str)] = &[("github.com/dapr/components-contrib", "v1.16.1")];
+
 /// Where the Dapr binaries used by this run are.
 #[derive(Clone, Debug)]
 pub(crate) struct DaprInstall {
@@ -113,9 +118,7 @@ pub(crate) fn ensure_runtime(version: &str) -> anyhow::Result<DaprInstall> {
 /// fetch the module's version list for deprecation notices, which the proxy here refuses.
 pub(crate) fn ensure_cli(version: &str) -> anyhow::Result<()> {
     let target = dapr_home_bin()?.join("dapr");
-    if let Ok(out) = harness::binaries::output_of(&target, &["version", "--output", "json"])
-        && out.contains(&format!("\"Cli version\": \"{version}\""))
-    {
+    if cli_version(&target).as_deref() == Some(version) {
         step::info(&format!(
             "reusing dapr CLI {version} at {}",
             target.display()
@@ -128,9 +131,20 @@ pub(crate) fn ensure_cli(version: &str) -> anyhow::Result<()> {
     if !built.is_file() {
         let src = cache.join("src");
         fetch_module_source("github.com/dapr/cli", version, &src)?;
+        for (module, replacement) in CLI_REPLACEMENTS {
+            step::info(&format!("using {module} {replacement} (the pinned one is not served)"));
+            run_quiet(
+                go_command()
+                    .current_dir(&src)
+                    .args(["mod", "edit"])
+                    .arg(format!("-replace={module}={module}@{replacement}")),
+            )?;
+        }
         let tmp = cache.join(".dapr.tmp");
         let mut cmd = go_command();
+        // -mod=mod: the replacement's checksums are not in the CLI's go.sum yet.
         cmd.current_dir(&src)
+            .env("GOFLAGS", "-trimpath -mod=mod")
             .args(["build", "-v", "-ldflags"])
             .arg(format!(
                 "-s -w -X main.version={version} -X main.apiVersion=1.0"
@@ -305,6 +319,13 @@ fn install_file(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::copy(from, &tmp).with_context(|| format!("copying {}", from.display()))?;
     std::fs::rename(&tmp, to)?;
     Ok(())
+}
+
+/// The version the dapr CLI at `path` reports, if it runs.
+fn cli_version(path: &Path) -> Option<String> {
+    let out = harness::binaries::output_of(path, &["version", "--output", "json"]).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&out).ok()?;
+    json.get("Cli version")?.as_str().map(str::to_owned)
 }
 
 /// What `daprd --version` prints, if the binary exists and runs.
