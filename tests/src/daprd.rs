@@ -28,16 +28,45 @@ pub struct DaprdOptions {
     pub log_level: Option<String>,
     /// Name of the log file (default: the app-id); replicas of one app-id need distinct names.
     pub log_name: Option<String>,
+    /// Fixed ports (to restart a sidecar where its app expects it); default: free ports.
+    pub ports: Option<DaprdPorts>,
+}
+
+/// The ports one sidecar listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DaprdPorts {
+    /// HTTP API (`DAPR_HTTP_PORT` of the app).
+    pub http: u16,
+    /// gRPC API.
+    pub grpc: u16,
+    /// Internal gRPC (sidecar to sidecar).
+    pub internal_grpc: u16,
+    /// Prometheus metrics.
+    pub metrics: u16,
+    /// Profiling (unused, but given its own port).
+    pub profile: u16,
+}
+
+impl DaprdPorts {
+    /// Five free ports.
+    pub fn free() -> std::io::Result<Self> {
+        let [http, grpc, internal_grpc, metrics, profile] = ports::free_ports::<5>()?;
+        Ok(Self {
+            http,
+            grpc,
+            internal_grpc,
+            metrics,
+            profile,
+        })
+    }
 }
 
 /// A running sidecar owned by the harness.
 #[derive(Debug)]
 pub struct Daprd {
     process: ManagedProcess,
-    app_id: String,
-    http_port: u16,
-    grpc_port: u16,
-    metrics_port: u16,
+    options: DaprdOptions,
+    ports: DaprdPorts,
 }
 
 /// Variables a caller's environment must not leak into a sidecar: they change its behaviour.
@@ -59,13 +88,17 @@ impl Daprd {
         log_dir: &Path,
         detached: bool,
     ) -> anyhow::Result<Self> {
-        let [
-            http_port,
-            grpc_port,
+        let ports = match opts.ports {
+            Some(ports) => ports,
+            None => DaprdPorts::free()?,
+        };
+        let DaprdPorts {
+            http: http_port,
+            grpc: grpc_port,
             internal_grpc,
-            metrics_port,
-            profile_port,
-        ] = ports::free_ports::<5>()?;
+            metrics: metrics_port,
+            profile: profile_port,
+        } = ports;
         let mut cmd = Command::new(&bins.daprd);
         cmd.args(["--mode", "standalone", "--app-id", &opts.app_id])
             .args(["--dapr-listen-addresses", "127.0.0.1"])
@@ -123,36 +156,47 @@ impl Daprd {
         .await?;
         Ok(Self {
             process,
-            app_id: opts.app_id.clone(),
-            http_port,
-            grpc_port,
-            metrics_port,
+            options: opts.clone(),
+            ports,
         })
+    }
+
+    /// Starts the same sidecar again on the same ports (after [`ManagedProcess::stop`] or
+    /// [`ManagedProcess::kill`] on [`Daprd::process_mut`]).
+    pub async fn restart(&mut self, bins: &Binaries, log_dir: &Path) -> anyhow::Result<()> {
+        self.process.stop();
+        let opts = DaprdOptions {
+            ports: Some(self.ports),
+            ..self.options.clone()
+        };
+        let again = Self::start(bins, &opts, log_dir, false).await?;
+        *self = again;
+        Ok(())
     }
 
     /// The app-id this sidecar serves.
     pub fn app_id(&self) -> &str {
-        &self.app_id
+        &self.options.app_id
     }
 
     /// The HTTP API port (what an app gets as `DAPR_HTTP_PORT`).
     pub fn http_port(&self) -> u16 {
-        self.http_port
+        self.ports.http
     }
 
     /// The gRPC API port.
     pub fn grpc_port(&self) -> u16 {
-        self.grpc_port
+        self.ports.grpc
     }
 
     /// The Prometheus metrics port.
     pub fn metrics_port(&self) -> u16 {
-        self.metrics_port
+        self.ports.metrics
     }
 
     /// `http://127.0.0.1:<http port>`.
     pub fn http_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("http://127.0.0.1:{}", self.ports.http)
     }
 
     /// Waits until the full health check passes, which includes the app channel.
@@ -165,6 +209,11 @@ impl Daprd {
     /// The sidecar process (logs, or stopping it in failure tests).
     pub fn process_mut(&mut self) -> &mut ManagedProcess {
         &mut self.process
+    }
+
+    /// The PID, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
     }
 
     /// Leaves the sidecar running after this handle is dropped; returns its PID.

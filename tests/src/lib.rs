@@ -16,16 +16,19 @@ pub mod process;
 pub mod redis;
 pub mod resources;
 pub mod scheduler;
+pub mod service;
 pub mod stack;
+pub mod suite;
 pub mod wait;
 
 pub use binaries::Binaries;
-pub use daprd::{Daprd, DaprdOptions};
+pub use daprd::{Daprd, DaprdOptions, DaprdPorts};
 pub use postgres::Postgres;
 pub use process::ManagedProcess;
 pub use redis::Redis;
 pub use resources::Resources;
 pub use scheduler::Scheduler;
+pub use service::{Service, ServiceOptions};
 pub use stack::{Infra, InfraOptions};
 
 /// Root of the repository (the workspace), found from this crate's manifest directory.

@@ -16,6 +16,7 @@ use crate::{Binaries, ports, wait};
 pub struct Redis {
     process: ManagedProcess,
     port: u16,
+    cli: std::path::PathBuf,
 }
 
 impl Redis {
@@ -52,7 +53,32 @@ impl Redis {
             }
         })
         .await?;
-        Ok(Self { process, port })
+        let cli = bins.redis_server.with_file_name("redis-cli");
+        Ok(Self { process, port, cli })
+    }
+
+    /// The JSON messages of a Dapr pub/sub stream (a topic), in broker order.
+    ///
+    /// Dapr's Redis Streams component stores each message in the field `data`; with `--raw`,
+    /// redis-cli prints every field and value on its own line, and our CloudEvents are compact
+    /// JSON objects, so the lines that parse as JSON objects are the messages.
+    pub fn stream_messages(&self, stream: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let out = Command::new(&self.cli)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(["XRANGE", stream, "-", "+"])
+            .output()
+            .context("running redis-cli")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "redis-cli XRANGE failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(serde_json::Value::is_object)
+            .collect())
     }
 
     /// `127.0.0.1:<port>`, as Dapr's `redisHost` wants it.

@@ -42,6 +42,7 @@ pub struct Infra {
     pub scheduler: Scheduler,
     resources: Resources,
     config: PathBuf,
+    secrets_file: PathBuf,
     log_dir: PathBuf,
     detached: bool,
     // Declared last so it is deleted after the processes using it have stopped.
@@ -123,6 +124,7 @@ impl Infra {
             scheduler,
             resources,
             config,
+            secrets_file,
             log_dir,
             detached: opts.detached,
             data,
@@ -149,6 +151,19 @@ impl Infra {
         Daprd::start(&self.bins, &opts, &self.log_dir, self.detached)
             .await
             .with_context(|| format!("starting daprd for {app_id}"))
+    }
+
+    /// Adds secrets to the local secret store's file. Sidecars read the file when they start,
+    /// so call this before starting the sidecar that needs them.
+    pub fn add_secrets(&self, secrets: Map<String, Value>) -> anyhow::Result<()> {
+        let mut all: Map<String, Value> =
+            serde_json::from_slice(&std::fs::read(&self.secrets_file)?)?;
+        all.extend(secrets);
+        std::fs::write(
+            &self.secrets_file,
+            serde_json::to_vec_pretty(&Value::Object(all))?,
+        )?;
+        Ok(())
     }
 
     /// The rendered resources directory.

@@ -7,11 +7,10 @@
 //! when tests fail. The app under test is built from the middleware crate and runs in-process;
 //! daprd reaches it over a real socket and must present the app API token.
 
-#![allow(clippy::print_stderr)] // This binary is its own test runner and reports on stderr.
-
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -22,8 +21,8 @@ use dapr::{
     ClientConfig, CloudEvent, DaprClient, Error as DaprError, Job, JobError, JobRouter, JobTrigger,
     PublishOptions, SaveItem, Subscription, SubscriptionTable,
 };
+use harness::suite::{self, Parallelism};
 use harness::{Daprd, Infra, InfraOptions, wait};
-use libtest_mimic::{Arguments, Failed, Trial};
 use middleware::{
     AppTokenLayer, CloudEventLayer, ConsumeError, DaprStatus, DaprStatusLayer, Event,
 };
@@ -549,17 +548,8 @@ async fn app_token_guards_the_app(env: &Env) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Runner
 
-type TestFn = for<'a> fn(&'a Env) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>>;
-
-macro_rules! tests {
-    ($($name:ident),* $(,)?) => {
-        vec![$((stringify!($name), (|env| Box::pin($name(env))) as TestFn)),*]
-    };
-}
-
 fn main() -> ExitCode {
-    let args = Arguments::from_args();
-    let tests: Vec<(&'static str, TestFn)> = tests![
+    let tests = harness::tests![
         publish_delivers_decoded_cloudevent_with_our_id,
         retry_answer_redelivers_then_succeeds,
         drop_answer_routes_event_to_dead_letter_topic,
@@ -568,50 +558,7 @@ fn main() -> ExitCode {
         job_due_in_one_second_triggers_once_with_data,
         app_token_guards_the_app,
     ];
-    if args.list {
-        let trials = tests
-            .iter()
-            .map(|(name, _)| Trial::test(*name, || Ok(())))
-            .collect();
-        return libtest_mimic::run(&args, trials).exit_code();
-    }
-
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let env = match runtime.block_on(Env::start()) {
-        Ok(env) => Arc::new(env),
-        Err(e) => {
-            eprintln!("could not start the test environment: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    eprintln!(
-        "test environment up; logs in {}",
-        env.infra.log_dir().display()
-    );
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let env = Arc::clone(&env);
-            let handle = runtime.handle().clone();
-            Trial::test(name, move || {
-                handle
-                    .block_on(test(&env))
-                    .map_err(|e| Failed::from(format!("{e:#}")))
-            })
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    if conclusion.has_failed() {
-        eprintln!("process logs: {}", env.infra.log_dir().display());
-    }
-    // Stop daprd and the infrastructure before exiting (the Arc is ours alone again).
-    drop(env);
-    drop(runtime);
-    conclusion.exit_code()
+    suite::run(Env::start, tests, Parallelism::Parallel, |env| {
+        env.infra.log_dir().to_path_buf()
+    })
 }

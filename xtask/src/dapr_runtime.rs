@@ -132,7 +132,9 @@ pub(crate) fn ensure_cli(version: &str) -> anyhow::Result<()> {
         let src = cache.join("src");
         fetch_module_source("github.com/dapr/cli", version, &src)?;
         for (module, replacement) in CLI_REPLACEMENTS {
-            step::info(&format!("using {module} {replacement} (the pinned one is not served)"));
+            step::info(&format!(
+                "using {module} {replacement} (the pinned one is not served)"
+            ));
             run_quiet(
                 go_command()
                     .current_dir(&src)

@@ -4,6 +4,7 @@
 //! Go modules), `up` runs the local stack, `down` stops a detached one, `test` runs the whole
 //! suite. Each command does its own set-up, so a fresh machine needs nothing else.
 
+mod bench;
 mod dapr_runtime;
 mod deps;
 mod step;
@@ -31,6 +32,8 @@ enum Command {
     Down,
     /// Run `deps`, the lints (fmt, clippy) and the complete test suite (unit, integration, e2e).
     Test(test::TestArgs),
+    /// Benchmark a service against its own local stack and write BENCHMARKS.md (not a test).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => up::run(&args),
         Command::Down => up::down(),
         Command::Test(args) => test::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,94 @@
+//! An in-process subscriber with its own sidecar: records every CloudEvent daprd delivers on
+//! the topics it is given, in arrival order, so a test can see what other services published.
+//!
+//! It has its own app-id, so it is a separate consumer group and gets a copy of every event
+//! without taking any away from the services under test.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use dapr::{CloudEvent, Subscription, SubscriptionTable};
+use harness::{Daprd, Infra, wait};
+use middleware::{CloudEventLayer, DaprStatus, DaprStatusLayer, Event};
+use serde_json::Value;
+use tower::ServiceBuilder;
+
+/// Events seen, in arrival order.
+#[derive(Clone, Default)]
+pub struct Observed(Arc<Mutex<Vec<CloudEvent>>>);
+
+impl Observed {
+    /// A copy of everything seen so far.
+    pub fn all(&self) -> Vec<CloudEvent> {
+        self.0.lock().expect("observer lock").clone()
+    }
+
+    /// Events seen whose `topic` is `topic` and that match `pred`.
+    pub fn matching(&self, topic: &str, pred: impl Fn(&CloudEvent) -> bool) -> Vec<CloudEvent> {
+        self.all()
+            .into_iter()
+            .filter(|e| e.topic.as_deref() == Some(topic) && pred(e))
+            .collect()
+    }
+}
+
+/// The observer app and its sidecar.
+pub struct Observer {
+    /// What it saw.
+    pub seen: Observed,
+    /// Its sidecar (kept alive as long as the observer).
+    pub daprd: Daprd,
+}
+
+async fn record(State(seen): State<Observed>, event: Event<Value>) -> DaprStatus {
+    seen.0.lock().expect("observer lock").push(event.event);
+    DaprStatus::Success
+}
+
+impl Observer {
+    /// Starts the observer app on a free port and a sidecar `app_id` subscribed to `topics`.
+    pub async fn start(infra: &Infra, app_id: &str, topics: &[&str]) -> anyhow::Result<Self> {
+        let seen = Observed::default();
+        let mut table = SubscriptionTable::new();
+        for topic in topics {
+            table = table.add(Subscription::new(
+                contracts::topics::PUBSUB,
+                *topic,
+                format!("/observed/{topic}"),
+            ));
+        }
+        let events = Router::new()
+            .route("/observed/{topic}", post(record))
+            .route_layer(
+                ServiceBuilder::new()
+                    .layer(CloudEventLayer::new())
+                    .layer(DaprStatusLayer::new()),
+            )
+            .with_state(seen.clone());
+        let app = Router::new().merge(events).merge(table.router());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let daprd = infra.daprd(app_id, Some(port), |_| {}).await?;
+        daprd.wait_app_channel(Duration::from_secs(30)).await?;
+        let client = dapr::DaprClient::new(dapr::ClientConfig {
+            http_endpoint: daprd.http_endpoint(),
+            ..dapr::ClientConfig::default()
+        })?;
+        let expected = topics.len();
+        wait::until(
+            "the observer's subscriptions",
+            Duration::from_secs(30),
+            || async {
+                let meta = client.metadata().await?;
+                let n = meta["subscriptions"].as_array().map_or(0, Vec::len);
+                Ok::<_, dapr::Error>((n >= expected).then_some(()))
+            },
+        )
+        .await?;
+        Ok(Self { seen, daprd })
+    }
+}

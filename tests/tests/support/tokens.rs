@@ -1,0 +1,25 @@
+//! User tokens for end-to-end tests (HS256 with a fixture key).
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::json;
+
+/// Marked as a test fixture: the HS256 key the backend is started with in tests.
+pub const JWT_FIXTURE_KEY: &str = "test-fixture-jwt-key-not-a-secret";
+
+/// A bearer token for `sub` with an email, valid for an hour.
+pub fn token_for(sub: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": sub,
+        "email": format!("{sub}@example.test"),
+        "name": sub,
+        "iat": now,
+        "exp": now + 3600,
+    });
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(JWT_FIXTURE_KEY.as_bytes()),
+    )
+    .expect("encoding a fixture token")
+}
