@@ -122,7 +122,7 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
     let port = args.backend_port;
     let backend_dapr = infra
         .daprd("backend", Some(port), |o| {
-            o.app_api_token = Some(app_token.clone())
+            o.app_api_token = Some(app_token.clone());
         })
         .await?;
     let backend_exe = harness::service::service_binary("backend")?;

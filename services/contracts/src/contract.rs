@@ -30,7 +30,8 @@ impl EventContract {
 ///
 /// * `task.created/updated/deleted` → `task-events` (backend, through its outbox).
 /// * `task.completed` → `task-events`, and **also** `task-recurrence` when the task has a
-///   recurrence rule (the same event, keeping its `id`, on both topics;
+///   recurrence rule (the same `data`, published once per topic, each copy with its own `id`
+///   — the backend's outbox row id — so every consumer deduplicates within its own topic;
 ///   [`crate::TaskEventData::publish_topics`] applies the condition).
 /// * `reminder.due` → `task-reminders` (notification, when a reminder job fires).
 /// * `reminder.sent` → `task-events` (email-delivery, after the mail went out): it is part of

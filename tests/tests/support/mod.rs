@@ -1,4 +1,4 @@
 //! Pieces shared by the end-to-end suites.
 
-pub mod observer;
-pub mod tokens;
+pub(crate) mod observer;
+pub(crate) mod tokens;

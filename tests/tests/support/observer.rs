@@ -18,16 +18,20 @@ use tower::ServiceBuilder;
 
 /// Events seen, in arrival order.
 #[derive(Clone, Default)]
-pub struct Observed(Arc<Mutex<Vec<CloudEvent>>>);
+pub(crate) struct Observed(Arc<Mutex<Vec<CloudEvent>>>);
 
 impl Observed {
     /// A copy of everything seen so far.
-    pub fn all(&self) -> Vec<CloudEvent> {
+    pub(crate) fn all(&self) -> Vec<CloudEvent> {
         self.0.lock().expect("observer lock").clone()
     }
 
     /// Events seen whose `topic` is `topic` and that match `pred`.
-    pub fn matching(&self, topic: &str, pred: impl Fn(&CloudEvent) -> bool) -> Vec<CloudEvent> {
+    pub(crate) fn matching(
+        &self,
+        topic: &str,
+        pred: impl Fn(&CloudEvent) -> bool,
+    ) -> Vec<CloudEvent> {
         self.all()
             .into_iter()
             .filter(|e| e.topic.as_deref() == Some(topic) && pred(e))
@@ -36,11 +40,11 @@ impl Observed {
 }
 
 /// The observer app and its sidecar.
-pub struct Observer {
+pub(crate) struct Observer {
     /// What it saw.
-    pub seen: Observed,
-    /// Its sidecar (kept alive as long as the observer).
-    pub daprd: Daprd,
+    pub(crate) seen: Observed,
+    // Held for its Drop: the sidecar lives exactly as long as the observer.
+    _daprd: Daprd,
 }
 
 async fn record(State(seen): State<Observed>, event: Event<Value>) -> DaprStatus {
@@ -50,7 +54,11 @@ async fn record(State(seen): State<Observed>, event: Event<Value>) -> DaprStatus
 
 impl Observer {
     /// Starts the observer app on a free port and a sidecar `app_id` subscribed to `topics`.
-    pub async fn start(infra: &Infra, app_id: &str, topics: &[&str]) -> anyhow::Result<Self> {
+    pub(crate) async fn start(
+        infra: &Infra,
+        app_id: &str,
+        topics: &[&str],
+    ) -> anyhow::Result<Self> {
         let seen = Observed::default();
         let mut table = SubscriptionTable::new();
         for topic in topics {
@@ -89,6 +97,9 @@ impl Observer {
             },
         )
         .await?;
-        Ok(Self { seen, daprd })
+        Ok(Self {
+            seen,
+            _daprd: daprd,
+        })
     }
 }

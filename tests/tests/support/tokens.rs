@@ -4,10 +4,10 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 
 /// Marked as a test fixture: the HS256 key the backend is started with in tests.
-pub const JWT_FIXTURE_KEY: &str = "test-fixture-jwt-key-not-a-secret";
+pub(crate) const JWT_FIXTURE_KEY: &str = "test-fixture-jwt-key-not-a-secret";
 
 /// A bearer token for `sub` with an email, valid for an hour.
-pub fn token_for(sub: &str) -> String {
+pub(crate) fn token_for(sub: &str) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
         "sub": sub,

@@ -1,0 +1,57 @@
+//! The backend's HTTP surface: one router, one place that decides the layer order.
+//!
+//! Routes: `/api/v1/…` (REST, user JWT), `/mcp` (MCP Streamable HTTP, user JWT),
+//! `/internal/…` (service invocation from our other services, app API token), `/healthz`,
+//! `/readyz`, `/metrics`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use middleware::{
+    AppTokenLayer, HttpMetricsLayer, Metrics, metrics_router, trace::observability_layers,
+};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::auth::{Authenticator, require_user};
+use crate::service::TaskService;
+use crate::{health, internal, mcp, rest};
+
+/// Largest request body accepted anywhere (tasks are small; this stops abuse early).
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service layer shared by REST, MCP and internal routes.
+    pub service: TaskService,
+    /// Verifies user tokens.
+    pub auth: Arc<Authenticator>,
+    /// The sidecar (readiness, secrets).
+    pub dapr: dapr::DaprClient,
+    /// Prometheus registry and the shared metrics.
+    pub metrics: Metrics,
+}
+
+/// Builds the complete router.
+pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
+    let routes = Router::new()
+        // REST decides per route which need a user (the OpenAPI document does not).
+        .nest("/api/v1", rest::router(state.clone()))
+        .nest(
+            "/mcp",
+            mcp::router(state.clone()).layer(from_fn_with_state(state.clone(), require_user)),
+        )
+        // Only our own services call these, through their sidecars, which present the token.
+        .nest("/internal", internal::router().layer(app_token))
+        .merge(health::router())
+        // Inside the routes so the matched route template labels each series.
+        .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
+        .merge(metrics_router(state.metrics.clone()))
+        .with_state(state);
+    routes
+        // Body limit before any handler reads a byte.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Outermost: request id, span and trace context cover everything above.
+        .layer(observability_layers())
+}

@@ -1,0 +1,128 @@
+//! The service layer's error: what went wrong in domain terms, with a stable machine code.
+//!
+//! The edges (REST, MCP, internal) map it to their own responses; the HTTP status and the
+//! logging of internal errors are decided there, once. Database errors that mean a domain
+//! rule (a unique name) are translated here so no edge has to look at SQLSTATEs.
+
+use uuid::Uuid;
+
+use crate::domain::TaskSummary;
+
+/// Most tags one task may carry.
+pub const MAX_TAGS_PER_TASK: usize = 10;
+/// Most categories one user may have.
+pub const MAX_CATEGORIES_PER_USER: i64 = 50;
+
+/// Why a service call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The task does not exist or belongs to someone else (indistinguishable on purpose).
+    #[error("task {id} not found")]
+    TaskNotFound {
+        /// The id asked for.
+        id: Uuid,
+        /// Up to 5 of the caller's most recent pending tasks, to help pick the right one.
+        suggestions: Vec<TaskSummary>,
+    },
+    /// A category or tag does not exist or belongs to someone else.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// `category` or `tag`.
+        entity: &'static str,
+        /// The id asked for.
+        id: Uuid,
+    },
+    /// The input breaks a rule; `field` names the offending input when there is one.
+    #[error("{message}")]
+    Validation {
+        /// The input field at fault.
+        field: Option<&'static str>,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A category or tag with this name already exists for the user.
+    #[error("{0}")]
+    Conflict(String),
+    /// A per-task or per-user limit would be exceeded (10 tags per task, 50 categories per
+    /// user).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The database failed; details are for the log, not the client.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl ServiceError {
+    /// The machine-readable code: `TASK_NOT_FOUND`, `NOT_FOUND`, `VALIDATION_ERROR`,
+    /// `CONFLICT`, `LIMIT_EXCEEDED` or `INTERNAL`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TaskNotFound { .. } => "TASK_NOT_FOUND",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::Conflict(_) => "CONFLICT",
+            Self::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            Self::Database(_) => "INTERNAL",
+        }
+    }
+
+    /// A validation error about `field`.
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    /// Whether this is a client error (everything but [`ServiceError::Database`]).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Self::Database(_))
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+/// The SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Whether `err` is a unique violation of `constraint`.
+pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    err.as_database_error().is_some_and(|db| {
+        db.code().as_deref() == Some(UNIQUE_VIOLATION) && db.constraint() == Some(constraint)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        let id = Uuid::nil();
+        let cases = [
+            (
+                ServiceError::TaskNotFound {
+                    id,
+                    suggestions: vec![],
+                },
+                "TASK_NOT_FOUND",
+            ),
+            (ServiceError::NotFound { entity: "tag", id }, "NOT_FOUND"),
+            (ServiceError::validation("title", "x"), "VALIDATION_ERROR"),
+            (ServiceError::Conflict("x".into()), "CONFLICT"),
+            (ServiceError::LimitExceeded("x".into()), "LIMIT_EXCEEDED"),
+            (ServiceError::Database(sqlx::Error::RowNotFound), "INTERNAL"),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code);
+        }
+        assert_eq!(
+            ServiceError::NotFound { entity: "tag", id }.to_string(),
+            format!("tag {id} not found")
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The backend binary: configuration, start-up order and graceful shutdown.
+//!
+//! Start-up: config → logs → secrets (environment first, else the Dapr secret store) →
+//! database and migrations → relay → HTTP. Shutdown on SIGTERM or Ctrl-C: stop accepting,
+//! finish in-flight requests (bounded by the grace period), then let the relay publish what is
+//! still pending within the same budget.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backend::app::{self, AppState};
+use backend::auth::{AuthConfig, Authenticator};
+use backend::config::{self, Config};
+use backend::relay::{Relay, RelayConfig, RelayMetrics};
+use backend::{db, service::TaskService};
+use clap::Parser;
+use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+use tokio::sync::{Notify, watch};
+
+/// How long start-up waits for the sidecar when secrets must come from it.
+const SIDECAR_WAIT: Duration = Duration::from_secs(60);
+
+/// todo-dapr backend: tasks over REST (/api/v1) and MCP (/mcp), stored in PostgreSQL, with
+/// every change published as a CloudEvent through the Dapr sidecar (transactional outbox).
+#[derive(Debug, Parser)]
+#[command(name = "backend", version, about, after_long_help = config::ENV_HELP)]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
+            {
+                eprintln!("backend: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) =
+        middleware::trace::init_tracing_with("backend", &config.log_filter, config.log_format)
+    {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("backend: cannot set up logging: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "backend stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let dapr = dapr::DaprClient::from_env().context("configuring the Dapr client")?;
+    let database_url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => read_secret(&dapr, &config.secret_store, &config.database_url_secret).await?,
+    };
+    let hs256_secret = match (&config.jwt_secret, &config.jwt_jwks_url) {
+        (Some(key), _) => Some(key.clone()),
+        (None, Some(_)) => None,
+        (None, None) => {
+            Some(read_secret(&dapr, &config.secret_store, &config.jwt_secret_secret).await?)
+        }
+    };
+    let auth = Authenticator::new(AuthConfig {
+        hs256_secret,
+        jwks_url: config.jwt_jwks_url.clone(),
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+    })
+    .await
+    .context("setting up token verification")?;
+
+    let pool = db::connect(&database_url, config.database_max_connections)
+        .await
+        .context("connecting to PostgreSQL")?;
+    if config.run_migrations {
+        db::MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying migrations")?;
+    }
+
+    let metrics = Metrics::new("backend")?;
+    let relay_metrics = RelayMetrics::register(metrics.registry())?;
+    let waker = Arc::new(Notify::new());
+    let service = TaskService::new(pool.clone(), Arc::clone(&waker));
+    // The relay retries on its own schedule; the publisher's retries only smooth blips.
+    let publisher = Publisher::dapr(
+        dapr.clone(),
+        &PublisherConfig {
+            retry: RetryConfig {
+                max_retries: 2,
+                ..RetryConfig::default()
+            },
+            ..PublisherConfig::default()
+        },
+    )
+    .with_metrics(metrics.clone());
+    let relay = Relay::new(
+        pool.clone(),
+        publisher,
+        waker,
+        RelayConfig {
+            batch_size: config.relay_batch_size,
+            concurrency: config.relay_concurrency,
+            ..RelayConfig::default()
+        },
+        Some(relay_metrics),
+    );
+    let (stop_relay, relay_stopped) = watch::channel(false);
+    let relay_task = tokio::spawn(relay.run(relay_stopped, config.shutdown_grace));
+
+    let state = AppState {
+        service,
+        auth: Arc::new(auth),
+        dapr,
+        metrics,
+    };
+    let app = app::router(state, AppTokenLayer::from_env());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(address = %config.listen, "backend listening");
+
+    let (stop_http, http_stopped) = watch::channel(false);
+    let mut server = tokio::spawn(async move {
+        let mut stopped = http_stopped;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutting down"),
+        result = &mut server => {
+            result.context("server task")?.context("HTTP server")?;
+        }
+    }
+    let _ = stop_http.send(true);
+    // Long-lived streams (MCP) would hold graceful shutdown open forever: bound it.
+    if tokio::time::timeout(config.shutdown_grace, &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within the grace period");
+        server.abort();
+    }
+    let _ = stop_relay.send(true);
+    if tokio::time::timeout(config.shutdown_grace + Duration::from_secs(1), relay_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbox relay did not stop in time");
+    }
+    pool.close().await;
+    tracing::info!("backend stopped");
+    Ok(())
+}
+
+/// Reads one value from the Dapr secret store, waiting for the sidecar first.
+async fn read_secret(dapr: &dapr::DaprClient, store: &str, name: &str) -> anyhow::Result<String> {
+    dapr.wait_ready(SIDECAR_WAIT)
+        .await
+        .context("waiting for the Dapr sidecar to read secrets")?;
+    let secret = dapr
+        .get_secret(store, name)
+        .await
+        .with_context(|| format!("reading secret `{name}` from `{store}`"))?;
+    // Single-value stores answer {name: value}; multi-key ones use the first key.
+    secret
+        .get(name)
+        .or_else(|| secret.values().next())
+        .cloned()
+        .with_context(|| format!("secret `{name}` in `{store}` is empty"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

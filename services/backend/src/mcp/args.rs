@@ -1,0 +1,657 @@
+//! Tool arguments: the original system's parameter names, their JSON Schemas, and their
+//! mapping onto the service layer's input types.
+//!
+//! Parsing is lenient where an assistant is likely to stumble and strict where it matters:
+//!
+//! - every argument struct is read through [`Input`], so a malformed argument (a bad UUID, an
+//!   unknown priority, a number where a string belongs) becomes a `VALIDATION_ERROR` tool
+//!   result naming the argument, which the model can read and correct, instead of a JSON-RPC
+//!   protocol error;
+//! - unknown arguments are ignored — in particular `user_id`, which the original tools took
+//!   first and existing prompts may still send: the user always comes from the token;
+//! - `null` means "not given" everywhere (models often send `null` for every optional
+//!   parameter), so in `update_*` an empty string `""` is what removes a clearable value;
+//! - enum values (`priority`, `status`, `sort_by`, `order`) are case-insensitive;
+//! - timestamps are ISO-8601 / RFC 3339 *with* a UTC offset; a timestamp without one is
+//!   rejected with a hint rather than silently read as UTC.
+//!
+//! Nothing here applies a business rule: lengths, colours, RRULEs, limits and ownership are
+//! the service layer's, shared with REST.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use uuid::Uuid;
+
+use crate::domain::{
+    CategoryPatch, DEFAULT_LIMIT, NewCategory, NewTag, NewTask, Priority, ReminderSpec, SortBy,
+    SortOrder, StatusFilter, TagPatch, TaskFilter, TaskPatch,
+};
+
+/// A malformed or inconsistent tool argument, reported as `VALIDATION_ERROR`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct InvalidArgument {
+    /// The argument at fault (a path such as `tag_ids[2]`), when known.
+    pub(super) field: Option<String>,
+    /// What is wrong, in words a model can act on.
+    pub(super) message: String,
+}
+
+impl InvalidArgument {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Tool arguments of type `T` whose deserialisation never fails at the protocol level: a
+/// failure is kept and reported by the tool as a `VALIDATION_ERROR` result. The JSON Schema
+/// is `T`'s.
+#[derive(Debug)]
+pub(super) struct Input<T>(Result<T, InvalidArgument>);
+
+impl<T> Input<T> {
+    /// The parsed arguments, or what was wrong with them.
+    pub(super) fn parse(self) -> Result<T, InvalidArgument> {
+        self.0
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Input<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(Self(serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            if path == "." {
+                InvalidArgument {
+                    field: None,
+                    message: format!("invalid arguments: {message}"),
+                }
+            } else {
+                InvalidArgument {
+                    message: format!("invalid argument `{path}`: {message}"),
+                    field: Some(path),
+                }
+            }
+        })))
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Input<T> {
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+/// Field deserialisers for the leniency rules in the module docs.
+mod lenient {
+    use super::*;
+
+    const TIMESTAMP_HINT: &str = "expected an ISO-8601 timestamp with a UTC offset, e.g. \
+        2025-06-01T09:00:00Z or 2025-06-01T09:00:00+02:00 (convert the user's local time and \
+        include the offset)";
+
+    fn timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("`{text}` is not a valid timestamp ({e}); {TIMESTAMP_HINT}"))
+    }
+
+    fn id(text: &str) -> Result<Uuid, String> {
+        Uuid::parse_str(text.trim())
+            .map_err(|_| format!("`{text}` is not an id (ids are UUIDs as returned by the tools)"))
+    }
+
+    /// `null`, absent or blank → `None`; otherwise a timestamp.
+    pub(super) fn optional_timestamp<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            Some(text) if !text.trim().is_empty() => {
+                timestamp(&text).map(Some).map_err(D::Error::custom)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A clearable value: `null`/absent → unchanged, `""` → remove, else `parse`.
+    fn clearable<'de, D: Deserializer<'de>, T>(
+        deserializer: D,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(text) if text.trim().is_empty() => Ok(Some(None)),
+            Some(text) => parse(&text)
+                .map(|v| Some(Some(v)))
+                .map_err(D::Error::custom),
+        }
+    }
+
+    /// A clearable timestamp (see [`clearable`]).
+    pub(super) fn clearable_timestamp<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
+        clearable(deserializer, timestamp)
+    }
+
+    /// A clearable id (see [`clearable`]).
+    pub(super) fn clearable_id<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<Uuid>>, D::Error> {
+        clearable(deserializer, id)
+    }
+
+    /// A clearable text (see [`clearable`]); the text is passed on as written.
+    pub(super) fn clearable_text<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        clearable(deserializer, |text| Ok(text.to_owned()))
+    }
+
+    /// An optional enum value, matched case-insensitively; blank → `None`.
+    pub(super) fn optional_enum<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            Some(text) if !text.trim().is_empty() => {
+                let value = serde_json::Value::String(text.trim().to_ascii_lowercase());
+                serde_json::from_value(value)
+                    .map(Some)
+                    .map_err(D::Error::custom)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// An optional list of ids; `null` → empty.
+    pub(super) fn ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Uuid>, D::Error> {
+        Ok(Option::<Vec<Uuid>>::deserialize(deserializer)?.unwrap_or_default())
+    }
+}
+
+/// The sort keys of `list_tasks`, with the original system's names.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SortKey {
+    /// Creation time, newest first.
+    #[serde(alias = "created")]
+    CreatedAt,
+    /// Due time, soonest first; tasks without a due date come last.
+    #[serde(alias = "due", alias = "due_at")]
+    DueDate,
+    /// Priority, most urgent first.
+    Priority,
+}
+
+impl From<SortKey> for SortBy {
+    fn from(key: SortKey) -> Self {
+        match key {
+            SortKey::CreatedAt => Self::Created,
+            SortKey::DueDate => Self::Due,
+            SortKey::Priority => Self::Priority,
+        }
+    }
+}
+
+/// Arguments of `add_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct AddTaskArgs {
+    /// Short title, 1-200 characters, one line. Required.
+    title: String,
+    /// Longer free-text notes (up to 10000 characters). Default empty.
+    #[serde(default)]
+    description: Option<String>,
+    /// "low", "medium" (default), "high" or "urgent".
+    #[serde(default, deserialize_with = "lenient::optional_enum")]
+    priority: Option<Priority>,
+    /// Id of one of the user's categories (from list_categories / create_category).
+    #[serde(default)]
+    category_id: Option<Uuid>,
+    /// Ids of the user's tags (from list_tags / create_tag), at most 10.
+    #[serde(default, deserialize_with = "lenient::ids")]
+    tag_ids: Vec<Uuid>,
+    /// When the task is due: ISO-8601 timestamp with UTC offset, e.g.
+    /// "2025-06-01T17:00:00+02:00". Required for a recurring task (it is the first
+    /// occurrence).
+    #[serde(default, deserialize_with = "lenient::optional_timestamp")]
+    due_date: Option<DateTime<Utc>>,
+    /// RFC 5545 RRULE making the task repeat, e.g. "FREQ=WEEKLY;BYDAY=MO,FR" (see the tool
+    /// description for phrase-to-rule examples).
+    #[serde(default)]
+    recurrence_rule: Option<String>,
+    /// When to remind the user: ISO-8601 timestamp with UTC offset, in the future and not
+    /// after due_date. (Relative reminders: use set_reminder after creating the task.)
+    #[serde(default, deserialize_with = "lenient::optional_timestamp")]
+    remind_at: Option<DateTime<Utc>>,
+}
+
+impl From<AddTaskArgs> for NewTask {
+    fn from(a: AddTaskArgs) -> Self {
+        Self {
+            title: a.title,
+            description: a.description,
+            priority: a.priority,
+            category_id: a.category_id,
+            tag_ids: a.tag_ids,
+            due_at: a.due_date,
+            remind_at: a.remind_at,
+            recurrence_rule: a.recurrence_rule,
+        }
+    }
+}
+
+/// Arguments of `list_tasks`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub(super) struct ListTasksArgs {
+    /// "all" (default), "pending" (not completed) or "completed".
+    #[serde(default, deserialize_with = "lenient::optional_enum")]
+    status: Option<StatusFilter>,
+    /// Only tasks of this priority: "low", "medium", "high" or "urgent".
+    #[serde(default, deserialize_with = "lenient::optional_enum")]
+    priority: Option<Priority>,
+    /// Only tasks in this category.
+    #[serde(default)]
+    category_id: Option<Uuid>,
+    /// Only tasks carrying at least one of these tags.
+    #[serde(default, deserialize_with = "lenient::ids")]
+    tag_ids: Vec<Uuid>,
+    /// Only tasks due strictly before this time (ISO-8601 with UTC offset).
+    #[serde(default, deserialize_with = "lenient::optional_timestamp")]
+    due_before: Option<DateTime<Utc>>,
+    /// Only tasks due strictly after this time (ISO-8601 with UTC offset).
+    #[serde(default, deserialize_with = "lenient::optional_timestamp")]
+    due_after: Option<DateTime<Utc>>,
+    /// "created_at" (default, newest first), "due_date" (soonest first, undated last) or
+    /// "priority" (urgent first).
+    #[serde(default, deserialize_with = "lenient::optional_enum")]
+    sort_by: Option<SortKey>,
+    /// "asc" or "desc" to override the sort key's natural order.
+    #[serde(default, deserialize_with = "lenient::optional_enum")]
+    order: Option<SortOrder>,
+    /// Page size: default 50, at most 200.
+    #[serde(default)]
+    limit: Option<u32>,
+    /// Number of tasks to skip (for the next page: offset + limit). Default 0.
+    #[serde(default)]
+    offset: Option<u32>,
+}
+
+impl From<ListTasksArgs> for TaskFilter {
+    fn from(a: ListTasksArgs) -> Self {
+        Self {
+            status: a.status.unwrap_or_default(),
+            priority: a.priority,
+            category_id: a.category_id,
+            tag_ids: a.tag_ids,
+            due_before: a.due_before,
+            due_after: a.due_after,
+            sort: a.sort_by.map(SortBy::from).unwrap_or_default(),
+            order: a.order,
+            limit: a.limit.unwrap_or(DEFAULT_LIMIT),
+            offset: a.offset.unwrap_or(0),
+        }
+    }
+}
+
+/// Arguments of the tools that take only a task: `get_task`, `delete_task`, `complete_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct TaskIdArgs {
+    /// The task's id (from add_task, list_tasks or search_tasks).
+    pub(super) task_id: Uuid,
+}
+
+/// Arguments of `update_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct UpdateTaskArgs {
+    /// The task's id.
+    pub(super) task_id: Uuid,
+    /// New title, 1-200 characters.
+    #[serde(default)]
+    title: Option<String>,
+    /// New description.
+    #[serde(default)]
+    description: Option<String>,
+    /// true marks the task done, false reopens it.
+    #[serde(default)]
+    completed: Option<bool>,
+    /// New priority: "low", "medium", "high" or "urgent".
+    #[serde(default, deserialize_with = "lenient::optional_enum")]
+    priority: Option<Priority>,
+    /// New category id, or "" to remove the task from its category.
+    #[serde(default, deserialize_with = "lenient::clearable_id")]
+    #[schemars(with = "Option<String>")]
+    category_id: Option<Option<Uuid>>,
+    /// New due time (ISO-8601 with UTC offset), or "" to remove the due date.
+    #[serde(default, deserialize_with = "lenient::clearable_timestamp")]
+    #[schemars(with = "Option<String>")]
+    due_date: Option<Option<DateTime<Utc>>>,
+    /// New RRULE, or "" to stop the task repeating.
+    #[serde(default, deserialize_with = "lenient::clearable_text")]
+    #[schemars(with = "Option<String>")]
+    recurrence_rule: Option<Option<String>>,
+    /// New reminder time (ISO-8601 with UTC offset, in the future), or "" to cancel the
+    /// reminder. For "N minutes before due" use set_reminder.
+    #[serde(default, deserialize_with = "lenient::clearable_timestamp")]
+    #[schemars(with = "Option<String>")]
+    remind_at: Option<Option<DateTime<Utc>>>,
+}
+
+impl UpdateTaskArgs {
+    /// The task id and the patch to apply to it.
+    pub(super) fn into_patch(self) -> (Uuid, TaskPatch) {
+        (
+            self.task_id,
+            TaskPatch {
+                title: self.title,
+                description: self.description,
+                completed: self.completed,
+                priority: self.priority,
+                category_id: self.category_id,
+                due_at: self.due_date,
+                remind_at: self.remind_at,
+                recurrence_rule: self.recurrence_rule,
+            },
+        )
+    }
+}
+
+/// Arguments of `search_tasks`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct SearchTasksArgs {
+    /// Words to look for in titles and descriptions (full-text, ranked by relevance).
+    pub(super) query: String,
+    /// Most results to return: default 50, at most 200.
+    #[serde(default)]
+    limit: Option<u32>,
+    /// Number of results to skip. Default 0.
+    #[serde(default)]
+    offset: Option<u32>,
+}
+
+impl SearchTasksArgs {
+    /// The page size asked for (the service clamps it).
+    pub(super) fn limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+
+    /// The offset asked for.
+    pub(super) fn offset(&self) -> u32 {
+        self.offset.unwrap_or(0)
+    }
+}
+
+/// Arguments of `set_reminder`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct SetReminderArgs {
+    /// The task's id.
+    pub(super) task_id: Uuid,
+    /// Remind this many minutes before the task's due date (the task must have one): 15,
+    /// 60 = one hour, 1440 = one day, 10080 = one week. Give this or remind_at, not both.
+    #[serde(default)]
+    remind_before_minutes: Option<u32>,
+    /// Remind at this time: ISO-8601 with UTC offset, in the future and not after the due
+    /// date. Give this or remind_before_minutes, not both.
+    #[serde(default, deserialize_with = "lenient::optional_timestamp")]
+    remind_at: Option<DateTime<Utc>>,
+}
+
+impl SetReminderArgs {
+    /// The task id and the reminder, if exactly one way of giving it was used.
+    pub(super) fn into_spec(self) -> Result<(Uuid, ReminderSpec), InvalidArgument> {
+        let spec = match (self.remind_before_minutes, self.remind_at) {
+            (Some(minutes), None) => ReminderSpec::BeforeDue { minutes },
+            (None, Some(at)) => ReminderSpec::At(at),
+            (Some(_), Some(_)) => {
+                return Err(InvalidArgument::new(
+                    "remind_before_minutes",
+                    "give exactly one of remind_before_minutes or remind_at, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(InvalidArgument::new(
+                    "remind_before_minutes",
+                    "give exactly one of remind_before_minutes (e.g. 1440 for one day before \
+                     the due date) or remind_at (an ISO-8601 time)",
+                ));
+            }
+        };
+        Ok((self.task_id, spec))
+    }
+}
+
+/// Arguments of `add_tag_to_task` and `remove_tag_from_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct TaskTagArgs {
+    /// The task's id.
+    pub(super) task_id: Uuid,
+    /// The tag's id (from list_tags or create_tag).
+    pub(super) tag_id: Uuid,
+}
+
+/// Arguments of `create_category`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct CreateCategoryArgs {
+    /// Category name, 1-50 characters, unique per user (case-insensitive).
+    name: String,
+    /// Display colour "#RRGGBB", e.g. "#FF5733". Optional.
+    #[serde(default)]
+    color: Option<String>,
+}
+
+impl From<CreateCategoryArgs> for NewCategory {
+    fn from(a: CreateCategoryArgs) -> Self {
+        Self {
+            name: a.name,
+            color: a.color.filter(|c| !c.trim().is_empty()),
+        }
+    }
+}
+
+/// Arguments of `update_category`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct UpdateCategoryArgs {
+    /// The category's id (from list_categories).
+    pub(super) category_id: Uuid,
+    /// New name, 1-50 characters, unique per user.
+    #[serde(default)]
+    name: Option<String>,
+    /// New colour "#RRGGBB", or "" to remove it.
+    #[serde(default, deserialize_with = "lenient::clearable_text")]
+    #[schemars(with = "Option<String>")]
+    color: Option<Option<String>>,
+}
+
+impl UpdateCategoryArgs {
+    /// The category id and the patch to apply to it.
+    pub(super) fn into_patch(self) -> (Uuid, CategoryPatch) {
+        (
+            self.category_id,
+            CategoryPatch {
+                name: self.name,
+                color: self.color,
+            },
+        )
+    }
+}
+
+/// Arguments of `delete_category`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct CategoryIdArgs {
+    /// The category's id (from list_categories).
+    pub(super) category_id: Uuid,
+}
+
+/// Arguments of `create_tag`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct CreateTagArgs {
+    /// Tag name, 1-30 characters, unique per user (case-insensitive).
+    name: String,
+    /// Display colour "#RRGGBB". Optional.
+    #[serde(default)]
+    color: Option<String>,
+}
+
+impl From<CreateTagArgs> for NewTag {
+    fn from(a: CreateTagArgs) -> Self {
+        Self {
+            name: a.name,
+            color: a.color.filter(|c| !c.trim().is_empty()),
+        }
+    }
+}
+
+/// Arguments of `update_tag`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct UpdateTagArgs {
+    /// The tag's id (from list_tags).
+    pub(super) tag_id: Uuid,
+    /// New name, 1-30 characters, unique per user.
+    #[serde(default)]
+    name: Option<String>,
+    /// New colour "#RRGGBB", or "" to remove it.
+    #[serde(default, deserialize_with = "lenient::clearable_text")]
+    #[schemars(with = "Option<String>")]
+    color: Option<Option<String>>,
+}
+
+impl UpdateTagArgs {
+    /// The tag id and the patch to apply to it.
+    pub(super) fn into_patch(self) -> (Uuid, TagPatch) {
+        (
+            self.tag_id,
+            TagPatch {
+                name: self.name,
+                color: self.color,
+            },
+        )
+    }
+}
+
+/// Arguments of `delete_tag`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct TagIdArgs {
+    /// The tag's id (from list_tags).
+    pub(super) tag_id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, InvalidArgument> {
+        serde_json::from_value::<Input<T>>(value).unwrap().parse()
+    }
+
+    #[test]
+    fn add_task_maps_original_names_and_ignores_user_id() {
+        let args: AddTaskArgs = parse(json!({
+            "user_id": "someone-else",
+            "title": "Pay rent",
+            "priority": "HIGH",
+            "due_date": "2030-01-31T09:00:00+01:00",
+            "tag_ids": null,
+            "category_id": null,
+            "recurrence_rule": "FREQ=MONTHLY;BYMONTHDAY=-1",
+        }))
+        .unwrap();
+        let new = NewTask::from(args);
+        assert_eq!(new.title, "Pay rent");
+        assert_eq!(new.priority, Some(Priority::High));
+        assert_eq!(
+            new.due_at.unwrap().to_rfc3339(),
+            "2030-01-31T08:00:00+00:00"
+        );
+        assert!(new.tag_ids.is_empty());
+        assert_eq!(new.category_id, None);
+    }
+
+    #[test]
+    fn bad_arguments_name_the_field() {
+        let err = parse::<TaskIdArgs>(json!({"task_id": 42})).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("task_id"));
+        let err = parse::<AddTaskArgs>(json!({"title": "x", "due_date": "2030-01-31T09:00"}))
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("due_date"));
+        assert!(err.message.contains("UTC offset"), "{}", err.message);
+        let err = parse::<AddTaskArgs>(json!({"title": "x", "priority": "asap"})).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("priority"));
+        let err = parse::<AddTaskArgs>(json!({"description": "no title"})).unwrap_err();
+        assert!(err.message.contains("title"), "{}", err.message);
+        let err = parse::<AddTaskArgs>(json!({"title": "x", "tag_ids": ["nope"]})).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("tag_ids[0]"));
+    }
+
+    #[test]
+    fn update_null_keeps_and_empty_string_clears() {
+        let id = Uuid::nil();
+        let args: UpdateTaskArgs = parse(json!({
+            "task_id": id,
+            "title": null,
+            "due_date": null,
+            "category_id": "",
+            "recurrence_rule": "",
+            "remind_at": "2030-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        let (task_id, patch) = args.into_patch();
+        assert_eq!(task_id, id);
+        assert_eq!(patch.title, None);
+        assert_eq!(patch.due_at, None);
+        assert_eq!(patch.category_id, Some(None));
+        assert_eq!(patch.recurrence_rule, Some(None));
+        assert!(matches!(patch.remind_at, Some(Some(_))));
+    }
+
+    #[test]
+    fn list_filter_defaults_and_original_sort_names() {
+        let filter = TaskFilter::from(parse::<ListTasksArgs>(json!({})).unwrap());
+        assert_eq!(filter, TaskFilter::default());
+        let filter = TaskFilter::from(
+            parse::<ListTasksArgs>(json!({"sort_by": "due_date", "status": "Pending"})).unwrap(),
+        );
+        assert_eq!(filter.sort, SortBy::Due);
+        assert_eq!(filter.status, StatusFilter::Pending);
+    }
+
+    #[test]
+    fn set_reminder_needs_exactly_one_way() {
+        let id = Uuid::nil();
+        let both: SetReminderArgs = parse(json!({
+            "task_id": id, "remind_before_minutes": 10, "remind_at": "2030-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert!(both.into_spec().is_err());
+        let neither: SetReminderArgs =
+            parse(json!({"task_id": id, "remind_before_minutes": null})).unwrap();
+        assert!(neither.into_spec().is_err());
+        let before: SetReminderArgs =
+            parse(json!({"task_id": id, "remind_before_minutes": 1440})).unwrap();
+        assert_eq!(
+            before.into_spec().unwrap().1,
+            ReminderSpec::BeforeDue { minutes: 1440 }
+        );
+    }
+}

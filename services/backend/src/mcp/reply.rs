@@ -1,0 +1,187 @@
+//! Tool results: successes as structured JSON, failures as `isError: true` results carrying
+//! `{"code", "message", "field"?, "suggestions"}`.
+//!
+//! Domain failures are tool results, not JSON-RPC errors, so the model sees them and can
+//! correct itself (pick another task id, shorten a title). Only a request that reached a tool
+//! without an authenticated user — a wiring fault, `require_user` runs first — is a protocol
+//! error.
+
+use rmcp::ErrorData;
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::model::{CallToolResponse, CallToolResult};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::args::InvalidArgument;
+use crate::error::ServiceError;
+
+/// Why a tool call did not succeed.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The service refused or failed.
+    Service(ServiceError),
+    /// An argument could not be read or the arguments contradict each other.
+    Argument(InvalidArgument),
+    /// A protocol-level error (no authenticated user).
+    Protocol(ErrorData),
+}
+
+impl From<ServiceError> for Failure {
+    fn from(err: ServiceError) -> Self {
+        Self::Service(err)
+    }
+}
+
+impl From<InvalidArgument> for Failure {
+    fn from(err: InvalidArgument) -> Self {
+        Self::Argument(err)
+    }
+}
+
+impl From<ErrorData> for Failure {
+    fn from(err: ErrorData) -> Self {
+        Self::Protocol(err)
+    }
+}
+
+/// What a tool returns.
+pub(super) type Reply = Result<CallToolResult, Failure>;
+
+/// A successful result whose structured content is `value` (which must serialise to a JSON
+/// object, as MCP requires of structured content).
+pub(super) fn ok(value: impl Serialize) -> Reply {
+    match serde_json::to_value(value) {
+        Ok(value) => Ok(CallToolResult::structured(value)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise an MCP tool result");
+            Ok(CallToolResult::structured_error(internal_body()))
+        }
+    }
+}
+
+/// The body of an `INTERNAL` error: nothing about the cause reaches the client.
+fn internal_body() -> Value {
+    json!({
+        "code": "INTERNAL",
+        "message": "internal error; the request was not completed, try again later",
+        "suggestions": [],
+    })
+}
+
+/// The argument name the MCP tools use for a service field (`due_at` is `due_date` here).
+fn tool_field(field: &str) -> &str {
+    match field {
+        "due_at" => "due_date",
+        other => other,
+    }
+}
+
+/// The body of an argument that could not be read.
+fn argument_body(InvalidArgument { field, message }: InvalidArgument) -> Value {
+    json!({
+        "code": "VALIDATION_ERROR",
+        "message": message,
+        "field": field,
+        "suggestions": [],
+    })
+}
+
+/// The body of a service failure.
+fn service_body(err: &ServiceError) -> Value {
+    match err {
+        ServiceError::TaskNotFound { id, suggestions } => json!({
+            "code": err.code(),
+            "message": format!(
+                "task {id} not found; `suggestions` lists the user's most recent pending \
+                 tasks — ask which one was meant, or use list_tasks / search_tasks"
+            ),
+            "suggestions": suggestions,
+        }),
+        ServiceError::Validation { field, message } => json!({
+            "code": err.code(),
+            "message": message,
+            "field": field.map(tool_field),
+            "suggestions": [],
+        }),
+        err if !err.is_client_error() => {
+            // Logged once, here, with its cause; the client learns only that it failed.
+            match std::error::Error::source(err) {
+                Some(cause) => tracing::error!(error = %err, %cause, "MCP tool call failed"),
+                None => tracing::error!(error = %err, "MCP tool call failed"),
+            }
+            internal_body()
+        }
+        err => json!({
+            "code": err.code(),
+            "message": err.to_string(),
+            "suggestions": [],
+        }),
+    }
+}
+
+impl IntoCallToolResult for Failure {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        let body = match self {
+            Self::Protocol(err) => return Err(err),
+            Self::Argument(arg) => argument_body(arg),
+            Self::Service(err) => service_body(&err),
+        };
+        Ok(CallToolResult::structured_error(body).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{Priority, TaskSummary};
+
+    fn body(failure: Failure) -> Value {
+        let CallToolResponse::Complete(result) = failure.into_call_tool_result().unwrap() else {
+            panic!("not a complete result");
+        };
+        assert_eq!(result.is_error, Some(true));
+        result.structured_content.unwrap()
+    }
+
+    #[test]
+    fn not_found_carries_suggestions() {
+        let summary = TaskSummary {
+            id: Uuid::nil(),
+            title: "Water plants".into(),
+            due_at: None,
+            priority: Priority::Low,
+        };
+        let b = body(Failure::Service(ServiceError::TaskNotFound {
+            id: Uuid::nil(),
+            suggestions: vec![summary],
+        }));
+        assert_eq!(b["code"], "TASK_NOT_FOUND");
+        assert_eq!(b["suggestions"][0]["title"], "Water plants");
+    }
+
+    #[test]
+    fn database_errors_are_generic() {
+        let b = body(Failure::Service(ServiceError::Database(
+            sqlx::Error::PoolTimedOut,
+        )));
+        assert_eq!(b["code"], "INTERNAL");
+        assert!(!b["message"].as_str().unwrap().contains("pool"));
+    }
+
+    #[test]
+    fn validation_fields_use_tool_names() {
+        let b = body(Failure::Service(ServiceError::validation("due_at", "bad")));
+        assert_eq!(b["code"], "VALIDATION_ERROR");
+        assert_eq!(b["field"], "due_date");
+    }
+
+    #[test]
+    fn protocol_errors_stay_protocol_errors() {
+        let err = Failure::Protocol(ErrorData::internal_error("x", None));
+        assert!(err.into_call_tool_result().is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! The transactional outbox: events are rows written in the same transaction as the change
+//! they describe, and published later by the relay (`relay.rs`).
+//!
+//! Writing the event with the change (instead of publishing after commit) means an accepted
+//! write always gets its event and a rolled-back one never does, whatever happens to the
+//! sidecar or the process in between. Each row holds the complete structured CloudEvent as it
+//! will be published, with the row id as the event id, so a retried publish carries the same id
+//! and consumers can de-duplicate on it. `seq` is the global publication order; rows of one task
+//! are written under that task's row lock, so their `seq` order is their commit order.
+
+use chrono::{DateTime, Utc};
+use contracts::{TaskEventData, TaskSnapshot, event_types};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// A row waiting to be published.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// The row id, equal to the CloudEvent `id`.
+    pub id: Uuid,
+    /// Global order of publication.
+    pub seq: i64,
+    /// The task the event is about; the relay keeps order per aggregate.
+    pub aggregate_id: Uuid,
+    /// Topic to publish to.
+    pub topic: String,
+    /// The complete structured CloudEvent.
+    pub event: serde_json::Value,
+    /// Failed publish attempts so far.
+    pub attempts: i32,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Writes `event` for publication on `topic`, inside the caller's transaction.
+pub(crate) async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    topic: &str,
+    event: &dapr::CloudEvent,
+    aggregate_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let id = Uuid::parse_str(&event.id).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let json = serde_json::to_value(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO outbox (id, aggregate_id, topic, event_type, event) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(aggregate_id)
+    .bind(topic)
+    .bind(&event.ty)
+    .bind(json)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The kind of change a task event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskChange {
+    Created,
+    Updated,
+    Completed,
+    Deleted,
+}
+
+impl TaskChange {
+    fn event_type(self) -> &'static str {
+        match self {
+            Self::Created => event_types::TASK_CREATED,
+            Self::Updated => event_types::TASK_UPDATED,
+            Self::Completed => event_types::TASK_COMPLETED,
+            Self::Deleted => event_types::TASK_DELETED,
+        }
+    }
+}
+
+/// Builds the CloudEvent(s) of a task change and enqueues them: one on
+/// [`topics::TASK_EVENTS`], and for the completion of a recurring task a second one (its own
+/// id) on [`topics::TASK_RECURRENCE`].
+pub(crate) async fn enqueue_task_event(
+    tx: &mut Transaction<'_, Postgres>,
+    change: TaskChange,
+    task: TaskSnapshot,
+    changed_fields: &[&str],
+) -> Result<(), sqlx::Error> {
+    let task_id = task.id;
+    let ty = change.event_type();
+    let data = TaskEventData::new(task).with_changed_fields(changed_fields.iter().copied());
+    for topic in data.publish_topics(ty) {
+        let event = task_cloud_event(ty, task_id, &data)?;
+        enqueue(tx, topic, &event, task_id).await?;
+    }
+    Ok(())
+}
+
+/// The structured CloudEvent of a task event, with a fresh UUID v7 id.
+fn task_cloud_event(
+    ty: &str,
+    task_id: Uuid,
+    data: &TaskEventData,
+) -> Result<dapr::CloudEvent, sqlx::Error> {
+    dapr::CloudEvent::new(Uuid::now_v7().to_string(), contracts::source("backend"), ty)
+        .with_subject(task_id.to_string())
+        .with_json_data(data)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// The oldest `limit` unpublished rows, in publication order.
+pub async fn fetch_pending(pool: &PgPool, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, seq, aggregate_id, topic, event, attempts, created_at
+         FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks rows as published (after the sidecar acknowledged them).
+pub async fn mark_published(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Counts a failed publish attempt of row `id` and keeps the error (truncated to 1000
+/// characters).
+pub async fn record_failure(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    let error: String = error.chars().take(1000).collect();
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes rows published before `before` (retention); returns how many went.
+pub async fn delete_published_before(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM outbox WHERE published_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many rows wait for publication.
+pub async fn pending_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn enqueue_one(pool: &PgPool, task: Uuid) -> Uuid {
+        let id = Uuid::now_v7();
+        let event = dapr::CloudEvent::new(id.to_string(), "/todo/test", "com.todo.test.v1")
+            .with_json_data(&serde_json::json!({"n": 1}))
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        enqueue(&mut tx, "task-events", &event, task).await.unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    #[sqlx::test]
+    async fn relay_queries(pool: PgPool) {
+        let (t1, t2) = (Uuid::now_v7(), Uuid::now_v7());
+        let a = enqueue_one(&pool, t1).await;
+        let b = enqueue_one(&pool, t2).await;
+        let c = enqueue_one(&pool, t1).await;
+        assert_eq!(pending_count(&pool).await.unwrap(), 3);
+
+        let rows = fetch_pending(&pool, 10).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [a, b, c]);
+        assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(rows[0].aggregate_id, t1);
+        assert_eq!(rows[0].topic, "task-events");
+        assert_eq!(rows[0].attempts, 0);
+        let event: dapr::CloudEvent = serde_json::from_value(rows[0].event.clone()).unwrap();
+        assert_eq!(event.id, a.to_string());
+        assert_eq!(event.data, Some(serde_json::json!({"n": 1})));
+        assert_eq!(fetch_pending(&pool, 1).await.unwrap().len(), 1);
+
+        record_failure(&pool, a, &"x".repeat(5000)).await.unwrap();
+        record_failure(&pool, a, "sidecar down").await.unwrap();
+        let (attempts, last_error): (i32, String) =
+            sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE id = $1")
+                .bind(a)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((attempts, last_error.as_str()), (2, "sidecar down"));
+
+        mark_published(&pool, &[a, b]).await.unwrap();
+        mark_published(&pool, &[]).await.unwrap();
+        assert_eq!(pending_count(&pool).await.unwrap(), 1);
+        let rows = fetch_pending(&pool, 10).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [c]);
+
+        let later = Utc::now() + chrono::Duration::seconds(5);
+        assert_eq!(delete_published_before(&pool, later).await.unwrap(), 2);
+        assert_eq!(
+            pending_count(&pool).await.unwrap(),
+            1,
+            "pending rows are kept"
+        );
+    }
+
+    #[sqlx::test]
+    async fn enqueue_rolls_back_with_its_transaction(pool: PgPool) {
+        let event = dapr::CloudEvent::new(Uuid::now_v7().to_string(), "/todo/test", "t");
+        let mut tx = pool.begin().await.unwrap();
+        enqueue(&mut tx, "task-events", &event, Uuid::now_v7())
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(pending_count(&pool).await.unwrap(), 0);
+    }
+}

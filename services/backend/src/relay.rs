@@ -1,0 +1,338 @@
+//! The outbox relay: publishes committed outbox rows to Dapr pub/sub, in order per task.
+//!
+//! Every state change commits its event in the same transaction (`outbox.rs`); this task is
+//! the only path from there to the broker. It is woken right after each commit (a
+//! `tokio::sync::Notify` permit, so a commit during a pass is never missed) and otherwise polls
+//! slowly, which covers rows left by another process or a crash. A row is marked published only
+//! after daprd answered 204; failures are retried with capped backoff, so a sidecar that is
+//! down for a while delays events but loses none.
+//!
+//! Order: rows of one task are published one after another in commit order, and a failure
+//! stops that task's later rows until the next pass; different tasks are published
+//! concurrently. One relay is active per database (a PostgreSQL advisory lock), so replicas of
+//! the backend cannot interleave a task's events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use middleware::{PublishRequest, Publisher};
+use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
+use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::outbox::{self, OutboxRow};
+
+/// Histogram of the time from commit to the sidecar's acknowledgement, per event.
+pub const OUTBOX_PUBLISH_LAG_SECONDS: &str = "todo_outbox_publish_lag_seconds";
+/// Gauge of rows not yet published, as of the last pass.
+pub const OUTBOX_PENDING: &str = "todo_outbox_pending";
+
+/// Key of the advisory lock that elects the active relay ("todo" + "outbox" in ASCII, truncated).
+const RELAY_LOCK_KEY: i64 = 0x746f_646f_6f75_7462;
+
+/// Tuning of the relay.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Pub/sub component to publish to.
+    pub pubsub: String,
+    /// Rows read per pass.
+    pub batch_size: i64,
+    /// Tasks published in parallel.
+    pub concurrency: usize,
+    /// Poll interval when nothing woke the relay (rows from elsewhere, crash recovery).
+    pub idle_poll: Duration,
+    /// First and longest pause after a pass that could publish nothing.
+    pub min_backoff: Duration,
+    /// Longest pause after failed passes.
+    pub max_backoff: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            pubsub: contracts::topics::PUBSUB.to_owned(),
+            batch_size: 256,
+            concurrency: 32,
+            idle_poll: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The relay's metrics, registered in the service's registry.
+#[derive(Clone, Debug)]
+pub struct RelayMetrics {
+    lag: Histogram,
+    pending: IntGauge,
+}
+
+impl RelayMetrics {
+    /// Creates and registers the relay metrics.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let lag = Histogram::with_opts(
+            HistogramOpts::new(
+                OUTBOX_PUBLISH_LAG_SECONDS,
+                "Time from the outbox commit to daprd acknowledging the publish.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ]),
+        )?;
+        let pending = IntGauge::new(OUTBOX_PENDING, "Outbox rows not yet published.")?;
+        registry.register(Box::new(lag.clone()))?;
+        registry.register(Box::new(pending.clone()))?;
+        Ok(Self { lag, pending })
+    }
+}
+
+/// What one pass achieved.
+#[derive(Debug, PartialEq, Eq)]
+enum Pass {
+    /// Nothing was pending.
+    Idle,
+    /// Some rows were published (there may be more).
+    Progress,
+    /// Rows are pending but none could be published.
+    Blocked,
+}
+
+/// The outbox relay task.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    publisher: Publisher,
+    // Permits stored by commits; a commit while a pass runs makes the next wait return at once.
+    waker: Arc<Notify>,
+    config: RelayConfig,
+    metrics: Option<RelayMetrics>,
+}
+
+impl Relay {
+    /// A relay over `pool`'s outbox, publishing with `publisher`, woken by `waker`.
+    pub fn new(
+        pool: PgPool,
+        publisher: Publisher,
+        waker: Arc<Notify>,
+        config: RelayConfig,
+        metrics: Option<RelayMetrics>,
+    ) -> Self {
+        Self {
+            pool,
+            publisher,
+            waker,
+            config,
+            metrics,
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then publishes what it can within `flush_deadline`.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, flush_deadline: Duration) {
+        let mut backoff = self.config.min_backoff;
+        'leadership: loop {
+            let Some(mut lock) = self.become_leader(&mut shutdown).await else {
+                return;
+            };
+            tracing::info!("outbox relay active");
+            loop {
+                if *shutdown.borrow() {
+                    self.flush(flush_deadline).await;
+                    return;
+                }
+                let pause = match self.pass().await {
+                    Ok(Pass::Progress) => {
+                        backoff = self.config.min_backoff;
+                        continue;
+                    }
+                    Ok(Pass::Idle) => {
+                        backoff = self.config.min_backoff;
+                        tokio::select! {
+                            () = self.waker.notified() => {}
+                            () = tokio::time::sleep(self.config.idle_poll) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                    Ok(Pass::Blocked) => backoff,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox relay pass failed");
+                        // The lock lives on its connection: if that is gone, so is leadership.
+                        if sqlx::query("SELECT 1").execute(&mut *lock).await.is_err() {
+                            continue 'leadership;
+                        }
+                        backoff
+                    }
+                };
+                backoff = (backoff * 2).min(self.config.max_backoff);
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Waits for the advisory lock; `None` if shutdown came first.
+    async fn become_leader(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<PoolConnection<sqlx::Postgres>> {
+        loop {
+            if *shutdown.borrow() {
+                return None;
+            }
+            match self.try_lock().await {
+                Ok(Some(conn)) => return Some(conn),
+                Ok(None) => tracing::debug!("another relay is active; waiting"),
+                Err(e) => tracing::warn!(error = %e, "cannot take the outbox relay lock"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.idle_poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn try_lock(&self) -> Result<Option<PoolConnection<sqlx::Postgres>>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        if locked { Ok(Some(conn)) } else { Ok(None) }
+    }
+
+    /// Publishes until nothing is pending or `deadline` passes (graceful shutdown).
+    async fn flush(&self, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            match tokio::time::timeout_at(until, self.pass()).await {
+                Ok(Ok(Pass::Idle)) => return,
+                Ok(Ok(Pass::Progress)) => {}
+                // Blocked, a database error, or out of time: what is left waits for next start.
+                Ok(Ok(Pass::Blocked) | Err(_)) | Err(_) => break,
+            }
+        }
+        match outbox::pending_count(&self.pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                pending = n,
+                "stopping with unpublished events; the next start publishes them"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot count unpublished events"),
+        }
+    }
+
+    /// One pass over the oldest pending rows.
+    async fn pass(&self) -> Result<Pass, sqlx::Error> {
+        let rows = outbox::fetch_pending(&self.pool, self.config.batch_size).await?;
+        if let Some(m) = &self.metrics {
+            m.pending
+                .set(outbox::pending_count(&self.pool).await.unwrap_or(0));
+        }
+        if rows.is_empty() {
+            return Ok(Pass::Idle);
+        }
+        let results: Vec<Vec<OutboxRow>> = futures_util::stream::iter(group_by_task(rows))
+            .map(|group| self.publish_in_order(group))
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let published: Vec<OutboxRow> = results.into_iter().flatten().collect();
+        if published.is_empty() {
+            return Ok(Pass::Blocked);
+        }
+        let ids: Vec<Uuid> = published.iter().map(|r| r.id).collect();
+        outbox::mark_published(&self.pool, &ids).await?;
+        if let Some(m) = &self.metrics {
+            let now = Utc::now();
+            for row in &published {
+                let lag = (now - row.created_at).to_std().unwrap_or_default();
+                m.lag.observe(lag.as_secs_f64());
+            }
+        }
+        Ok(Pass::Progress)
+    }
+
+    /// Publishes one task's rows in order, stopping at the first failure; returns the
+    /// published rows.
+    async fn publish_in_order(&self, group: Vec<OutboxRow>) -> Vec<OutboxRow> {
+        let mut done = Vec::with_capacity(group.len());
+        for row in group {
+            let event = match serde_json::from_value::<dapr::CloudEvent>(row.event.clone()) {
+                Ok(event) => event,
+                Err(e) => {
+                    // Our own code wrote this row; it can never be published as it is.
+                    tracing::error!(event_id = %row.id, error = %e, "outbox row is not a CloudEvent");
+                    self.note_failure(row.id, &e.to_string()).await;
+                    break;
+                }
+            };
+            let request = PublishRequest::new(&self.config.pubsub, &row.topic, event);
+            match self.publisher.publish(request).await {
+                Ok(()) => done.push(row),
+                Err(e) => {
+                    tracing::warn!(event_id = %row.id, topic = %row.topic, error = %e, "publish failed; will retry");
+                    self.note_failure(row.id, &e.to_string()).await;
+                    break;
+                }
+            }
+        }
+        done
+    }
+
+    async fn note_failure(&self, id: Uuid, error: &str) {
+        if let Err(e) = outbox::record_failure(&self.pool, id, error).await {
+            tracing::warn!(event_id = %id, error = %e, "cannot record the publish failure");
+        }
+    }
+}
+
+/// Splits rows into per-task groups, keeping commit order within each group and ordering the
+/// groups by their oldest row.
+fn group_by_task(rows: Vec<OutboxRow>) -> Vec<Vec<OutboxRow>> {
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
+    let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
+    for row in rows {
+        let i = *index.entry(row.aggregate_id).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(row);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, task: u128) -> OutboxRow {
+        OutboxRow {
+            id: Uuid::from_u128(seq as u128),
+            seq,
+            aggregate_id: Uuid::from_u128(task),
+            topic: "task-events".into(),
+            event: serde_json::Value::Null,
+            attempts: 0,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn groups_keep_commit_order_per_task() {
+        let groups = group_by_task(vec![row(1, 7), row(2, 8), row(3, 7), row(4, 9), row(5, 8)]);
+        let seqs: Vec<Vec<i64>> = groups
+            .iter()
+            .map(|g| g.iter().map(|r| r.seq).collect())
+            .collect();
+        assert_eq!(seqs, vec![vec![1, 3], vec![2, 5], vec![4]]);
+    }
+}

@@ -1,0 +1,873 @@
+//! The service layer: every use case of the backend, shared by REST, MCP and the internal
+//! endpoints so no rule is written twice.
+//!
+//! Each call validates its input ([`validation`]), runs its SQL (`store`) and, for a change,
+//! writes the event into the outbox in the *same* transaction; only after COMMIT does it wake
+//! the relay. User-facing calls are scoped to the caller: another user's task, category or tag
+//! behaves exactly like a missing one. Writes lock the task row first (labels before tasks),
+//! which keeps a task's events in commit order and avoids lock-order deadlocks.
+//!
+//! Events: create → `task.created`; a change of fields, tags or reminder → `task.updated` with
+//! the changed snapshot field names; completion (also through `update_task`) →
+//! `task.completed` (plus a copy on `task-recurrence` when the task recurs); delete →
+//! `task.deleted` with the last state; deleting a category or tag → one `task.updated` per task
+//! that used it. A call that changes nothing writes nothing and emits nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use contracts::TaskSnapshot;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::{
+    AuthUser, Category, CategoryPatch, NewCategory, NewTag, NewTask, NextOccurrence, Page,
+    ReminderSpec, Tag, TagPatch, Task, TaskFilter, TaskPatch,
+};
+use crate::error::{MAX_CATEGORIES_PER_USER, MAX_TAGS_PER_TASK, ServiceError, is_unique_violation};
+use crate::outbox::{TaskChange, enqueue_task_event};
+use crate::store::labels::{self, Kind, LabelRow};
+use crate::store::tasks::{self as task_store, Occurrence, TaskFields};
+use crate::store::users;
+use crate::validation;
+
+/// How many suggestions a `TASK_NOT_FOUND` error carries.
+const SUGGESTIONS: i64 = 5;
+/// Longest idempotency key of `create_next_occurrence`.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// A source of "now", injectable for tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The backend's use cases over one PostgreSQL pool. Cheap to clone.
+#[derive(Clone)]
+pub struct TaskService {
+    pool: PgPool,
+    /// Woken after every commit that wrote outbox rows, so the relay publishes at once
+    /// instead of on its next poll. `notify_one` stores a permit when the relay is busy, so a
+    /// wake-up during a relay pass is not lost.
+    outbox_waker: Arc<Notify>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for TaskService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskService").finish_non_exhaustive()
+    }
+}
+
+/// Drops sub-microsecond precision, which PostgreSQL would drop on write anyway, so values
+/// compare equal before and after a round trip.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// The event snapshot of `task`, owned by `user_id`.
+fn snapshot(user_id: &str, task: &Task) -> TaskSnapshot {
+    TaskSnapshot {
+        id: task.id,
+        user_id: user_id.to_owned(),
+        title: task.title.clone(),
+        description: task.description.clone(),
+        completed: task.completed,
+        completed_at: task.completed_at,
+        priority: task.priority,
+        category: task.category.as_ref().map(|c| contracts::CategoryRef {
+            id: c.id,
+            name: c.name.clone(),
+            color: c.color.clone(),
+        }),
+        tags: task
+            .tags
+            .iter()
+            .map(|t| contracts::TagRef {
+                id: t.id,
+                name: t.name.clone(),
+                color: t.color.clone(),
+            })
+            .collect(),
+        due_at: task.due_at,
+        remind_at: task.remind_at,
+        recurrence_rule: task.recurrence_rule.clone(),
+        parent_task_id: task.parent_task_id,
+        occurrence_index: task.occurrence_index,
+        created_at: task.created_at,
+        updated_at: task.updated_at,
+    }
+}
+
+/// The snapshot fields that differ between `before` and `after` (names as in
+/// [`TaskSnapshot`]).
+fn changed_fields(before: &Task, after: &Task) -> Vec<&'static str> {
+    let ids = |t: &Task| t.tags.iter().map(|g| g.id).collect::<Vec<_>>();
+    let checks = [
+        ("title", before.title != after.title),
+        ("description", before.description != after.description),
+        ("completed", before.completed != after.completed),
+        ("completed_at", before.completed_at != after.completed_at),
+        ("priority", before.priority != after.priority),
+        (
+            "category",
+            before.category.as_ref().map(|c| c.id) != after.category.as_ref().map(|c| c.id),
+        ),
+        ("tags", ids(before) != ids(after)),
+        ("due_at", before.due_at != after.due_at),
+        ("remind_at", before.remind_at != after.remind_at),
+        (
+            "recurrence_rule",
+            before.recurrence_rule != after.recurrence_rule,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+}
+
+fn category(row: LabelRow) -> Category {
+    Category {
+        id: row.id,
+        name: row.name,
+        color: row.color,
+        task_count: row.task_count,
+        created_at: row.created_at,
+    }
+}
+
+fn tag(row: LabelRow) -> Tag {
+    Tag {
+        id: row.id,
+        name: row.name,
+        color: row.color,
+        task_count: row.task_count,
+        created_at: row.created_at,
+    }
+}
+
+impl TaskService {
+    /// A service over `pool`, waking `outbox_waker` after each commit that wrote events.
+    pub fn new(pool: PgPool, outbox_waker: Arc<Notify>) -> Self {
+        Self {
+            pool,
+            outbox_waker,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// The same service with another clock (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The connection pool (for readiness checks and the relay).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        micros((self.clock)())
+    }
+
+    /// Commits `tx`, then wakes the relay if the transaction wrote events.
+    async fn commit(
+        &self,
+        tx: Transaction<'_, Postgres>,
+        wrote_events: bool,
+    ) -> Result<(), ServiceError> {
+        tx.commit().await?;
+        if wrote_events {
+            self.outbox_waker.notify_one();
+        }
+        Ok(())
+    }
+
+    /// `TaskNotFound` for `id`, with the caller's most recent pending tasks as suggestions.
+    async fn task_not_found(
+        &self,
+        conn: &mut PgConnection,
+        user: &AuthUser,
+        id: Uuid,
+    ) -> ServiceError {
+        match task_store::recent_pending(conn, &user.id, SUGGESTIONS).await {
+            Ok(suggestions) => ServiceError::TaskNotFound { id, suggestions },
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The caller's task `id`, locked for this transaction, or `TaskNotFound`.
+    async fn lock_task(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        user: &AuthUser,
+        id: Uuid,
+    ) -> Result<Task, ServiceError> {
+        match task_store::get_for_update(tx, &user.id, id).await? {
+            Some(task) => Ok(task),
+            None => Err(self.task_not_found(tx, user, id).await),
+        }
+    }
+
+    /// Checks (and key-share locks) that every id is the caller's label of `kind`.
+    async fn require_labels(
+        conn: &mut PgConnection,
+        kind: Kind,
+        user: &AuthUser,
+        ids: &[Uuid],
+    ) -> Result<(), ServiceError> {
+        let owned = labels::owned(conn, kind, &user.id, ids).await?;
+        match ids.iter().find(|id| !owned.contains(id)) {
+            Some(&id) => Err(ServiceError::NotFound {
+                entity: kind.entity(),
+                id,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `fields` to the locked task `before`, reloads it and enqueues the matching event
+    /// (nothing at all when nothing changed).
+    async fn write_task(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        user: &AuthUser,
+        before: Task,
+        fields: &TaskFields,
+    ) -> Result<Task, ServiceError> {
+        if *fields == TaskFields::of(&before) {
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        task_store::update(&mut tx, before.id, fields, self.now()).await?;
+        let after = self.reload(&mut tx, user, before.id).await?;
+        let completed_now = !before.completed && after.completed;
+        let (change, fields) = if completed_now {
+            (TaskChange::Completed, Vec::new())
+        } else {
+            (TaskChange::Updated, changed_fields(&before, &after))
+        };
+        enqueue_task_event(&mut tx, change, snapshot(&user.id, &after), &fields).await?;
+        self.commit(tx, true).await?;
+        Ok(after)
+    }
+
+    /// Re-reads a task this transaction has just written.
+    async fn reload(
+        &self,
+        conn: &mut PgConnection,
+        user: &AuthUser,
+        id: Uuid,
+    ) -> Result<Task, ServiceError> {
+        task_store::get(conn, &user.id, id)
+            .await?
+            .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Records the caller as seen (e-mail and name from the token, first/last seen).
+    pub async fn upsert_user(&self, user: &AuthUser) -> Result<(), ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        users::upsert(&mut conn, user).await?;
+        Ok(())
+    }
+
+    /// Creates a task for the caller (`add_task`); emits `task.created`.
+    pub async fn create_task(&self, user: &AuthUser, new: NewTask) -> Result<Task, ServiceError> {
+        let now = self.now();
+        let title = validation::title(&new.title)?;
+        let description = validation::description(new.description.as_deref().unwrap_or(""))?;
+        let recurrence_rule = validation::recurrence_rule(new.recurrence_rule.as_deref())?;
+        let tag_ids = validation::tag_ids(&new.tag_ids)?;
+        let due_at = new.due_at.map(micros);
+        let remind_at = new.remind_at.map(micros);
+        if let Some(at) = remind_at {
+            validation::remind_at(at, due_at, now)?;
+        }
+
+        let mut tx = self.pool.begin().await?;
+        users::ensure(&mut tx, user).await?;
+        if let Some(id) = new.category_id {
+            Self::require_labels(&mut tx, Kind::Category, user, &[id]).await?;
+        }
+        Self::require_labels(&mut tx, Kind::Tag, user, &tag_ids).await?;
+        let fields = TaskFields {
+            title,
+            description,
+            completed_at: None,
+            priority: new.priority.unwrap_or_default(),
+            category_id: new.category_id,
+            due_at,
+            remind_at,
+            recurrence_rule,
+        };
+        let id = Uuid::now_v7();
+        task_store::insert(&mut tx, id, &user.id, &fields, None, now).await?;
+        task_store::add_tags(&mut tx, id, &tag_ids).await?;
+        let task = self.reload(&mut tx, user, id).await?;
+        enqueue_task_event(&mut tx, TaskChange::Created, snapshot(&user.id, &task), &[]).await?;
+        self.commit(tx, true).await?;
+        Ok(task)
+    }
+
+    /// The caller's task `id`.
+    pub async fn get_task(&self, user: &AuthUser, id: Uuid) -> Result<Task, ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        match task_store::get(&mut conn, &user.id, id).await? {
+            Some(task) => Ok(task),
+            None => Err(self.task_not_found(&mut conn, user, id).await),
+        }
+    }
+
+    /// One page of the caller's tasks matching `filter`.
+    pub async fn list_tasks(
+        &self,
+        user: &AuthUser,
+        filter: &TaskFilter,
+    ) -> Result<Page<Task>, ServiceError> {
+        validation::due_range(filter.due_after, filter.due_before)?;
+        let filter = TaskFilter {
+            limit: validation::limit(filter.limit),
+            ..filter.clone()
+        };
+        let mut conn = self.pool.acquire().await?;
+        let (items, total) = task_store::list(&mut conn, &user.id, &filter).await?;
+        Ok(Page {
+            items,
+            total,
+            limit: filter.limit,
+            offset: filter.offset,
+        })
+    }
+
+    /// Changes fields of the caller's task. Setting `completed` to true completes it (as
+    /// [`TaskService::complete_task`]); to false reopens it.
+    pub async fn update_task(
+        &self,
+        user: &AuthUser,
+        id: Uuid,
+        patch: TaskPatch,
+    ) -> Result<Task, ServiceError> {
+        let now = self.now();
+        let title = patch.title.as_deref().map(validation::title).transpose()?;
+        let description = patch
+            .description
+            .as_deref()
+            .map(validation::description)
+            .transpose()?;
+        let recurrence_rule = patch
+            .recurrence_rule
+            .as_ref()
+            .map(|rule| validation::recurrence_rule(rule.as_deref()))
+            .transpose()?;
+
+        let mut tx = self.pool.begin().await?;
+        if let Some(Some(category_id)) = patch.category_id {
+            Self::require_labels(&mut tx, Kind::Category, user, &[category_id]).await?;
+        }
+        let before = self.lock_task(&mut tx, user, id).await?;
+        let mut f = TaskFields::of(&before);
+        if let Some(title) = title {
+            f.title = title;
+        }
+        if let Some(description) = description {
+            f.description = description;
+        }
+        if let Some(priority) = patch.priority {
+            f.priority = priority;
+        }
+        if let Some(category_id) = patch.category_id {
+            f.category_id = category_id;
+        }
+        if let Some(due_at) = patch.due_at {
+            f.due_at = due_at.map(micros);
+        }
+        if let Some(remind_at) = patch.remind_at {
+            f.remind_at = remind_at.map(micros);
+        }
+        if let Some(rule) = recurrence_rule {
+            f.recurrence_rule = rule;
+        }
+        match patch.completed {
+            Some(true) if f.completed_at.is_none() => f.completed_at = Some(now),
+            Some(false) => f.completed_at = None,
+            _ => {}
+        }
+        // A reminder being set must lie ahead; one that is still pending must not fall after
+        // a moved due time. A reminder in the past has fired and is left alone.
+        match f.remind_at {
+            Some(at) if f.remind_at != before.remind_at => {
+                validation::remind_at(at, f.due_at, now)?;
+            }
+            Some(at) if at > now => validation::reminder_not_after_due(at, f.due_at)?,
+            _ => {}
+        }
+        self.write_task(tx, user, before, &f).await
+    }
+
+    /// Deletes the caller's task; emits `task.deleted` with its last state.
+    pub async fn delete_task(&self, user: &AuthUser, id: Uuid) -> Result<(), ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        let before = self.lock_task(&mut tx, user, id).await?;
+        task_store::delete(&mut tx, &user.id, id).await?;
+        enqueue_task_event(
+            &mut tx,
+            TaskChange::Deleted,
+            snapshot(&user.id, &before),
+            &[],
+        )
+        .await?;
+        self.commit(tx, true).await
+    }
+
+    /// Marks the caller's task done; emits `task.completed` (and, for a recurring task, the
+    /// same event on `task-recurrence`). Completing a completed task returns it unchanged and
+    /// emits nothing.
+    pub async fn complete_task(&self, user: &AuthUser, id: Uuid) -> Result<Task, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        let before = self.lock_task(&mut tx, user, id).await?;
+        let mut f = TaskFields::of(&before);
+        if f.completed_at.is_none() {
+            f.completed_at = Some(self.now());
+        }
+        self.write_task(tx, user, before, &f).await
+    }
+
+    /// Full-text search over the caller's titles and descriptions (prefix match on every
+    /// word), best match first: title hits above description hits, then newest.
+    pub async fn search_tasks(
+        &self,
+        user: &AuthUser,
+        query: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Page<Task>, ServiceError> {
+        let query = validation::search_query(query)?;
+        let limit = validation::limit(limit);
+        let (items, total) = match task_store::tsquery(&query) {
+            None => (Vec::new(), 0),
+            Some(tsquery) => {
+                let mut conn = self.pool.acquire().await?;
+                task_store::search(&mut conn, &user.id, &tsquery, limit, offset).await?
+            }
+        };
+        Ok(Page {
+            items,
+            total,
+            limit,
+            offset,
+        })
+    }
+
+    /// Sets the reminder of the caller's task, either some minutes before its due time (the
+    /// task must have one) or at a given time; the result must lie in the future and not after
+    /// the due time. Emits `task.updated` (`remind_at`).
+    pub async fn set_reminder(
+        &self,
+        user: &AuthUser,
+        id: Uuid,
+        spec: ReminderSpec,
+    ) -> Result<Task, ServiceError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let before = self.lock_task(&mut tx, user, id).await?;
+        let at = match spec {
+            ReminderSpec::BeforeDue { minutes } => {
+                validation::remind_before(minutes, before.due_at, now)?
+            }
+            ReminderSpec::At(at) => {
+                let at = micros(at);
+                validation::remind_at(at, before.due_at, now)?;
+                at
+            }
+        };
+        let mut f = TaskFields::of(&before);
+        f.remind_at = Some(at);
+        self.write_task(tx, user, before, &f).await
+    }
+
+    /// Puts the caller's tag on the caller's task (at most 10 tags per task); emits
+    /// `task.updated` (`tags`) unless the tag was there already.
+    pub async fn add_tag_to_task(
+        &self,
+        user: &AuthUser,
+        task_id: Uuid,
+        tag_id: Uuid,
+    ) -> Result<Task, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        let tag_owned = labels::owned(&mut tx, Kind::Tag, &user.id, &[tag_id]).await?;
+        let before = self.lock_task(&mut tx, user, task_id).await?;
+        if tag_owned.is_empty() {
+            return Err(ServiceError::NotFound {
+                entity: "tag",
+                id: tag_id,
+            });
+        }
+        if before.tags.iter().any(|t| t.id == tag_id) {
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        if before.tags.len() >= MAX_TAGS_PER_TASK {
+            return Err(ServiceError::LimitExceeded(format!(
+                "task {task_id} already has {MAX_TAGS_PER_TASK} tags, the most a task can have"
+            )));
+        }
+        task_store::add_tags(&mut tx, task_id, &[tag_id]).await?;
+        self.tags_changed(tx, user, before).await
+    }
+
+    /// Takes the caller's tag off the caller's task; emits `task.updated` (`tags`) unless the
+    /// tag was not on it.
+    pub async fn remove_tag_from_task(
+        &self,
+        user: &AuthUser,
+        task_id: Uuid,
+        tag_id: Uuid,
+    ) -> Result<Task, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        let tag_owned = labels::owned(&mut tx, Kind::Tag, &user.id, &[tag_id]).await?;
+        let before = self.lock_task(&mut tx, user, task_id).await?;
+        if tag_owned.is_empty() {
+            return Err(ServiceError::NotFound {
+                entity: "tag",
+                id: tag_id,
+            });
+        }
+        if !task_store::remove_tag(&mut tx, task_id, tag_id).await? {
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        self.tags_changed(tx, user, before).await
+    }
+
+    /// Finishes a change of the locked task's tags: bumps `updated_at`, emits `task.updated`.
+    async fn tags_changed(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        user: &AuthUser,
+        before: Task,
+    ) -> Result<Task, ServiceError> {
+        task_store::touch(&mut tx, &[before.id], self.now()).await?;
+        let after = self.reload(&mut tx, user, before.id).await?;
+        enqueue_task_event(
+            &mut tx,
+            TaskChange::Updated,
+            snapshot(&user.id, &after),
+            &["tags"],
+        )
+        .await?;
+        self.commit(tx, true).await?;
+        Ok(after)
+    }
+
+    /// Creates a label of `kind` for the caller.
+    async fn create_label(
+        &self,
+        kind: Kind,
+        user: &AuthUser,
+        name: String,
+        color: Option<String>,
+    ) -> Result<LabelRow, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        users::ensure(&mut tx, user).await?;
+        if kind == Kind::Category {
+            // The user row lock serialises concurrent creations, so the limit holds.
+            users::lock(&mut tx, &user.id).await?;
+            if labels::count(&mut tx, kind, &user.id).await? >= MAX_CATEGORIES_PER_USER {
+                return Err(ServiceError::LimitExceeded(format!(
+                    "you already have {MAX_CATEGORIES_PER_USER} categories, the most allowed; \
+                     delete one first"
+                )));
+            }
+        }
+        let id = Uuid::now_v7();
+        labels::insert(
+            &mut tx,
+            kind,
+            id,
+            &user.id,
+            &name,
+            color.as_deref(),
+            self.now(),
+        )
+        .await
+        .map_err(|e| duplicate_name(kind, &name, e))?;
+        let row = labels::get(&mut tx, kind, &user.id, id)
+            .await?
+            .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Renames and/or recolours the caller's label of `kind`.
+    async fn update_label(
+        &self,
+        kind: Kind,
+        user: &AuthUser,
+        id: Uuid,
+        name: Option<String>,
+        color: Option<Option<String>>,
+    ) -> Result<LabelRow, ServiceError> {
+        let color = match color {
+            None => None,
+            Some(c) => Some(validation::optional_color(c.as_deref())?),
+        };
+        let mut conn = self.pool.acquire().await?;
+        if name.is_some() || color.is_some() {
+            let found = labels::update(
+                &mut conn,
+                kind,
+                &user.id,
+                id,
+                name.as_deref(),
+                color.as_ref().map(Option::as_deref),
+            )
+            .await
+            .map_err(|e| duplicate_name(kind, name.as_deref().unwrap_or_default(), e))?;
+            if !found {
+                return Err(ServiceError::NotFound {
+                    entity: kind.entity(),
+                    id,
+                });
+            }
+        }
+        labels::get(&mut conn, kind, &user.id, id)
+            .await?
+            .ok_or(ServiceError::NotFound {
+                entity: kind.entity(),
+                id,
+            })
+    }
+
+    /// Deletes the caller's label of `kind`; every task that used it loses it and gets a
+    /// `task.updated` event.
+    async fn delete_label(
+        &self,
+        kind: Kind,
+        user: &AuthUser,
+        id: Uuid,
+    ) -> Result<(), ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        if !labels::lock(&mut tx, kind, &user.id, id).await? {
+            return Err(ServiceError::NotFound {
+                entity: kind.entity(),
+                id,
+            });
+        }
+        let affected = labels::detach(&mut tx, kind, id, self.now()).await?;
+        labels::delete(&mut tx, kind, &user.id, id).await?;
+        let field = match kind {
+            Kind::Category => "category",
+            Kind::Tag => "tags",
+        };
+        for task_id in &affected {
+            let task = self.reload(&mut tx, user, *task_id).await?;
+            enqueue_task_event(
+                &mut tx,
+                TaskChange::Updated,
+                snapshot(&user.id, &task),
+                &[field],
+            )
+            .await?;
+        }
+        self.commit(tx, !affected.is_empty()).await
+    }
+
+    /// Creates a category (name unique per user, at most 50 per user).
+    pub async fn create_category(
+        &self,
+        user: &AuthUser,
+        new: NewCategory,
+    ) -> Result<Category, ServiceError> {
+        let name = validation::category_name(&new.name)?;
+        let color = validation::optional_color(new.color.as_deref())?;
+        self.create_label(Kind::Category, user, name, color)
+            .await
+            .map(category)
+    }
+
+    /// The caller's categories by name, with task counts.
+    pub async fn list_categories(&self, user: &AuthUser) -> Result<Vec<Category>, ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = labels::list(&mut conn, Kind::Category, &user.id).await?;
+        Ok(rows.into_iter().map(category).collect())
+    }
+
+    /// Renames and/or recolours a category.
+    pub async fn update_category(
+        &self,
+        user: &AuthUser,
+        id: Uuid,
+        patch: CategoryPatch,
+    ) -> Result<Category, ServiceError> {
+        let name = patch
+            .name
+            .as_deref()
+            .map(validation::category_name)
+            .transpose()?;
+        self.update_label(Kind::Category, user, id, name, patch.color)
+            .await
+            .map(category)
+    }
+
+    /// Deletes a category; its tasks stay, without a category.
+    pub async fn delete_category(&self, user: &AuthUser, id: Uuid) -> Result<(), ServiceError> {
+        self.delete_label(Kind::Category, user, id).await
+    }
+
+    /// Creates a tag (name unique per user).
+    pub async fn create_tag(&self, user: &AuthUser, new: NewTag) -> Result<Tag, ServiceError> {
+        let name = validation::tag_name(&new.name)?;
+        let color = validation::optional_color(new.color.as_deref())?;
+        self.create_label(Kind::Tag, user, name, color)
+            .await
+            .map(tag)
+    }
+
+    /// The caller's tags by name, with task counts.
+    pub async fn list_tags(&self, user: &AuthUser) -> Result<Vec<Tag>, ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = labels::list(&mut conn, Kind::Tag, &user.id).await?;
+        Ok(rows.into_iter().map(tag).collect())
+    }
+
+    /// Renames and/or recolours a tag.
+    pub async fn update_tag(
+        &self,
+        user: &AuthUser,
+        id: Uuid,
+        patch: TagPatch,
+    ) -> Result<Tag, ServiceError> {
+        let name = patch
+            .name
+            .as_deref()
+            .map(validation::tag_name)
+            .transpose()?;
+        self.update_label(Kind::Tag, user, id, name, patch.color)
+            .await
+            .map(tag)
+    }
+
+    /// Deletes a tag and removes it from every task.
+    pub async fn delete_tag(&self, user: &AuthUser, id: Uuid) -> Result<(), ServiceError> {
+        self.delete_label(Kind::Tag, user, id).await
+    }
+
+    /// Internal (trusted callers only, not user-scoped): the snapshot of task `id` with its
+    /// owner's e-mail and display name, or `None` when the task does not exist.
+    pub async fn task_snapshot(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(TaskSnapshot, Option<String>, Option<String>)>, ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(owned) = task_store::get_any(&mut conn, id, false).await? else {
+            return Ok(None);
+        };
+        let (email, name) = task_store::owner_contact(&mut conn, &owned.user_id).await?;
+        Ok(Some((snapshot(&owned.user_id, &owned.task), email, name)))
+    }
+
+    /// Internal (trusted callers only): creates the next occurrence of recurring task
+    /// `previous_id`, once per `idempotency_key`. Returns the task and whether this call created
+    /// it (`false`: the key was used before, the earlier task is returned).
+    ///
+    /// The new task copies title, description, priority, category, tags and rule; its parent
+    /// is the series' first task and its index the previous one's plus one. Emits
+    /// `task.created`. Fails with `TaskNotFound` when the previous task is gone and with a
+    /// validation error when it no longer recurs.
+    pub async fn create_next_occurrence(
+        &self,
+        previous_id: Uuid,
+        next: NextOccurrence,
+    ) -> Result<(Task, bool), ServiceError> {
+        let key = next.idempotency_key.trim();
+        let key_chars = key.chars().count();
+        if key_chars == 0 || key_chars > MAX_IDEMPOTENCY_KEY_CHARS {
+            return Err(ServiceError::validation(
+                "idempotency_key",
+                format!("idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+            ));
+        }
+        let due_at = micros(next.due_at);
+        let remind_at = next.remind_at.map(micros);
+        if let Some(at) = remind_at {
+            validation::reminder_not_after_due(at, Some(due_at))?;
+        }
+
+        let mut tx = self.pool.begin().await?;
+        if let Some(existing) = task_store::get_by_occurrence_key(&mut tx, key).await? {
+            tx.rollback().await?;
+            return Ok((existing, false));
+        }
+        let Some(previous) = task_store::get_any(&mut tx, previous_id, false).await? else {
+            return Err(ServiceError::TaskNotFound {
+                id: previous_id,
+                suggestions: Vec::new(),
+            });
+        };
+        let (user_id, prev) = (previous.user_id, previous.task);
+        if prev.recurrence_rule.is_none() {
+            return Err(ServiceError::validation(
+                "recurrence_rule",
+                format!("task {previous_id} does not recur (its rule was removed)"),
+            ));
+        }
+        let index = prev.occurrence_index.checked_add(1).ok_or_else(|| {
+            ServiceError::validation("occurrence_index", "the series has too many occurrences")
+        })?;
+        let fields = TaskFields {
+            title: prev.title.clone(),
+            description: prev.description.clone(),
+            completed_at: None,
+            priority: prev.priority,
+            category_id: prev.category.as_ref().map(|c| c.id),
+            due_at: Some(due_at),
+            remind_at,
+            recurrence_rule: prev.recurrence_rule.clone(),
+        };
+        let occurrence = Occurrence {
+            parent_task_id: prev.parent_task_id.unwrap_or(prev.id),
+            index,
+            key,
+        };
+        let id = Uuid::now_v7();
+        let created =
+            task_store::insert(&mut tx, id, &user_id, &fields, Some(occurrence), self.now())
+                .await?;
+        if !created {
+            // A concurrent call with the same key committed first.
+            let existing = task_store::get_by_occurrence_key(&mut tx, key)
+                .await?
+                .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))?;
+            tx.rollback().await?;
+            return Ok((existing, false));
+        }
+        task_store::copy_tags(&mut tx, prev.id, id).await?;
+        let owner = AuthUser::new(user_id);
+        let task = self.reload(&mut tx, &owner, id).await?;
+        enqueue_task_event(
+            &mut tx,
+            TaskChange::Created,
+            snapshot(&owner.id, &task),
+            &[],
+        )
+        .await?;
+        self.commit(tx, true).await?;
+        Ok((task, true))
+    }
+}
+
+/// Maps a unique violation of the label name index to `Conflict`.
+fn duplicate_name(kind: Kind, name: &str, err: sqlx::Error) -> ServiceError {
+    if is_unique_violation(&err, kind.unique_name_constraint()) {
+        ServiceError::Conflict(format!(
+            "a {} named \"{name}\" already exists",
+            kind.entity()
+        ))
+    } else {
+        err.into()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1845 @@
+//! Service tests against a real PostgreSQL: `#[sqlx::test]` creates a fresh database per test
+//! on the server in `DATABASE_URL` and applies `migrations/`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{Duration, Utc};
+use contracts::{event_types, topics};
+use futures_util::FutureExt;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{Priority, SortBy, SortOrder, StatusFilter};
+
+/// A clock that starts at the real time and advances 1 ms per reading, so creation order is
+/// strict and "future" means the same as for a real clock.
+fn ticking_clock() -> Clock {
+    let start = Utc::now();
+    let ticks = Arc::new(AtomicI64::new(0));
+    Arc::new(move || start + Duration::milliseconds(ticks.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn service(pool: PgPool) -> (TaskService, Arc<Notify>) {
+    let waker = Arc::new(Notify::new());
+    let svc = TaskService::new(pool, Arc::clone(&waker)).with_clock(ticking_clock());
+    (svc, waker)
+}
+
+fn alice() -> AuthUser {
+    AuthUser {
+        id: "auth0|alice".into(),
+        email: Some("alice@example.com".into()),
+        name: Some("Alice".into()),
+    }
+}
+
+fn bob() -> AuthUser {
+    AuthUser::new("bob")
+}
+
+fn new_task(title: &str) -> NewTask {
+    NewTask {
+        title: title.into(),
+        ..NewTask::default()
+    }
+}
+
+/// One outbox row as the tests look at it.
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    topic: String,
+    event_type: String,
+    aggregate_id: Uuid,
+    event: Value,
+}
+
+impl Row {
+    fn changed(&self) -> Vec<String> {
+        self.event["data"]["changed_fields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn outbox(pool: &PgPool) -> Vec<Row> {
+    sqlx::query_as("SELECT id, topic, event_type, aggregate_id, event FROM outbox ORDER BY seq")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn outbox_types(pool: &PgPool) -> Vec<(String, String)> {
+    outbox(pool)
+        .await
+        .into_iter()
+        .map(|r| (r.topic, r.event_type))
+        .collect()
+}
+
+fn events(types: &[&str]) -> Vec<(String, String)> {
+    types
+        .iter()
+        .map(|t| (topics::TASK_EVENTS.to_owned(), (*t).to_owned()))
+        .collect()
+}
+
+async fn clear_outbox(pool: &PgPool) {
+    sqlx::query("DELETE FROM outbox")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+fn woken(waker: &Notify) -> bool {
+    waker.notified().now_or_never().is_some()
+}
+
+#[track_caller]
+fn assert_code<T: std::fmt::Debug>(result: Result<T, ServiceError>, code: &str) -> ServiceError {
+    match result {
+        Ok(v) => panic!("expected {code}, got Ok({v:?})"),
+        Err(e) => {
+            assert_eq!(e.code(), code, "{e:?}");
+            e
+        }
+    }
+}
+
+#[track_caller]
+fn assert_field<T: std::fmt::Debug>(result: Result<T, ServiceError>, field: &str) {
+    match assert_code(result, "VALIDATION_ERROR") {
+        ServiceError::Validation { field: f, .. } => assert_eq!(f, Some(field)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[sqlx::test]
+async fn create_and_get_task(pool: PgPool) {
+    let (svc, waker) = service(pool.clone());
+    let due = Utc::now() + Duration::days(2);
+    let task = svc
+        .create_task(
+            &alice(),
+            NewTask {
+                title: "  Water the plants ".into(),
+                description: Some("balcony".into()),
+                priority: Some(Priority::High),
+                due_at: Some(due),
+                remind_at: Some(due - Duration::hours(1)),
+                recurrence_rule: Some("rrule:freq=weekly;byday=fr,mo".into()),
+                ..NewTask::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.title, "Water the plants");
+    assert_eq!(task.description, "balcony");
+    assert_eq!(task.priority, Priority::High);
+    assert!(!task.completed && task.completed_at.is_none());
+    assert_eq!(
+        task.recurrence_rule.as_deref(),
+        Some("FREQ=WEEKLY;BYDAY=MO,FR")
+    );
+    assert_eq!(task.due_at, Some(micros(due)));
+    assert_eq!(task.occurrence_index, 0);
+    assert_eq!(task.parent_task_id, None);
+    assert!(woken(&waker));
+
+    let got = svc.get_task(&alice(), task.id).await.unwrap();
+    assert_eq!(got, task);
+
+    let defaults = svc.create_task(&alice(), new_task("t")).await.unwrap();
+    assert_eq!(defaults.priority, Priority::Medium);
+    assert_eq!(defaults.description, "");
+    assert!(defaults.tags.is_empty() && defaults.category.is_none());
+
+    let rows = outbox(&pool).await;
+    assert_eq!(rows.len(), 2);
+    let row = &rows[0];
+    assert_eq!(row.topic, topics::TASK_EVENTS);
+    assert_eq!(row.event_type, event_types::TASK_CREATED);
+    assert_eq!(row.aggregate_id, task.id);
+    let ev = &row.event;
+    assert_eq!(ev["id"], row.id.to_string());
+    assert_eq!(row.id.get_version_num(), 7);
+    assert_eq!(ev["type"], event_types::TASK_CREATED);
+    assert_eq!(ev["source"], "/todo/backend");
+    assert_eq!(ev["specversion"], "1.0");
+    assert_eq!(ev["subject"], task.id.to_string());
+    assert_eq!(ev["datacontenttype"], "application/json");
+    assert_eq!(ev["data"]["user_id"], "auth0|alice");
+    assert_eq!(ev["data"]["task"]["title"], "Water the plants");
+    assert_eq!(ev["data"]["task"]["user_id"], "auth0|alice");
+    assert!(ev["data"].get("changed_fields").is_none());
+    let data: contracts::TaskEventData = serde_json::from_value(ev["data"].clone()).unwrap();
+    assert_eq!(data.task, snapshot("auth0|alice", &task));
+}
+
+#[sqlx::test]
+async fn create_task_rejects_bad_input_and_writes_nothing(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let now = Utc::now();
+    assert_field(svc.create_task(&a, new_task("   ")).await, "title");
+    assert_field(
+        svc.create_task(&a, new_task(&"x".repeat(201))).await,
+        "title",
+    );
+    let bad_rule = NewTask {
+        recurrence_rule: Some("FREQ=HOURLY".into()),
+        ..new_task("t")
+    };
+    assert_field(svc.create_task(&a, bad_rule).await, "recurrence_rule");
+    let past_reminder = NewTask {
+        remind_at: Some(now - Duration::minutes(1)),
+        ..new_task("t")
+    };
+    assert_field(svc.create_task(&a, past_reminder).await, "remind_at");
+    let late_reminder = NewTask {
+        due_at: Some(now + Duration::hours(1)),
+        remind_at: Some(now + Duration::hours(2)),
+        ..new_task("t")
+    };
+    assert_field(svc.create_task(&a, late_reminder).await, "remind_at");
+    let too_many_tags = NewTask {
+        tag_ids: (0..11u128).map(Uuid::from_u128).collect(),
+        ..new_task("t")
+    };
+    assert_code(svc.create_task(&a, too_many_tags).await, "LIMIT_EXCEEDED");
+    let unknown_category = NewTask {
+        category_id: Some(Uuid::now_v7()),
+        ..new_task("t")
+    };
+    match assert_code(svc.create_task(&a, unknown_category).await, "NOT_FOUND") {
+        ServiceError::NotFound { entity, .. } => assert_eq!(entity, "category"),
+        other => panic!("{other:?}"),
+    }
+    let unknown_tag = NewTask {
+        tag_ids: vec![Uuid::now_v7()],
+        ..new_task("t")
+    };
+    assert_code(svc.create_task(&a, unknown_tag).await, "NOT_FOUND");
+
+    let page = svc.list_tasks(&a, &TaskFilter::default()).await.unwrap();
+    assert_eq!(page.total, 0);
+    assert!(outbox(&pool).await.is_empty());
+}
+
+#[sqlx::test]
+async fn create_task_with_category_and_tags(pool: PgPool) {
+    let (svc, _) = service(pool);
+    let a = alice();
+    let home = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "Home".into(),
+                color: Some("#22aa66".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let z = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "zeta".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let b = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "Beta".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let task = svc
+        .create_task(
+            &a,
+            NewTask {
+                category_id: Some(home.id),
+                tag_ids: vec![z.id, b.id, z.id],
+                ..new_task("t")
+            },
+        )
+        .await
+        .unwrap();
+    let cat = task.category.unwrap();
+    assert_eq!(
+        (cat.id, cat.name.as_str(), cat.color.as_deref()),
+        (home.id, "Home", Some("#22AA66"))
+    );
+    let tag_names: Vec<_> = task.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        tag_names,
+        ["Beta", "zeta"],
+        "tags are ordered by name, duplicates dropped"
+    );
+}
+
+/// Creates the fixture of the list tests; returns the tasks in creation order.
+async fn list_fixture(svc: &TaskService) -> (Vec<Task>, Uuid, Uuid, Uuid) {
+    let a = alice();
+    let work = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "Work".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let red = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "red".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let blue = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "blue".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let base = Utc::now() + Duration::days(10);
+    let specs = [
+        ("a", Priority::Low, Some(1), Some(work.id), vec![red.id]),
+        ("b", Priority::Urgent, Some(3), None, vec![blue.id]),
+        ("c", Priority::Medium, None, Some(work.id), vec![]),
+        ("d", Priority::High, Some(2), None, vec![red.id, blue.id]),
+        ("e", Priority::Medium, Some(5), None, vec![]),
+    ];
+    let mut tasks = Vec::new();
+    for (title, priority, due_days, category_id, tag_ids) in specs {
+        let t = svc
+            .create_task(
+                &a,
+                NewTask {
+                    title: title.into(),
+                    priority: Some(priority),
+                    due_at: due_days.map(|d| base + Duration::days(d)),
+                    category_id,
+                    tag_ids,
+                    ..NewTask::default()
+                },
+            )
+            .await
+            .unwrap();
+        tasks.push(t);
+    }
+    svc.complete_task(&a, tasks[4].id).await.unwrap();
+    // Another user's task never shows up.
+    svc.create_task(&bob(), new_task("bob's")).await.unwrap();
+    (tasks, work.id, red.id, blue.id)
+}
+
+async fn titles(svc: &TaskService, filter: TaskFilter) -> Vec<String> {
+    let page = svc.list_tasks(&alice(), &filter).await.unwrap();
+    assert_eq!(
+        page.items.len() as i64,
+        page.total.min(i64::from(page.limit))
+    );
+    page.items.into_iter().map(|t| t.title).collect()
+}
+
+#[sqlx::test]
+async fn list_filters(pool: PgPool) {
+    let (svc, _) = service(pool);
+    let (tasks, work, red, blue) = list_fixture(&svc).await;
+    let f = TaskFilter::default;
+    assert_eq!(titles(&svc, f()).await, ["e", "d", "c", "b", "a"]);
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                status: StatusFilter::Pending,
+                ..f()
+            }
+        )
+        .await,
+        ["d", "c", "b", "a"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                status: StatusFilter::Completed,
+                ..f()
+            }
+        )
+        .await,
+        ["e"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                priority: Some(Priority::Medium),
+                ..f()
+            }
+        )
+        .await,
+        ["e", "c"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                category_id: Some(work),
+                ..f()
+            }
+        )
+        .await,
+        ["c", "a"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                tag_ids: vec![red],
+                ..f()
+            }
+        )
+        .await,
+        ["d", "a"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                tag_ids: vec![red, blue],
+                ..f()
+            }
+        )
+        .await,
+        ["d", "b", "a"],
+        "tags are any-of, each task once"
+    );
+    let due = |i: usize| tasks[i].due_at.unwrap();
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                due_before: Some(due(1)),
+                ..f()
+            }
+        )
+        .await,
+        ["d", "a"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                due_after: Some(due(3)),
+                ..f()
+            }
+        )
+        .await,
+        ["e", "b"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                due_after: Some(due(0)),
+                due_before: Some(due(4)),
+                ..f()
+            }
+        )
+        .await,
+        ["d", "b"]
+    );
+    assert_eq!(
+        titles(
+            &svc,
+            TaskFilter {
+                status: StatusFilter::Pending,
+                priority: Some(Priority::High),
+                tag_ids: vec![blue],
+                ..f()
+            }
+        )
+        .await,
+        ["d"]
+    );
+    let bad_range = TaskFilter {
+        due_after: Some(due(4)),
+        due_before: Some(due(0)),
+        ..f()
+    };
+    assert_field(svc.list_tasks(&alice(), &bad_range).await, "due_before");
+    // Someone else's category id simply matches nothing.
+    let page = svc
+        .list_tasks(
+            &bob(),
+            &TaskFilter {
+                category_id: Some(work),
+                ..f()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+}
+
+#[sqlx::test]
+async fn list_sorts_and_pages(pool: PgPool) {
+    let (svc, _) = service(pool);
+    list_fixture(&svc).await;
+    let f = TaskFilter::default;
+    let sorted = |sort, order| TaskFilter { sort, order, ..f() };
+    assert_eq!(
+        titles(&svc, sorted(SortBy::Created, Some(SortOrder::Asc))).await,
+        ["a", "b", "c", "d", "e"]
+    );
+    // Due: soonest first by default, tasks without a due date last in both directions.
+    assert_eq!(
+        titles(&svc, sorted(SortBy::Due, None)).await,
+        ["a", "d", "b", "e", "c"]
+    );
+    assert_eq!(
+        titles(&svc, sorted(SortBy::Due, Some(SortOrder::Desc))).await,
+        ["e", "b", "d", "a", "c"]
+    );
+    // Priority: most urgent first by default; equal priorities newest first.
+    assert_eq!(
+        titles(&svc, sorted(SortBy::Priority, None)).await,
+        ["b", "d", "e", "c", "a"]
+    );
+    assert_eq!(
+        titles(&svc, sorted(SortBy::Priority, Some(SortOrder::Asc))).await,
+        ["a", "e", "c", "d", "b"]
+    );
+
+    let page = svc
+        .list_tasks(
+            &alice(),
+            &TaskFilter {
+                limit: 2,
+                offset: 1,
+                ..f()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.limit, page.offset), (5, 2, 1));
+    let got: Vec<_> = page.items.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(got, ["d", "c"]);
+    let past_end = svc
+        .list_tasks(&alice(), &TaskFilter { offset: 10, ..f() })
+        .await
+        .unwrap();
+    assert_eq!((past_end.total, past_end.items.len()), (5, 0));
+    let clamped = svc
+        .list_tasks(&alice(), &TaskFilter { limit: 5000, ..f() })
+        .await
+        .unwrap();
+    assert_eq!(clamped.limit, 200);
+    let default = svc
+        .list_tasks(&alice(), &TaskFilter { limit: 0, ..f() })
+        .await
+        .unwrap();
+    assert_eq!(default.limit, 50);
+}
+
+#[sqlx::test]
+async fn update_task_changes_and_clears_fields(pool: PgPool) {
+    let (svc, waker) = service(pool.clone());
+    let a = alice();
+    let cat = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "c".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let due = Utc::now() + Duration::days(1);
+    let task = svc
+        .create_task(
+            &a,
+            NewTask {
+                category_id: Some(cat.id),
+                due_at: Some(due),
+                recurrence_rule: Some("FREQ=DAILY".into()),
+                ..new_task("old")
+            },
+        )
+        .await
+        .unwrap();
+    clear_outbox(&pool).await;
+    assert!(woken(&waker));
+
+    let updated = svc
+        .update_task(
+            &a,
+            task.id,
+            TaskPatch {
+                title: Some(" new ".into()),
+                priority: Some(Priority::Urgent),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.title, "new");
+    assert_eq!(updated.priority, Priority::Urgent);
+    assert_eq!(updated.due_at, task.due_at, "absent fields stay");
+    assert!(updated.updated_at > task.updated_at);
+    assert!(woken(&waker));
+
+    let cleared = svc
+        .update_task(
+            &a,
+            task.id,
+            TaskPatch {
+                category_id: Some(None),
+                due_at: Some(None),
+                recurrence_rule: Some(None),
+                description: Some("now with text".into()),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.category, None);
+    assert_eq!(cleared.due_at, None);
+    assert_eq!(cleared.recurrence_rule, None);
+    assert_eq!(cleared.description, "now with text");
+    assert!(woken(&waker));
+
+    // A patch that changes nothing writes and emits nothing.
+    let same = svc
+        .update_task(
+            &a,
+            task.id,
+            TaskPatch {
+                title: Some("new".into()),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, cleared);
+    assert!(!woken(&waker));
+    let same = svc
+        .update_task(&a, task.id, TaskPatch::default())
+        .await
+        .unwrap();
+    assert_eq!(same, cleared);
+
+    let rows = outbox(&pool).await;
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.event_type == event_types::TASK_UPDATED)
+    );
+    assert_eq!(rows[0].changed(), ["title", "priority"]);
+    assert_eq!(
+        rows[1].changed(),
+        ["description", "category", "due_at", "recurrence_rule"]
+    );
+    assert_eq!(rows[1].event["data"]["task"]["due_at"], Value::Null);
+
+    // Completing and reopening through update_task.
+    clear_outbox(&pool).await;
+    let done = svc
+        .update_task(
+            &a,
+            task.id,
+            TaskPatch {
+                completed: Some(true),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(done.completed && done.completed_at.is_some());
+    let reopened = svc
+        .update_task(
+            &a,
+            task.id,
+            TaskPatch {
+                completed: Some(false),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!reopened.completed && reopened.completed_at.is_none());
+    let rows = outbox(&pool).await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.event_type.as_str())
+            .collect::<Vec<_>>(),
+        [event_types::TASK_COMPLETED, event_types::TASK_UPDATED]
+    );
+    assert_eq!(rows[1].changed(), ["completed", "completed_at"]);
+}
+
+#[sqlx::test]
+async fn update_task_validates(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let now = Utc::now();
+    let due = now + Duration::days(1);
+    let task = svc
+        .create_task(
+            &a,
+            NewTask {
+                due_at: Some(due),
+                remind_at: Some(due - Duration::hours(2)),
+                ..new_task("t")
+            },
+        )
+        .await
+        .unwrap();
+    let patch = |p: TaskPatch| svc.update_task(&a, task.id, p);
+    assert_field(
+        patch(TaskPatch {
+            title: Some("".into()),
+            ..TaskPatch::default()
+        })
+        .await,
+        "title",
+    );
+    assert_field(
+        patch(TaskPatch {
+            recurrence_rule: Some(Some("FREQ=DAILY;BYHOUR=9".into())),
+            ..TaskPatch::default()
+        })
+        .await,
+        "recurrence_rule",
+    );
+    assert_field(
+        patch(TaskPatch {
+            remind_at: Some(Some(now - Duration::hours(1))),
+            ..TaskPatch::default()
+        })
+        .await,
+        "remind_at",
+    );
+    // Moving the due date before the pending reminder is refused …
+    assert_field(
+        patch(TaskPatch {
+            due_at: Some(Some(due - Duration::hours(3))),
+            ..TaskPatch::default()
+        })
+        .await,
+        "remind_at",
+    );
+    // … unless the reminder moves too.
+    let moved = patch(TaskPatch {
+        due_at: Some(Some(due - Duration::hours(3))),
+        remind_at: Some(Some(due - Duration::hours(4))),
+        ..TaskPatch::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(moved.remind_at, Some(micros(due - Duration::hours(4))));
+    assert_code(
+        patch(TaskPatch {
+            category_id: Some(Some(Uuid::now_v7())),
+            ..TaskPatch::default()
+        })
+        .await,
+        "NOT_FOUND",
+    );
+    assert_code(
+        svc.update_task(&a, Uuid::now_v7(), TaskPatch::default())
+            .await,
+        "TASK_NOT_FOUND",
+    );
+}
+
+#[sqlx::test]
+async fn delete_task_emits_last_state(pool: PgPool) {
+    let (svc, waker) = service(pool.clone());
+    let a = alice();
+    let task = svc.create_task(&a, new_task("bye")).await.unwrap();
+    clear_outbox(&pool).await;
+    let _ = woken(&waker);
+    svc.delete_task(&a, task.id).await.unwrap();
+    assert!(woken(&waker));
+    assert_code(svc.get_task(&a, task.id).await, "TASK_NOT_FOUND");
+    assert_code(svc.delete_task(&a, task.id).await, "TASK_NOT_FOUND");
+    let rows = outbox(&pool).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].event_type, event_types::TASK_DELETED);
+    assert_eq!(rows[0].event["data"]["task"]["title"], "bye");
+    assert_eq!(rows[0].event["subject"], task.id.to_string());
+}
+
+#[sqlx::test]
+async fn complete_task_events_and_idempotence(pool: PgPool) {
+    let (svc, waker) = service(pool.clone());
+    let a = alice();
+    let one_off = svc.create_task(&a, new_task("once")).await.unwrap();
+    let recurring = svc
+        .create_task(
+            &a,
+            NewTask {
+                recurrence_rule: Some("FREQ=DAILY".into()),
+                due_at: Some(Utc::now() + Duration::hours(1)),
+                ..new_task("daily")
+            },
+        )
+        .await
+        .unwrap();
+    let _ = woken(&waker);
+
+    let done = svc.complete_task(&a, one_off.id).await.unwrap();
+    assert!(done.completed);
+    let completed_at = done.completed_at.unwrap();
+    assert!(woken(&waker));
+    let again = svc.complete_task(&a, one_off.id).await.unwrap();
+    assert_eq!(again, done, "completing twice changes nothing");
+    assert!(!woken(&waker));
+
+    svc.complete_task(&a, recurring.id).await.unwrap();
+    assert!(completed_at <= Utc::now() + Duration::seconds(1));
+
+    let rows = outbox(&pool).await;
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|r| (r.topic.as_str(), r.event_type.as_str(), r.aggregate_id))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (topics::TASK_EVENTS, event_types::TASK_CREATED, one_off.id),
+            (topics::TASK_EVENTS, event_types::TASK_CREATED, recurring.id),
+            (topics::TASK_EVENTS, event_types::TASK_COMPLETED, one_off.id),
+            (
+                topics::TASK_EVENTS,
+                event_types::TASK_COMPLETED,
+                recurring.id
+            ),
+            (
+                topics::TASK_RECURRENCE,
+                event_types::TASK_COMPLETED,
+                recurring.id
+            ),
+        ]
+    );
+    // The recurrence copy is the same event with its own id.
+    assert_ne!(rows[3].id, rows[4].id);
+    assert_eq!(rows[3].event["data"], rows[4].event["data"]);
+    assert_eq!(
+        rows[4].event["data"]["task"]["recurrence_rule"],
+        "FREQ=DAILY"
+    );
+    assert_eq!(rows[4].event["id"], rows[4].id.to_string());
+    assert_code(
+        svc.complete_task(&bob(), recurring.id).await,
+        "TASK_NOT_FOUND",
+    );
+}
+
+#[sqlx::test]
+async fn outbox_rows_follow_the_order_of_changes(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let t = svc.create_task(&a, new_task("t")).await.unwrap();
+    let tag = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "x".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    svc.update_task(
+        &a,
+        t.id,
+        TaskPatch {
+            title: Some("u".into()),
+            ..TaskPatch::default()
+        },
+    )
+    .await
+    .unwrap();
+    svc.add_tag_to_task(&a, t.id, tag.id).await.unwrap();
+    svc.set_reminder(&a, t.id, ReminderSpec::At(Utc::now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    svc.complete_task(&a, t.id).await.unwrap();
+    svc.delete_task(&a, t.id).await.unwrap();
+    assert_eq!(
+        outbox_types(&pool).await,
+        events(&[
+            event_types::TASK_CREATED,
+            event_types::TASK_UPDATED,
+            event_types::TASK_UPDATED,
+            event_types::TASK_UPDATED,
+            event_types::TASK_COMPLETED,
+            event_types::TASK_DELETED,
+        ])
+    );
+    let changed: Vec<_> = outbox(&pool).await.iter().map(Row::changed).collect();
+    assert_eq!(
+        changed[1..4],
+        [vec!["title"], vec!["tags"], vec!["remind_at"]]
+    );
+}
+
+#[sqlx::test]
+async fn search_ranks_title_hits_first(pool: PgPool) {
+    let (svc, _) = service(pool);
+    let a = alice();
+    let in_description = svc
+        .create_task(
+            &a,
+            NewTask {
+                description: Some("call the dentist".into()),
+                ..new_task("errand")
+            },
+        )
+        .await
+        .unwrap();
+    let in_title = svc
+        .create_task(&a, new_task("Dentist appointment"))
+        .await
+        .unwrap();
+    svc.create_task(&a, new_task("unrelated")).await.unwrap();
+    svc.create_task(&bob(), new_task("dentist for bob"))
+        .await
+        .unwrap();
+
+    let page = svc.search_tasks(&a, "dentist", 50, 0).await.unwrap();
+    assert_eq!(page.total, 2);
+    let ids: Vec<_> = page.items.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [in_title.id, in_description.id]);
+
+    // Prefixes match, every word must match, case does not matter.
+    assert_eq!(svc.search_tasks(&a, "DENT", 50, 0).await.unwrap().total, 2);
+    assert_eq!(
+        svc.search_tasks(&a, "call dent", 50, 0)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        svc.search_tasks(&a, "dentist zebra", 50, 0)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    // Query syntax characters are just separators.
+    assert_eq!(
+        svc.search_tasks(&a, "dentist & | ! (", 50, 0)
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    assert_eq!(svc.search_tasks(&a, "?!", 50, 0).await.unwrap().total, 0);
+    let paged = svc.search_tasks(&a, "dentist", 1, 1).await.unwrap();
+    assert_eq!((paged.total, paged.items.len()), (2, 1));
+    assert_eq!(paged.items[0].id, in_description.id);
+    assert_field(svc.search_tasks(&a, "  ", 50, 0).await, "query");
+    assert_field(svc.search_tasks(&a, &"q".repeat(201), 50, 0).await, "query");
+}
+
+#[sqlx::test]
+async fn other_users_tasks_and_labels_are_invisible(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let (a, b) = (alice(), bob());
+    let task = svc.create_task(&a, new_task("alice's")).await.unwrap();
+    let tag = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "mine".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let cat = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "mine".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let bobs = svc.create_task(&b, new_task("bob's")).await.unwrap();
+    let rows_before = outbox(&pool).await.len();
+
+    assert_code(svc.get_task(&b, task.id).await, "TASK_NOT_FOUND");
+    assert_code(
+        svc.update_task(
+            &b,
+            task.id,
+            TaskPatch {
+                title: Some("x".into()),
+                ..TaskPatch::default()
+            },
+        )
+        .await,
+        "TASK_NOT_FOUND",
+    );
+    assert_code(svc.delete_task(&b, task.id).await, "TASK_NOT_FOUND");
+    assert_code(svc.complete_task(&b, task.id).await, "TASK_NOT_FOUND");
+    assert_code(
+        svc.set_reminder(
+            &b,
+            task.id,
+            ReminderSpec::At(Utc::now() + Duration::hours(1)),
+        )
+        .await,
+        "TASK_NOT_FOUND",
+    );
+    assert_code(
+        svc.add_tag_to_task(&b, task.id, tag.id).await,
+        "TASK_NOT_FOUND",
+    );
+    // Bob cannot attach Alice's tag to his own task, nor use her category.
+    assert_code(svc.add_tag_to_task(&b, bobs.id, tag.id).await, "NOT_FOUND");
+    assert_code(
+        svc.remove_tag_from_task(&b, bobs.id, tag.id).await,
+        "NOT_FOUND",
+    );
+    assert_code(
+        svc.create_task(
+            &b,
+            NewTask {
+                tag_ids: vec![tag.id],
+                ..new_task("x")
+            },
+        )
+        .await,
+        "NOT_FOUND",
+    );
+    assert_code(
+        svc.update_task(
+            &b,
+            bobs.id,
+            TaskPatch {
+                category_id: Some(Some(cat.id)),
+                ..TaskPatch::default()
+            },
+        )
+        .await,
+        "NOT_FOUND",
+    );
+    assert_code(
+        svc.update_tag(
+            &b,
+            tag.id,
+            TagPatch {
+                name: Some("x".into()),
+                ..TagPatch::default()
+            },
+        )
+        .await,
+        "NOT_FOUND",
+    );
+    assert_code(
+        svc.update_category(&b, cat.id, CategoryPatch::default())
+            .await,
+        "NOT_FOUND",
+    );
+    assert_code(svc.delete_tag(&b, tag.id).await, "NOT_FOUND");
+    assert_code(svc.delete_category(&b, cat.id).await, "NOT_FOUND");
+
+    let page = svc.list_tasks(&b, &TaskFilter::default()).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [bobs.id]
+    );
+    assert!(svc.list_tags(&b).await.unwrap().is_empty());
+    assert!(svc.list_categories(&b).await.unwrap().is_empty());
+    assert_eq!(svc.search_tasks(&b, "alice", 50, 0).await.unwrap().total, 0);
+    // Nothing of Alice's changed.
+    assert_eq!(svc.get_task(&a, task.id).await.unwrap(), task);
+    assert_eq!(outbox(&pool).await.len(), rows_before);
+}
+
+#[sqlx::test]
+async fn task_not_found_suggests_recent_pending_tasks(pool: PgPool) {
+    let (svc, _) = service(pool);
+    let a = alice();
+    let mut created = Vec::new();
+    for i in 0..7 {
+        created.push(
+            svc.create_task(&a, new_task(&format!("t{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    svc.complete_task(&a, created[6].id).await.unwrap();
+    let missing = Uuid::now_v7();
+    match assert_code(svc.get_task(&a, missing).await, "TASK_NOT_FOUND") {
+        ServiceError::TaskNotFound { id, suggestions } => {
+            assert_eq!(id, missing);
+            let titles: Vec<_> = suggestions.iter().map(|s| s.title.as_str()).collect();
+            assert_eq!(titles, ["t5", "t4", "t3", "t2", "t1"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match svc.get_task(&bob(), missing).await {
+        Err(ServiceError::TaskNotFound { suggestions, .. }) => assert!(suggestions.is_empty()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[sqlx::test]
+async fn categories_crud_conflicts_and_limit(pool: PgPool) {
+    let (svc, _) = service(pool);
+    let a = alice();
+    let work = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: " Work ".into(),
+                color: Some("#aabbcc".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (work.name.as_str(), work.color.as_deref(), work.task_count),
+        ("Work", Some("#AABBCC"), 0)
+    );
+    assert_code(
+        svc.create_category(
+            &a,
+            NewCategory {
+                name: "WORK".into(),
+                color: None,
+            },
+        )
+        .await,
+        "CONFLICT",
+    );
+    assert_field(
+        svc.create_category(
+            &a,
+            NewCategory {
+                name: "".into(),
+                color: None,
+            },
+        )
+        .await,
+        "name",
+    );
+    assert_field(
+        svc.create_category(
+            &a,
+            NewCategory {
+                name: "x".repeat(51),
+                color: None,
+            },
+        )
+        .await,
+        "name",
+    );
+    assert_field(
+        svc.create_category(
+            &a,
+            NewCategory {
+                name: "x".into(),
+                color: Some("red".into()),
+            },
+        )
+        .await,
+        "color",
+    );
+    // The same name is fine for another user.
+    svc.create_category(
+        &bob(),
+        NewCategory {
+            name: "Work".into(),
+            color: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let home = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "home".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    svc.create_task(
+        &a,
+        NewTask {
+            category_id: Some(work.id),
+            ..new_task("t")
+        },
+    )
+    .await
+    .unwrap();
+    let list = svc.list_categories(&a).await.unwrap();
+    let summary: Vec<_> = list
+        .iter()
+        .map(|c| (c.name.as_str(), c.task_count))
+        .collect();
+    assert_eq!(summary, [("home", 0), ("Work", 1)]);
+
+    assert_code(
+        svc.update_category(
+            &a,
+            home.id,
+            CategoryPatch {
+                name: Some("work".into()),
+                color: None,
+            },
+        )
+        .await,
+        "CONFLICT",
+    );
+    let renamed = svc
+        .update_category(
+            &a,
+            work.id,
+            CategoryPatch {
+                name: Some("Office".into()),
+                color: Some(None),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            renamed.name.as_str(),
+            renamed.color.as_deref(),
+            renamed.task_count
+        ),
+        ("Office", None, 1)
+    );
+    let recoloured = svc
+        .update_category(
+            &a,
+            work.id,
+            CategoryPatch {
+                name: None,
+                color: Some(Some("#000000".into())),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (recoloured.name.as_str(), recoloured.color.as_deref()),
+        ("Office", Some("#000000"))
+    );
+    // Renaming to its own name in another case is not a conflict.
+    svc.update_category(
+        &a,
+        work.id,
+        CategoryPatch {
+            name: Some("OFFICE".into()),
+            color: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    for i in 2..50 {
+        svc.create_category(
+            &a,
+            NewCategory {
+                name: format!("c{i}"),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert_code(
+        svc.create_category(
+            &a,
+            NewCategory {
+                name: "one more".into(),
+                color: None,
+            },
+        )
+        .await,
+        "LIMIT_EXCEEDED",
+    );
+    svc.delete_category(&a, home.id).await.unwrap();
+    svc.create_category(
+        &a,
+        NewCategory {
+            name: "one more".into(),
+            color: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[sqlx::test]
+async fn delete_category_keeps_tasks_and_emits_updates(pool: PgPool) {
+    let (svc, waker) = service(pool.clone());
+    let a = alice();
+    let cat = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "c".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let t1 = svc
+        .create_task(
+            &a,
+            NewTask {
+                category_id: Some(cat.id),
+                ..new_task("1")
+            },
+        )
+        .await
+        .unwrap();
+    let t2 = svc
+        .create_task(
+            &a,
+            NewTask {
+                category_id: Some(cat.id),
+                ..new_task("2")
+            },
+        )
+        .await
+        .unwrap();
+    let other = svc.create_task(&a, new_task("3")).await.unwrap();
+    clear_outbox(&pool).await;
+    let _ = woken(&waker);
+
+    svc.delete_category(&a, cat.id).await.unwrap();
+    assert!(woken(&waker));
+    for t in [&t1, &t2] {
+        let now = svc.get_task(&a, t.id).await.unwrap();
+        assert_eq!(now.category, None);
+        assert!(now.updated_at > t.updated_at);
+    }
+    assert_eq!(svc.get_task(&a, other.id).await.unwrap(), other);
+    let rows = outbox(&pool).await;
+    let mut ids: Vec<_> = rows.iter().map(|r| r.aggregate_id).collect();
+    ids.sort();
+    let mut want = vec![t1.id, t2.id];
+    want.sort();
+    assert_eq!(ids, want);
+    for r in &rows {
+        assert_eq!(r.event_type, event_types::TASK_UPDATED);
+        assert_eq!(r.changed(), ["category"]);
+        assert_eq!(r.event["data"]["task"]["category"], Value::Null);
+    }
+    assert_code(svc.delete_category(&a, cat.id).await, "NOT_FOUND");
+
+    // Deleting an unused category emits nothing.
+    let unused = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "u".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    clear_outbox(&pool).await;
+    svc.delete_category(&a, unused.id).await.unwrap();
+    assert!(outbox(&pool).await.is_empty());
+    assert!(!woken(&waker));
+}
+
+#[sqlx::test]
+async fn tags_crud_attach_detach_and_limit(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let t = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "Urgent".into(),
+                color: Some("#ff0000".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_code(
+        svc.create_tag(
+            &a,
+            NewTag {
+                name: "urgent".into(),
+                color: None,
+            },
+        )
+        .await,
+        "CONFLICT",
+    );
+    assert_field(
+        svc.create_tag(
+            &a,
+            NewTag {
+                name: "x".repeat(31),
+                color: None,
+            },
+        )
+        .await,
+        "name",
+    );
+    assert_field(
+        svc.create_tag(
+            &a,
+            NewTag {
+                name: "x".into(),
+                color: Some("#12345".into()),
+            },
+        )
+        .await,
+        "color",
+    );
+    let renamed = svc
+        .update_tag(
+            &a,
+            t.id,
+            TagPatch {
+                name: Some("asap".into()),
+                color: Some(None),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.color), ("asap", None));
+
+    let task = svc.create_task(&a, new_task("t")).await.unwrap();
+    clear_outbox(&pool).await;
+    let with = svc.add_tag_to_task(&a, task.id, t.id).await.unwrap();
+    assert_eq!(with.tags.iter().map(|g| g.id).collect::<Vec<_>>(), [t.id]);
+    let again = svc.add_tag_to_task(&a, task.id, t.id).await.unwrap();
+    assert_eq!(again, with, "adding a tag twice changes nothing");
+    assert_eq!(svc.list_tags(&a).await.unwrap()[0].task_count, 1);
+    let without = svc.remove_tag_from_task(&a, task.id, t.id).await.unwrap();
+    assert!(without.tags.is_empty());
+    let again = svc.remove_tag_from_task(&a, task.id, t.id).await.unwrap();
+    assert_eq!(again, without);
+    assert_code(
+        svc.add_tag_to_task(&a, task.id, Uuid::now_v7()).await,
+        "NOT_FOUND",
+    );
+    let rows = outbox(&pool).await;
+    assert_eq!(rows.len(), 2, "one update per real change");
+    assert!(rows.iter().all(|r| r.changed() == ["tags"]));
+
+    // Ten tags per task at most.
+    let mut ids = Vec::new();
+    for i in 0..11 {
+        ids.push(
+            svc.create_tag(
+                &a,
+                NewTag {
+                    name: format!("t{i}"),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap()
+            .id,
+        );
+    }
+    let full = svc
+        .create_task(
+            &a,
+            NewTask {
+                tag_ids: ids[..10].to_vec(),
+                ..new_task("full")
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(full.tags.len(), 10);
+    assert_code(
+        svc.add_tag_to_task(&a, full.id, ids[10]).await,
+        "LIMIT_EXCEEDED",
+    );
+    // Re-adding one it already has is still fine.
+    svc.add_tag_to_task(&a, full.id, ids[0]).await.unwrap();
+}
+
+#[sqlx::test]
+async fn delete_tag_removes_it_from_tasks(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let keep = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "keep".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let drop = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "drop".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let t1 = svc
+        .create_task(
+            &a,
+            NewTask {
+                tag_ids: vec![keep.id, drop.id],
+                ..new_task("1")
+            },
+        )
+        .await
+        .unwrap();
+    let t2 = svc
+        .create_task(
+            &a,
+            NewTask {
+                tag_ids: vec![keep.id],
+                ..new_task("2")
+            },
+        )
+        .await
+        .unwrap();
+    clear_outbox(&pool).await;
+    svc.delete_tag(&a, drop.id).await.unwrap();
+    let now1 = svc.get_task(&a, t1.id).await.unwrap();
+    assert_eq!(
+        now1.tags.iter().map(|g| g.id).collect::<Vec<_>>(),
+        [keep.id]
+    );
+    assert_eq!(svc.get_task(&a, t2.id).await.unwrap(), t2);
+    let rows = outbox(&pool).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].aggregate_id, t1.id);
+    assert_eq!(rows[0].changed(), ["tags"]);
+    assert_eq!(svc.list_tags(&a).await.unwrap().len(), 1);
+}
+
+#[sqlx::test]
+async fn set_reminder_forms_and_errors(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let due = Utc::now() + Duration::days(1);
+    let task = svc
+        .create_task(
+            &a,
+            NewTask {
+                due_at: Some(due),
+                ..new_task("t")
+            },
+        )
+        .await
+        .unwrap();
+    let no_due = svc.create_task(&a, new_task("no due")).await.unwrap();
+    clear_outbox(&pool).await;
+
+    let before = svc
+        .set_reminder(&a, task.id, ReminderSpec::BeforeDue { minutes: 60 })
+        .await
+        .unwrap();
+    assert_eq!(before.remind_at, Some(micros(due) - Duration::minutes(60)));
+    // Same time again: no change, no event.
+    svc.set_reminder(&a, task.id, ReminderSpec::BeforeDue { minutes: 60 })
+        .await
+        .unwrap();
+    let at = Utc::now() + Duration::hours(3);
+    let fixed = svc
+        .set_reminder(&a, task.id, ReminderSpec::At(at))
+        .await
+        .unwrap();
+    assert_eq!(fixed.remind_at, Some(micros(at)));
+    // A fixed time needs no due date.
+    let free = svc
+        .set_reminder(&a, no_due.id, ReminderSpec::At(at))
+        .await
+        .unwrap();
+    assert_eq!(free.remind_at, Some(micros(at)));
+
+    assert_field(
+        svc.set_reminder(&a, no_due.id, ReminderSpec::BeforeDue { minutes: 5 })
+            .await,
+        "remind_before_minutes",
+    );
+    assert_field(
+        svc.set_reminder(&a, task.id, ReminderSpec::BeforeDue { minutes: 2 * 1440 })
+            .await,
+        "remind_before_minutes",
+    );
+    assert_field(
+        svc.set_reminder(
+            &a,
+            task.id,
+            ReminderSpec::At(Utc::now() - Duration::minutes(1)),
+        )
+        .await,
+        "remind_at",
+    );
+    assert_field(
+        svc.set_reminder(&a, task.id, ReminderSpec::At(due + Duration::minutes(1)))
+            .await,
+        "remind_at",
+    );
+    assert_code(
+        svc.set_reminder(&a, Uuid::now_v7(), ReminderSpec::BeforeDue { minutes: 5 })
+            .await,
+        "TASK_NOT_FOUND",
+    );
+
+    let rows = outbox(&pool).await;
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|r| r.event_type == event_types::TASK_UPDATED && r.changed() == ["remind_at"])
+    );
+}
+
+async fn recurring_fixture(svc: &TaskService) -> (Task, Uuid, Uuid) {
+    let a = alice();
+    let cat = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "c".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let tag = svc
+        .create_tag(
+            &a,
+            NewTag {
+                name: "g".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let task = svc
+        .create_task(
+            &a,
+            NewTask {
+                description: Some("d".into()),
+                priority: Some(Priority::High),
+                category_id: Some(cat.id),
+                tag_ids: vec![tag.id],
+                due_at: Some(Utc::now() + Duration::hours(1)),
+                recurrence_rule: Some("FREQ=WEEKLY;BYDAY=MO".into()),
+                ..new_task("weekly")
+            },
+        )
+        .await
+        .unwrap();
+    svc.complete_task(&a, task.id).await.unwrap();
+    (task, cat.id, tag.id)
+}
+
+#[sqlx::test]
+async fn next_occurrence_copies_the_task_once_per_key(pool: PgPool) {
+    let (svc, waker) = service(pool.clone());
+    let (first, cat, tag) = recurring_fixture(&svc).await;
+    clear_outbox(&pool).await;
+    let _ = woken(&waker);
+    let due = first.due_at.unwrap() + Duration::days(7);
+    let next = NextOccurrence {
+        due_at: due,
+        remind_at: Some(due - Duration::minutes(30)),
+        idempotency_key: "event-1".into(),
+    };
+    let (second, created) = svc
+        .create_next_occurrence(first.id, next.clone())
+        .await
+        .unwrap();
+    assert!(created);
+    assert!(woken(&waker));
+    assert_ne!(second.id, first.id);
+    assert_eq!(
+        (second.title.as_str(), second.description.as_str()),
+        ("weekly", "d")
+    );
+    assert_eq!(second.priority, Priority::High);
+    assert_eq!(second.category.as_ref().map(|c| c.id), Some(cat));
+    assert_eq!(second.tags.iter().map(|g| g.id).collect::<Vec<_>>(), [tag]);
+    assert_eq!(second.recurrence_rule, first.recurrence_rule);
+    assert_eq!(second.due_at, Some(micros(due)));
+    assert_eq!(second.remind_at, Some(micros(due - Duration::minutes(30))));
+    assert_eq!(
+        (second.parent_task_id, second.occurrence_index),
+        (Some(first.id), 1)
+    );
+    assert!(!second.completed);
+
+    // The same key again: the same task, nothing new.
+    let (again, created) = svc.create_next_occurrence(first.id, next).await.unwrap();
+    assert!(!created);
+    assert_eq!(again, second);
+    assert!(!woken(&waker));
+
+    // The series goes on from the occurrence, keeping the root as parent.
+    let (third, created) = svc
+        .create_next_occurrence(
+            second.id,
+            NextOccurrence {
+                due_at: due + Duration::days(7),
+                remind_at: None,
+                idempotency_key: "event-2".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        (third.parent_task_id, third.occurrence_index),
+        (Some(first.id), 2)
+    );
+
+    let rows = outbox(&pool).await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.event_type.as_str(), r.aggregate_id))
+            .collect::<Vec<_>>(),
+        [
+            (event_types::TASK_CREATED, second.id),
+            (event_types::TASK_CREATED, third.id)
+        ]
+    );
+    assert_eq!(rows[0].event["data"]["user_id"], "auth0|alice");
+    // The occurrence belongs to the owner of the series.
+    assert!(svc.get_task(&alice(), third.id).await.is_ok());
+    assert_code(svc.get_task(&bob(), third.id).await, "TASK_NOT_FOUND");
+}
+
+#[sqlx::test]
+async fn next_occurrence_errors(pool: PgPool) {
+    let (svc, _) = service(pool);
+    let (first, _, _) = recurring_fixture(&svc).await;
+    let due = Utc::now() + Duration::days(7);
+    let next = |key: &str| NextOccurrence {
+        due_at: due,
+        remind_at: None,
+        idempotency_key: key.into(),
+    };
+    assert_code(
+        svc.create_next_occurrence(Uuid::now_v7(), next("k1")).await,
+        "TASK_NOT_FOUND",
+    );
+    assert_field(
+        svc.create_next_occurrence(first.id, next(" ")).await,
+        "idempotency_key",
+    );
+    let late = NextOccurrence {
+        remind_at: Some(due + Duration::minutes(1)),
+        ..next("k2")
+    };
+    assert_field(
+        svc.create_next_occurrence(first.id, late).await,
+        "remind_at",
+    );
+    let one_off = svc.create_task(&alice(), new_task("once")).await.unwrap();
+    assert_field(
+        svc.create_next_occurrence(one_off.id, next("k3")).await,
+        "recurrence_rule",
+    );
+}
+
+#[sqlx::test]
+async fn concurrent_next_occurrences_with_one_key_create_one_task(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let (first, _, _) = recurring_fixture(&svc).await;
+    let next = NextOccurrence {
+        due_at: Utc::now() + Duration::days(7),
+        remind_at: None,
+        idempotency_key: "same".into(),
+    };
+    let calls = (0..4).map(|_| {
+        let svc = svc.clone();
+        let next = next.clone();
+        tokio::spawn(async move { svc.create_next_occurrence(first.id, next).await })
+    });
+    let mut results = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        results.push(call.await.unwrap().unwrap());
+    }
+    assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+    assert!(results.iter().all(|(t, _)| t.id == results[0].0.id));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE occurrence_key = 'same'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[sqlx::test]
+async fn task_snapshot_and_users(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    svc.upsert_user(&a).await.unwrap();
+    let task = svc.create_task(&a, new_task("t")).await.unwrap();
+    // A later token without the e-mail claim keeps the stored e-mail.
+    svc.upsert_user(&AuthUser {
+        name: Some("Alice B.".into()),
+        ..AuthUser::new(a.id.clone())
+    })
+    .await
+    .unwrap();
+    let (snap, email, name) = svc.task_snapshot(task.id).await.unwrap().unwrap();
+    assert_eq!(snap, snapshot(&a.id, &task));
+    assert_eq!(email.as_deref(), Some("alice@example.com"));
+    assert_eq!(name.as_deref(), Some("Alice B."));
+    assert!(svc.task_snapshot(Uuid::now_v7()).await.unwrap().is_none());
+
+    // A user known only from a write has no contact details.
+    let task = svc.create_task(&bob(), new_task("b")).await.unwrap();
+    let (_, email, name) = svc.task_snapshot(task.id).await.unwrap().unwrap();
+    assert_eq!((email, name), (None, None));
+    let seen: (chrono::DateTime<Utc>, chrono::DateTime<Utc>) =
+        sqlx::query_as("SELECT first_seen_at, last_seen_at FROM users WHERE id = 'bob'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(seen.0 <= seen.1);
+}

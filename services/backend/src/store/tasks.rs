@@ -1,0 +1,530 @@
+//! Task rows, their tags, list/search queries and generated occurrences.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::decode_error;
+use crate::domain::{
+    CategoryRef, Priority, SortBy, SortOrder, StatusFilter, TagRef, Task, TaskFilter, TaskSummary,
+};
+
+/// The select list and joins every task read shares: the task, its category and its tags
+/// (as one JSON array, so a page of tasks is one query).
+macro_rules! task_select {
+    () => {
+        "SELECT t.id, t.user_id, t.title, t.description, t.completed, t.completed_at, \
+                t.priority, t.category_id, c.name AS category_name, c.color AS category_color, \
+                t.due_at, t.remind_at, t.recurrence_rule, t.parent_task_id, t.occurrence_index, \
+                t.created_at, t.updated_at, \
+                COALESCE((SELECT jsonb_agg(jsonb_build_object('id', g.id, 'name', g.name, \
+                                                              'color', g.color) \
+                                           ORDER BY lower(g.name), g.id) \
+                          FROM task_tags tt JOIN tags g ON g.id = tt.tag_id \
+                          WHERE tt.task_id = t.id), '[]'::jsonb) AS tags \
+         FROM tasks t LEFT JOIN categories c ON c.id = t.category_id "
+    };
+}
+
+/// A task row with its owner.
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    user_id: String,
+    title: String,
+    description: String,
+    completed: bool,
+    completed_at: Option<DateTime<Utc>>,
+    priority: String,
+    category_id: Option<Uuid>,
+    category_name: Option<String>,
+    category_color: Option<String>,
+    due_at: Option<DateTime<Utc>>,
+    remind_at: Option<DateTime<Utc>>,
+    recurrence_rule: Option<String>,
+    parent_task_id: Option<Uuid>,
+    occurrence_index: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    tags: Json<Vec<TagRef>>,
+}
+
+/// A stored task and its owner (the API [`Task`] does not show the owner).
+#[derive(Clone, Debug)]
+pub(crate) struct OwnedTask {
+    pub(crate) user_id: String,
+    pub(crate) task: Task,
+}
+
+impl TryFrom<TaskRow> for OwnedTask {
+    type Error = sqlx::Error;
+
+    fn try_from(row: TaskRow) -> Result<Self, sqlx::Error> {
+        let priority: Priority = row.priority.parse().map_err(decode_error)?;
+        let category = match (row.category_id, row.category_name) {
+            (Some(id), Some(name)) => Some(CategoryRef {
+                id,
+                name,
+                color: row.category_color,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            user_id: row.user_id,
+            task: Task {
+                id: row.id,
+                title: row.title,
+                description: row.description,
+                completed: row.completed,
+                completed_at: row.completed_at,
+                priority,
+                category,
+                tags: row.tags.0,
+                due_at: row.due_at,
+                remind_at: row.remind_at,
+                recurrence_rule: row.recurrence_rule,
+                parent_task_id: row.parent_task_id,
+                occurrence_index: row.occurrence_index,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            },
+        })
+    }
+}
+
+fn into_tasks(rows: Vec<TaskRow>) -> Result<Vec<Task>, sqlx::Error> {
+    rows.into_iter()
+        .map(|r| OwnedTask::try_from(r).map(|o| o.task))
+        .collect()
+}
+
+/// The user-editable columns of a task, as written by insert and update.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TaskFields {
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) completed_at: Option<DateTime<Utc>>,
+    pub(crate) priority: Priority,
+    pub(crate) category_id: Option<Uuid>,
+    pub(crate) due_at: Option<DateTime<Utc>>,
+    pub(crate) remind_at: Option<DateTime<Utc>>,
+    pub(crate) recurrence_rule: Option<String>,
+}
+
+impl TaskFields {
+    /// The current values of `task`.
+    pub(crate) fn of(task: &Task) -> Self {
+        Self {
+            title: task.title.clone(),
+            description: task.description.clone(),
+            completed_at: task.completed_at,
+            priority: task.priority,
+            category_id: task.category.as_ref().map(|c| c.id),
+            due_at: task.due_at,
+            remind_at: task.remind_at,
+            recurrence_rule: task.recurrence_rule.clone(),
+        }
+    }
+}
+
+/// Where a generated occurrence comes from.
+pub(crate) struct Occurrence<'a> {
+    pub(crate) parent_task_id: Uuid,
+    pub(crate) index: i32,
+    pub(crate) key: &'a str,
+}
+
+/// Inserts a task; with an occurrence, returns `false` (and inserts nothing) when its key was
+/// used already.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: &str,
+    fields: &TaskFields,
+    occurrence: Option<Occurrence<'_>>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, \
+                            category_id, due_at, remind_at, recurrence_rule, parent_task_id, \
+                            occurrence_index, occurrence_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+         ON CONFLICT (occurrence_key) DO NOTHING",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(&fields.title)
+    .bind(&fields.description)
+    .bind(fields.completed_at.is_some())
+    .bind(fields.completed_at)
+    .bind(fields.priority.as_str())
+    .bind(fields.category_id)
+    .bind(fields.due_at)
+    .bind(fields.remind_at)
+    .bind(&fields.recurrence_rule)
+    .bind(occurrence.as_ref().map(|o| o.parent_task_id))
+    .bind(occurrence.as_ref().map_or(0, |o| o.index))
+    .bind(occurrence.as_ref().map(|o| o.key))
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Writes every editable column of task `id` and bumps `updated_at`.
+pub(crate) async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    fields: &TaskFields,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tasks SET title = $2, description = $3, completed = $4, completed_at = $5, \
+                          priority = $6, category_id = $7, due_at = $8, remind_at = $9, \
+                          recurrence_rule = $10, updated_at = $11 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&fields.title)
+    .bind(&fields.description)
+    .bind(fields.completed_at.is_some())
+    .bind(fields.completed_at)
+    .bind(fields.priority.as_str())
+    .bind(fields.category_id)
+    .bind(fields.due_at)
+    .bind(fields.remind_at)
+    .bind(&fields.recurrence_rule)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Bumps `updated_at` of the given tasks (after a change to their tags or category).
+pub(crate) async fn touch(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE tasks SET updated_at = $2 WHERE id = ANY($1)")
+        .bind(ids)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The caller's task `id`.
+pub(crate) async fn get(
+    conn: &mut PgConnection,
+    user_id: &str,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        task_select!(),
+        "WHERE t.id = $1 AND t.user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
+        .transpose()
+}
+
+/// The caller's task `id`, locked for update until the transaction ends. Every write to a task
+/// takes this lock first, which also orders the task's outbox rows.
+pub(crate) async fn get_for_update(
+    conn: &mut PgConnection,
+    user_id: &str,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        task_select!(),
+        "WHERE t.id = $1 AND t.user_id = $2 FOR UPDATE OF t"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
+        .transpose()
+}
+
+/// Task `id` of any user, with its owner (internal calls only); `lock` takes the row lock.
+pub(crate) async fn get_any(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<OwnedTask>, sqlx::Error> {
+    let query = if lock {
+        sqlx::query_as(concat!(task_select!(), "WHERE t.id = $1 FOR UPDATE OF t"))
+    } else {
+        sqlx::query_as(concat!(task_select!(), "WHERE t.id = $1"))
+    };
+    let row: Option<TaskRow> = query.bind(id).fetch_optional(conn).await?;
+    row.map(OwnedTask::try_from).transpose()
+}
+
+/// The task generated for occurrence key `key`, if any.
+pub(crate) async fn get_by_occurrence_key(
+    conn: &mut PgConnection,
+    key: &str,
+) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> =
+        sqlx::query_as(concat!(task_select!(), "WHERE t.occurrence_key = $1"))
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
+    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
+        .transpose()
+}
+
+/// Deletes the caller's task `id`; `false` when there was none.
+pub(crate) async fn delete(
+    conn: &mut PgConnection,
+    user_id: &str,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM tasks WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Pushes the `WHERE` clause of a list query.
+fn push_filter(q: &mut QueryBuilder<Postgres>, user_id: &str, f: &TaskFilter) {
+    q.push("WHERE t.user_id = ").push_bind(user_id);
+    match f.status {
+        StatusFilter::All => {}
+        StatusFilter::Pending => {
+            q.push(" AND NOT t.completed");
+        }
+        StatusFilter::Completed => {
+            q.push(" AND t.completed");
+        }
+    }
+    if let Some(p) = f.priority {
+        q.push(" AND t.priority = ").push_bind(p.as_str());
+    }
+    if let Some(c) = f.category_id {
+        q.push(" AND t.category_id = ").push_bind(c);
+    }
+    if !f.tag_ids.is_empty() {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM task_tags ft WHERE ft.task_id = t.id AND ft.tag_id = ANY(",
+        )
+        .push_bind(&f.tag_ids)
+        .push("))");
+    }
+    if let Some(before) = f.due_before {
+        q.push(" AND t.due_at < ").push_bind(before);
+    }
+    if let Some(after) = f.due_after {
+        q.push(" AND t.due_at > ").push_bind(after);
+    }
+}
+
+/// One page of the caller's tasks matching `filter` (its `limit` already clamped), and the
+/// number of all matches.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    user_id: &str,
+    filter: &TaskFilter,
+) -> Result<(Vec<Task>, i64), sqlx::Error> {
+    let mut count = QueryBuilder::new("SELECT count(*) FROM tasks t ");
+    push_filter(&mut count, user_id, filter);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+    if total == 0 {
+        return Ok((Vec::new(), 0));
+    }
+
+    let mut q = QueryBuilder::new(task_select!());
+    push_filter(&mut q, user_id, filter);
+    let order = filter.order.unwrap_or_else(|| filter.sort.default_order());
+    let dir = match order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    };
+    // Every sort ends in unique keys, so pages neither repeat nor skip rows.
+    q.push(" ORDER BY ");
+    match filter.sort {
+        SortBy::Created => q.push(format_args!("t.created_at {dir}, t.id {dir}")),
+        SortBy::Due => q.push(format_args!(
+            "t.due_at {dir} NULLS LAST, t.created_at DESC, t.id DESC"
+        )),
+        SortBy::Priority => q.push(format_args!(
+            "t.priority_rank {dir}, t.created_at DESC, t.id DESC"
+        )),
+    };
+    q.push(" LIMIT ")
+        .push_bind(i64::from(filter.limit))
+        .push(" OFFSET ")
+        .push_bind(i64::from(filter.offset));
+    let rows: Vec<TaskRow> = q.build_query_as().fetch_all(conn).await?;
+    Ok((into_tasks(rows)?, total))
+}
+
+/// Turns free text into a prefix-matching tsquery (`word:* & other:*`), or `None` when it
+/// holds no letters or digits. Only letters and digits reach the tsquery, so user input cannot
+/// produce a tsquery syntax error.
+pub(crate) fn tsquery(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(32)
+        .map(|w| format!("{}:*", w.to_lowercase()))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" & "))
+}
+
+/// The caller's tasks matching `tsquery` (from [`tsquery`]), best first: title matches rank
+/// above description matches, then newer above older.
+pub(crate) async fn search(
+    conn: &mut PgConnection,
+    user_id: &str,
+    tsquery: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<(Vec<Task>, i64), sqlx::Error> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tasks t \
+         WHERE t.user_id = $1 AND t.search_vector @@ to_tsquery('simple', $2)",
+    )
+    .bind(user_id)
+    .bind(tsquery)
+    .fetch_one(&mut *conn)
+    .await?;
+    if total == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+        task_select!(),
+        ", to_tsquery('simple', $2) AS q \
+         WHERE t.user_id = $1 AND t.search_vector @@ q \
+         ORDER BY ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.id DESC \
+         LIMIT $3 OFFSET $4"
+    ))
+    .bind(user_id)
+    .bind(tsquery)
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(conn)
+    .await?;
+    Ok((into_tasks(rows)?, total))
+}
+
+/// Up to `limit` of the caller's most recent pending tasks (suggestions for a wrong id).
+pub(crate) async fn recent_pending(
+    conn: &mut PgConnection,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<TaskSummary>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, Option<DateTime<Utc>>, String)> = sqlx::query_as(
+        "SELECT id, title, due_at, priority FROM tasks \
+         WHERE user_id = $1 AND NOT completed ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, title, due_at, priority)| {
+            Ok(TaskSummary {
+                id,
+                title,
+                due_at,
+                priority: priority.parse().map_err(decode_error)?,
+            })
+        })
+        .collect()
+}
+
+/// Attaches tags to a task (already attached ones are skipped).
+pub(crate) async fn add_tags(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    tag_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if tag_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO task_tags (task_id, tag_id) SELECT $1, unnest($2::uuid[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(task_id)
+    .bind(tag_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Detaches a tag from a task; `false` when it was not attached.
+pub(crate) async fn remove_tag(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    tag_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM task_tags WHERE task_id = $1 AND tag_id = $2")
+        .bind(task_id)
+        .bind(tag_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives task `to` the tags of task `from`.
+pub(crate) async fn copy_tags(
+    conn: &mut PgConnection,
+    from: Uuid,
+    to: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO task_tags (task_id, tag_id) SELECT $2, tag_id FROM task_tags WHERE task_id = $1",
+    )
+    .bind(from)
+    .bind(to)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Owner e-mail and display name of the user `user_id`.
+pub(crate) async fn owner_contact(
+    conn: &mut PgConnection,
+    user_id: &str,
+) -> Result<(Option<String>, Option<String>), sqlx::Error> {
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT email, display_name FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tsquery;
+
+    #[test]
+    fn tsquery_keeps_only_words() {
+        assert_eq!(tsquery("Buy milk").as_deref(), Some("buy:* & milk:*"));
+        assert_eq!(
+            tsquery("e-mail: 'boss' & (x | !y)").as_deref(),
+            Some("e:* & mail:* & boss:* & x:* & y:*")
+        );
+        assert_eq!(
+            tsquery("Überweisung 2026").as_deref(),
+            Some("überweisung:* & 2026:*")
+        );
+        assert_eq!(tsquery("!!! ---"), None);
+    }
+}

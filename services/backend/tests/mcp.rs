@@ -1,0 +1,1057 @@
+//! The MCP endpoint, end to end: the real app router served on a loopback port, a fresh
+//! database per test, and rmcp's own client speaking Streamable HTTP with a bearer token.
+//!
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1:<port>/postgres cargo test -p backend
+//! --test mcp` (a PostgreSQL from `cargo xtask up`).
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use backend::app::{self, AppState};
+use backend::auth::{AuthConfig, Authenticator};
+use backend::service::TaskService;
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use jsonwebtoken::{EncodingKey, Header};
+use middleware::{AppTokenLayer, Metrics};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// The HS256 key the test server trusts and the tests sign with.
+const KEY: &str = "mcp-test-fixture-key-not-a-secret";
+
+/// The 18 tools of the original system.
+const TOOLS: [&str; 18] = [
+    "add_task",
+    "list_tasks",
+    "get_task",
+    "update_task",
+    "delete_task",
+    "complete_task",
+    "create_category",
+    "list_categories",
+    "update_category",
+    "delete_category",
+    "create_tag",
+    "list_tags",
+    "update_tag",
+    "delete_tag",
+    "add_tag_to_task",
+    "remove_tag_from_task",
+    "search_tasks",
+    "set_reminder",
+];
+
+/// A signed token for `sub`, valid for an hour.
+fn token_for(sub: &str) -> String {
+    sign(sub, KEY, Utc::now() + Duration::hours(1))
+}
+
+fn sign(sub: &str, key: &str, expires: DateTime<Utc>) -> String {
+    let claims = json!({
+        "sub": sub,
+        "email": format!("{sub}@example.test"),
+        "name": sub,
+        "iat": Utc::now().timestamp(),
+        "exp": expires.timestamp(),
+    });
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Serves the complete app router on a loopback port; returns the MCP endpoint URL.
+async fn serve(pool: PgPool) -> String {
+    let auth = Authenticator::new(AuthConfig {
+        hs256_secret: Some(KEY.to_owned()),
+        jwks_url: None,
+        issuer: None,
+        audience: None,
+    })
+    .await
+    .unwrap();
+    let state = AppState {
+        service: TaskService::new(pool, Arc::new(Notify::new())),
+        auth: Arc::new(auth),
+        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
+        metrics: Metrics::new("backend").unwrap(),
+    };
+    let router = app::router(state, AppTokenLayer::new(None));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}/mcp")
+}
+
+type Client = RunningService<RoleClient, ()>;
+
+/// An MCP client for `url`, authenticated as `user`.
+async fn connect(url: &str, user: &str) -> Client {
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token_for(user));
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
+/// Calls `tool` with `args`; the call itself (the protocol) must succeed.
+async fn call(client: &Client, tool: &'static str, args: Value) -> CallToolResult {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object");
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
+}
+
+/// The structured content of a successful call.
+async fn ok(client: &Client, tool: &'static str, args: Value) -> Value {
+    let result = call(client, tool, args).await;
+    let body = result.structured_content.clone().unwrap_or(Value::Null);
+    assert_ne!(result.is_error, Some(true), "{tool} failed: {body}");
+    assert!(body.is_object(), "{tool}: structured content {body}");
+    // The same JSON is in the text content for clients without structured content.
+    let text = result.content.first().and_then(|c| c.as_text()).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&text.text).unwrap(), body);
+    body
+}
+
+/// The error body of a failed call, checked to carry `code`.
+async fn err(client: &Client, tool: &'static str, args: Value, code: &str) -> Value {
+    let result = call(client, tool, args).await;
+    let body = result.structured_content.clone().unwrap_or(Value::Null);
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "{tool} should fail with {code}: {body}"
+    );
+    assert_eq!(body["code"], code, "{tool}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["suggestions"].is_array(), "{body}");
+    body
+}
+
+fn id(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_owned()
+}
+
+fn ids(items: &Value) -> BTreeSet<String> {
+    items.as_array().unwrap().iter().map(id).collect()
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// A whole-second UTC time `days` from now.
+fn days_from_now(days: i64) -> DateTime<Utc> {
+    (Utc::now() + Duration::days(days)).trunc_subsecs(0)
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+
+    let info = client.peer_info().unwrap();
+    assert!(info.capabilities.tools.is_some());
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap()
+            .contains("access token")
+    );
+
+    let tools = client.list_all_tools().await.unwrap();
+    let names: BTreeSet<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, TOOLS.into_iter().collect::<BTreeSet<_>>());
+    assert_eq!(tools.len(), 18);
+    for tool in &tools {
+        let schema = &tool.input_schema;
+        assert_eq!(schema.get("type"), Some(&json!("object")), "{}", tool.name);
+        let props = schema.get("properties").and_then(Value::as_object);
+        // The user comes from the token: no tool takes one.
+        assert!(
+            props.is_none_or(|p| !p.contains_key("user_id")),
+            "{} takes a user_id",
+            tool.name
+        );
+        assert!(
+            tool.description.as_deref().is_some_and(|d| d.len() > 60),
+            "{} needs a helpful description",
+            tool.name
+        );
+    }
+    let tool = |name: &str| tools.iter().find(|t| t.name == name).unwrap();
+    let props = |name: &str| -> Vec<String> {
+        let schema = &tool(name).input_schema;
+        let mut keys: Vec<String> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    let required = |name: &str| tool(name).input_schema.get("required").cloned();
+
+    // The original parameter names.
+    for p in [
+        "title",
+        "description",
+        "priority",
+        "category_id",
+        "tag_ids",
+        "due_date",
+        "recurrence_rule",
+    ] {
+        assert!(props("add_task").contains(&p.to_owned()), "add_task.{p}");
+    }
+    assert_eq!(required("add_task"), Some(json!(["title"])));
+    for p in [
+        "status",
+        "priority",
+        "category_id",
+        "tag_ids",
+        "due_before",
+        "due_after",
+        "sort_by",
+    ] {
+        assert!(
+            props("list_tasks").contains(&p.to_owned()),
+            "list_tasks.{p}"
+        );
+    }
+    for p in ["query", "limit"] {
+        assert!(props("search_tasks").contains(&p.to_owned()));
+    }
+    assert_eq!(
+        props("set_reminder"),
+        ["remind_at", "remind_before_minutes", "task_id"]
+    );
+    assert_eq!(required("set_reminder"), Some(json!(["task_id"])));
+    assert_eq!(props("add_tag_to_task"), ["tag_id", "task_id"]);
+    assert_eq!(props("list_categories"), Vec::<String>::new());
+    for name in ["get_task", "delete_task", "complete_task"] {
+        assert_eq!(props(name), ["task_id"], "{name}");
+    }
+
+    // The natural-language guide.
+    let add = tool("add_task").description.clone().unwrap();
+    for phrase in [
+        "FREQ=DAILY",
+        "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+        "FREQ=WEEKLY;BYDAY=MO,FR",
+        "FREQ=WEEKLY;INTERVAL=2",
+        "FREQ=MONTHLY;BYMONTHDAY=15",
+        "FREQ=MONTHLY;BYDAY=-1FR",
+        "COUNT=10",
+    ] {
+        assert!(add.contains(phrase), "add_task description lacks {phrase}");
+    }
+    assert!(
+        tool("set_reminder")
+            .description
+            .as_deref()
+            .unwrap()
+            .contains("1440")
+    );
+    assert!(
+        tool("get_task")
+            .annotations
+            .as_ref()
+            .unwrap()
+            .read_only_hint
+            == Some(true)
+    );
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn task_tools_create_read_update_complete_and_delete(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+    let due = days_from_now(3);
+
+    let created = ok(
+        &client,
+        "add_task",
+        json!({
+            "title": "  Water the plants  ",
+            "description": "the ferns too",
+            "priority": "HIGH",
+            "due_date": due.to_rfc3339(),
+            "recurrence_rule": "freq=weekly;byday=mo,fr",
+            // An old prompt's user id is ignored: the token decides.
+            "user_id": "mallory",
+        }),
+    )
+    .await;
+    let task_id = id(&created);
+    assert_eq!(created["title"], "Water the plants");
+    assert_eq!(created["description"], "the ferns too");
+    assert_eq!(created["priority"], "high");
+    assert_eq!(created["completed"], false);
+    assert_eq!(time(&created["due_at"]), due);
+    assert_eq!(created["recurrence_rule"], "FREQ=WEEKLY;BYDAY=MO,FR");
+    assert_eq!(created["tags"], json!([]));
+
+    let got = ok(&client, "get_task", json!({"task_id": task_id})).await;
+    assert_eq!(got, created);
+
+    // A timestamp with an offset is converted to UTC.
+    let updated = ok(
+        &client,
+        "update_task",
+        json!({
+            "task_id": task_id,
+            "title": "Water all plants",
+            "priority": "urgent",
+            "due_date": "2031-05-01T09:30:00+02:00",
+            // null means "leave as is", as in the original system.
+            "description": null,
+        }),
+    )
+    .await;
+    assert_eq!(updated["title"], "Water all plants");
+    assert_eq!(updated["priority"], "urgent");
+    assert_eq!(updated["description"], "the ferns too");
+    assert_eq!(updated["due_at"], "2031-05-01T07:30:00Z");
+    assert_eq!(updated["recurrence_rule"], "FREQ=WEEKLY;BYDAY=MO,FR");
+
+    // "" removes a clearable value.
+    let cleared = ok(
+        &client,
+        "update_task",
+        json!({"task_id": task_id, "recurrence_rule": ""}),
+    )
+    .await;
+    assert_eq!(cleared["recurrence_rule"], Value::Null);
+    assert_eq!(cleared["due_at"], "2031-05-01T07:30:00Z");
+
+    let done = ok(&client, "complete_task", json!({"task_id": task_id})).await;
+    assert_eq!(done["completed"], true);
+    assert!(done["completed_at"].is_string());
+    let reopened = ok(
+        &client,
+        "update_task",
+        json!({"task_id": task_id, "completed": false}),
+    )
+    .await;
+    assert_eq!(reopened["completed"], false);
+    assert_eq!(reopened["completed_at"], Value::Null);
+
+    let deleted = ok(&client, "delete_task", json!({"task_id": task_id})).await;
+    assert_eq!(deleted, json!({"deleted": true, "task_id": task_id}));
+    err(
+        &client,
+        "get_task",
+        json!({"task_id": task_id}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    err(
+        &client,
+        "delete_task",
+        json!({"task_id": task_id}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn category_and_tag_tools(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+
+    let work = ok(
+        &client,
+        "create_category",
+        json!({"name": "Work", "color": "#ff5733"}),
+    )
+    .await;
+    assert_eq!(work["name"], "Work");
+    assert_eq!(work["color"], "#FF5733");
+    let home = ok(&client, "create_category", json!({"name": "Home"})).await;
+    let urgent = ok(
+        &client,
+        "create_tag",
+        json!({"name": "urgent", "color": "#00AA00"}),
+    )
+    .await;
+    let errand = ok(&client, "create_tag", json!({"name": "errand"})).await;
+
+    let task = ok(
+        &client,
+        "add_task",
+        json!({
+            "title": "Send the report",
+            "category_id": id(&work),
+            "tag_ids": [id(&urgent)],
+        }),
+    )
+    .await;
+    let task_id = id(&task);
+    assert_eq!(task["category"]["id"], work["id"]);
+    assert_eq!(ids(&task["tags"]), BTreeSet::from([id(&urgent)]));
+
+    let categories = ok(&client, "list_categories", json!({})).await;
+    assert_eq!(
+        ids(&categories["categories"]),
+        BTreeSet::from([id(&work), id(&home)])
+    );
+    let work_listed = categories["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == work["id"])
+        .unwrap();
+    assert_eq!(work_listed["task_count"], 1);
+    let tags = ok(&client, "list_tags", json!({})).await;
+    assert_eq!(
+        ids(&tags["tags"]),
+        BTreeSet::from([id(&urgent), id(&errand)])
+    );
+
+    // Tags on and off.
+    let tagged = ok(
+        &client,
+        "add_tag_to_task",
+        json!({"task_id": task_id, "tag_id": id(&errand)}),
+    )
+    .await;
+    assert_eq!(
+        ids(&tagged["tags"]),
+        BTreeSet::from([id(&urgent), id(&errand)])
+    );
+    let untagged = ok(
+        &client,
+        "remove_tag_from_task",
+        json!({"task_id": task_id, "tag_id": id(&urgent)}),
+    )
+    .await;
+    assert_eq!(ids(&untagged["tags"]), BTreeSet::from([id(&errand)]));
+
+    // Renames and colours; "" removes a colour.
+    let renamed = ok(
+        &client,
+        "update_category",
+        json!({"category_id": id(&work), "name": "Office", "color": ""}),
+    )
+    .await;
+    assert_eq!(renamed["name"], "Office");
+    assert_eq!(renamed["color"], Value::Null);
+    let recoloured = ok(
+        &client,
+        "update_tag",
+        json!({"tag_id": id(&errand), "name": "errands", "color": "#0066ff"}),
+    )
+    .await;
+    assert_eq!(recoloured["name"], "errands");
+    assert_eq!(recoloured["color"], "#0066FF");
+    let task_now = ok(&client, "get_task", json!({"task_id": task_id})).await;
+    assert_eq!(task_now["category"]["name"], "Office");
+    assert_eq!(task_now["tags"][0]["name"], "errands");
+
+    // Moving a task out of its category.
+    let moved = ok(
+        &client,
+        "update_task",
+        json!({"task_id": task_id, "category_id": id(&home)}),
+    )
+    .await;
+    assert_eq!(moved["category"]["id"], home["id"]);
+
+    // Deleting a tag removes it from the task; deleting a category keeps the task.
+    let gone = ok(&client, "delete_tag", json!({"tag_id": id(&errand)})).await;
+    assert_eq!(gone, json!({"deleted": true, "tag_id": id(&errand)}));
+    let gone = ok(
+        &client,
+        "delete_category",
+        json!({"category_id": id(&home)}),
+    )
+    .await;
+    assert_eq!(gone, json!({"deleted": true, "category_id": id(&home)}));
+    let task_now = ok(&client, "get_task", json!({"task_id": task_id})).await;
+    assert_eq!(task_now["tags"], json!([]));
+    assert_eq!(task_now["category"], Value::Null);
+    let tags = ok(&client, "list_tags", json!({})).await;
+    assert_eq!(ids(&tags["tags"]), BTreeSet::from([id(&urgent)]));
+    err(
+        &client,
+        "delete_category",
+        json!({"category_id": id(&home)}),
+        "NOT_FOUND",
+    )
+    .await;
+    err(
+        &client,
+        "update_tag",
+        json!({"tag_id": id(&errand), "name": "x"}),
+        "NOT_FOUND",
+    )
+    .await;
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn list_and_search_filter_sort_and_page(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+    let home = ok(&client, "create_category", json!({"name": "Home"})).await;
+    let tag = ok(&client, "create_tag", json!({"name": "garden"})).await;
+
+    let soon = days_from_now(1);
+    let later = days_from_now(10);
+    let a = ok(
+        &client,
+        "add_task",
+        json!({"title": "Mow the lawn", "due_date": later.to_rfc3339(), "priority": "low",
+               "tag_ids": [id(&tag)], "category_id": id(&home)}),
+    )
+    .await;
+    let b = ok(
+        &client,
+        "add_task",
+        json!({"title": "Call the dentist", "due_date": soon.to_rfc3339(), "priority": "urgent",
+               "description": "about the crown"}),
+    )
+    .await;
+    let c = ok(&client, "add_task", json!({"title": "Read a book"})).await;
+    ok(&client, "complete_task", json!({"task_id": id(&c)})).await;
+
+    let all = ok(&client, "list_tasks", json!({})).await;
+    assert_eq!(all["total"], 3);
+    assert_eq!(all["limit"], 50);
+    // Newest first by default.
+    assert_eq!(all["items"][0]["id"], c["id"]);
+
+    let pending = ok(&client, "list_tasks", json!({"status": "pending"})).await;
+    assert_eq!(ids(&pending["items"]), BTreeSet::from([id(&a), id(&b)]));
+    let completed = ok(&client, "list_tasks", json!({"status": "completed"})).await;
+    assert_eq!(ids(&completed["items"]), BTreeSet::from([id(&c)]));
+
+    let by_due = ok(
+        &client,
+        "list_tasks",
+        json!({"sort_by": "due_date", "status": "pending"}),
+    )
+    .await;
+    assert_eq!(by_due["items"][0]["id"], b["id"]);
+    assert_eq!(by_due["items"][1]["id"], a["id"]);
+    let by_priority = ok(&client, "list_tasks", json!({"sort_by": "priority"})).await;
+    assert_eq!(by_priority["items"][0]["id"], b["id"]);
+
+    let urgent = ok(&client, "list_tasks", json!({"priority": "urgent"})).await;
+    assert_eq!(ids(&urgent["items"]), BTreeSet::from([id(&b)]));
+    let tagged = ok(&client, "list_tasks", json!({"tag_ids": [id(&tag)]})).await;
+    assert_eq!(ids(&tagged["items"]), BTreeSet::from([id(&a)]));
+    let in_home = ok(&client, "list_tasks", json!({"category_id": id(&home)})).await;
+    assert_eq!(ids(&in_home["items"]), BTreeSet::from([id(&a)]));
+    let due_soon = ok(
+        &client,
+        "list_tasks",
+        json!({"due_after": Utc::now().to_rfc3339(), "due_before": days_from_now(2).to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(ids(&due_soon["items"]), BTreeSet::from([id(&b)]));
+
+    let page = ok(&client, "list_tasks", json!({"limit": 2, "offset": 2})).await;
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+
+    let found = ok(&client, "search_tasks", json!({"query": "dentist"})).await;
+    assert_eq!(ids(&found["items"]), BTreeSet::from([id(&b)]));
+    let found = ok(
+        &client,
+        "search_tasks",
+        json!({"query": "crown", "limit": 5}),
+    )
+    .await;
+    assert_eq!(ids(&found["items"]), BTreeSet::from([id(&b)]));
+    assert_eq!(found["limit"], 5);
+    let none = ok(&client, "search_tasks", json!({"query": "spaceship"})).await;
+    assert_eq!(none["total"], 0);
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn set_reminder_relative_or_absolute(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+    let due = days_from_now(5);
+    let task = ok(
+        &client,
+        "add_task",
+        json!({"title": "Dentist", "due_date": due.to_rfc3339()}),
+    )
+    .await;
+    let task_id = id(&task);
+
+    // "one day before" → 1440 minutes.
+    let reminded = ok(
+        &client,
+        "set_reminder",
+        json!({"task_id": task_id, "remind_before_minutes": 1440}),
+    )
+    .await;
+    assert_eq!(time(&reminded["remind_at"]), due - Duration::days(1));
+
+    let at = days_from_now(2);
+    let reminded = ok(
+        &client,
+        "set_reminder",
+        json!({"task_id": task_id, "remind_at": at.to_rfc3339(), "remind_before_minutes": null}),
+    )
+    .await;
+    assert_eq!(time(&reminded["remind_at"]), at);
+
+    // Cancelling goes through update_task.
+    let cancelled = ok(
+        &client,
+        "update_task",
+        json!({"task_id": task_id, "remind_at": ""}),
+    )
+    .await;
+    assert_eq!(cancelled["remind_at"], Value::Null);
+
+    // Exactly one of the two.
+    let both = err(
+        &client,
+        "set_reminder",
+        json!({"task_id": task_id, "remind_before_minutes": 10, "remind_at": at.to_rfc3339()}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert!(both["message"].as_str().unwrap().contains("exactly one"));
+    err(
+        &client,
+        "set_reminder",
+        json!({"task_id": task_id}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    // A reminder after the due date, or one for a task without a due date.
+    err(
+        &client,
+        "set_reminder",
+        json!({"task_id": task_id, "remind_at": (due + Duration::hours(1)).to_rfc3339()}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    let undated = ok(&client, "add_task", json!({"title": "Someday"})).await;
+    err(
+        &client,
+        "set_reminder",
+        json!({"task_id": id(&undated), "remind_before_minutes": 60}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    err(
+        &client,
+        "set_reminder",
+        json!({"task_id": Uuid::new_v4(), "remind_before_minutes": 60}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn users_never_see_each_others_data(pool: PgPool) {
+    let url = serve(pool).await;
+    let alice = connect(&url, "alice").await;
+    let bob = connect(&url, "bob").await;
+
+    let category = ok(&alice, "create_category", json!({"name": "Secret"})).await;
+    let tag = ok(&alice, "create_tag", json!({"name": "private"})).await;
+    let task = ok(
+        &alice,
+        "add_task",
+        json!({"title": "Alice's plan", "description": "classified",
+               "category_id": id(&category), "tag_ids": [id(&tag)],
+               "due_date": days_from_now(3).to_rfc3339()}),
+    )
+    .await;
+    let task_id = id(&task);
+    let bobs = ok(&bob, "add_task", json!({"title": "Bob's chores"})).await;
+
+    // Every task tool answers TASK_NOT_FOUND for someone else's task — and Bob's suggestions
+    // are Bob's tasks only.
+    let not_found = err(
+        &bob,
+        "get_task",
+        json!({"task_id": task_id}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    assert_eq!(ids(&not_found["suggestions"]), BTreeSet::from([id(&bobs)]));
+    err(
+        &bob,
+        "update_task",
+        json!({"task_id": task_id, "title": "mine now"}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    err(
+        &bob,
+        "complete_task",
+        json!({"task_id": task_id}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    err(
+        &bob,
+        "set_reminder",
+        json!({"task_id": task_id, "remind_before_minutes": 60}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    err(
+        &bob,
+        "delete_task",
+        json!({"task_id": task_id}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    let bobs_tag = ok(&bob, "create_tag", json!({"name": "private"})).await;
+    err(
+        &bob,
+        "add_tag_to_task",
+        json!({"task_id": task_id, "tag_id": id(&bobs_tag)}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    // Nor can Bob use Alice's category or tag on his own task.
+    err(
+        &bob,
+        "add_tag_to_task",
+        json!({"task_id": id(&bobs), "tag_id": id(&tag)}),
+        "NOT_FOUND",
+    )
+    .await;
+    err(
+        &bob,
+        "update_task",
+        json!({"task_id": id(&bobs), "category_id": id(&category)}),
+        "NOT_FOUND",
+    )
+    .await;
+    err(
+        &bob,
+        "update_category",
+        json!({"category_id": id(&category), "name": "hacked"}),
+        "NOT_FOUND",
+    )
+    .await;
+    err(&bob, "delete_tag", json!({"tag_id": id(&tag)}), "NOT_FOUND").await;
+
+    // Lists and search show Bob only his own data, whatever user_id he claims.
+    let listed = ok(&bob, "list_tasks", json!({"user_id": "alice"})).await;
+    assert_eq!(ids(&listed["items"]), BTreeSet::from([id(&bobs)]));
+    let found = ok(&bob, "search_tasks", json!({"query": "classified"})).await;
+    assert_eq!(found["total"], 0);
+    let found = ok(&bob, "search_tasks", json!({"query": "plan"})).await;
+    assert_eq!(found["total"], 0);
+    let categories = ok(&bob, "list_categories", json!({})).await;
+    assert_eq!(categories["categories"], json!([]));
+    let tags = ok(&bob, "list_tags", json!({})).await;
+    assert_eq!(ids(&tags["tags"]), BTreeSet::from([id(&bobs_tag)]));
+
+    // Alice's data is untouched.
+    let again = ok(&alice, "get_task", json!({"task_id": task_id})).await;
+    assert_eq!(again, task);
+    let categories = ok(&alice, "list_categories", json!({})).await;
+    assert_eq!(categories["categories"][0]["name"], "Secret");
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn bad_input_is_reported_as_a_tool_error(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+
+    let long = err(
+        &client,
+        "add_task",
+        json!({"title": "x".repeat(201)}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(long["field"], "title");
+    err(
+        &client,
+        "add_task",
+        json!({"title": "   "}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    let missing = err(&client, "add_task", json!({}), "VALIDATION_ERROR").await;
+    assert!(missing["message"].as_str().unwrap().contains("title"));
+
+    // Eleven tags on a new task, and an eleventh tag on an existing one.
+    let mut tag_ids = Vec::new();
+    for n in 0..11 {
+        let tag = ok(&client, "create_tag", json!({"name": format!("t{n}")})).await;
+        tag_ids.push(id(&tag));
+    }
+    err(
+        &client,
+        "add_task",
+        json!({"title": "Too many tags", "tag_ids": tag_ids}),
+        "LIMIT_EXCEEDED",
+    )
+    .await;
+    let task = ok(
+        &client,
+        "add_task",
+        json!({"title": "Ten tags", "tag_ids": tag_ids[..10]}),
+    )
+    .await;
+    assert_eq!(task["tags"].as_array().unwrap().len(), 10);
+    err(
+        &client,
+        "add_tag_to_task",
+        json!({"task_id": id(&task), "tag_id": tag_ids[10]}),
+        "LIMIT_EXCEEDED",
+    )
+    .await;
+
+    let colour = err(
+        &client,
+        "create_category",
+        json!({"name": "Work", "color": "red"}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(colour["field"], "color");
+    err(
+        &client,
+        "create_tag",
+        json!({"name": "x", "color": "#12345"}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    err(
+        &client,
+        "create_category",
+        json!({"name": "x".repeat(51)}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    err(
+        &client,
+        "create_tag",
+        json!({"name": "x".repeat(31)}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    ok(&client, "create_category", json!({"name": "Work"})).await;
+    err(
+        &client,
+        "create_category",
+        json!({"name": "work"}),
+        "CONFLICT",
+    )
+    .await;
+    err(&client, "create_tag", json!({"name": "T0"}), "CONFLICT").await;
+
+    let rule = err(
+        &client,
+        "add_task",
+        json!({"title": "Hourly", "due_date": days_from_now(1).to_rfc3339(),
+               "recurrence_rule": "FREQ=HOURLY"}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(rule["field"], "recurrence_rule");
+    err(
+        &client,
+        "update_task",
+        json!({"task_id": id(&task), "recurrence_rule": "FREQ=WEEKLY;BYDAY=XX"}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+
+    // Arguments that do not parse name the argument.
+    let bad_id = err(
+        &client,
+        "get_task",
+        json!({"task_id": "42"}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(bad_id["field"], "task_id");
+    let no_offset = err(
+        &client,
+        "add_task",
+        json!({"title": "x", "due_date": "2031-01-01T09:00:00"}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(no_offset["field"], "due_date");
+    assert!(no_offset["message"].as_str().unwrap().contains("offset"));
+    let priority = err(
+        &client,
+        "list_tasks",
+        json!({"priority": "whenever"}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(priority["field"], "priority");
+    err(
+        &client,
+        "search_tasks",
+        json!({"query": "  "}),
+        "VALIDATION_ERROR",
+    )
+    .await;
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn missing_task_suggests_recent_pending_tasks(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+    let mut created = Vec::new();
+    for n in 0..7 {
+        let task = ok(&client, "add_task", json!({"title": format!("task {n}")})).await;
+        created.push(id(&task));
+    }
+    // The newest is done, so it is no suggestion.
+    ok(&client, "complete_task", json!({"task_id": created[6]})).await;
+
+    let missing = Uuid::new_v4();
+    let body = err(
+        &client,
+        "get_task",
+        json!({"task_id": missing}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(&missing.to_string())
+    );
+    let suggestions = body["suggestions"].as_array().unwrap();
+    assert_eq!(suggestions.len(), 5, "{body}");
+    let titles: Vec<&str> = suggestions
+        .iter()
+        .map(|s| s["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["task 5", "task 4", "task 3", "task 2", "task 1"]);
+    assert!(
+        suggestions
+            .iter()
+            .all(|s| s["id"].is_string() && s["priority"].is_string())
+    );
+    err(
+        &client,
+        "complete_task",
+        json!({"task_id": missing}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn requests_without_a_valid_token_are_refused_before_mcp(pool: PgPool) {
+    let url = serve(pool).await;
+    let http = reqwest::Client::new();
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "0"}}
+    });
+    let post = |auth: Option<String>| {
+        let mut request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(initialize.to_string());
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send()
+    };
+    let cases = [
+        ("no token", None),
+        ("not a bearer", Some("Basic YWxpY2U6eA==".to_owned())),
+        ("garbage", Some("Bearer not-a-jwt".to_owned())),
+        (
+            "wrong key",
+            Some(format!(
+                "Bearer {}",
+                sign("alice", "another-key", Utc::now() + Duration::hours(1))
+            )),
+        ),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                sign("alice", KEY, Utc::now() - Duration::hours(1))
+            )),
+        ),
+    ];
+    for (case, auth) in cases {
+        let response = post(auth).await.unwrap();
+        assert_eq!(response.status(), 401, "{case}");
+    }
+    let response = post(Some(format!("Bearer {}", token_for("alice"))))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // rmcp's client sees the refusal too.
+    let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).auth_header("nope");
+    let refused = ().serve(StreamableHttpClientTransport::from_config(config)).await;
+    assert!(refused.is_err());
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_tool_call_needs_no_session(pool: PgPool) {
+    // Stateless: a request needs no earlier initialize on this replica, and no session id.
+    let url = serve(pool).await;
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("authorization", format!("Bearer {}", token_for("alice")))
+        .body(
+            json!({
+                "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "add_task", "arguments": {"title": "No session"}}
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none());
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["id"], 7);
+    let result = &body["result"];
+    assert_ne!(result["isError"], true, "{body}");
+    assert_eq!(result["structuredContent"]["title"], "No session");
+}

@@ -1,0 +1,1597 @@
+//! REST API tests against a real PostgreSQL: every `/api/v1` endpoint (happy path, other
+//! users' data, bad input, auth), the OpenAPI document and the `/internal` routes.
+//!
+//! Each test gets a fresh database from `#[sqlx::test]` and drives the routers with
+//! `tower::ServiceExt::oneshot`; tokens are minted here with a fixture HS256 key. Set
+//! `DATABASE_URL` to a PostgreSQL server (e.g. the one `cargo xtask up` prints).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use backend::app::AppState;
+use backend::auth::{AuthConfig, Authenticator};
+use backend::service::TaskService;
+use backend::{internal, rest};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+/// Test fixture only: the HS256 key these tests sign their tokens with.
+const JWT_SECRET: &str = "fixture-rest-tests-hs256-key";
+
+/// The routers under test, with tokens for two users.
+struct Api {
+    app: Router,
+    state: AppState,
+    pool: PgPool,
+    alice: String,
+    bob: String,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn expect(self, status: StatusCode) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        self.body
+    }
+
+    #[track_caller]
+    fn expect_error(self, status: StatusCode, code: &str) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "no message: {}",
+            self.body
+        );
+        self.body
+    }
+}
+
+fn token_for(sub: &str, email: Option<&str>, exp_offset_secs: i64) -> String {
+    let exp = Utc::now().timestamp() + exp_offset_secs;
+    let mut claims = json!({"sub": sub, "exp": exp, "name": format!("User {sub}")});
+    if let Some(email) = email {
+        claims["email"] = json!(email);
+    }
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+impl Api {
+    async fn new(pool: PgPool) -> Self {
+        let auth = Authenticator::new(AuthConfig {
+            hs256_secret: Some(JWT_SECRET.to_owned()),
+            ..AuthConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = AppState {
+            service: TaskService::new(pool.clone(), Arc::new(Notify::new())),
+            auth: Arc::new(auth),
+            dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
+            metrics: middleware::Metrics::new("test").unwrap(),
+        };
+        let app = Router::new()
+            .nest("/api/v1", rest::router(state.clone()))
+            .nest("/internal", internal::router())
+            .with_state(state.clone());
+        Self {
+            app,
+            state,
+            pool,
+            alice: token_for("alice", Some("alice@example.com"), 3600),
+            bob: token_for("bob", Some("bob@example.com"), 3600),
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{} answered non-JSON: {}",
+                    parts.status,
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    async fn call(&self, token: &str, method: Method, uri: &str, body: Option<Value>) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    async fn get(&self, token: &str, uri: &str) -> Reply {
+        self.call(token, Method::GET, uri, None).await
+    }
+
+    async fn post(&self, token: &str, uri: &str, body: Value) -> Reply {
+        self.call(token, Method::POST, uri, Some(body)).await
+    }
+
+    async fn patch(&self, token: &str, uri: &str, body: Value) -> Reply {
+        self.call(token, Method::PATCH, uri, Some(body)).await
+    }
+
+    async fn put(&self, token: &str, uri: &str, body: Value) -> Reply {
+        self.call(token, Method::PUT, uri, Some(body)).await
+    }
+
+    async fn delete(&self, token: &str, uri: &str) -> Reply {
+        self.call(token, Method::DELETE, uri, None).await
+    }
+
+    async fn create_task(&self, token: &str, body: Value) -> Value {
+        self.post(token, "/api/v1/tasks", body)
+            .await
+            .expect(StatusCode::CREATED)
+    }
+
+    async fn create_category(&self, token: &str, name: &str) -> Value {
+        self.post(
+            token,
+            "/api/v1/categories",
+            json!({"name": name, "color": "#112233"}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+    }
+
+    async fn create_tag(&self, token: &str, name: &str) -> Value {
+        self.post(token, "/api/v1/tags", json!({"name": name}))
+            .await
+            .expect(StatusCode::CREATED)
+    }
+}
+
+fn id(v: &Value) -> &str {
+    v["id"].as_str().unwrap()
+}
+
+fn titles(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect()
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.trunc_subsecs(0)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_time(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn task_crud_happy_path(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let due = Utc::now() + Duration::days(2);
+    let task = api
+        .create_task(
+            &api.alice,
+            json!({
+                "title": "  Write the report  ",
+                "description": "quarterly numbers",
+                "priority": "high",
+                "due_at": rfc3339(due),
+                "recurrence_rule": "FREQ=WEEKLY;BYDAY=MO,FR",
+            }),
+        )
+        .await;
+    assert_eq!(task["title"], "Write the report");
+    assert_eq!(task["description"], "quarterly numbers");
+    assert_eq!(task["priority"], "high");
+    assert_eq!(task["completed"], false);
+    assert_eq!(task["completed_at"], Value::Null);
+    assert_eq!(task["tags"], json!([]));
+    assert_eq!(task["category"], Value::Null);
+    assert_eq!(parse_time(&task["due_at"]), due.trunc_subsecs(0));
+    assert!(
+        task["recurrence_rule"]
+            .as_str()
+            .unwrap()
+            .contains("FREQ=WEEKLY")
+    );
+    let uri = format!("/api/v1/tasks/{}", id(&task));
+
+    let got = api.get(&api.alice, &uri).await.expect(StatusCode::OK);
+    assert_eq!(got, task);
+
+    // Defaults: medium priority, empty description.
+    let plain = api.create_task(&api.alice, json!({"title": "plain"})).await;
+    assert_eq!(plain["priority"], "medium");
+    assert_eq!(plain["description"], "");
+
+    // PATCH changes what is given; null clears.
+    let patched = api
+        .patch(
+            &api.alice,
+            &uri,
+            json!({"title": "Write the final report", "priority": "urgent", "due_at": null, "recurrence_rule": null}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(patched["title"], "Write the final report");
+    assert_eq!(patched["priority"], "urgent");
+    assert_eq!(patched["due_at"], Value::Null);
+    assert_eq!(patched["recurrence_rule"], Value::Null);
+    assert_eq!(patched["description"], "quarterly numbers");
+
+    // Complete, then reopen through PATCH.
+    let done = api
+        .call(&api.alice, Method::POST, &format!("{uri}/complete"), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(done["completed"], true);
+    assert!(done["completed_at"].is_string());
+    let again = api
+        .call(&api.alice, Method::POST, &format!("{uri}/complete"), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(again["completed_at"], done["completed_at"]);
+    let reopened = api
+        .patch(&api.alice, &uri, json!({"completed": false}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(reopened["completed"], false);
+    assert_eq!(reopened["completed_at"], Value::Null);
+
+    // Delete: 204 with no body, then gone.
+    let deleted = api.delete(&api.alice, &uri).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(deleted.body, Value::Null);
+    let gone = api
+        .get(&api.alice, &uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    // The suggestions name recent pending tasks.
+    let suggestions = gone["details"]["suggestions"].as_array().unwrap();
+    assert!(suggestions.iter().any(|s| s["title"] == "plain"));
+    api.delete(&api.alice, &uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn task_with_category_and_tags(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let work = api.create_category(&api.alice, "Work").await;
+    let urgent = api.create_tag(&api.alice, "urgent").await;
+    let later = api.create_tag(&api.alice, "later").await;
+    let task = api
+        .create_task(
+            &api.alice,
+            json!({"title": "t", "category_id": id(&work), "tag_ids": [id(&urgent), id(&later), id(&urgent)]}),
+        )
+        .await;
+    assert_eq!(task["category"]["id"], work["id"]);
+    assert_eq!(task["category"]["name"], "Work");
+    let tag_names: Vec<_> = task["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(tag_names, vec![json!("later"), json!("urgent")]);
+
+    // Move to no category.
+    let uri = format!("/api/v1/tasks/{}", id(&task));
+    let moved = api
+        .patch(&api.alice, &uri, json!({"category_id": null}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(moved["category"], Value::Null);
+    assert_eq!(moved["tags"].as_array().unwrap().len(), 2);
+
+    // Unknown category or tag: 404 NOT_FOUND.
+    let nowhere = uuid::Uuid::now_v7();
+    api.post(
+        &api.alice,
+        "/api/v1/tasks",
+        json!({"title": "x", "category_id": nowhere}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.post(
+        &api.alice,
+        "/api/v1/tasks",
+        json!({"title": "x", "tag_ids": [nowhere]}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.patch(&api.alice, &uri, json!({"category_id": nowhere}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn list_filters_sorts_and_pages(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let home = api.create_category(&api.alice, "Home").await;
+    let red = api.create_tag(&api.alice, "red").await;
+    let blue = api.create_tag(&api.alice, "blue").await;
+    let green = api.create_tag(&api.alice, "green").await;
+    let now = Utc::now();
+    let a = api
+        .create_task(
+            &api.alice,
+            json!({"title": "a", "priority": "low", "due_at": rfc3339(now + Duration::days(3)), "tag_ids": [id(&red)]}),
+        )
+        .await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "b", "priority": "urgent", "due_at": rfc3339(now + Duration::days(1)), "category_id": id(&home), "tag_ids": [id(&blue)]}),
+    )
+    .await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "c", "priority": "high", "tag_ids": [id(&green)]}),
+    )
+    .await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "d", "priority": "medium", "due_at": rfc3339(now + Duration::days(2)), "category_id": id(&home)}),
+    )
+    .await;
+    api.call(
+        &api.alice,
+        Method::POST,
+        &format!("/api/v1/tasks/{}/complete", id(&a)),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let list = |query: String| {
+        let api = &api;
+        async move { api.get(&api.alice, &format!("/api/v1/tasks{query}")).await }
+    };
+
+    let all = list(String::new()).await.expect(StatusCode::OK);
+    assert_eq!(
+        titles(&all),
+        vec!["d", "c", "b", "a"],
+        "newest first by default"
+    );
+    assert_eq!(all["total"], 4);
+    assert_eq!(all["limit"], 50);
+    assert_eq!(all["offset"], 0);
+
+    let pending = list("?status=pending".into()).await.expect(StatusCode::OK);
+    assert_eq!(titles(&pending), vec!["d", "c", "b"]);
+    let completed = list("?status=completed".into())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&completed), vec!["a"]);
+    let urgent = list("?priority=urgent".into()).await.expect(StatusCode::OK);
+    assert_eq!(titles(&urgent), vec!["b"]);
+    let in_home = list(format!("?category_id={}", id(&home)))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&in_home), vec!["d", "b"]);
+    let any_tag = list(format!("?tag_ids={},{}", id(&red), id(&green)))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&any_tag), vec!["c", "a"]);
+
+    let before = rfc3339(now + Duration::hours(60)).replace('+', "%2B");
+    let due_soon = list(format!("?due_before={before}&sort_by=due"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&due_soon), vec!["b", "d"]);
+    let after = rfc3339(now + Duration::hours(36));
+    let due_late = list(format!("?due_after={after}&sort_by=due_date&order=desc"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&due_late), vec!["a", "d"]);
+
+    let by_priority = list("?sort_by=priority".into())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&by_priority), vec!["b", "c", "d", "a"]);
+    let by_priority_asc = list("?sort_by=priority&order=asc".into())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&by_priority_asc), vec!["a", "d", "c", "b"]);
+    let oldest = list("?sort_by=created_at&order=asc".into())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&oldest), vec!["a", "b", "c", "d"]);
+    let due_first = list("?sort_by=due".into()).await.expect(StatusCode::OK);
+    assert_eq!(
+        titles(&due_first),
+        vec!["b", "d", "a", "c"],
+        "no due date sorts last"
+    );
+
+    let page = list("?limit=2&offset=1".into())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&page), vec!["c", "b"]);
+    assert_eq!(
+        (
+            page["total"].as_i64(),
+            page["limit"].as_i64(),
+            page["offset"].as_i64()
+        ),
+        (Some(4), Some(2), Some(1))
+    );
+    let clamped = list("?limit=1000".into()).await.expect(StatusCode::OK);
+    assert_eq!(clamped["limit"], 200);
+
+    for bad in [
+        "?status=done",
+        "?priority=critical",
+        "?sort_by=title",
+        "?order=up",
+        "?limit=-1",
+        "?limit=many",
+        "?category_id=nope",
+        "?tag_ids=nope",
+        "?due_before=tomorrow",
+    ] {
+        list(bad.into())
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    }
+    let inverted = format!(
+        "?due_after={}&due_before={}",
+        rfc3339(now + Duration::days(2)),
+        rfc3339(now + Duration::days(1))
+    );
+    list(inverted)
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn search_finds_words_in_title_and_description(pool: PgPool) {
+    let api = Api::new(pool).await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "Buy groceries", "description": "milk and bread"}),
+    )
+    .await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "Call the bakery", "description": "order bread"}),
+    )
+    .await;
+    api.create_task(&api.alice, json!({"title": "Fix the bike"}))
+        .await;
+    api.create_task(&api.bob, json!({"title": "Bob's bread"}))
+        .await;
+
+    let bread = api
+        .get(&api.alice, "/api/v1/search?q=bread")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(bread["total"], 2);
+    let mut found = titles(&bread);
+    found.sort_unstable();
+    assert_eq!(found, vec!["Buy groceries", "Call the bakery"]);
+
+    let groceries = api
+        .get(&api.alice, "/api/v1/search?q=groceries")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(titles(&groceries), vec!["Buy groceries"]);
+    let paged = api
+        .get(&api.alice, "/api/v1/search?q=bread&limit=1&offset=1")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (
+            paged["items"].as_array().unwrap().len(),
+            paged["total"].as_i64()
+        ),
+        (1, Some(2))
+    );
+    let none = api
+        .get(&api.alice, "/api/v1/search?q=piano")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(none["total"], 0);
+
+    api.get(&api.alice, "/api/v1/search")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    api.get(&api.alice, "/api/v1/search?q=%20")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn reminders_set_and_clear(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let due = (Utc::now() + Duration::days(1)).trunc_subsecs(0);
+    let task = api
+        .create_task(
+            &api.alice,
+            json!({"title": "dentist", "due_at": rfc3339(due)}),
+        )
+        .await;
+    let uri = format!("/api/v1/tasks/{}/reminder", id(&task));
+
+    let before = api
+        .put(&api.alice, &uri, json!({"remind_before_minutes": 60}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        parse_time(&before["remind_at"]),
+        due - Duration::minutes(60)
+    );
+
+    let at = due - Duration::hours(3);
+    let fixed = api
+        .put(&api.alice, &uri, json!({"remind_at": rfc3339(at)}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(parse_time(&fixed["remind_at"]), at);
+
+    let cleared = api.delete(&api.alice, &uri).await.expect(StatusCode::OK);
+    assert_eq!(cleared["remind_at"], Value::Null);
+
+    for (body, field) in [
+        (
+            json!({"remind_before_minutes": 5, "remind_at": rfc3339(at)}),
+            "remind_at",
+        ),
+        (json!({}), "remind_at"),
+        (
+            json!({"remind_at": rfc3339(Utc::now() - Duration::hours(1))}),
+            "remind_at",
+        ),
+        (
+            json!({"remind_at": rfc3339(due + Duration::hours(1))}),
+            "remind_at",
+        ),
+        (
+            json!({"remind_before_minutes": 3 * 24 * 60}),
+            "remind_before_minutes",
+        ),
+        (
+            json!({"remind_before_minutes": -5}),
+            "remind_before_minutes",
+        ),
+    ] {
+        let err = api
+            .put(&api.alice, &uri, body.clone())
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "{body}");
+    }
+
+    // Without a due time only `remind_at` works.
+    let undated = api
+        .create_task(&api.alice, json!({"title": "someday"}))
+        .await;
+    let undated_uri = format!("/api/v1/tasks/{}/reminder", id(&undated));
+    api.put(
+        &api.alice,
+        &undated_uri,
+        json!({"remind_before_minutes": 10}),
+    )
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    api.put(
+        &api.alice,
+        &undated_uri,
+        json!({"remind_at": rfc3339(Utc::now() + Duration::hours(2))}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    // A reminder can also be given at creation, with the same rules.
+    api.post(
+        &api.alice,
+        "/api/v1/tasks",
+        json!({"title": "x", "due_at": rfc3339(due), "remind_at": rfc3339(due + Duration::minutes(1))}),
+    )
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    api.post(
+        &api.alice,
+        "/api/v1/tasks",
+        json!({"title": "x", "remind_at": rfc3339(Utc::now() - Duration::minutes(1))}),
+    )
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+
+    let missing = format!("/api/v1/tasks/{}/reminder", uuid::Uuid::now_v7());
+    api.put(&api.alice, &missing, json!({"remind_before_minutes": 10}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    api.delete(&api.alice, &missing)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn tags_on_a_task_and_the_ten_tag_limit(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let mut tags = Vec::new();
+    for i in 0..11 {
+        tags.push(api.create_tag(&api.alice, &format!("t{i:02}")).await);
+    }
+    let ids: Vec<&str> = tags.iter().map(id).collect();
+
+    api.post(
+        &api.alice,
+        "/api/v1/tasks",
+        json!({"title": "x", "tag_ids": ids}),
+    )
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "LIMIT_EXCEEDED");
+
+    let task = api.create_task(&api.alice, json!({"title": "x"})).await;
+    let tags_uri = |tag: &str| format!("/api/v1/tasks/{}/tags/{tag}", id(&task));
+    for (n, tag) in ids.iter().take(10).enumerate() {
+        let t = api
+            .call(&api.alice, Method::POST, &tags_uri(tag), None)
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(t["tags"].as_array().unwrap().len(), n + 1);
+    }
+    // Adding one already there is a no-op.
+    let same = api
+        .call(&api.alice, Method::POST, &tags_uri(ids[0]), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(same["tags"].as_array().unwrap().len(), 10);
+    api.call(&api.alice, Method::POST, &tags_uri(ids[10]), None)
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "LIMIT_EXCEEDED");
+
+    let fewer = api
+        .delete(&api.alice, &tags_uri(ids[0]))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(fewer["tags"].as_array().unwrap().len(), 9);
+    assert!(
+        fewer["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["id"] != ids[0])
+    );
+
+    let nowhere = uuid::Uuid::now_v7().to_string();
+    api.call(&api.alice, Method::POST, &tags_uri(&nowhere), None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.delete(&api.alice, &tags_uri(&nowhere))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    let no_task = format!("/api/v1/tasks/{}/tags/{}", uuid::Uuid::now_v7(), ids[1]);
+    api.call(&api.alice, Method::POST, &no_task, None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Categories and tags
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn categories_crud_conflicts_and_validation(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let work = api
+        .post(
+            &api.alice,
+            "/api/v1/categories",
+            json!({"name": "Work", "color": "#a1b2c3"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(work["name"], "Work");
+    assert_eq!(
+        work["color"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("#a1b2c3")
+    );
+    assert_eq!(work["task_count"], 0);
+    let home = api.create_category(&api.alice, "Home").await;
+    api.create_task(&api.alice, json!({"title": "t", "category_id": id(&work)}))
+        .await;
+
+    let list = api
+        .get(&api.alice, "/api/v1/categories")
+        .await
+        .expect(StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let work_listed = list.iter().find(|c| c["id"] == work["id"]).unwrap();
+    assert_eq!(work_listed["task_count"], 1);
+
+    // Duplicates (case-insensitive) conflict, on create and on rename.
+    api.post(&api.alice, "/api/v1/categories", json!({"name": "work"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "CONFLICT");
+    let home_uri = format!("/api/v1/categories/{}", id(&home));
+    api.patch(&api.alice, &home_uri, json!({"name": "WORK"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "CONFLICT");
+
+    let renamed = api
+        .patch(
+            &api.alice,
+            &home_uri,
+            json!({"name": "House", "color": null}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(renamed["name"], "House");
+    assert_eq!(renamed["color"], Value::Null);
+
+    for (body, field) in [
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x".repeat(51)}), "name"),
+        (json!({"name": "ok", "color": "red"}), "color"),
+        (json!({"name": "ok", "color": "#12345"}), "color"),
+    ] {
+        let err = api
+            .post(&api.alice, "/api/v1/categories", body.clone())
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "{body}");
+    }
+    api.patch(&api.alice, &home_uri, json!({"color": "#GGGGGG"}))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+
+    // Deleting a category keeps its tasks.
+    let work_uri = format!("/api/v1/categories/{}", id(&work));
+    assert_eq!(
+        api.delete(&api.alice, &work_uri).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let tasks = api
+        .get(&api.alice, "/api/v1/tasks")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(tasks["total"], 1);
+    assert_eq!(tasks["items"][0]["category"], Value::Null);
+    api.delete(&api.alice, &work_uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.patch(&api.alice, &work_uri, json!({"name": "again"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn fifty_first_category_is_refused(pool: PgPool) {
+    let api = Api::new(pool).await;
+    for i in 0..50 {
+        api.create_category(&api.alice, &format!("c{i}")).await;
+    }
+    api.post(
+        &api.alice,
+        "/api/v1/categories",
+        json!({"name": "one too many"}),
+    )
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "LIMIT_EXCEEDED");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn tags_crud_conflicts_and_validation(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let red = api
+        .post(
+            &api.alice,
+            "/api/v1/tags",
+            json!({"name": "red", "color": "#FF0000"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(red["name"], "red");
+    let blue = api.create_tag(&api.alice, "blue").await;
+    let task = api
+        .create_task(
+            &api.alice,
+            json!({"title": "t", "tag_ids": [id(&red), id(&blue)]}),
+        )
+        .await;
+
+    let list = api
+        .get(&api.alice, "/api/v1/tags")
+        .await
+        .expect(StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|t| t["task_count"] == 1));
+
+    api.post(&api.alice, "/api/v1/tags", json!({"name": "RED"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "CONFLICT");
+    let blue_uri = format!("/api/v1/tags/{}", id(&blue));
+    api.patch(&api.alice, &blue_uri, json!({"name": "Red"}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "CONFLICT");
+    let navy = api
+        .patch(
+            &api.alice,
+            &blue_uri,
+            json!({"name": "navy", "color": "#000080"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(navy["name"], "navy");
+    assert_eq!(
+        navy["color"]
+            .as_str()
+            .map(str::to_ascii_uppercase)
+            .as_deref(),
+        Some("#000080")
+    );
+
+    for (body, field) in [
+        (json!({"name": "  "}), "name"),
+        (json!({"name": "x".repeat(31)}), "name"),
+        (json!({"name": "ok", "color": "#12345G"}), "color"),
+    ] {
+        let err = api
+            .post(&api.alice, "/api/v1/tags", body.clone())
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "{body}");
+    }
+
+    // Deleting a tag takes it off its tasks.
+    let red_uri = format!("/api/v1/tags/{}", id(&red));
+    assert_eq!(
+        api.delete(&api.alice, &red_uri).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let t = api
+        .get(&api.alice, &format!("/api/v1/tasks/{}", id(&task)))
+        .await
+        .expect(StatusCode::OK);
+    let names: Vec<_> = t["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("navy")]);
+    api.delete(&api.alice, &red_uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Another user's data
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn other_users_data_is_invisible(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let cat = api.create_category(&api.alice, "Private").await;
+    let tag = api.create_tag(&api.alice, "secret").await;
+    let due = Utc::now() + Duration::days(1);
+    let task = api
+        .create_task(
+            &api.alice,
+            json!({"title": "alice's plan", "due_at": rfc3339(due), "category_id": id(&cat), "tag_ids": [id(&tag)]}),
+        )
+        .await;
+    let task_uri = format!("/api/v1/tasks/{}", id(&task));
+    let bob = &api.bob;
+
+    // Every route on Alice's task answers 404 to Bob, and suggests none of Alice's tasks.
+    let err = api
+        .get(bob, &task_uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    assert!(!err.to_string().contains("alice's plan"));
+    api.patch(bob, &task_uri, json!({"title": "mine now"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    api.call(bob, Method::POST, &format!("{task_uri}/complete"), None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    api.put(
+        bob,
+        &format!("{task_uri}/reminder"),
+        json!({"remind_before_minutes": 5}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    api.delete(bob, &format!("{task_uri}/reminder"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    api.delete(bob, &task_uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+
+    // Alice's labels do not exist for Bob.
+    let cat_uri = format!("/api/v1/categories/{}", id(&cat));
+    let tag_uri = format!("/api/v1/tags/{}", id(&tag));
+    api.patch(bob, &cat_uri, json!({"name": "taken"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.delete(bob, &cat_uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.patch(bob, &tag_uri, json!({"name": "taken"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.delete(bob, &tag_uri)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+
+    // Bob cannot use Alice's labels on his own tasks, nor touch tags on Alice's task.
+    api.post(
+        bob,
+        "/api/v1/tasks",
+        json!({"title": "x", "category_id": id(&cat)}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.post(
+        bob,
+        "/api/v1/tasks",
+        json!({"title": "x", "tag_ids": [id(&tag)]}),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    let bobs = api.create_task(bob, json!({"title": "bob's task"})).await;
+    let bobs_uri = format!("/api/v1/tasks/{}", id(&bobs));
+    api.call(
+        bob,
+        Method::POST,
+        &format!("{bobs_uri}/tags/{}", id(&tag)),
+        None,
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    api.patch(bob, &bobs_uri, json!({"category_id": id(&cat)}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    let bob_tag = api.create_tag(bob, "secret").await; // same name, other user: fine
+    api.call(
+        bob,
+        Method::POST,
+        &format!("{task_uri}/tags/{}", id(&bob_tag)),
+        None,
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    api.delete(bob, &format!("{task_uri}/tags/{}", id(&tag)))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    api.create_category(bob, "Private").await;
+
+    // Listings never show Alice's data.
+    let tasks = api.get(bob, "/api/v1/tasks").await.expect(StatusCode::OK);
+    assert_eq!(titles(&tasks), vec!["bob's task"]);
+    assert_eq!(tasks["total"], 1);
+    let filtered = api
+        .get(
+            bob,
+            &format!(
+                "/api/v1/tasks?category_id={}&tag_ids={}",
+                id(&cat),
+                id(&tag)
+            ),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(filtered["total"], 0);
+    let found = api
+        .get(bob, "/api/v1/search?q=plan")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(found["total"], 0);
+    let cats = api
+        .get(bob, "/api/v1/categories")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(cats.as_array().unwrap().len(), 1);
+    assert_ne!(cats[0]["id"], cat["id"]);
+    let tags = api.get(bob, "/api/v1/tags").await.expect(StatusCode::OK);
+    assert_eq!(tags.as_array().unwrap().len(), 1);
+    assert_ne!(tags[0]["id"], tag["id"]);
+
+    // Alice's task is untouched.
+    let still = api.get(&api.alice, &task_uri).await.expect(StatusCode::OK);
+    assert_eq!(still, task);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn task_validation_errors_name_the_field(pool: PgPool) {
+    let api = Api::new(pool).await;
+    for (body, field) in [
+        (json!({"title": ""}), "title"),
+        (json!({"title": "   "}), "title"),
+        (json!({"title": "x".repeat(201)}), "title"),
+        (
+            json!({"title": "ok", "recurrence_rule": "FREQ=HOURLY"}),
+            "recurrence_rule",
+        ),
+        (
+            json!({"title": "ok", "recurrence_rule": "nonsense"}),
+            "recurrence_rule",
+        ),
+    ] {
+        let err = api
+            .post(&api.alice, "/api/v1/tasks", body.clone())
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "{body}");
+    }
+    // 200 characters is fine.
+    api.create_task(&api.alice, json!({"title": "x".repeat(200)}))
+        .await;
+
+    let task = api.create_task(&api.alice, json!({"title": "ok"})).await;
+    let uri = format!("/api/v1/tasks/{}", id(&task));
+    let err = api
+        .patch(&api.alice, &uri, json!({"title": "y".repeat(201)}))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    assert_eq!(err["details"]["field"], "title");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn unreadable_requests_answer_400_json(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let task = api.create_task(&api.alice, json!({"title": "ok"})).await;
+    let auth = format!("Bearer {}", api.alice);
+    let raw = |method: Method, uri: &str, content_type: Option<&str>, body: &'static str| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, &auth);
+        if let Some(ct) = content_type {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+
+    let json_ct = Some("application/json");
+    for req in [
+        raw(Method::POST, "/api/v1/tasks", json_ct, "{\"title\": "),
+        raw(Method::POST, "/api/v1/tasks", json_ct, "not json"),
+        raw(Method::POST, "/api/v1/tasks", None, "{\"title\": \"x\"}"),
+        raw(
+            Method::POST,
+            "/api/v1/tasks",
+            Some("text/plain"),
+            "{\"title\": \"x\"}",
+        ),
+        raw(Method::POST, "/api/v1/tasks", json_ct, "{}"),
+        raw(Method::POST, "/api/v1/tasks", json_ct, "{\"title\": 5}"),
+        raw(
+            Method::POST,
+            "/api/v1/tasks",
+            json_ct,
+            "{\"title\": \"x\", \"priority\": \"asap\"}",
+        ),
+        raw(
+            Method::POST,
+            "/api/v1/tasks",
+            json_ct,
+            "{\"title\": \"x\", \"due_at\": \"next week\"}",
+        ),
+        raw(Method::POST, "/api/v1/categories", json_ct, "[1, 2]"),
+        raw(
+            Method::PATCH,
+            &format!("/api/v1/tasks/{}", id(&task)),
+            json_ct,
+            "{\"completed\": \"yes\"}",
+        ),
+        raw(Method::GET, "/api/v1/tasks/not-a-uuid", None, ""),
+        raw(Method::DELETE, "/api/v1/tasks/123", None, ""),
+        raw(Method::POST, "/api/v1/tasks/not-a-uuid/complete", None, ""),
+        raw(
+            Method::POST,
+            &format!("/api/v1/tasks/{}/tags/xyz", id(&task)),
+            None,
+            "",
+        ),
+        raw(Method::PATCH, "/api/v1/categories/nope", json_ct, "{}"),
+        raw(Method::DELETE, "/api/v1/tags/nope", None, ""),
+    ] {
+        let what = format!("{} {}", req.method(), req.uri());
+        let reply = api.send(req).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            reply.body
+        );
+        assert_eq!(reply.code(), "BAD_REQUEST", "{what}");
+        assert!(reply.body["message"].is_string(), "{what}");
+    }
+
+    // Unknown routes and methods answer JSON too.
+    api.get(&api.alice, "/api/v1/nothing-here")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    let res = api
+        .send(
+            Request::get("/api/v1/nothing-here")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::NOT_FOUND,
+        "unknown routes do not ask for a token"
+    );
+    api.call(&api.alice, Method::PUT, "/api/v1/tasks", Some(json!({})))
+        .await
+        .expect_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn requests_without_a_valid_token_answer_401(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let exp = Utc::now().timestamp() + 3600;
+    let wrong_key = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "mallory", "exp": exp}),
+        &EncodingKey::from_secret(b"not-the-server-key"),
+    )
+    .unwrap();
+    let wrong_alg = encode(
+        &Header::new(Algorithm::HS512),
+        &json!({"sub": "mallory", "exp": exp}),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    // An unsigned token (`alg: none`) must never pass.
+    let unsigned = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(json!({"sub": "mallory", "exp": exp}).to_string())
+        )
+    };
+    let no_sub = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"exp": exp}),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let expired = token_for("alice", None, -3600);
+
+    let headers: Vec<Option<String>> = vec![
+        None,
+        Some(String::new()),
+        Some("Bearer".to_owned()),
+        Some("Bearer ".to_owned()),
+        Some(format!("Basic {}", api.alice)),
+        Some(api.alice.clone()),
+        Some("Bearer not.a.jwt".to_owned()),
+        Some(format!("Bearer {expired}")),
+        Some(format!("Bearer {wrong_key}")),
+        Some(format!("Bearer {wrong_alg}")),
+        Some(format!("Bearer {unsigned}")),
+        Some(format!("Bearer {no_sub}")),
+    ];
+    for (i, value) in headers.into_iter().enumerate() {
+        for (method, uri) in [
+            (Method::GET, "/api/v1/tasks".to_owned()),
+            (Method::POST, "/api/v1/tasks".to_owned()),
+            (
+                Method::GET,
+                format!("/api/v1/tasks/{}", uuid::Uuid::now_v7()),
+            ),
+            (Method::GET, "/api/v1/categories".to_owned()),
+            (Method::GET, "/api/v1/tags".to_owned()),
+            (Method::GET, "/api/v1/search?q=x".to_owned()),
+        ] {
+            let mut req = Request::builder().method(method.clone()).uri(&uri);
+            if let Some(v) = &value {
+                req = req.header(header::AUTHORIZATION, v);
+            }
+            let reply = api.send(req.body(Body::empty()).unwrap()).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "case {i}: {method} {uri}"
+            );
+            assert_eq!(reply.code(), "UNAUTHORIZED", "case {i}");
+            assert!(
+                reply.headers[header::WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer"),
+                "case {i}"
+            );
+        }
+    }
+    let reply = api
+        .send(
+            Request::get("/api/v1/tasks")
+                .header(header::AUTHORIZATION, format!("Bearer {expired}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.body["message"], "token expired");
+
+    // Nothing was written for the rejected callers.
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn authenticated_users_are_recorded_with_their_email(pool: PgPool) {
+    let api = Api::new(pool).await;
+    api.get(&api.alice, "/api/v1/tasks")
+        .await
+        .expect(StatusCode::OK);
+    let (email, name): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT email, display_name FROM users WHERE id = 'alice'")
+            .fetch_one(&api.pool)
+            .await
+            .unwrap();
+    assert_eq!(email.as_deref(), Some("alice@example.com"));
+    assert_eq!(name.as_deref(), Some("User alice"));
+
+    // A changed email claim is written on the next request, without waiting a minute.
+    let renamed = token_for("alice", Some("alice@new.example"), 3600);
+    api.get(&renamed, "/api/v1/tags")
+        .await
+        .expect(StatusCode::OK);
+    let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = 'alice'")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(email.as_deref(), Some("alice@new.example"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAPI
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn openapi_document_is_public_and_lists_every_route(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let doc = api
+        .send(
+            Request::get("/api/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    let expected: &[(&str, &[&str])] = &[
+        ("/tasks", &["get", "post"]),
+        ("/tasks/{id}", &["delete", "get", "patch"]),
+        ("/tasks/{id}/complete", &["post"]),
+        ("/tasks/{id}/reminder", &["delete", "put"]),
+        ("/tasks/{id}/tags/{tag_id}", &["delete", "post"]),
+        ("/search", &["get"]),
+        ("/categories", &["get", "post"]),
+        ("/categories/{id}", &["delete", "patch"]),
+        ("/tags", &["get", "post"]),
+        ("/tags/{id}", &["delete", "patch"]),
+        ("/openapi.json", &["get"]),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(
+        paths.len(),
+        expected.len(),
+        "paths: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for (path, methods) in expected {
+        let item = paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} missing"))
+            .as_object()
+            .unwrap();
+        let mut got: Vec<&str> = item
+            .keys()
+            .map(String::as_str)
+            .filter(|k| ["get", "post", "put", "patch", "delete"].contains(k))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, *methods, "{path}");
+    }
+    // Every route the document names exists in the router (a request does not fall through to
+    // the 404 fallback) and, except the document itself, demands a token.
+    for (path, methods) in expected {
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::nil().to_string())
+            .replace("{tag_id}", &uuid::Uuid::nil().to_string());
+        for method in *methods {
+            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            let reply = api
+                .send(
+                    Request::builder()
+                        .method(method.clone())
+                        .uri(format!("/api/v1{concrete}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await;
+            let want = if *path == "/openapi.json" {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(reply.status, want, "{method} {path}");
+        }
+    }
+    let schemes = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(schemes["type"], "http");
+    assert_eq!(schemes["scheme"], "bearer");
+    assert_eq!(doc["security"][0]["bearer"], json!([]));
+    assert_eq!(paths["/openapi.json"]["get"]["security"], json!([{}]));
+    for schema in [
+        "Task",
+        "Category",
+        "Tag",
+        "NewTask",
+        "TaskPatch",
+        "Error",
+        "Priority",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal routes
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn internal_snapshot_and_next_occurrence(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let tag = api.create_tag(&api.alice, "gym").await;
+    let due = (Utc::now() + Duration::days(1)).trunc_subsecs(0);
+    let task = api
+        .create_task(
+            &api.alice,
+            json!({"title": "Gym", "due_at": rfc3339(due), "recurrence_rule": "FREQ=DAILY", "tag_ids": [id(&tag)]}),
+        )
+        .await;
+    let plain = api.create_task(&api.alice, json!({"title": "once"})).await;
+    let internal = |method: Method, uri: String, body: Option<Value>| {
+        let mut req = Request::builder().method(method).uri(uri);
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        req.body(body).unwrap()
+    };
+
+    let snap = api
+        .send(internal(
+            Method::GET,
+            format!("/internal/tasks/{}", id(&task)),
+            None,
+        ))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(snap["task"]["id"], task["id"]);
+    assert_eq!(snap["task"]["user_id"], "alice");
+    assert_eq!(snap["task"]["title"], "Gym");
+    assert_eq!(snap["owner_email"], "alice@example.com");
+    assert_eq!(snap["owner_name"], "User alice");
+    api.send(internal(
+        Method::GET,
+        format!("/internal/tasks/{}", uuid::Uuid::now_v7()),
+        None,
+    ))
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    api.send(internal(Method::GET, "/internal/tasks/nope".into(), None))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+
+    let next_uri = format!("/internal/tasks/{}/next-occurrence", id(&task));
+    let next_due = due + Duration::days(1);
+    let body = json!({"due_at": rfc3339(next_due), "idempotency_key": "evt-1"});
+    let created = api
+        .send(internal(Method::POST, next_uri.clone(), Some(body.clone())))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(created["created"], true);
+    let occurrence = &created["task"];
+    assert_ne!(occurrence["id"], task["id"]);
+    assert_eq!(occurrence["title"], "Gym");
+    assert_eq!(occurrence["parent_task_id"], task["id"]);
+    assert_eq!(occurrence["occurrence_index"], 1);
+    assert_eq!(parse_time(&occurrence["due_at"]), next_due);
+    assert_eq!(occurrence["tags"][0]["name"], "gym");
+
+    let repeated = api
+        .send(internal(Method::POST, next_uri.clone(), Some(body)))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(repeated["created"], false);
+    assert_eq!(repeated["task"]["id"], occurrence["id"]);
+    let listed = api
+        .get(&api.alice, "/api/v1/tasks")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed["total"], 3, "the repeated key created nothing");
+
+    api.send(internal(
+        Method::POST,
+        format!("/internal/tasks/{}/next-occurrence", uuid::Uuid::now_v7()),
+        Some(json!({"due_at": rfc3339(next_due), "idempotency_key": "evt-2"})),
+    ))
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "TASK_NOT_FOUND");
+    api.send(internal(
+        Method::POST,
+        format!("/internal/tasks/{}/next-occurrence", id(&plain)),
+        Some(json!({"due_at": rfc3339(next_due), "idempotency_key": "evt-3"})),
+    ))
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    api.send(internal(
+        Method::POST,
+        next_uri.clone(),
+        Some(json!({"due_at": rfc3339(next_due), "remind_at": rfc3339(next_due + Duration::hours(1)), "idempotency_key": "evt-4"})),
+    ))
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    api.send(internal(
+        Method::POST,
+        next_uri.clone(),
+        Some(json!({"due_at": rfc3339(next_due), "idempotency_key": ""})),
+    ))
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    api.send(internal(
+        Method::POST,
+        next_uri,
+        Some(json!({"idempotency_key": "evt-5"})),
+    ))
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mounted in the complete application
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn rest_and_internal_routes_inside_the_full_app(pool: PgPool) {
+    let api = Api::new(pool).await;
+    // Test fixture only: the app API token daprd would present.
+    let app_token = "fixture-app-api-token";
+    let full = Api {
+        app: backend::app::router(
+            api.state.clone(),
+            middleware::AppTokenLayer::new(Some(app_token.to_owned())),
+        ),
+        state: api.state.clone(),
+        pool: api.pool.clone(),
+        alice: api.alice.clone(),
+        bob: api.bob.clone(),
+    };
+    let task = full
+        .create_task(&full.alice, json!({"title": "mounted"}))
+        .await;
+    full.get(&full.alice, "/api/v1/tasks")
+        .await
+        .expect(StatusCode::OK);
+    full.get(&full.alice, "/api/v1/no-such-route")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    full.send(
+        Request::get("/api/v1/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    // A body over the limit (streamed, so only the extractor notices) answers 413 JSON.
+    let big = format!(
+        r#"{{"title": "x", "description": "{}"}}"#,
+        "y".repeat(300 * 1024)
+    );
+    let stream = Body::from_stream(futures_util::stream::iter([Ok::<_, std::io::Error>(big)]));
+    let reply = full
+        .send(
+            Request::post("/api/v1/tasks")
+                .header(header::AUTHORIZATION, format!("Bearer {}", full.alice))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(stream)
+                .unwrap(),
+        )
+        .await;
+    reply.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+
+    // Internal routes need the app token, not a user token.
+    let uri = format!("/internal/tasks/{}", id(&task));
+    let refused = full.get(&full.alice, &uri).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    let snap = full
+        .send(
+            Request::get(&uri)
+                .header("dapr-api-token", app_token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(snap["task"]["title"], "mounted");
+}
