@@ -62,6 +62,7 @@ pub mod error;
 pub mod metrics;
 pub mod publisher;
 pub mod retry;
+pub mod server;
 pub mod status;
 pub mod trace;
 

@@ -17,6 +17,7 @@ pub mod redis;
 pub mod resources;
 pub mod scheduler;
 pub mod service;
+pub mod smtp;
 pub mod stack;
 pub mod suite;
 pub mod wait;
@@ -29,6 +30,7 @@ pub use redis::Redis;
 pub use resources::Resources;
 pub use scheduler::Scheduler;
 pub use service::{Service, ServiceOptions};
+pub use smtp::SmtpSink;
 pub use stack::{Infra, InfraOptions};
 
 /// Root of the repository (the workspace), found from this crate's manifest directory.

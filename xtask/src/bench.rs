@@ -111,6 +111,8 @@ struct Results {
     backend_peak_kib: u64,
     daprd_idle_kib: u64,
     daprd_peak_kib: u64,
+    /// `/proc/loadavg` when the measurement started: other work on the machine skews results.
+    load_average: String,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -176,6 +178,9 @@ async fn measure(
     let backend_pid = backend.pid().context("backend pid")?;
     let daprd_pid = daprd.pid().context("daprd pid")?;
 
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -285,6 +290,7 @@ async fn measure(
         backend_peak_kib,
         daprd_idle_kib,
         daprd_peak_kib,
+        load_average,
     })
 }
 
@@ -469,7 +475,8 @@ fn render_markdown(r: &Results) -> String {
         .unwrap_or(0);
     format!(
         "# Benchmarks\n\n\
-Written by `cargo xtask bench backend` (last run: {date}, {cpus} CPUs). Re-run it to refresh this file;\n\
+Written by `cargo xtask bench backend` (last run: {date}, {cpus} CPUs, load average {load} when it\n\
+started — other work on the machine shows up in every figure). Re-run it to refresh this file;\n\
 `--tasks`, `--concurrency`, `--publishes` change the load.\n\n\
 ## Method\n\n\
 The command starts its own stack on loopback — PostgreSQL, Redis Streams, the Dapr Scheduler, daprd\n\
@@ -501,6 +508,7 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
 | our overhead ≤ 10 % over a bare HTTP call to daprd | p50 ×{r50:.2}, p99 ×{r99:.2} |\n\
 | ≥ 5000 events/s sustained publish | {ours_rps:.0} events/s (our publisher), {bare_rps:.0} events/s (bare) |\n\
 | backend < 20 MB RSS idle, < 40 MB loaded | {bi} idle, {bp} peak |\n",
+        load = r.load_average,
         tasks = r.tasks,
         conc = r.concurrency,
         pubs = r.publishes,

@@ -7,9 +7,11 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
+use axum::http::{StatusCode, header};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::Response;
 use middleware::{
-    AppTokenLayer, HttpMetricsLayer, Metrics, metrics_router, trace::observability_layers,
+    AppTokenLayer, ErrorBody, HttpMetricsLayer, Metrics, metrics_router, trace::observability_layers,
 };
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -50,8 +52,25 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
         .merge(metrics_router(state.metrics.clone()))
         .with_state(state);
     routes
-        // Body limit before any handler reads a byte.
+        // Body limit before any handler reads a byte; its plain-text 413 becomes our JSON error.
+        .layer(map_response(json_payload_too_large))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Outermost: request id, span and trace context cover everything above.
         .layer(observability_layers())
+}
+
+/// Rewrites the body-limit layer's plain-text 413 as the JSON error every other route answers.
+async fn json_payload_too_large(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    ErrorBody::new(
+        "PAYLOAD_TOO_LARGE",
+        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+    )
+    .into_response_with(StatusCode::PAYLOAD_TOO_LARGE)
 }

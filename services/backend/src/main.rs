@@ -133,30 +133,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(address = %config.listen, "backend listening");
 
-    let (stop_http, http_stopped) = watch::channel(false);
-    let mut server = tokio::spawn(async move {
-        let mut stopped = http_stopped;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-    });
-    tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutting down"),
-        result = &mut server => {
-            result.context("server task")?.context("HTTP server")?;
-        }
-    }
-    let _ = stop_http.send(true);
-    // Long-lived streams (MCP) would hold graceful shutdown open forever: bound it.
-    if tokio::time::timeout(config.shutdown_grace, &mut server)
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not finish within the grace period");
-        server.abort();
-    }
+    middleware::server::serve(
+        listener,
+        app,
+        middleware::server::shutdown_signal(),
+        config.shutdown_grace,
+    )
+    .await
+    .context("HTTP server")?;
     let _ = stop_relay.send(true);
     if tokio::time::timeout(config.shutdown_grace + Duration::from_secs(1), relay_task)
         .await
@@ -184,22 +168,4 @@ async fn read_secret(dapr: &dapr::DaprClient, store: &str, name: &str) -> anyhow
         .or_else(|| secret.values().next())
         .cloned()
         .with_context(|| format!("secret `{name}` in `{store}` is empty"))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

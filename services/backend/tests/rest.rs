@@ -1580,6 +1580,20 @@ async fn rest_and_internal_routes_inside_the_full_app(pool: PgPool) {
         .await;
     reply.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
 
+    // A declared Content-Length over the limit is refused before any handler, also as JSON.
+    let big = "y".repeat(300 * 1024);
+    let reply = full
+        .send(
+            Request::post("/api/v1/tasks")
+                .header(header::AUTHORIZATION, format!("Bearer {}", full.alice))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, big.len())
+                .body(Body::from(big))
+                .unwrap(),
+        )
+        .await;
+    reply.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+
     // Internal routes need the app token, not a user token.
     let uri = format!("/internal/tasks/{}", id(&task));
     let refused = full.get(&full.alice, &uri).await;

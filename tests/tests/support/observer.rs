@@ -43,8 +43,8 @@ impl Observed {
 pub(crate) struct Observer {
     /// What it saw.
     pub(crate) seen: Observed,
-    // Held for its Drop: the sidecar lives exactly as long as the observer.
-    _daprd: Daprd,
+    // The sidecar lives exactly as long as the observer.
+    daprd: Daprd,
 }
 
 async fn record(State(seen): State<Observed>, event: Event<Value>) -> DaprStatus {
@@ -53,6 +53,11 @@ async fn record(State(seen): State<Observed>, event: Event<Value>) -> DaprStatus
 }
 
 impl Observer {
+    /// The observer sidecar's HTTP API, e.g. to publish test events straight to the broker.
+    pub(crate) fn http_endpoint(&self) -> String {
+        self.daprd.http_endpoint()
+    }
+
     /// Starts the observer app on a free port and a sidecar `app_id` subscribed to `topics`.
     pub(crate) async fn start(
         infra: &Infra,
@@ -99,7 +104,7 @@ impl Observer {
         .await?;
         Ok(Self {
             seen,
-            _daprd: daprd,
+            daprd,
         })
     }
 }

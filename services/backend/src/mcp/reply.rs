@@ -1,10 +1,9 @@
 //! Tool results: successes as structured JSON, failures as `isError: true` results carrying
 //! `{"code", "message", "field"?, "suggestions"}`.
 //!
-//! Domain failures are tool results, not JSON-RPC errors, so the model sees them and can
-//! correct itself (pick another task id, shorten a title). Only a request that reached a tool
-//! without an authenticated user — a wiring fault, `require_user` runs first — is a protocol
-//! error.
+//! Failures are tool results, not JSON-RPC errors, so the model sees them and can correct
+//! itself (pick another task id, shorten a title). The one protocol error — a call that reached
+//! a tool without an authenticated user — is raised by the `Caller` extractor in `tools`.
 
 use rmcp::ErrorData;
 use rmcp::handler::server::tool::IntoCallToolResult;
@@ -22,8 +21,6 @@ pub(super) enum Failure {
     Service(ServiceError),
     /// An argument could not be read or the arguments contradict each other.
     Argument(InvalidArgument),
-    /// A protocol-level error (no authenticated user).
-    Protocol(ErrorData),
 }
 
 impl From<ServiceError> for Failure {
@@ -35,12 +32,6 @@ impl From<ServiceError> for Failure {
 impl From<InvalidArgument> for Failure {
     fn from(err: InvalidArgument) -> Self {
         Self::Argument(err)
-    }
-}
-
-impl From<ErrorData> for Failure {
-    fn from(err: ErrorData) -> Self {
-        Self::Protocol(err)
     }
 }
 
@@ -89,14 +80,19 @@ fn argument_body(InvalidArgument { field, message }: InvalidArgument) -> Value {
 /// The body of a service failure.
 fn service_body(err: &ServiceError) -> Value {
     match err {
-        ServiceError::TaskNotFound { id, suggestions } => json!({
-            "code": err.code(),
-            "message": format!(
-                "task {id} not found; `suggestions` lists the user's most recent pending \
-                 tasks — ask which one was meant, or use list_tasks / search_tasks"
-            ),
-            "suggestions": suggestions,
-        }),
+        ServiceError::TaskNotFound { id, suggestions } => {
+            let hint = if suggestions.is_empty() {
+                "the user has no pending tasks"
+            } else {
+                "`suggestions` lists the user's most recent pending tasks: ask which one was \
+                 meant, or look it up with search_tasks / list_tasks"
+            };
+            json!({
+                "code": err.code(),
+                "message": format!("task {id} not found; {hint}"),
+                "suggestions": suggestions,
+            })
+        }
         ServiceError::Validation { field, message } => json!({
             "code": err.code(),
             "message": message,
@@ -122,7 +118,6 @@ fn service_body(err: &ServiceError) -> Value {
 impl IntoCallToolResult for Failure {
     fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
         let body = match self {
-            Self::Protocol(err) => return Err(err),
             Self::Argument(arg) => argument_body(arg),
             Self::Service(err) => service_body(&err),
         };
@@ -177,11 +172,5 @@ mod tests {
         let b = body(Failure::Service(ServiceError::validation("due_at", "bad")));
         assert_eq!(b["code"], "VALIDATION_ERROR");
         assert_eq!(b["field"], "due_date");
-    }
-
-    #[test]
-    fn protocol_errors_stay_protocol_errors() {
-        let err = Failure::Protocol(ErrorData::internal_error("x", None));
-        assert!(err.into_call_tool_result().is_err());
     }
 }

@@ -1,0 +1,163 @@
+//! Serving a router with a bounded graceful shutdown, the same way in every service.
+//!
+//! `axum::serve(..).with_graceful_shutdown(..)` waits for every open connection to finish,
+//! which a long-lived stream (MCP, SSE) can delay forever. [`serve`] stops accepting on the
+//! signal, gives in-flight requests `grace` to finish, and then returns regardless, so the
+//! caller can flush its own work (an outbox relay, a publisher) within a known budget.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Resolves on SIGTERM (Kubernetes, `cargo xtask down`) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a handler only Ctrl-C stops us; never resolve this branch.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// How [`serve`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every in-flight request finished within the grace period.
+    Drained,
+    /// The grace period ran out; remaining connections were dropped.
+    GraceExpired,
+}
+
+/// Serves `app` on `listener` until `signal` resolves, then drains for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<Stopped> {
+    let (stop, stopped) = watch::channel(false);
+    let mut server = tokio::spawn(async move {
+        let mut stopped = stopped;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tokio::select! {
+        () = signal => tracing::info!("shutting down"),
+        result = &mut server => {
+            // The server ended on its own: an accept error, or a panic in the task.
+            return match result {
+                Ok(result) => result.map(|()| Stopped::Drained),
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+        }
+    }
+    let _ = stop.send(true);
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(Ok(result)) => result.map(|()| Stopped::Drained),
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => {
+            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+            server.abort();
+            Ok(Stopped::GraceExpired)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn drains_in_flight_requests_then_stops() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+        let in_handler = std::sync::Arc::clone(&entered);
+        let app = Router::new().route(
+            "/slow",
+            get(move || async move {
+                in_handler.notify_one();
+                // Work that is still running when shutdown starts.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                "done"
+            }),
+        );
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        let request = tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream
+                .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut out = String::new();
+            stream.read_to_string(&mut out).await.unwrap();
+            out
+        });
+        // Stop only once the request is inside the handler.
+        entered.notified().await;
+        tx.send(()).unwrap();
+        let response = request.await.unwrap();
+        assert!(response.ends_with("done"), "{response}");
+        assert_eq!(server.await.unwrap().unwrap(), Stopped::Drained);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_the_grace_period() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+        let in_handler = std::sync::Arc::clone(&entered);
+        let app = Router::new().route(
+            "/forever",
+            get(move || async move {
+                in_handler.notify_one();
+                std::future::pending::<&'static str>().await
+            }),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(3),
+        ));
+        let _client = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(b"GET /forever HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        entered.notified().await;
+        tx.send(()).unwrap();
+        assert_eq!(server.await.unwrap().unwrap(), Stopped::GraceExpired);
+    }
+}

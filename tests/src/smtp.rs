@@ -1,0 +1,283 @@
+//! An SMTP sink: a real SMTP server on a free loopback port that keeps what it receives.
+//!
+//! It speaks the part of SMTP a mail client needs (EHLO/HELO, MAIL, RCPT, DATA with
+//! dot-unstuffing, RSET, NOOP, QUIT), so the services under test hold real SMTP conversations.
+//! Tests can stop it (connections are then refused, like a mail server that is down), start
+//! it again on the same port, and have it refuse chosen recipients with a permanent `550`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// One message as received.
+#[derive(Clone, Debug)]
+pub struct ReceivedMail {
+    /// The envelope sender (`MAIL FROM`).
+    pub from: String,
+    /// The envelope recipients (`RCPT TO`).
+    pub to: Vec<String>,
+    /// The message as sent after `DATA` (headers and body, dot-unstuffed, CRLF line ends).
+    pub data: String,
+}
+
+impl ReceivedMail {
+    /// The value of the first header `name` (case-insensitive), unfolded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next()?;
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            if let Some(v) = value.as_mut() {
+                if line.starts_with([' ', '\t']) {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                    continue;
+                }
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case(name)
+            {
+                value = Some(v.trim().to_owned());
+            }
+        }
+        value
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    messages: Vec<ReceivedMail>,
+    rejected_suffixes: Vec<String>,
+}
+
+/// A running (or stopped) SMTP sink.
+pub struct SmtpSink {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SmtpSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSink").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl SmtpSink {
+    /// Starts a sink on a free 127.0.0.1 port.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let accept = Some(tokio::spawn(accept_loop(listener, Arc::clone(&shared))));
+        Ok(Self {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// The port it listens on (also while stopped: `resume` binds it again).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Every message received so far, in order.
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        self.lock().messages.clone()
+    }
+
+    /// Refuses recipients whose address ends with `suffix` with `550 5.1.1`.
+    pub fn reject_recipients_ending_with(&self, suffix: &str) {
+        self.lock().rejected_suffixes.push(suffix.to_ascii_lowercase());
+    }
+
+    /// Stops listening: new connections are refused until [`SmtpSink::resume`].
+    pub fn pause(&mut self) {
+        if let Some(task) = self.accept.take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port, keeping the messages received so far.
+    pub async fn resume(&mut self) -> std::io::Result<()> {
+        if self.accept.is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr).await?;
+        self.accept = Some(tokio::spawn(accept_loop(listener, Arc::clone(&self.shared))));
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // A panic while holding the lock only happens in a failing test; keep the data.
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
+    // Dropping the listener (when this task is aborted) closes the port.
+    let mut sessions = tokio::task::JoinSet::new();
+    while let Ok((stream, _)) = listener.accept().await {
+        sessions.spawn(session(stream, Arc::clone(&shared)));
+    }
+}
+
+/// One SMTP conversation. Errors end the connection, as a real server would.
+async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 todo-dapr-sink ESMTP\r\n").await?;
+    let (mut from, mut to) = (String::new(), Vec::<String>::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end();
+        let verb = command.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-todo-dapr-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "HELO" => b"250 todo-dapr-sink\r\n",
+            "MAIL" => {
+                from = angle_address(command);
+                to.clear();
+                b"250 2.1.0 OK\r\n"
+            }
+            "RCPT" => {
+                let rcpt = angle_address(command);
+                let rejected = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .rejected_suffixes
+                    .iter()
+                    .any(|s| rcpt.to_ascii_lowercase().ends_with(s.as_str()));
+                if rejected {
+                    b"550 5.1.1 mailbox unavailable\r\n"
+                } else {
+                    to.push(rcpt);
+                    b"250 2.1.5 OK\r\n"
+                }
+            }
+            "DATA" if to.is_empty() => b"554 5.5.1 no valid recipients\r\n",
+            "DATA" => {
+                write.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    let content = line.trim_end_matches(['\r', '\n']);
+                    if content == "." {
+                        break;
+                    }
+                    data.push_str(content.strip_prefix('.').unwrap_or(content));
+                    data.push_str("\r\n");
+                }
+                shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .messages
+                    .push(ReceivedMail {
+                        from: std::mem::take(&mut from),
+                        to: std::mem::take(&mut to),
+                        data,
+                    });
+                b"250 2.0.0 queued\r\n"
+            }
+            "RSET" => {
+                from.clear();
+                to.clear();
+                b"250 2.0.0 OK\r\n"
+            }
+            "NOOP" => b"250 2.0.0 OK\r\n",
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 5.5.2 command not implemented\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+/// The address inside `<…>` of a MAIL/RCPT command.
+fn angle_address(command: &str) -> String {
+    command
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(addr, _)| addr.to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    async fn converse(port: u16, script: &[&str]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        for line in script {
+            stream.write_all(line.as_bytes()).await.unwrap();
+        }
+        let mut out = String::new();
+        stream.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn stores_a_message_and_refuses_chosen_recipients() {
+        let sink = SmtpSink::start().await.unwrap();
+        sink.reject_recipients_ending_with("@invalid.test");
+        let out = converse(
+            sink.port(),
+            &[
+                "EHLO me\r\n",
+                "MAIL FROM:<a@x.test>\r\n",
+                "RCPT TO:<nobody@invalid.test>\r\n",
+                "RCPT TO:<b@y.test>\r\n",
+                "DATA\r\n",
+                "Subject: hi\r\n\r\n..dotted\r\nbody\r\n.\r\n",
+                "QUIT\r\n",
+            ],
+        )
+        .await;
+        assert!(out.contains("550 5.1.1"), "{out}");
+        assert!(out.contains("250 2.0.0 queued"), "{out}");
+        let mail = &sink.messages()[0];
+        assert_eq!(mail.from, "a@x.test");
+        assert_eq!(mail.to, vec!["b@y.test".to_owned()]);
+        assert_eq!(mail.header("subject").as_deref(), Some("hi"));
+        assert!(mail.data.ends_with(".dotted\r\nbody\r\n"), "{:?}", mail.data);
+    }
+
+    #[tokio::test]
+    async fn refuses_connections_while_paused() {
+        let mut sink = SmtpSink::start().await.unwrap();
+        sink.pause();
+        // The accept task is aborted; wait until the port is really closed.
+        let port = sink.port();
+        crate::wait::until("the port to close", std::time::Duration::from_secs(5), || async {
+            Ok::<_, std::convert::Infallible>(
+                TcpStream::connect(("127.0.0.1", port)).await.is_err().then_some(()),
+            )
+        })
+        .await
+        .unwrap();
+        sink.resume().await.unwrap();
+        let out = converse(port, &["QUIT\r\n"]).await;
+        assert!(out.starts_with("220"), "{out}");
+    }
+}
