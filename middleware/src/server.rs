@@ -72,7 +72,10 @@ pub async fn serve(
         Ok(Ok(result)) => result.map(|()| Stopped::Drained),
         Ok(Err(e)) => Err(std::io::Error::other(e)),
         Err(_) => {
-            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+            tracing::warn!(
+                ?grace,
+                "in-flight requests did not finish within the grace period"
+            );
             server.abort();
             Ok(Stopped::GraceExpired)
         }
@@ -153,7 +156,10 @@ mod tests {
         let _client = tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.write_all(b"GET /forever HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+            stream
+                .write_all(b"GET /forever HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
             std::future::pending::<()>().await;
         });
         entered.notified().await;

@@ -189,7 +189,14 @@ pub fn stop_recorded(pid: u32, expected_exe: &Path, stop: StopPolicy) -> anyhow:
         Ok(exe) => exe,
         Err(_) => return Ok(false),
     };
-    if !std::fs::canonicalize(expected_exe).is_ok_and(|p| p == exe) {
+    // A binary rebuilt while it runs shows as "<path> (deleted)": still the process we started.
+    let exe = exe
+        .to_str()
+        .and_then(|e| e.strip_suffix(" (deleted)"))
+        .map_or(exe.clone(), PathBuf::from);
+    let expected =
+        std::fs::canonicalize(expected_exe).unwrap_or_else(|_| expected_exe.to_path_buf());
+    if expected != exe {
         return Ok(false);
     }
     let pid = Pid::from_raw(raw);

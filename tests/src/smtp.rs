@@ -21,6 +21,8 @@ pub struct ReceivedMail {
     pub to: Vec<String>,
     /// The message as sent after `DATA` (headers and body, dot-unstuffed, CRLF line ends).
     pub data: String,
+    /// When the sink accepted the message (the final `.` of `DATA`).
+    pub received_at: std::time::SystemTime,
 }
 
 impl ReceivedMail {
@@ -62,14 +64,21 @@ pub struct SmtpSink {
 
 impl std::fmt::Debug for SmtpSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSink").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("SmtpSink")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
 impl SmtpSink {
     /// Starts a sink on a free 127.0.0.1 port.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(0).await
+    }
+
+    /// Starts a sink on 127.0.0.1:`port` (0: a free port).
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let accept = Some(tokio::spawn(accept_loop(listener, Arc::clone(&shared))));
@@ -92,7 +101,9 @@ impl SmtpSink {
 
     /// Refuses recipients whose address ends with `suffix` with `550 5.1.1`.
     pub fn reject_recipients_ending_with(&self, suffix: &str) {
-        self.lock().rejected_suffixes.push(suffix.to_ascii_lowercase());
+        self.lock()
+            .rejected_suffixes
+            .push(suffix.to_ascii_lowercase());
     }
 
     /// Stops listening: new connections are refused until [`SmtpSink::resume`].
@@ -108,13 +119,18 @@ impl SmtpSink {
             return Ok(());
         }
         let listener = TcpListener::bind(self.addr).await?;
-        self.accept = Some(tokio::spawn(accept_loop(listener, Arc::clone(&self.shared))));
+        self.accept = Some(tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&self.shared),
+        )));
         Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         // A panic while holding the lock only happens in a failing test; keep the data.
-        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -145,7 +161,11 @@ async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Resu
             return Ok(());
         }
         let command = line.trim_end();
-        let verb = command.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let verb = command
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => b"250-todo-dapr-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
             "HELO" => b"250 todo-dapr-sink\r\n",
@@ -171,7 +191,9 @@ async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Resu
             }
             "DATA" if to.is_empty() => b"554 5.5.1 no valid recipients\r\n",
             "DATA" => {
-                write.write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n").await?;
+                write
+                    .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 let mut data = String::new();
                 loop {
                     line.clear();
@@ -193,6 +215,7 @@ async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Resu
                         from: std::mem::take(&mut from),
                         to: std::mem::take(&mut to),
                         data,
+                        received_at: std::time::SystemTime::now(),
                     });
                 b"250 2.0.0 queued\r\n"
             }
@@ -260,7 +283,11 @@ mod tests {
         assert_eq!(mail.from, "a@x.test");
         assert_eq!(mail.to, vec!["b@y.test".to_owned()]);
         assert_eq!(mail.header("subject").as_deref(), Some("hi"));
-        assert!(mail.data.ends_with(".dotted\r\nbody\r\n"), "{:?}", mail.data);
+        assert!(
+            mail.data.ends_with(".dotted\r\nbody\r\n"),
+            "{:?}",
+            mail.data
+        );
     }
 
     #[tokio::test]
@@ -269,11 +296,18 @@ mod tests {
         sink.pause();
         // The accept task is aborted; wait until the port is really closed.
         let port = sink.port();
-        crate::wait::until("the port to close", std::time::Duration::from_secs(5), || async {
-            Ok::<_, std::convert::Infallible>(
-                TcpStream::connect(("127.0.0.1", port)).await.is_err().then_some(()),
-            )
-        })
+        crate::wait::until(
+            "the port to close",
+            std::time::Duration::from_secs(5),
+            || async {
+                Ok::<_, std::convert::Infallible>(
+                    TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .is_err()
+                        .then_some(()),
+                )
+            },
+        )
         .await
         .unwrap();
         sink.resume().await.unwrap();

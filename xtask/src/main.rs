@@ -7,6 +7,7 @@
 mod bench;
 mod dapr_runtime;
 mod deps;
+mod smtp_sink;
 mod step;
 mod test;
 mod up;
@@ -34,6 +35,8 @@ enum Command {
     Test(test::TestArgs),
     /// Benchmark a service against its own local stack and write BENCHMARKS.md (not a test).
     Bench(bench::BenchArgs),
+    /// Run an SMTP sink that prints and keeps every mail it receives (`up` starts one).
+    SmtpSink(smtp_sink::SmtpSinkArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Down => up::down(),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::SmtpSink(args) => smtp_sink::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

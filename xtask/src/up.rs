@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use harness::process::{RecordedProcess, StopPolicy, stop_recorded};
+use harness::process::{ManagedProcess, RecordedProcess, StopPolicy, stop_recorded};
 use harness::{Daprd, Infra, InfraOptions, Service, ServiceOptions};
 use serde_json::{Map, json};
 
@@ -40,14 +40,32 @@ struct UpState {
     log_dir: PathBuf,
 }
 
-/// The services of the stack, each with its sidecar.
+/// A service and its sidecar.
+struct Pod {
+    name: &'static str,
+    service: Service,
+    daprd: Daprd,
+    exe: PathBuf,
+}
+
+/// The services of the stack with their sidecars, and the SMTP sink they mail to.
 struct Services {
-    backend: Service,
-    backend_dapr: Daprd,
-    backend_exe: PathBuf,
+    pods: Vec<Pod>,
+    sink: ManagedProcess,
+    sink_port: u16,
+    mail_dir: PathBuf,
     daprd_exe: PathBuf,
+    xtask_exe: PathBuf,
     token: String,
 }
+
+/// The service binaries `up` runs (each also the app-id of its sidecar).
+const SERVICES: [&str; 4] = [
+    "backend",
+    "notification",
+    "email-delivery",
+    "recurring-task",
+];
 
 fn state_file() -> PathBuf {
     harness::repo_root().join("target").join("xtask-up.json")
@@ -64,7 +82,8 @@ pub(crate) fn run(args: &UpArgs) -> anyhow::Result<()> {
     step::run("cargo build (services)", || {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "--locked", "-p", "backend"])
+            .args(["build", "--locked"])
+            .args(SERVICES.iter().flat_map(|s| ["-p", s]))
             .current_dir(harness::repo_root())
             .status()?;
         anyhow::ensure!(status.success(), "cargo build failed ({status})");
@@ -119,40 +138,97 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
     secrets.insert("jwt-secret".into(), jwt_key.clone().into());
     infra.add_secrets(secrets)?;
 
-    let port = args.backend_port;
-    let backend_dapr = infra
-        .daprd("backend", Some(port), |o| {
-            o.app_api_token = Some(app_token.clone());
-        })
-        .await?;
-    let backend_exe = harness::service::service_binary("backend")?;
-    let backend = Service::start(
-        &ServiceOptions {
-            binary: "backend".into(),
-            log_name: "backend".into(),
-            port,
-            // No DATABASE_URL / JWT_SECRET: the backend reads both from the secret store.
-            env: vec![
-                ("BACKEND_PORT".into(), port.to_string()),
-                (
-                    "DAPR_HTTP_PORT".into(),
-                    backend_dapr.http_port().to_string(),
-                ),
-                ("APP_API_TOKEN".into(), app_token),
-                ("LOG_FORMAT".into(), "pretty".into()),
-            ],
-            binary_path: Some(backend_exe.clone()),
-        },
+    // The SMTP sink first: email-delivery must find it.
+    let sink_port = harness::ports::free_port()?;
+    let mail_dir = infra.data_dir().join("mail");
+    let xtask_exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(&xtask_exe);
+    cmd.args(["smtp-sink", "--port", &sink_port.to_string(), "--mail-dir"])
+        .arg(&mail_dir);
+    let mut sink = ManagedProcess::spawn(
+        "smtp-sink",
+        cmd,
         infra.log_dir(),
+        StopPolicy::default(),
         args.detach,
-    )
-    .await
-    .with_context(|| format!("starting the backend on port {port} (see --backend-port)"))?;
+    )?;
+    harness::wait::until("the SMTP sink", std::time::Duration::from_secs(10), || {
+        let running = sink.ensure_running();
+        async move {
+            running?;
+            let open = tokio::net::TcpStream::connect(("127.0.0.1", sink_port))
+                .await
+                .is_ok();
+            Ok::<_, anyhow::Error>(open.then_some(()))
+        }
+    })
+    .await?;
+
+    let mut pods = Vec::new();
+    for name in SERVICES {
+        let port = if name == "backend" {
+            args.backend_port
+        } else {
+            harness::ports::free_port()?
+        };
+        let port_var = format!("{}_PORT", name.to_uppercase().replace('-', "_"));
+        // No DATABASE_URL / JWT_SECRET: the backend reads both from the secret store.
+        let mut env = vec![
+            (port_var, port.to_string()),
+            ("APP_API_TOKEN".to_owned(), app_token.clone()),
+            ("LOG_FORMAT".to_owned(), "pretty".to_owned()),
+        ];
+        if name == "email-delivery" {
+            env.extend([
+                ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
+                ("SMTP_PORT".to_owned(), sink_port.to_string()),
+                ("SMTP_TLS".to_owned(), "none".to_owned()),
+                (
+                    "SMTP_FROM".to_owned(),
+                    "Todo Reminders <reminders@localhost>".to_owned(),
+                ),
+            ]);
+        }
+        let daprd = infra
+            .daprd(name, Some(port), |o| {
+                o.app_api_token = Some(app_token.clone());
+            })
+            .await?;
+        env.push(("DAPR_HTTP_PORT".to_owned(), daprd.http_port().to_string()));
+        let exe = harness::service::service_binary(name)?;
+        let service = Service::start(
+            &ServiceOptions {
+                binary: name.into(),
+                log_name: name.into(),
+                port,
+                env,
+                binary_path: Some(exe.clone()),
+            },
+            infra.log_dir(),
+            args.detach,
+        )
+        .await
+        .with_context(|| {
+            if name == "backend" {
+                format!("starting the backend on port {port} (see --backend-port)")
+            } else {
+                format!("starting {name}")
+            }
+        })?;
+        pods.push(Pod {
+            name,
+            service,
+            daprd,
+            exe,
+        });
+    }
     Ok(Services {
-        backend,
-        backend_dapr,
-        backend_exe,
+        pods,
+        sink,
+        sink_port,
+        mail_dir,
         daprd_exe: infra.bins.daprd.clone(),
+        xtask_exe,
         token: demo_token(&jwt_key)?,
     })
 }
@@ -160,21 +236,34 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
 impl Services {
     fn detach(self) -> Vec<RecordedProcess> {
         let mut out = Vec::new();
-        if let Some(pid) = self.backend_dapr.detach() {
+        if let Some(pid) = self.sink.detach() {
             out.push(RecordedProcess {
-                name: "daprd-backend".into(),
+                name: "smtp-sink".into(),
                 pid,
-                exe: self.daprd_exe,
+                exe: self.xtask_exe,
             });
         }
-        if let Some(pid) = self.backend.detach() {
-            out.push(RecordedProcess {
-                name: "backend".into(),
-                pid,
-                exe: self.backend_exe,
-            });
+        for pod in self.pods {
+            if let Some(pid) = pod.daprd.detach() {
+                out.push(RecordedProcess {
+                    name: format!("daprd-{}", pod.name),
+                    pid,
+                    exe: self.daprd_exe.clone(),
+                });
+            }
+            if let Some(pid) = pod.service.detach() {
+                out.push(RecordedProcess {
+                    name: pod.name.into(),
+                    pid,
+                    exe: pod.exe,
+                });
+            }
         }
         out
+    }
+
+    fn backend(&self) -> Option<&Pod> {
+        self.pods.iter().find(|p| p.name == "backend")
     }
 }
 
@@ -203,7 +292,6 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
 
 fn print_table(infra: &Infra, services: &Services) {
     let pg = &infra.postgres;
-    let backend = services.backend.base_url();
     println!();
     println!("todo-dapr local stack");
     row(
@@ -222,18 +310,32 @@ fn print_table(infra: &Infra, services: &Services) {
         "Dapr Jobs API back end",
     );
     row(
-        "backend",
-        &backend.replace("http://", ""),
-        &format!("REST {backend}/api/v1  MCP {backend}/mcp  OpenAPI {backend}/api/v1/openapi.json"),
-    );
-    row(
-        "  sidecar",
-        &format!("127.0.0.1:{}", services.backend_dapr.http_port()),
+        "smtp-sink",
+        &format!("127.0.0.1:{}", services.sink_port),
         &format!(
-            "daprd app-id backend, metrics :{}",
-            services.backend_dapr.metrics_port()
+            "mails: {}/smtp-sink.log, {}",
+            infra.log_dir().display(),
+            services.mail_dir.display()
         ),
     );
+    for pod in &services.pods {
+        let base = pod.service.base_url();
+        let detail = if pod.name == "backend" {
+            format!("REST {base}/api/v1  MCP {base}/mcp  OpenAPI {base}/api/v1/openapi.json")
+        } else {
+            format!("{base}/healthz")
+        };
+        row(pod.name, &base.replace("http://", ""), &detail);
+        row(
+            "  sidecar",
+            &format!("127.0.0.1:{}", pod.daprd.http_port()),
+            &format!(
+                "daprd app-id {}, metrics :{}",
+                pod.name,
+                pod.daprd.metrics_port()
+            ),
+        );
+    }
     row(
         "resources",
         "",
@@ -241,12 +343,19 @@ fn print_table(infra: &Infra, services: &Services) {
     );
     row("logs", "", &infra.log_dir().display().to_string());
     println!();
-    println!("Try it (token for user `demo`, valid 12 h):");
-    println!("  export TOKEN={}", services.token);
-    println!(
-        "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -d '{{\"title\":\"Buy milk\"}}' {backend}/api/v1/tasks"
-    );
-    println!();
+    if let Some(backend) = services.backend() {
+        let base = backend.service.base_url();
+        println!("Try it (token for user `demo`, valid 12 h):");
+        println!("  export TOKEN={}", services.token);
+        println!(
+            "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -d \"{{\\\"title\\\":\\\"Call mom\\\",\\\"due_at\\\":\\\"$(date -u -d '+1 hour' +%FT%TZ)\\\",\\\"remind_at\\\":\\\"$(date -u -d '+20 seconds' +%FT%TZ)\\\"}}\" \\\n    {base}/api/v1/tasks"
+        );
+        println!(
+            "  # about 20 s later the reminder mail shows up in {}/smtp-sink.log",
+            infra.log_dir().display()
+        );
+        println!();
+    }
 }
 
 fn row(name: &str, address: &str, detail: &str) {

@@ -11,7 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::Response;
 use middleware::{
-    AppTokenLayer, ErrorBody, HttpMetricsLayer, Metrics, metrics_router, trace::observability_layers,
+    AppTokenLayer, ErrorBody, HttpMetricsLayer, Metrics, metrics_router,
+    trace::observability_layers,
 };
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -52,9 +53,10 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
         .merge(metrics_router(state.metrics.clone()))
         .with_state(state);
     routes
-        // Body limit before any handler reads a byte; its plain-text 413 becomes our JSON error.
-        .layer(map_response(json_payload_too_large))
+        // Body limit before any handler reads a byte.
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Around the limit, so its plain-text 413 leaves as our JSON error.
+        .layer(map_response(json_payload_too_large))
         // Outermost: request id, span and trace context cover everything above.
         .layer(observability_layers())
 }

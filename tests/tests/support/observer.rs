@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::post;
 use dapr::{CloudEvent, Subscription, SubscriptionTable};
 use harness::{Daprd, Infra, wait};
@@ -16,25 +16,26 @@ use middleware::{CloudEventLayer, DaprStatus, DaprStatusLayer, Event};
 use serde_json::Value;
 use tower::ServiceBuilder;
 
-/// Events seen, in arrival order.
+/// Events seen, in arrival order, with the topic whose subscription delivered each.
+///
+/// The subscription's topic, not the event's `topic` attribute: an event moved to a
+/// dead-letter topic keeps the attribute of the topic it was first published to.
 #[derive(Clone, Default)]
-pub(crate) struct Observed(Arc<Mutex<Vec<CloudEvent>>>);
+pub(crate) struct Observed(Arc<Mutex<Vec<(String, CloudEvent)>>>);
 
 impl Observed {
-    /// A copy of everything seen so far.
-    pub(crate) fn all(&self) -> Vec<CloudEvent> {
-        self.0.lock().expect("observer lock").clone()
-    }
-
-    /// Events seen whose `topic` is `topic` and that match `pred`.
+    /// Events delivered through the subscription to `topic` that match `pred`.
     pub(crate) fn matching(
         &self,
         topic: &str,
         pred: impl Fn(&CloudEvent) -> bool,
     ) -> Vec<CloudEvent> {
-        self.all()
-            .into_iter()
-            .filter(|e| e.topic.as_deref() == Some(topic) && pred(e))
+        self.0
+            .lock()
+            .expect("observer lock")
+            .iter()
+            .filter(|(t, e)| t == topic && pred(e))
+            .map(|(_, e)| e.clone())
             .collect()
     }
 }
@@ -47,8 +48,15 @@ pub(crate) struct Observer {
     daprd: Daprd,
 }
 
-async fn record(State(seen): State<Observed>, event: Event<Value>) -> DaprStatus {
-    seen.0.lock().expect("observer lock").push(event.event);
+async fn record(
+    State(seen): State<Observed>,
+    Path(topic): Path<String>,
+    event: Event<Value>,
+) -> DaprStatus {
+    seen.0
+        .lock()
+        .expect("observer lock")
+        .push((topic, event.event));
     DaprStatus::Success
 }
 
@@ -102,9 +110,6 @@ impl Observer {
             },
         )
         .await?;
-        Ok(Self {
-            seen,
-            daprd,
-        })
+        Ok(Self { seen, daprd })
     }
 }

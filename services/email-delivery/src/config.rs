@@ -1,0 +1,415 @@
+//! The service's configuration, read from the environment in one pass.
+//!
+//! Every variable has a default that works on a developer machine, and every bad variable —
+//! ours and the sidecar's `DAPR_*` — is reported at once rather than one per restart. SMTP
+//! credentials may come from the environment for local use; otherwise they are read from the
+//! Dapr secret store at start-up (see [`crate::credentials`]), so they never sit in a manifest.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use middleware::LogFormat;
+
+/// Variables the service reads, with their meaning, for `--help`.
+pub const ENV_HELP: &str = "\
+Environment (defaults in brackets):
+  EMAIL_DELIVERY_HOST    address to listen on [127.0.0.1]
+  EMAIL_DELIVERY_PORT    port for Dapr deliveries, health and metrics [8002]
+  SMTP_HOST              mail server host name or address [127.0.0.1]
+  SMTP_PORT              mail server port [25]
+  SMTP_TLS               none | starttls | tls (implicit TLS, usually port 465) [none]
+  SMTP_FROM              sender mailbox [Todo Reminders <reminders@localhost>]
+  SMTP_TIMEOUT_SECS      deadline of one whole SMTP conversation [10]
+  SMTP_HELLO_NAME        name sent with EHLO [localhost]
+  SMTP_USERNAME, SMTP_PASSWORD  credentials for local use; when both are unset they are read
+                         from the secret store (absent secret = no authentication)
+  SECRET_STORE           Dapr secret store name [secretstore]
+  SMTP_CREDENTIALS_SECRET  secret with keys `username` and `password` [smtp-credentials]
+  STATE_STORE            Dapr state store for the once-only records [statestore]
+  EMAIL_CLAIM_TTL_SECS   lifetime of an in-flight claim; frees it if a replica dies while
+                         sending; at least 3 x SMTP_TIMEOUT_SECS [120]
+  EMAIL_RECORD_TTL_SECS  lifetime of sent/failed records; 0 keeps them forever [2592000]
+  DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
+  APP_API_TOKEN          token daprd must present on delivery routes [none]
+  SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries at shutdown [10]
+  LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
+  RUST_LOG               log filter [info]";
+
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text (a local relay or a test sink).
+    #[default]
+    None,
+    /// Plain connect, then `STARTTLS`, which is required to succeed.
+    StartTls,
+    /// TLS from the first byte ("implicit TLS", SMTPS).
+    Tls,
+}
+
+impl FromStr for SmtpTls {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "starttls" => Ok(Self::StartTls),
+            "tls" => Ok(Self::Tls),
+            _ => Err("is not none, starttls or tls"),
+        }
+    }
+}
+
+/// A value that must never reach a log line; `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// SMTP username and password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpCredentials {
+    /// The login name (not secret, but kept out of logs all the same).
+    pub username: Secret,
+    /// The password.
+    pub password: Secret,
+}
+
+/// Everything needed to talk to the mail server.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    /// Host name or address of the server.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub tls: SmtpTls,
+    /// The `From` mailbox of every reminder.
+    pub from: Mailbox,
+    /// Deadline of one whole SMTP conversation (also lettre's per-command timeout).
+    pub timeout: Duration,
+    /// Name sent with `EHLO`.
+    pub hello_name: String,
+    /// Credentials from the environment (else: secret store, see [`crate::credentials`]).
+    pub credentials: Option<SmtpCredentials>,
+}
+
+/// Typed configuration of the email-delivery process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// The mail server.
+    pub smtp: SmtpConfig,
+    /// Dapr secret store name.
+    pub secret_store: String,
+    /// Secret holding `username` and `password`.
+    pub smtp_credentials_secret: String,
+    /// Dapr state store for the once-only records.
+    pub state_store: String,
+    /// Lifetime of a `sending` claim.
+    pub claim_ttl: Duration,
+    /// Lifetime of `sent`/`failed` records; `None` keeps them forever.
+    pub record_ttl: Option<Duration>,
+    /// The sidecar's address and token.
+    pub dapr: dapr::ClientConfig,
+    /// Token daprd presents on calls into the app.
+    pub app_api_token: Option<Secret>,
+    /// Grace period for shutdown.
+    pub shutdown_grace: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_filter: String,
+}
+
+/// Every problem found in the environment, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct ConfigError {
+    /// One line per bad variable.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let host: IpAddr = env
+            .parse_opt("EMAIL_DELIVERY_HOST", "127.0.0.1", |v| {
+                v.parse().map_err(|_| "is not an IP address")
+            })
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let listen_port: u16 = env.parse("EMAIL_DELIVERY_PORT", "8002", parse_port);
+        let smtp_host = env
+            .get("SMTP_HOST")
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let smtp_port: u16 = env.parse("SMTP_PORT", "25", parse_port);
+        let tls: SmtpTls = env.parse("SMTP_TLS", "none", str::parse);
+        let from: Option<Mailbox> =
+            env.parse_opt("SMTP_FROM", "Todo Reminders <reminders@localhost>", |v| {
+                v.parse()
+                    .map_err(|_| "is not a mailbox like `Name <user@example.org>`")
+            });
+        let timeout: u64 = env.parse("SMTP_TIMEOUT_SECS", "10", positive);
+        let hello_name = env
+            .get("SMTP_HELLO_NAME")
+            .unwrap_or_else(|| "localhost".to_owned());
+        let credentials = match (env.get("SMTP_USERNAME"), env.get("SMTP_PASSWORD")) {
+            (Some(username), Some(password)) => Some(SmtpCredentials {
+                username: Secret(username),
+                password: Secret(password),
+            }),
+            (None, None) => None,
+            _ => {
+                env.problems.push(
+                    "SMTP_USERNAME and SMTP_PASSWORD: set both or neither (neither reads the \
+                     secret store)"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        let claim_ttl: u64 = env.parse("EMAIL_CLAIM_TTL_SECS", "120", positive);
+        let record_ttl: u64 = env.parse("EMAIL_RECORD_TTL_SECS", "2592000", |v| {
+            v.parse().map_err(|_| "is not a whole number of seconds")
+        });
+        if claim_ttl != 0 && timeout != 0 && claim_ttl < timeout.saturating_mul(3) {
+            env.problems.push(format!(
+                "EMAIL_CLAIM_TTL_SECS: `{claim_ttl}` must be at least 3 x SMTP_TIMEOUT_SECS \
+                 ({timeout}), or a claim could expire while its mail is still being sent"
+            ));
+        }
+        let grace: u64 = env.parse("SHUTDOWN_GRACE_SECS", "10", positive);
+        let log_format: LogFormat = env.parse("LOG_FORMAT", "auto", |v| {
+            v.parse().map_err(|_| "is not json, pretty or auto")
+        });
+        let dapr = dapr::ClientConfig::from_lookup(&lookup).map_err(|e| {
+            env.problems
+                .extend(e.problems.iter().map(ToString::to_string));
+        });
+
+        let secret_store = env
+            .get("SECRET_STORE")
+            .unwrap_or_else(|| "secretstore".into());
+        let smtp_credentials_secret = env
+            .get("SMTP_CREDENTIALS_SECRET")
+            .unwrap_or_else(|| "smtp-credentials".into());
+        let state_store = env
+            .get("STATE_STORE")
+            .unwrap_or_else(|| "statestore".into());
+        let app_api_token = env.get("APP_API_TOKEN").map(Secret);
+        let log_filter = env.get("RUST_LOG").unwrap_or_else(|| "info".into());
+
+        match (env.problems.is_empty(), from, dapr) {
+            (true, Some(from), Ok(dapr)) => Ok(Self {
+                listen: SocketAddr::new(host, listen_port),
+                smtp: SmtpConfig {
+                    host: smtp_host,
+                    port: smtp_port,
+                    tls,
+                    from,
+                    timeout: Duration::from_secs(timeout),
+                    hello_name,
+                    credentials,
+                },
+                secret_store,
+                smtp_credentials_secret,
+                state_store,
+                claim_ttl: Duration::from_secs(claim_ttl),
+                record_ttl: (record_ttl > 0).then(|| Duration::from_secs(record_ttl)),
+                dapr,
+                app_api_token,
+                shutdown_grace: Duration::from_secs(grace),
+                log_format,
+                log_filter,
+            }),
+            _ => Err(ConfigError {
+                problems: env.problems,
+            }),
+        }
+    }
+}
+
+/// Reads and checks variables, collecting one problem line per bad one.
+struct Env<'a, F> {
+    lookup: &'a F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    /// The trimmed value of `name`; unset and blank are the same.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses `name` (or `default`); a bad value is recorded and `T::default()` returned, which
+    /// is never used because the loader then fails as a whole.
+    fn parse<T: Default>(
+        &mut self,
+        name: &str,
+        default: &str,
+        check: impl Fn(&str) -> Result<T, &'static str>,
+    ) -> T {
+        self.parse_opt(name, default, check).unwrap_or_default()
+    }
+
+    /// Like [`Env::parse`] for types without a default.
+    fn parse_opt<T>(
+        &mut self,
+        name: &str,
+        default: &str,
+        check: impl Fn(&str) -> Result<T, &'static str>,
+    ) -> Option<T> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        match check(&value) {
+            Ok(parsed) => Some(parsed),
+            Err(why) => {
+                self.problems.push(format!("{name}: `{value}` {why}"));
+                None
+            }
+        }
+    }
+}
+
+fn parse_port(v: &str) -> Result<u16, &'static str> {
+    match v.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err("is not a port number"),
+    }
+}
+
+fn positive(v: &str) -> Result<u64, &'static str> {
+    match v.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("is not a positive integer"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_work_locally() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8002".parse().unwrap());
+        assert_eq!(c.smtp.host, "127.0.0.1");
+        assert_eq!(c.smtp.port, 25);
+        assert_eq!(c.smtp.tls, SmtpTls::None);
+        assert_eq!(
+            c.smtp.from.to_string(),
+            "Todo Reminders <reminders@localhost>"
+        );
+        assert_eq!(c.smtp.timeout, Duration::from_secs(10));
+        assert!(c.smtp.credentials.is_none());
+        assert_eq!(c.secret_store, "secretstore");
+        assert_eq!(c.smtp_credentials_secret, "smtp-credentials");
+        assert_eq!(c.state_store, "statestore");
+        assert_eq!(c.claim_ttl, Duration::from_secs(120));
+        assert_eq!(c.record_ttl, Some(Duration::from_secs(30 * 24 * 3600)));
+        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn reads_overrides_and_hides_secrets() {
+        let c = load(&[
+            ("EMAIL_DELIVERY_HOST", "0.0.0.0"),
+            ("EMAIL_DELIVERY_PORT", "9002"),
+            ("SMTP_HOST", "mail.example.org"),
+            ("SMTP_PORT", "465"),
+            ("SMTP_TLS", "TLS"),
+            ("SMTP_FROM", "reminders@example.org"),
+            ("SMTP_USERNAME", "robot"),
+            ("SMTP_PASSWORD", "hunter2"),
+            ("EMAIL_RECORD_TTL_SECS", "0"),
+            ("APP_API_TOKEN", "app-token"),
+            ("DAPR_HTTP_PORT", "3601"),
+        ])
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9002".parse().unwrap());
+        assert_eq!(c.smtp.tls, SmtpTls::Tls);
+        assert_eq!(c.smtp.port, 465);
+        assert_eq!(c.smtp.from.email.to_string(), "reminders@example.org");
+        assert_eq!(c.record_ttl, None);
+        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
+        let credentials = c.smtp.credentials.as_ref().unwrap();
+        assert_eq!(credentials.password.expose(), "hunter2");
+        let debug = format!("{c:?}");
+        for secret in ["robot", "hunter2", "app-token"] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+    }
+
+    #[test]
+    fn reports_every_bad_variable_at_once() {
+        let err = load(&[
+            ("EMAIL_DELIVERY_PORT", "eighty"),
+            ("EMAIL_DELIVERY_HOST", "nowhere"),
+            ("SMTP_PORT", "0"),
+            ("SMTP_TLS", "ssl"),
+            ("SMTP_FROM", "not a mailbox"),
+            ("SMTP_TIMEOUT_SECS", "60"),
+            ("SMTP_USERNAME", "robot"),
+            ("LOG_FORMAT", "xml"),
+            ("DAPR_HTTP_PORT", "abc"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for var in [
+            "EMAIL_DELIVERY_PORT",
+            "EMAIL_DELIVERY_HOST",
+            "SMTP_PORT",
+            "SMTP_TLS",
+            "SMTP_FROM",
+            "SMTP_PASSWORD",
+            "EMAIL_CLAIM_TTL_SECS",
+            "LOG_FORMAT",
+            "DAPR_HTTP_PORT",
+        ] {
+            assert!(text.contains(var), "{var} missing from: {text}");
+        }
+        assert_eq!(err.problems.len(), 9, "{text}");
+        assert!(!text.contains("robot"), "{text}");
+    }
+}

@@ -1,0 +1,114 @@
+//! SMTP credentials from the Dapr secret store, read once at start-up.
+//!
+//! The secret `SMTP_CREDENTIALS_SECRET` holds keys `username` and `password`. Stores shape
+//! that differently: Kubernetes (and local files with `multiValued: true`) return both keys
+//! under the one secret name; the local file store with its default `nestedSeparator: ":"`
+//! flattens `{"smtp-credentials": {"username": …}}` into separate secrets named
+//! `smtp-credentials:username` and `smtp-credentials:password`. Both forms are accepted.
+//! A secret that does not exist means "no authentication" (a local sink needs none); one
+//! that exists with only one of the two keys is an error, not a silent anonymous login.
+
+use dapr::DaprClient;
+
+use crate::config::{Secret, SmtpCredentials};
+
+/// Why credentials could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The secret store could not be asked (sidecar down, store misconfigured).
+    #[error("reading secret `{name}` from store `{store}` failed")]
+    Dapr {
+        /// The store.
+        store: String,
+        /// The secret.
+        name: String,
+        /// What the sidecar said.
+        #[source]
+        source: dapr::Error,
+    },
+    /// The secret exists but lacks a key.
+    #[error("secret `{name}` in store `{store}` has no `{key}` key")]
+    MissingKey {
+        /// The store.
+        store: String,
+        /// The secret.
+        name: String,
+        /// The missing key (`username` or `password`).
+        key: &'static str,
+    },
+}
+
+/// Reads credentials from secret `name` in `store`; `Ok(None)` when the secret is absent.
+pub async fn from_secret_store(
+    dapr: &DaprClient,
+    store: &str,
+    name: &str,
+) -> Result<Option<SmtpCredentials>, CredentialsError> {
+    let dapr_error = |secret: &str, source| CredentialsError::Dapr {
+        store: store.to_owned(),
+        name: secret.to_owned(),
+        source,
+    };
+    let missing = |key| CredentialsError::MissingKey {
+        store: store.to_owned(),
+        name: name.to_owned(),
+        key,
+    };
+    let (username, password) = match fetch(dapr, store, name).await {
+        Ok(Some(mut secret)) => (secret.remove("username"), secret.remove("password")),
+        Ok(None) => {
+            // The flattened form of the local file store.
+            let user_name = format!("{name}:username");
+            let password_name = format!("{name}:password");
+            let username = fetch_single(dapr, store, &user_name)
+                .await
+                .map_err(|e| dapr_error(&user_name, e))?;
+            let password = fetch_single(dapr, store, &password_name)
+                .await
+                .map_err(|e| dapr_error(&password_name, e))?;
+            (username, password)
+        }
+        Err(e) => return Err(dapr_error(name, e)),
+    };
+    match (username, password) {
+        (Some(username), Some(password)) => Ok(Some(SmtpCredentials {
+            username: Secret::new(username),
+            password: Secret::new(password),
+        })),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(missing("username")),
+        (Some(_), None) => Err(missing("password")),
+    }
+}
+
+/// The keys of secret `name`; `None` when the store says it does not exist or is empty.
+async fn fetch(
+    dapr: &DaprClient,
+    store: &str,
+    name: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, dapr::Error> {
+    match dapr.get_secret(store, name).await {
+        Ok(secret) if secret.is_empty() => Ok(None),
+        Ok(secret) => Ok(Some(secret)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The value of single-value secret `name` (`{name: value}`, or the only key there is).
+async fn fetch_single(
+    dapr: &DaprClient,
+    store: &str,
+    name: &str,
+) -> Result<Option<String>, dapr::Error> {
+    Ok(fetch(dapr, store, name)
+        .await?
+        .and_then(|mut secret| secret.remove(name).or_else(|| secret.into_values().next())))
+}
+
+/// daprd wraps a store's "no such secret" in a 500 (local file) or passes a 404 through.
+fn is_not_found(error: &dapr::Error) -> bool {
+    error
+        .api_error()
+        .is_some_and(dapr::DaprApiError::is_not_found)
+}

@@ -1,0 +1,168 @@
+//! The email-delivery binary: configuration, start-up order and graceful shutdown.
+//!
+//! Start-up: flags → config → logs → SMTP credentials (environment first, else the Dapr
+//! secret store) → mailer, ledger, publisher → HTTP. Shutdown on SIGTERM or Ctrl-C: stop
+//! accepting, let in-flight deliveries finish within the grace period. A delivery cut off by
+//! the grace period is safe: its claim expires and Dapr delivers the event again.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use email_delivery::app::{self, AppState};
+use email_delivery::cli::Cli;
+use email_delivery::config::{Config, SmtpTls};
+use email_delivery::delivery::Delivery;
+use email_delivery::ledger::Ledger;
+use email_delivery::mail::Mailer;
+use email_delivery::metrics::EmailMetrics;
+use email_delivery::{SERVICE, credentials};
+use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+
+/// How long start-up waits for the sidecar when credentials must come from it.
+const SIDECAR_WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.print_subscriptions {
+        return print_subscriptions();
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
+            {
+                eprintln!("{SERVICE}: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) =
+        middleware::trace::init_tracing_with(SERVICE, &config.log_filter, config.log_format)
+    {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{SERVICE}: cannot set up logging: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{SERVICE} stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_subscriptions() -> ExitCode {
+    let yaml = match email_delivery::declarative_subscriptions() {
+        Ok(yaml) => yaml,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{SERVICE}: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match std::io::stdout().lock().write_all(yaml.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
+    let credentials = match &config.smtp.credentials {
+        Some(credentials) => Some(credentials.clone()),
+        None => {
+            dapr.wait_ready(SIDECAR_WAIT)
+                .await
+                .context("waiting for the Dapr sidecar to read SMTP credentials")?;
+            credentials::from_secret_store(
+                &dapr,
+                &config.secret_store,
+                &config.smtp_credentials_secret,
+            )
+            .await
+            .context("reading SMTP credentials")?
+        }
+    };
+    tracing::info!(
+        smtp_host = %config.smtp.host,
+        smtp_port = config.smtp.port,
+        smtp_tls = ?config.smtp.tls,
+        smtp_auth = credentials.is_some(),
+        "mail server configured"
+    );
+    if credentials.is_some() && config.smtp.tls == SmtpTls::None && !is_loopback(&config.smtp.host)
+    {
+        tracing::warn!(
+            smtp_host = %config.smtp.host,
+            "SMTP credentials will cross the network unencrypted; set SMTP_TLS=starttls or tls"
+        );
+    }
+    let mailer =
+        Mailer::new(&config.smtp, credentials.as_ref()).context("setting up the SMTP client")?;
+
+    let metrics = Metrics::new(SERVICE)?;
+    let email_metrics = EmailMetrics::register(&metrics)?;
+    // Few, quick retries: a delivery waiting on a publish holds its Dapr delivery slot, and a
+    // failed publish is retried through the event's redelivery anyway.
+    let publisher = Publisher::dapr(
+        dapr.clone(),
+        &PublisherConfig {
+            retry: RetryConfig {
+                max_retries: 2,
+                ..RetryConfig::default()
+            },
+            ..PublisherConfig::default()
+        },
+    )
+    .with_metrics(metrics.clone());
+    let ledger = Ledger::new(
+        dapr.clone(),
+        config.state_store.clone(),
+        config.claim_ttl,
+        config.record_ttl,
+    );
+    let state = AppState {
+        delivery: Delivery::new(ledger, mailer, publisher, email_metrics),
+        dapr,
+        metrics,
+    };
+    let app_token = AppTokenLayer::new(
+        config
+            .app_api_token
+            .as_ref()
+            .map(|token| token.expose().to_owned()),
+    );
+    let app = app::router(state, app_token);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(address = %config.listen, "{SERVICE} listening");
+
+    middleware::server::serve(
+        listener,
+        app,
+        middleware::server::shutdown_signal(),
+        config.shutdown_grace,
+    )
+    .await
+    .context("HTTP server")?;
+    tracing::info!("{SERVICE} stopped");
+    Ok(())
+}
+
+/// Whether `host` is this machine (a local relay), where plain-text SMTP is acceptable.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

@@ -1,0 +1,93 @@
+//! The notification service's HTTP surface: one router, one place that decides the layer order.
+//!
+//! Routes: `GET /dapr/subscribe` (the subscription table), `POST /events/task-events` (task
+//! events), `POST /job/{name}` (reminder triggers), `/healthz`, `/readyz`, `/metrics`. Every
+//! route but the probes and metrics is called by our own sidecar only.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
+use dapr::{DaprClient, JobRouter};
+use middleware::{
+    AppTokenLayer, CloudEventLayer, DaprStatusLayer, HttpMetricsLayer, Metrics, Publisher,
+    metrics_router, trace::observability_layers,
+};
+use tower::ServiceBuilder;
+
+use crate::metrics::ReminderMetrics;
+use crate::reminders::{self, JOB_PREFIX};
+use crate::{TASK_EVENTS_ROUTE, health, subscriptions, trigger};
+
+/// What every handler can reach; cheap to clone, and nothing in it matters for correctness
+/// (three replicas share their state through Dapr only).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Our own sidecar: state, jobs, invocation, health.
+    pub dapr: DaprClient,
+    /// Publishes `reminder.due` (concurrency → retry → timeout).
+    pub publisher: Publisher,
+    /// The shared HTTP/consumed/publish metrics and their registry.
+    pub metrics: Metrics,
+    /// The reminder metrics.
+    pub reminders: ReminderMetrics,
+    /// App id of the backend.
+    pub backend_app_id: Arc<str>,
+    /// Dapr state store name.
+    pub state_store: Arc<str>,
+}
+
+impl AppState {
+    /// Bundles the pieces, registering the reminder metrics in `metrics`' registry.
+    pub fn new(
+        dapr: DaprClient,
+        publisher: Publisher,
+        metrics: Metrics,
+        backend_app_id: &str,
+        state_store: &str,
+    ) -> Result<Self, prometheus::Error> {
+        let reminders = ReminderMetrics::register(metrics.registry(), crate::SERVICE)?;
+        Ok(Self {
+            dapr,
+            publisher,
+            metrics,
+            reminders,
+            backend_app_id: backend_app_id.into(),
+            state_store: state_store.into(),
+        })
+    }
+}
+
+/// Builds the complete router.
+pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
+    let events = Router::new()
+        .route(TASK_EVENTS_ROUTE, post(reminders::on_task_event))
+        .route_layer(
+            ServiceBuilder::new()
+                // Bounded body read, CloudEvent decoding (garbage → DROP), consumed-event count.
+                .layer(CloudEventLayer::new().metrics(state.metrics.clone()))
+                // Innermost: whatever the handler answers reaches daprd as 200 + a status.
+                .layer(DaprStatusLayer::new()),
+        );
+    let jobs = {
+        let state = state.clone();
+        JobRouter::new()
+            .on_prefix(JOB_PREFIX, move |job| {
+                trigger::on_reminder_job(state.clone(), job)
+            })
+            .into_router()
+    };
+    Router::new()
+        .merge(events)
+        .merge(jobs)
+        .merge(subscriptions().router())
+        .merge(health::router())
+        // Inside the routes so the matched route template labels each series.
+        .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
+        .merge(metrics_router(state.metrics.clone()))
+        .with_state(state)
+        // Only our sidecar may deliver events and triggers (probes and metrics stay open).
+        .layer(app_token)
+        // Outermost: request id, span and trace context cover everything above.
+        .layer(observability_layers())
+}

@@ -1,0 +1,229 @@
+//! The notification service's configuration, read from the environment in one pass.
+//!
+//! Every variable has a default that works on a developer machine, and every bad variable —
+//! ours and the sidecar's (`DAPR_HTTP_PORT`, …, checked by [`dapr::ClientConfig`]) — is
+//! reported at once rather than one per restart. Tests pass a map instead of touching the
+//! process environment.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use middleware::LogFormat;
+
+/// Variables the service reads, with their meaning, for `--help`.
+pub const ENV_HELP: &str = "\
+Environment (defaults in brackets):
+  NOTIFICATION_HOST      address to listen on [127.0.0.1]
+  NOTIFICATION_PORT      port for Dapr callbacks (/dapr/subscribe, /events/*, /job/*), health
+                         and metrics routes [8001]
+  BACKEND_APP_ID         Dapr app id of the backend, asked about a task when its reminder
+                         fires [backend]
+  STATE_STORE            Dapr state store for the ordering and de-duplication records
+                         [statestore]
+  DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
+  APP_API_TOKEN          token daprd must present on every callback [none: not checked]
+  SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries and triggers at shutdown [10]
+  LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
+  RUST_LOG               log filter [info]";
+
+/// Typed configuration of the notification process.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// App id of the backend (service invocation target).
+    pub backend_app_id: String,
+    /// Dapr state store name.
+    pub state_store: String,
+    /// How to reach the sidecar.
+    pub dapr: dapr::ClientConfig,
+    /// Token daprd presents on callbacks; `None` disables the check.
+    pub app_api_token: Option<String>,
+    /// Grace period for shutdown.
+    pub shutdown_grace: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_filter: String,
+}
+
+/// Every problem found in the environment, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct ConfigError {
+    /// One line per bad variable.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut problems = Vec::new();
+        let mut check = |k: &str, default: &str, valid: &dyn Fn(&str) -> Result<(), String>| {
+            let value = get(k).unwrap_or_else(|| default.to_owned());
+            if let Err(why) = valid(&value) {
+                problems.push(format!("{k}: `{value}` {why}"));
+            }
+            value
+        };
+        let ip = |v: &str| {
+            v.parse::<IpAddr>()
+                .map(drop)
+                .map_err(|_| "is not an IP address".to_owned())
+        };
+        let port = |v: &str| {
+            v.parse::<u16>()
+                .map(drop)
+                .map_err(|_| "is not a port number".to_owned())
+        };
+        let positive = |v: &str| match v.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err("is not a positive integer".to_owned()),
+        };
+        let format = |v: &str| v.parse::<LogFormat>().map(drop).map_err(|e| e.to_string());
+        let app_id = |v: &str| {
+            // The id becomes one path segment of the invocation URL and a Dapr name.
+            if v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                Ok(())
+            } else {
+                Err("is not a Dapr app id (letters, digits, `-`, `_`, `.`)".to_owned())
+            }
+        };
+
+        let host = check("NOTIFICATION_HOST", "127.0.0.1", &ip);
+        let port_value = check("NOTIFICATION_PORT", "8001", &port);
+        let backend_app_id = check("BACKEND_APP_ID", "backend", &app_id);
+        let grace = check("SHUTDOWN_GRACE_SECS", "10", &positive);
+        let log_format = check("LOG_FORMAT", "auto", &format);
+        let dapr = dapr::ClientConfig::from_lookup(&lookup);
+        if let Err(e) = &dapr {
+            problems.extend(e.problems.iter().map(ToString::to_string));
+        }
+        let dapr = match dapr {
+            Ok(dapr) if problems.is_empty() => dapr,
+            _ => return Err(ConfigError { problems }),
+        };
+        // Every value below was checked above; the fallbacks are unreachable.
+        Ok(Self {
+            listen: SocketAddr::new(
+                host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port_value.parse().unwrap_or(8001),
+            ),
+            backend_app_id,
+            state_store: get("STATE_STORE").unwrap_or_else(|| "statestore".to_owned()),
+            dapr,
+            // Not trimmed away: an empty token means "no check", as in `AppTokenLayer`.
+            app_api_token: lookup(middleware::app_token::APP_API_TOKEN_ENV)
+                .filter(|t| !t.is_empty()),
+            shutdown_grace: Duration::from_secs(grace.parse().unwrap_or(10)),
+            log_format: log_format.parse().unwrap_or(LogFormat::Auto),
+            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_work_locally() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8001".parse().unwrap());
+        assert_eq!(c.backend_app_id, "backend");
+        assert_eq!(c.state_store, "statestore");
+        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
+        assert_eq!(c.app_api_token, None);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.log_format, LogFormat::Auto);
+        assert_eq!(c.log_filter, "info");
+    }
+
+    #[test]
+    fn reads_overrides() {
+        let c = load(&[
+            ("NOTIFICATION_HOST", "0.0.0.0"),
+            ("NOTIFICATION_PORT", "9001"),
+            ("BACKEND_APP_ID", "todo-backend"),
+            ("STATE_STORE", "pgstate"),
+            ("DAPR_HTTP_PORT", "3601"),
+            ("APP_API_TOKEN", "s3cret"),
+            ("SHUTDOWN_GRACE_SECS", "3"),
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "debug"),
+        ])
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9001".parse().unwrap());
+        assert_eq!(c.backend_app_id, "todo-backend");
+        assert_eq!(c.state_store, "pgstate");
+        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
+        assert_eq!(c.app_api_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_filter, "debug");
+    }
+
+    #[test]
+    fn reports_every_bad_variable_at_once() {
+        let err = load(&[
+            ("NOTIFICATION_HOST", "nowhere"),
+            ("NOTIFICATION_PORT", "eighty"),
+            ("BACKEND_APP_ID", "back/end"),
+            ("SHUTDOWN_GRACE_SECS", "0"),
+            ("LOG_FORMAT", "xml"),
+            ("DAPR_HTTP_PORT", "abc"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 6, "{err}");
+        let text = err.to_string();
+        for var in [
+            "NOTIFICATION_HOST",
+            "NOTIFICATION_PORT",
+            "BACKEND_APP_ID",
+            "SHUTDOWN_GRACE_SECS",
+            "LOG_FORMAT",
+            "DAPR_HTTP_PORT",
+        ] {
+            assert!(text.contains(var), "{var} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn help_names_every_variable_read() {
+        for var in [
+            "NOTIFICATION_HOST",
+            "NOTIFICATION_PORT",
+            "BACKEND_APP_ID",
+            "STATE_STORE",
+            "DAPR_HTTP_PORT",
+            "APP_API_TOKEN",
+            "SHUTDOWN_GRACE_SECS",
+            "LOG_FORMAT",
+            "RUST_LOG",
+        ] {
+            assert!(ENV_HELP.contains(var), "{var} missing from ENV_HELP");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The notification binary: configuration, start-up order and graceful shutdown.
+//!
+//! Start-up: config → logs → router → listen. Nothing waits for the sidecar first: daprd
+//! only opens its app channel (and asks `/dapr/subscribe`) once our port accepts, so the
+//! port must open first; calls to Dapr happen per event and answer `RETRY`/500 until the
+//! sidecar is up. Shutdown on SIGTERM or Ctrl-C: stop accepting and let in-flight deliveries
+//! and triggers finish within the grace period.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig};
+use notification::app::{self, AppState};
+use notification::cli::Cli;
+use notification::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.print_subscriptions {
+        return print_subscriptions();
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
+            {
+                eprintln!("notification: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = middleware::trace::init_tracing_with(
+        notification::SERVICE,
+        &config.log_filter,
+        config.log_format,
+    ) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("notification: cannot set up logging: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "notification stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // The manifests are this command's output.
+fn print_subscriptions() -> ExitCode {
+    match notification::subscriptions_yaml() {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("notification: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
+    let metrics = Metrics::new(notification::SERVICE)?;
+    let publisher =
+        Publisher::dapr(dapr.clone(), &PublisherConfig::default()).with_metrics(metrics.clone());
+    let state = AppState::new(
+        dapr,
+        publisher,
+        metrics,
+        &config.backend_app_id,
+        &config.state_store,
+    )
+    .context("registering metrics")?;
+    let app = app::router(state, AppTokenLayer::new(config.app_api_token.clone()));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(address = %config.listen, backend = %config.backend_app_id, "notification listening");
+    middleware::server::serve(
+        listener,
+        app,
+        middleware::server::shutdown_signal(),
+        config.shutdown_grace,
+    )
+    .await
+    .context("HTTP server")?;
+    tracing::info!("notification stopped");
+    Ok(())
+}

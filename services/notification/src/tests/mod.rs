@@ -1,0 +1,776 @@
+//! Router-level tests: events and job triggers sent with `oneshot` through the full layer
+//! stack, against [`fake_sidecar::FakeSidecar`] standing in for daprd.
+
+mod fake_sidecar;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use contracts::{Priority, TaskEventData, TaskSnapshot, event_types, topics};
+use dapr::{ClientConfig, DaprClient};
+use http_body_util::BodyExt;
+use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use self::fake_sidecar::{FakeSidecar, JobCall};
+use crate::app::{AppState, router};
+use crate::metrics::{
+    REMINDER_JOBS_DELETED_TOTAL, REMINDER_JOBS_SCHEDULED_TOTAL, REMINDER_LATENESS_SECONDS,
+    REMINDER_STALE_EVENTS_TOTAL, REMINDER_TRIGGERS_TOTAL,
+};
+use crate::reminders::{TOMBSTONE_TTL_SECS, job_name, record_key, rfc3339};
+use crate::trigger::{reminder_event_id, sent_key};
+use crate::{SERVICE, TASK_EVENTS_ROUTE, subscriptions, subscriptions_yaml};
+
+/// The service's router wired to a fresh fake sidecar.
+struct Harness {
+    sidecar: FakeSidecar,
+    app: Router,
+    metrics: Metrics,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let sidecar = FakeSidecar::start().await;
+        let dapr = DaprClient::new(ClientConfig {
+            http_endpoint: sidecar.url(),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        // No publisher retries: a failed publish must surface at once as a failed trigger.
+        let publisher = Publisher::dapr(
+            dapr.clone(),
+            &PublisherConfig {
+                retry: RetryConfig {
+                    max_retries: 0,
+                    ..RetryConfig::default()
+                },
+                ..PublisherConfig::default()
+            },
+        );
+        let metrics = Metrics::new(SERVICE).unwrap();
+        let state =
+            AppState::new(dapr, publisher, metrics.clone(), "backend", "statestore").unwrap();
+        let app = router(state, AppTokenLayer::new(None));
+        Self {
+            sidecar,
+            app,
+            metrics,
+        }
+    }
+
+    /// Delivers a task event as daprd does and returns the Dapr status answered.
+    async fn deliver(&self, event_type: &str, task: &TaskSnapshot) -> String {
+        let data = TaskEventData::new(task.clone());
+        self.deliver_raw(event_type, serde_json::to_value(data).unwrap())
+            .await
+    }
+
+    async fn deliver_raw(&self, event_type: &str, data: Value) -> String {
+        let event = json!({
+            "id": Uuid::new_v4().to_string(),
+            "source": "/todo/backend",
+            "specversion": "1.0",
+            "type": event_type,
+            "datacontenttype": "application/json",
+            "data": data,
+            "topic": topics::TASK_EVENTS,
+            "pubsubname": topics::PUBSUB,
+        });
+        let request = Request::post(TASK_EVENTS_ROUTE)
+            .header(header::CONTENT_TYPE, "application/cloudevents+json")
+            .body(Body::from(event.to_string()))
+            .unwrap();
+        let (status, body) = self.call(request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["status"].as_str().unwrap().to_owned()
+    }
+
+    /// Triggers job `name` with `data` as daprd does and returns the HTTP status answered.
+    async fn trigger(&self, name: &str, data: &Value) -> StatusCode {
+        let request = Request::post(format!("/job/{name}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(data.to_string()))
+            .unwrap();
+        self.call(request).await.0
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn call(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, body)
+    }
+
+    fn job_calls(&self) -> Vec<JobCall> {
+        self.sidecar.lock().job_calls.clone()
+    }
+
+    /// The value stored under `key`, if any.
+    fn stored(&self, key: &str) -> Option<Value> {
+        self.sidecar.lock().state.get(key).map(|s| s.value.clone())
+    }
+
+    /// Makes the backend answer `GET internal/tasks/{id}` with the task and an owner.
+    fn backend_knows(&self, task: &TaskSnapshot, email: Option<&str>) {
+        let body = json!({"task": task, "owner_email": email, "owner_name": "Ada Lovelace"});
+        self.sidecar.lock().tasks.insert(task.id, (200, body));
+    }
+
+    fn metric_line(&self, prefix: &str) -> Option<String> {
+        let text = self.metrics.render().unwrap();
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+    }
+}
+
+/// A time as PostgreSQL keeps it (microseconds), `offset` from now.
+fn from_now(offset: TimeDelta) -> DateTime<Utc> {
+    (Utc::now() + offset).trunc_subsecs(6)
+}
+
+fn task(updated_at: DateTime<Utc>, remind_at: Option<DateTime<Utc>>) -> TaskSnapshot {
+    TaskSnapshot {
+        id: Uuid::from_u128(0x0192_f5a0_7c1e_7d3a_9b2f_4e5d_6c7b_8a91),
+        user_id: "auth0|ada".to_owned(),
+        title: "Water the plants".to_owned(),
+        description: "Balcony and kitchen".to_owned(),
+        completed: false,
+        completed_at: None,
+        priority: Priority::High,
+        category: None,
+        tags: Vec::new(),
+        due_at: remind_at.map(|at| at + TimeDelta::hours(1)),
+        remind_at,
+        recurrence_rule: None,
+        parent_task_id: None,
+        occurrence_index: 0,
+        created_at: updated_at,
+        updated_at,
+    }
+}
+
+fn job_data(task: &TaskSnapshot, remind_at: DateTime<Utc>) -> Value {
+    json!({"task_id": task.id, "remind_at": rfc3339(remind_at)})
+}
+
+fn schedule(task: &TaskSnapshot, remind_at: DateTime<Utc>) -> JobCall {
+    JobCall::Schedule(
+        job_name(task.id),
+        json!({
+            "dueTime": rfc3339(remind_at),
+            "data": job_data(task, remind_at),
+            "overwrite": true,
+            "failurePolicy": {"constant": {"interval": "2s", "maxRetries": 5}}
+        }),
+    )
+}
+
+fn delete(task: &TaskSnapshot) -> JobCall {
+    JobCall::Delete(job_name(task.id))
+}
+
+// ---- task events → jobs ------------------------------------------------------------------
+
+#[tokio::test]
+async fn created_with_a_future_reminder_schedules_the_job() {
+    let h = Harness::new().await;
+    let remind_at = from_now(TimeDelta::hours(1));
+    let t = task(from_now(TimeDelta::zero()), Some(remind_at));
+    assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "SUCCESS");
+
+    assert_eq!(h.job_calls(), [schedule(&t, remind_at)]);
+    let record = h.stored(&record_key(t.id)).unwrap();
+    assert_eq!(record["deleted"], false);
+    assert_eq!(
+        record["remind_at"]
+            .as_str()
+            .map(|s| s.parse::<DateTime<Utc>>().unwrap()),
+        Some(remind_at)
+    );
+    assert!(
+        h.metric_line(REMINDER_JOBS_SCHEDULED_TOTAL)
+            .unwrap()
+            .ends_with(" 1")
+    );
+}
+
+#[tokio::test]
+async fn a_moved_reminder_overwrites_the_job() {
+    let h = Harness::new().await;
+    let first = from_now(TimeDelta::hours(1));
+    let moved = from_now(TimeDelta::hours(2));
+    let created = task(from_now(TimeDelta::zero()), Some(first));
+    let updated = task(created.updated_at + TimeDelta::seconds(5), Some(moved));
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &created).await,
+        "SUCCESS"
+    );
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &updated).await,
+        "SUCCESS"
+    );
+
+    assert_eq!(
+        h.job_calls(),
+        [schedule(&created, first), schedule(&updated, moved)]
+    );
+    let jobs = h.sidecar.lock().jobs.clone();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[&job_name(created.id)]["dueTime"], rfc3339(moved));
+}
+
+#[tokio::test]
+async fn a_cleared_or_past_reminder_deletes_the_job() {
+    let h = Harness::new().await;
+    let t0 = from_now(TimeDelta::zero());
+    let created = task(t0, Some(from_now(TimeDelta::hours(1))));
+    let cleared = task(t0 + TimeDelta::seconds(1), None);
+    let past = task(
+        t0 + TimeDelta::seconds(2),
+        Some(from_now(-TimeDelta::minutes(5))),
+    );
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &created).await,
+        "SUCCESS"
+    );
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &cleared).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.deliver(event_types::TASK_UPDATED, &past).await, "SUCCESS");
+
+    let calls = h.job_calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[1..], [delete(&created), delete(&created)]);
+    assert!(h.sidecar.lock().jobs.is_empty());
+}
+
+#[tokio::test]
+async fn completed_and_deleted_tasks_lose_their_job() {
+    let h = Harness::new().await;
+    let t0 = from_now(TimeDelta::zero());
+    let remind_at = from_now(TimeDelta::hours(1));
+    let created = task(t0, Some(remind_at));
+    let completed = TaskSnapshot {
+        completed: true,
+        completed_at: Some(t0 + TimeDelta::seconds(1)),
+        ..task(t0 + TimeDelta::seconds(1), Some(remind_at))
+    };
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &created).await,
+        "SUCCESS"
+    );
+    assert_eq!(
+        h.deliver(event_types::TASK_COMPLETED, &completed).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.job_calls()[1], delete(&created));
+
+    // A deleted task (whose snapshot still has a future remind_at) loses it too, and leaves a
+    // tombstone that expires.
+    let other = TaskSnapshot {
+        id: Uuid::from_u128(77),
+        ..task(t0, Some(remind_at))
+    };
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &other).await,
+        "SUCCESS"
+    );
+    assert_eq!(
+        h.deliver(event_types::TASK_DELETED, &other).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.job_calls()[3], delete(&other));
+    let stored = h.sidecar.lock().state[&record_key(other.id)].clone();
+    assert_eq!(stored.value["deleted"], true);
+    assert_eq!(
+        stored.metadata["ttlInSeconds"],
+        TOMBSTONE_TTL_SECS.to_string()
+    );
+    assert!(h.sidecar.lock().jobs.is_empty());
+    assert!(
+        h.metric_line(REMINDER_JOBS_DELETED_TOTAL)
+            .unwrap()
+            .ends_with(" 2")
+    );
+}
+
+#[tokio::test]
+async fn an_older_snapshot_delivered_late_is_ignored() {
+    let h = Harness::new().await;
+    let t0 = from_now(TimeDelta::zero());
+    let old_time = from_now(TimeDelta::hours(1));
+    let new_time = from_now(TimeDelta::hours(2));
+    let older = task(t0, Some(old_time));
+    let newer = task(t0 + TimeDelta::seconds(1), Some(new_time));
+    // Delivered out of order: the newer update first.
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &newer).await,
+        "SUCCESS"
+    );
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &older).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.job_calls(), [schedule(&newer, new_time)]);
+    // A redelivery of the applied snapshot is applied again (idempotent overwrite).
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &newer).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.job_calls().len(), 2);
+
+    // After a delete nothing revives the job, not even an update with the same timestamp.
+    assert_eq!(
+        h.deliver(event_types::TASK_DELETED, &newer).await,
+        "SUCCESS"
+    );
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &newer).await,
+        "SUCCESS"
+    );
+    let calls = h.job_calls();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[2], delete(&newer));
+    assert!(h.sidecar.lock().jobs.is_empty());
+    assert!(
+        h.metric_line(REMINDER_STALE_EVENTS_TOTAL)
+            .unwrap()
+            .ends_with(" 2")
+    );
+}
+
+#[tokio::test]
+async fn an_etag_conflict_is_read_again_and_decided_again() {
+    let h = Harness::new().await;
+    let t0 = from_now(TimeDelta::zero());
+    let remind_at = from_now(TimeDelta::hours(1));
+    let t = task(t0, Some(remind_at));
+
+    // Another replica applies an older snapshot between our read and our write: we lose the
+    // write, re-read, still supersede it, and win the second time.
+    let key = record_key(t.id);
+    let older =
+        json!({"updated_at": t0 - TimeDelta::seconds(10), "deleted": false, "remind_at": null});
+    h.sidecar.lock().write_before_next_save = Some((key.clone(), older));
+    assert_eq!(h.deliver(event_types::TASK_UPDATED, &t).await, "SUCCESS");
+    assert_eq!(h.sidecar.lock().saves.len(), 2, "one conflict, one success");
+    assert_eq!(h.job_calls(), [schedule(&t, remind_at)]);
+    assert_eq!(h.stored(&key).unwrap()["remind_at"], json!(remind_at));
+
+    // This time the concurrent writer applied the delete: our update is stale on re-read.
+    let other = TaskSnapshot {
+        id: Uuid::from_u128(5),
+        ..t.clone()
+    };
+    let tombstone = json!({"updated_at": t0, "deleted": true, "remind_at": null});
+    h.sidecar.lock().write_before_next_save = Some((record_key(other.id), tombstone));
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &other).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.job_calls().len(), 1, "no job for a deleted task");
+}
+
+#[tokio::test]
+async fn a_newer_record_written_meanwhile_is_applied_too() {
+    let h = Harness::new().await;
+    let t0 = from_now(TimeDelta::zero());
+    let remind_at = from_now(TimeDelta::hours(1));
+    let t = task(t0, Some(remind_at));
+    // Another replica applies the delete while our schedule call is on its way: its delete
+    // may have reached the Scheduler first, so we must delete again after our schedule.
+    let tombstone = json!({"updated_at": t0, "deleted": true, "remind_at": null});
+    h.sidecar.lock().write_after_next_job_call = Some((record_key(t.id), tombstone));
+    assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "SUCCESS");
+    assert_eq!(h.job_calls(), [schedule(&t, remind_at), delete(&t)]);
+    assert!(h.sidecar.lock().jobs.is_empty());
+}
+
+#[tokio::test]
+async fn other_event_types_are_acknowledged_and_garbage_is_dropped() {
+    let h = Harness::new().await;
+    let sent = json!({
+        "schema_version": 1, "user_id": "auth0|ada", "task_id": Uuid::from_u128(1),
+        "remind_at": "2030-01-01T00:00:00Z", "sent_at": "2030-01-01T00:00:01Z",
+        "reminder_event_id": "x"
+    });
+    assert_eq!(
+        h.deliver_raw(event_types::REMINDER_SENT, sent).await,
+        "SUCCESS"
+    );
+    assert_eq!(
+        h.deliver_raw(event_types::TASK_CREATED, json!({"task": "nope"}))
+            .await,
+        "DROP"
+    );
+    let request = Request::post(TASK_EVENTS_ROUTE)
+        .header(header::CONTENT_TYPE, "application/cloudevents+json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_eq!(h.call(request).await.1["status"], "DROP");
+    assert!(h.job_calls().is_empty());
+    assert!(h.sidecar.lock().saves.is_empty());
+}
+
+#[tokio::test]
+async fn a_state_store_outage_asks_for_redelivery() {
+    let h = Harness::new().await;
+    let remind_at = from_now(TimeDelta::hours(1));
+    let t = task(from_now(TimeDelta::zero()), Some(remind_at));
+    h.sidecar.lock().failing_saves = Some(("reminder-task-".to_owned(), 1));
+    assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "RETRY");
+    assert!(h.job_calls().is_empty());
+    // The redelivery succeeds.
+    assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "SUCCESS");
+    assert_eq!(h.job_calls(), [schedule(&t, remind_at)]);
+}
+
+// ---- job triggers → reminder.due ---------------------------------------------------------
+
+#[tokio::test]
+async fn a_trigger_publishes_reminder_due_with_a_deterministic_id() {
+    let h = Harness::new().await;
+    let remind_at = from_now(-TimeDelta::milliseconds(200));
+    let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
+    h.backend_knows(&t, Some("ada@example.org"));
+
+    let status = h.trigger(&job_name(t.id), &job_data(&t, remind_at)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let fake = h.sidecar.lock();
+    assert_eq!(fake.invocations, [format!("internal/tasks/{}", t.id)]);
+    assert_eq!(fake.published.len(), 1);
+    let published = &fake.published[0];
+    assert_eq!(published.pubsub, "pubsub");
+    assert_eq!(published.topic, "task-reminders");
+    assert_eq!(published.content_type, "application/cloudevents+json");
+    let event = &published.event;
+    assert_eq!(event["id"], reminder_event_id(t.id, remind_at).to_string());
+    assert_eq!(event["type"], "com.todo.reminder.due.v1");
+    assert_eq!(event["source"], "/todo/notification");
+    assert_eq!(event["subject"], t.id.to_string());
+    assert_eq!(event["specversion"], "1.0");
+    let data: contracts::ReminderDueData = serde_json::from_value(event["data"].clone()).unwrap();
+    assert_eq!(
+        data,
+        contracts::ReminderDueData {
+            schema_version: contracts::SCHEMA_VERSION,
+            user_id: "auth0|ada".to_owned(),
+            task_id: t.id,
+            recipient_email: "ada@example.org".to_owned(),
+            recipient_name: Some("Ada Lovelace".to_owned()),
+            title: "Water the plants".to_owned(),
+            description: "Balcony and kitchen".to_owned(),
+            priority: Priority::High,
+            due_at: t.due_at,
+            remind_at,
+        }
+    );
+    // The sent record was inserted first-write.
+    let sent = fake
+        .saves
+        .iter()
+        .find(|s| s["key"] == sent_key(t.id, remind_at))
+        .unwrap();
+    assert_eq!(sent["options"]["concurrency"], "first-write");
+    assert_eq!(sent["value"]["event_id"], event["id"]);
+    drop(fake);
+
+    let count = h
+        .metric_line(&format!("{REMINDER_LATENESS_SECONDS}_count"))
+        .unwrap();
+    assert!(count.ends_with(" 1"), "{count}");
+    let sum: f64 = h
+        .metric_line(&format!("{REMINDER_LATENESS_SECONDS}_sum"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sum >= 0.2, "lateness {sum}");
+}
+
+#[tokio::test]
+async fn a_second_trigger_has_no_second_effect() {
+    let h = Harness::new().await;
+    let remind_at = from_now(TimeDelta::zero());
+    let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
+    h.backend_knows(&t, Some("ada@example.org"));
+    let data = job_data(&t, remind_at);
+    assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
+    assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
+    let fake = h.sidecar.lock();
+    assert_eq!(fake.published.len(), 1);
+    assert_eq!(
+        fake.invocations.len(),
+        1,
+        "the repeat stops at the sent record"
+    );
+    drop(fake);
+    let line = h
+        .metric_line(&format!(
+            r#"{REMINDER_TRIGGERS_TOTAL}{{outcome="already_sent""#
+        ))
+        .unwrap();
+    assert!(line.ends_with(" 1"), "{line}");
+}
+
+#[tokio::test]
+async fn a_completed_changed_deleted_or_unaddressable_task_gets_no_reminder() {
+    let h = Harness::new().await;
+    let remind_at = from_now(TimeDelta::zero());
+    let base = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
+    let variant = |n: u128| TaskSnapshot {
+        id: Uuid::from_u128(n),
+        ..base.clone()
+    };
+
+    let completed = TaskSnapshot {
+        completed: true,
+        ..variant(1)
+    };
+    h.backend_knows(&completed, Some("ada@example.org"));
+    let moved = TaskSnapshot {
+        remind_at: Some(remind_at + TimeDelta::hours(1)),
+        ..variant(2)
+    };
+    h.backend_knows(&moved, Some("ada@example.org"));
+    let cleared = TaskSnapshot {
+        remind_at: None,
+        ..variant(3)
+    };
+    h.backend_knows(&cleared, Some("ada@example.org"));
+    let deleted = variant(4); // unknown to the backend: 404
+    let no_email = variant(5);
+    h.backend_knows(&no_email, None);
+
+    for t in [&completed, &moved, &cleared, &deleted, &no_email] {
+        let status = h.trigger(&job_name(t.id), &job_data(t, remind_at)).await;
+        assert_eq!(status, StatusCode::OK, "task {}", t.id);
+    }
+    let fake = h.sidecar.lock();
+    assert!(fake.published.is_empty(), "{:?}", fake.published);
+    assert_eq!(fake.invocations.len(), 5);
+    assert!(fake.state.keys().all(|k| !k.starts_with("reminder-sent-")));
+}
+
+#[tokio::test]
+async fn an_unavailable_backend_fails_the_trigger_for_a_retry() {
+    let h = Harness::new().await;
+    let remind_at = from_now(TimeDelta::zero());
+    let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
+    h.sidecar.lock().tasks.insert(
+        t.id,
+        (503, json!({"code": "UNAVAILABLE", "message": "db down"})),
+    );
+    let data = job_data(&t, remind_at);
+    assert_eq!(
+        h.trigger(&job_name(t.id), &data).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert!(h.sidecar.lock().published.is_empty());
+
+    // The Scheduler's retry finds the backend back.
+    h.backend_knows(&t, Some("ada@example.org"));
+    assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
+    assert_eq!(h.sidecar.lock().published.len(), 1);
+}
+
+#[tokio::test]
+async fn failed_publishing_or_bookkeeping_retries_with_the_same_event_id() {
+    let h = Harness::new().await;
+    let remind_at = from_now(TimeDelta::zero());
+    let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
+    h.backend_knows(&t, Some("ada@example.org"));
+    let data = job_data(&t, remind_at);
+
+    h.sidecar.lock().failing_publishes = 1;
+    assert_eq!(
+        h.trigger(&job_name(t.id), &data).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert!(h.sidecar.lock().published.is_empty());
+
+    // Published, but the sent record cannot be written: the retry publishes again, with the
+    // same id, which email-delivery de-duplicates.
+    h.sidecar.lock().failing_saves = Some(("reminder-sent-".to_owned(), 1));
+    assert_eq!(
+        h.trigger(&job_name(t.id), &data).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
+    assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
+    let fake = h.sidecar.lock();
+    let ids: Vec<&Value> = fake.published.iter().map(|p| &p.event["id"]).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn unusable_job_data_is_acknowledged_without_effect() {
+    let h = Harness::new().await;
+    let t = task(from_now(TimeDelta::zero()), None);
+    assert_eq!(
+        h.trigger(&job_name(t.id), &json!({"what": 1})).await,
+        StatusCode::OK
+    );
+    // Data for another task than the job's name.
+    let other = job_data(
+        &TaskSnapshot {
+            id: Uuid::from_u128(9),
+            ..t.clone()
+        },
+        Utc::now(),
+    );
+    assert_eq!(h.trigger(&job_name(t.id), &other).await, StatusCode::OK);
+    // Not one of our jobs at all.
+    assert_eq!(
+        h.trigger("cleanup-1", &json!(null)).await,
+        StatusCode::NOT_FOUND
+    );
+    let fake = h.sidecar.lock();
+    assert!(fake.invocations.is_empty() && fake.published.is_empty());
+}
+
+// ---- subscriptions, probes, metrics ------------------------------------------------------
+
+#[tokio::test]
+async fn dapr_subscribe_serves_the_table() {
+    let h = Harness::new().await;
+    let (status, body) = h.get("/dapr/subscribe").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!([{
+            "pubsubname": "pubsub", "topic": "task-events", "route": "/events/task-events",
+            "deadLetterTopic": "task-events-dlq"
+        }])
+    );
+    assert_eq!(body, subscriptions().to_json());
+}
+
+#[test]
+fn committed_subscription_manifest_matches_the_table() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dapr/subscriptions/notification.yaml"
+    );
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert_eq!(
+        committed,
+        subscriptions_yaml().unwrap(),
+        "{path} is out of date with notification::subscriptions(); regenerate it with\n  \
+         cargo run -p notification -- --print-subscriptions > dapr/subscriptions/notification.yaml"
+    );
+}
+
+#[tokio::test]
+async fn probes_and_metrics_answer() {
+    let h = Harness::new().await;
+    let (status, body) = h.get("/healthz").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = h.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["sidecar"], "ok");
+    let t = task(
+        from_now(TimeDelta::zero()),
+        Some(from_now(TimeDelta::hours(1))),
+    );
+    h.deliver(event_types::TASK_CREATED, &t).await;
+    let (status, body) = h.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().unwrap();
+    for name in [
+        "todo_http_requests_total",
+        "todo_events_consumed_total",
+        REMINDER_JOBS_SCHEDULED_TOTAL,
+        REMINDER_LATENESS_SECONDS,
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    assert!(
+        text.contains(r#"route="/events/task-events""#),
+        "route template label missing"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_without_a_sidecar() {
+    let metrics = Metrics::new(SERVICE).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let dapr = DaprClient::new(ClientConfig {
+        http_endpoint: url,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let publisher = Publisher::dapr(dapr.clone(), &PublisherConfig::default());
+    let state = AppState::new(dapr, publisher, metrics, "backend", "statestore").unwrap();
+    let app = router(state, AppTokenLayer::new(Some("t0ken".to_owned())));
+    let response = app
+        .clone()
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Callbacks without the app token are refused before any work.
+    let response = app
+        .oneshot(
+            Request::post("/job/reminder-x")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn serves_on_a_real_socket_and_stops_on_the_signal() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let h = Harness::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(middleware::server::serve(
+        listener,
+        h.app.clone(),
+        async {
+            let _ = stopped.await;
+        },
+        std::time::Duration::from_secs(5),
+    ));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /dapr/subscribe HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("task-events-dlq"), "{response}");
+    stop.send(()).unwrap();
+    assert_eq!(
+        server.await.unwrap().unwrap(),
+        middleware::server::Stopped::Drained
+    );
+}

@@ -1,0 +1,221 @@
+//! The service's configuration, read from the environment in one pass.
+//!
+//! Every variable has a default that works on a developer machine, and every bad variable —
+//! ours and the sidecar's `DAPR_*` ones — is reported at once rather than one per restart.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use middleware::LogFormat;
+
+/// Variables the service reads, with their meaning, for `--help`.
+pub const ENV_HELP: &str = "\
+Environment (defaults in brackets):
+  RECURRING_TASK_HOST    address to listen on [127.0.0.1]
+  RECURRING_TASK_PORT    port for event deliveries, health and metrics routes [8003]
+  BACKEND_APP_ID         Dapr app id of the backend, called for each next occurrence [backend]
+  DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
+  APP_API_TOKEN          token daprd must present on every call into this app [none]
+  SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries at shutdown [10]
+  LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
+  RUST_LOG               log filter [info]";
+
+/// Typed configuration of the recurring-task process.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// Dapr app id of the backend.
+    pub backend_app_id: String,
+    /// How to reach our sidecar.
+    pub dapr: dapr::ClientConfig,
+    /// Token daprd presents on calls into this app (`None`: not checked).
+    pub app_api_token: Option<String>,
+    /// Grace period for shutdown.
+    pub shutdown_grace: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_filter: String,
+}
+
+// Hand-written so the app token never reaches a log line.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("backend_app_id", &self.backend_app_id)
+            .field("dapr", &self.dapr)
+            .field(
+                "app_api_token",
+                &self.app_api_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .finish()
+    }
+}
+
+/// Every problem found in the environment, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct ConfigError {
+    /// One line per bad variable.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut parse = |k: &str, default: &str, check: &dyn Fn(&str) -> Result<(), String>| {
+            let value = get(k).unwrap_or_else(|| default.to_owned());
+            if let Err(why) = check(&value) {
+                problems.push(format!("{k}: `{value}` {why}"));
+            }
+            value
+        };
+        let ip = |v: &str| {
+            v.parse::<IpAddr>()
+                .map(drop)
+                .map_err(|_| "is not an IP address".into())
+        };
+        let port = |v: &str| {
+            v.parse::<u16>()
+                .map(drop)
+                .map_err(|_| "is not a port number".into())
+        };
+        let positive = |v: &str| match v.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err("is not a positive integer".to_owned()),
+        };
+        let app_id = |v: &str| {
+            if v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                Ok(())
+            } else {
+                Err("is not a Dapr app id (letters, digits, `-`, `_`, `.`)".to_owned())
+            }
+        };
+        let format = |v: &str| v.parse::<LogFormat>().map(drop).map_err(|e| e.to_string());
+
+        let host = parse("RECURRING_TASK_HOST", "127.0.0.1", &ip);
+        let port_value = parse("RECURRING_TASK_PORT", "8003", &port);
+        let backend_app_id = parse("BACKEND_APP_ID", "backend", &app_id);
+        let grace = parse("SHUTDOWN_GRACE_SECS", "10", &positive);
+        let log_format = parse("LOG_FORMAT", "auto", &format);
+        // The sidecar's variables are the dapr crate's; its problems join ours.
+        let dapr = match dapr::ClientConfig::from_lookup(&lookup) {
+            Ok(dapr) => Some(dapr),
+            Err(e) => {
+                problems.extend(e.problems.iter().map(ToString::to_string));
+                None
+            }
+        };
+        let dapr = match dapr {
+            Some(dapr) if problems.is_empty() => dapr,
+            _ => return Err(ConfigError { problems }),
+        };
+        // Every value below was checked above; the fallbacks are unreachable.
+        Ok(Self {
+            listen: SocketAddr::new(
+                host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port_value.parse().unwrap_or(8003),
+            ),
+            backend_app_id,
+            dapr,
+            app_api_token: lookup(middleware::app_token::APP_API_TOKEN_ENV)
+                .filter(|t| !t.is_empty()),
+            shutdown_grace: Duration::from_secs(grace.parse().unwrap_or(10)),
+            log_format: log_format.parse().unwrap_or(LogFormat::Auto),
+            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_work_locally() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8003".parse().unwrap());
+        assert_eq!(c.backend_app_id, "backend");
+        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
+        assert!(c.app_api_token.is_none());
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.log_filter, "info");
+    }
+
+    #[test]
+    fn reads_overrides() {
+        let c = load(&[
+            ("RECURRING_TASK_HOST", "0.0.0.0"),
+            ("RECURRING_TASK_PORT", "9003"),
+            ("BACKEND_APP_ID", "todo-backend"),
+            ("DAPR_HTTP_PORT", "3603"),
+            ("APP_API_TOKEN", "s3cret"),
+            ("SHUTDOWN_GRACE_SECS", "3"),
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "debug"),
+        ])
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9003".parse().unwrap());
+        assert_eq!(c.backend_app_id, "todo-backend");
+        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3603");
+        assert_eq!(c.app_api_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_filter, "debug");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn reports_every_bad_variable_at_once() {
+        let err = load(&[
+            ("RECURRING_TASK_HOST", "nowhere"),
+            ("RECURRING_TASK_PORT", "eighty"),
+            ("BACKEND_APP_ID", "back/end"),
+            ("SHUTDOWN_GRACE_SECS", "0"),
+            ("LOG_FORMAT", "xml"),
+            ("DAPR_HTTP_PORT", "abc"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 6, "{err}");
+        let text = err.to_string();
+        for var in [
+            "RECURRING_TASK_HOST",
+            "RECURRING_TASK_PORT",
+            "BACKEND_APP_ID",
+            "SHUTDOWN_GRACE_SECS",
+            "LOG_FORMAT",
+            "DAPR_HTTP_PORT",
+        ] {
+            assert!(text.contains(var), "{var} missing from: {text}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The recurring-task binary: configuration, start-up and graceful shutdown.
+//!
+//! Start-up: config → logs → router → listen (daprd only opens its app channel once the app
+//! listens, so the sidecar is not awaited first; a background task logs when it is ready).
+//! Shutdown on SIGTERM or Ctrl-C: stop accepting and let in-flight deliveries finish within
+//! the grace period; an event cut off mid-way is redelivered and de-duplicated by its id.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use middleware::{AppTokenLayer, Metrics};
+use recurring_task::app::{self, AppState};
+use recurring_task::config::{self, Config};
+
+/// How long the background check waits for the sidecar before warning.
+const SIDECAR_WAIT: Duration = Duration::from_secs(60);
+
+/// todo-dapr recurring-task: consumes completions of recurring tasks from `task-recurrence`,
+/// computes the next due date from the previous one (RRULE) and asks the backend, through Dapr
+/// service invocation, to create the next occurrence.
+#[derive(Debug, Parser)]
+#[command(name = "recurring-task", version, about, after_long_help = config::ENV_HELP)]
+struct Cli {
+    /// Print the declarative Dapr Subscription manifest
+    /// (dapr/subscriptions/recurring-task.yaml) and exit.
+    #[arg(long)]
+    print_subscriptions: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.print_subscriptions {
+        return print_subscriptions();
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
+            {
+                eprintln!("recurring-task: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = middleware::trace::init_tracing_with(
+        recurring_task::APP_ID,
+        &config.log_filter,
+        config.log_format,
+    ) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("recurring-task: cannot set up logging: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "recurring-task stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // The manifest is this command's output.
+fn print_subscriptions() -> ExitCode {
+    match recurring_task::declarative_subscriptions() {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("recurring-task: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
+    let metrics = Metrics::new(recurring_task::APP_ID)?;
+    let state = AppState::new(dapr.clone(), config.backend_app_id.as_str(), metrics)
+        .context("registering metrics")?;
+    let app = app::router(state, AppTokenLayer::new(config.app_api_token.clone()));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(
+        address = %config.listen,
+        backend_app_id = %config.backend_app_id,
+        "recurring-task listening"
+    );
+    // Only informative: deliveries come through the sidecar anyway, and /readyz reports it.
+    tokio::spawn(async move {
+        match dapr.wait_ready(SIDECAR_WAIT).await {
+            Ok(()) => tracing::info!("dapr sidecar ready"),
+            Err(e) => tracing::warn!(error = %e, "dapr sidecar not ready yet"),
+        }
+    });
+    middleware::server::serve(
+        listener,
+        app,
+        middleware::server::shutdown_signal(),
+        config.shutdown_grace,
+    )
+    .await
+    .context("HTTP server")?;
+    tracing::info!("recurring-task stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_the_environment() {
+        let help = Cli::command().render_long_help().to_string();
+        for var in ["RECURRING_TASK_PORT", "BACKEND_APP_ID", "APP_API_TOKEN"] {
+            assert!(help.contains(var), "{var} missing from --help");
+        }
+        assert!(help.contains("--print-subscriptions"));
+    }
+}
