@@ -359,7 +359,7 @@ fn print_table(infra: &Infra, services: &Services) {
 }
 
 fn row(name: &str, address: &str, detail: &str) {
-    println!("  {name:<10} {address:<21} {detail}");
+    println!("  {name:<15} {address:<21} {detail}");
 }
 
 pub(crate) fn down() -> anyhow::Result<()> {
@@ -376,7 +376,7 @@ pub(crate) fn down() -> anyhow::Result<()> {
     for p in state.processes.iter().rev() {
         let stopped = stop_recorded(p.pid, &p.exe, stop_policy(&p.name))?;
         let what = if stopped { "stopped" } else { "already gone" };
-        step::info(&format!("{:<14} pid {:<8} {what}", p.name, p.pid));
+        step::info(&format!("{:<21} pid {:<8} {what}", p.name, p.pid));
     }
     remove_data(&state.data_dir)?;
     std::fs::remove_file(&path)?;
