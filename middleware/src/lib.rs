@@ -58,6 +58,7 @@
 
 pub mod app_token;
 pub mod cloudevents;
+pub mod env;
 pub mod error;
 pub mod metrics;
 pub mod publisher;

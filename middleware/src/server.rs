@@ -4,13 +4,20 @@
 //! which a long-lived stream (MCP, SSE) can delay forever. [`serve`] stops accepting on the
 //! signal, gives in-flight requests `grace` to finish, and then returns regardless, so the
 //! caller can flush its own work (an outbox relay, a publisher) within a known budget.
+//!
+//! [`run_main`] is the start-up every service binary shares around its own `run`: a bad
+//! environment exits with code 2 before logging exists, then logging, then `run`.
 
+use std::fmt::Display;
 use std::future::Future;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::LogFormat;
 
 /// Resolves on SIGTERM (Kubernetes, `cargo xtask down`) or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -82,11 +89,74 @@ pub async fn serve(
     }
 }
 
+/// A service's `main` once its flags are handled: checks `config`, sets up logging, awaits `run`.
+///
+/// - `config` is an error: prints `<service>: <error>` to stderr (logging needs the config) and
+///   exits with code 2, so a supervisor can tell a bad environment from a crash.
+/// - Logging cannot be set up with the filter and format `logging` picks from the config:
+///   prints `<service>: cannot set up logging: <error>` and exits with code 1.
+/// - Otherwise awaits `run(config)`: code 0 when it returns `Ok`, else the error (with its
+///   causes, `{:#}`) is logged as `<service> stopped` and the code is 1.
+pub async fn run_main<C, E, R, Fut>(
+    service: &str,
+    config: Result<C, E>,
+    logging: impl FnOnce(&C) -> (&str, LogFormat),
+    run: impl FnOnce(C) -> Fut,
+) -> ExitCode
+where
+    E: Display,
+    R: Display,
+    Fut: Future<Output = Result<(), R>>,
+{
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
+            {
+                eprintln!("{service}: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let (filter, format) = logging(&config);
+    if let Err(e) = crate::trace::init_tracing_with(service, filter, format) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{service}: cannot set up logging: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{service} stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::routing::get;
 
     use super::*;
+
+    #[tokio::test]
+    async fn run_main_exits_2_on_bad_config_without_running() {
+        let mut ran = false;
+        let code = run_main(
+            "svc",
+            Err::<(), _>("invalid configuration"),
+            |()| ("info", LogFormat::Auto),
+            |()| {
+                ran = true;
+                std::future::ready(Ok::<(), String>(()))
+            },
+        )
+        .await;
+        assert_eq!(code, ExitCode::from(2));
+        assert!(!ran);
+    }
 
     #[tokio::test]
     async fn drains_in_flight_requests_then_stops() {

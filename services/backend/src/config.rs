@@ -5,10 +5,12 @@
 //! JWT key) may come from the environment for local use; otherwise they are read from the Dapr
 //! secret store at start-up (see `main.rs`), so they never have to sit in a manifest.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use middleware::LogFormat;
+pub use middleware::env::EnvError as ConfigError;
+use middleware::env::{EnvReader, ServiceEnv};
 
 /// Variables the backend reads, with their meaning, for `--help`.
 pub const ENV_HELP: &str = "\
@@ -69,14 +71,6 @@ pub struct Config {
     pub log_filter: String,
 }
 
-/// Every problem found in the environment, reported together.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
-pub struct ConfigError {
-    /// One line per bad variable.
-    pub problems: Vec<String>,
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -85,93 +79,56 @@ impl Config {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let mut parse = |k: &str, default: &str, check: &dyn Fn(&str) -> Result<(), String>| {
-            let value = get(k).unwrap_or_else(|| default.to_owned());
-            if let Err(why) = check(&value) {
-                problems.push(format!("{k}: `{value}` {why}"));
-            }
-            value
-        };
-        let ip = |v: &str| {
-            v.parse::<IpAddr>()
-                .map(drop)
-                .map_err(|_| "is not an IP address".into())
-        };
-        let port = |v: &str| {
-            v.parse::<u16>()
-                .map(drop)
-                .map_err(|_| "is not a port number".into())
-        };
-        let positive = |v: &str| match v.parse::<u32>() {
-            Ok(n) if n > 0 => Ok(()),
-            _ => Err("is not a positive integer".to_owned()),
-        };
-        let boolean = |v: &str| match v {
-            "true" | "false" | "1" | "0" => Ok(()),
-            _ => Err("is not true/false".to_owned()),
-        };
-        let format = |v: &str| v.parse::<LogFormat>().map(drop).map_err(|e| e.to_string());
-
-        let host = parse("BACKEND_HOST", "127.0.0.1", &ip);
-        let port_value = parse("BACKEND_PORT", "8000", &port);
-        let max_conn = parse("DATABASE_MAX_CONNECTIONS", "10", &positive);
-        let migrations = parse("RUN_MIGRATIONS", "true", &boolean);
-        let batch = parse("RELAY_BATCH_SIZE", "256", &positive);
-        let concurrency = parse("RELAY_CONCURRENCY", "32", &positive);
-        let grace = parse("SHUTDOWN_GRACE_SECS", "10", &positive);
-        let log_format = parse("LOG_FORMAT", "auto", &format);
-        let jwt_secret = get("JWT_SECRET");
-        let jwt_jwks_url = get("JWT_JWKS_URL");
+        let mut env = EnvReader::new(&lookup);
+        // `APP_API_TOKEN` is read by `AppTokenLayer::from_env` in `main.rs`, the same way.
+        let ServiceEnv {
+            listen,
+            app_api_token: _,
+            shutdown_grace,
+            log_format,
+            log_filter,
+        } = ServiceEnv::read(&mut env, "BACKEND", 8000);
+        let database_max_connections = env.positive::<u32>("DATABASE_MAX_CONNECTIONS", 10);
+        let run_migrations = env.flag("RUN_MIGRATIONS", true);
+        let relay_batch_size = env.positive::<u32>("RELAY_BATCH_SIZE", 256);
+        let relay_concurrency = env.positive::<u32>("RELAY_CONCURRENCY", 32);
+        let jwt_secret = env.optional("JWT_SECRET");
+        let jwt_jwks_url = env.optional("JWT_JWKS_URL");
         if jwt_secret.is_some() && jwt_jwks_url.is_some() {
-            problems.push("JWT_SECRET and JWT_JWKS_URL: set one, not both".to_owned());
+            env.problem("JWT_SECRET and JWT_JWKS_URL: set one, not both");
         }
-        if !problems.is_empty() {
-            return Err(ConfigError { problems });
-        }
-        // Every value below was checked above; the fallbacks are unreachable.
-        Ok(Self {
-            listen: SocketAddr::new(
-                host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                port_value.parse().unwrap_or(8000),
-            ),
-            database_url: get("DATABASE_URL"),
-            database_max_connections: max_conn.parse().unwrap_or(10),
-            run_migrations: matches!(migrations.as_str(), "true" | "1"),
+        let config = Self {
+            listen,
+            database_url: env.optional("DATABASE_URL"),
+            database_max_connections,
+            run_migrations,
             jwt_secret,
             jwt_jwks_url,
-            jwt_issuer: get("JWT_ISSUER"),
-            jwt_audience: get("JWT_AUDIENCE"),
-            secret_store: get("SECRET_STORE").unwrap_or_else(|| "secretstore".to_owned()),
-            database_url_secret: get("DATABASE_URL_SECRET")
-                .unwrap_or_else(|| "backend-database-url".to_owned()),
-            jwt_secret_secret: get("JWT_SECRET_SECRET").unwrap_or_else(|| "jwt-secret".to_owned()),
-            relay_batch_size: batch.parse().unwrap_or(256),
-            relay_concurrency: concurrency.parse().unwrap_or(32),
-            shutdown_grace: Duration::from_secs(grace.parse().unwrap_or(10)),
-            log_format: log_format.parse().unwrap_or(LogFormat::Auto),
-            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
-        })
+            jwt_issuer: env.optional("JWT_ISSUER"),
+            jwt_audience: env.optional("JWT_AUDIENCE"),
+            secret_store: env.string("SECRET_STORE", "secretstore"),
+            database_url_secret: env.string("DATABASE_URL_SECRET", "backend-database-url"),
+            jwt_secret_secret: env.string("JWT_SECRET_SECRET", "jwt-secret"),
+            relay_batch_size: relay_batch_size.into(),
+            // Lossless: `usize` is at least 32 bits on every target we build for.
+            relay_concurrency: relay_concurrency as usize,
+            shutdown_grace,
+            log_format,
+            log_filter,
+        };
+        env.finish()?;
+        Ok(config)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use middleware::env::map_lookup;
 
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(map_lookup(vars))
     }
 
     #[test]

@@ -31,32 +31,13 @@ struct Cli {}
 #[tokio::main]
 async fn main() -> ExitCode {
     let _cli = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
-            {
-                eprintln!("backend: {e}");
-            }
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) =
-        middleware::trace::init_tracing_with("backend", &config.log_filter, config.log_format)
-    {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("backend: cannot set up logging: {e}");
-        }
-        return ExitCode::FAILURE;
-    }
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "backend stopped");
-            ExitCode::FAILURE
-        }
-    }
+    middleware::server::run_main(
+        "backend",
+        Config::from_env(),
+        |config| (&config.log_filter, config.log_format),
+        run,
+    )
+    .await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

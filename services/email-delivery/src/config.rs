@@ -6,12 +6,16 @@
 //! Dapr secret store at start-up (see [`crate::credentials`]), so they never sit in a manifest.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use lettre::Address;
 use lettre::message::Mailbox;
 use middleware::LogFormat;
+use middleware::app_token::APP_API_TOKEN_ENV;
+pub use middleware::env::EnvError as ConfigError;
+use middleware::env::{EnvReader, ServiceEnv, positive_integer};
 
 /// Variables the service reads, with their meaning, for `--help`.
 pub const ENV_HELP: &str = "\
@@ -142,14 +146,6 @@ pub struct Config {
     pub log_filter: String,
 }
 
-/// Every problem found in the environment, reported together.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
-pub struct ConfigError {
-    /// One line per bad variable.
-    pub problems: Vec<String>,
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -158,175 +154,110 @@ impl Config {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut env = Env {
-            lookup: &lookup,
-            problems: Vec::new(),
-        };
-        let host: IpAddr = env
-            .parse_opt("EMAIL_DELIVERY_HOST", "127.0.0.1", |v| {
-                v.parse().map_err(|_| "is not an IP address")
-            })
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let listen_port: u16 = env.parse("EMAIL_DELIVERY_PORT", "8002", parse_port);
-        let smtp_host = env
-            .get("SMTP_HOST")
-            .unwrap_or_else(|| "127.0.0.1".to_owned());
-        let smtp_port: u16 = env.parse("SMTP_PORT", "25", parse_port);
-        let tls: SmtpTls = env.parse("SMTP_TLS", "none", str::parse);
-        let from: Option<Mailbox> =
-            env.parse_opt("SMTP_FROM", "Todo Reminders <reminders@localhost>", |v| {
-                v.parse()
-                    .map_err(|_| "is not a mailbox like `Name <user@example.org>`")
-            });
-        let timeout: u64 = env.parse("SMTP_TIMEOUT_SECS", "10", positive);
-        let hello_name = env
-            .get("SMTP_HELLO_NAME")
-            .unwrap_or_else(|| "localhost".to_owned());
-        let credentials = match (env.get("SMTP_USERNAME"), env.get("SMTP_PASSWORD")) {
+        let mut env = EnvReader::new(&lookup);
+        let service = ServiceEnv::read(&mut env, "EMAIL_DELIVERY", 8002);
+        // Stricter than the shared reading, as this service has always been: port 0 is refused,
+        // and the app token is trimmed (blank: no check).
+        if service.listen.port() == 0 {
+            let value = env.string("EMAIL_DELIVERY_PORT", "");
+            env.problem(format!(
+                "EMAIL_DELIVERY_PORT: `{value}` is not a port number"
+            ));
+        }
+        let app_api_token = env.optional(APP_API_TOKEN_ENV).map(Secret);
+
+        let smtp_host = env.string("SMTP_HOST", "127.0.0.1");
+        let smtp_port = env.parse_with("SMTP_PORT", 25, nonzero_port);
+        let tls = env.parse_with("SMTP_TLS", SmtpTls::None, str::parse);
+        let from = env.parse(
+            "SMTP_FROM",
+            // `Todo Reminders <reminders@localhost>`; `defaults_work_locally` checks it.
+            Mailbox::new(
+                Some("Todo Reminders".to_owned()),
+                Address::new_dangerous("reminders", "localhost"),
+            ),
+            "a mailbox like `Name <user@example.org>`",
+        );
+        // Checked against each other below, so a bad one must be told apart from the default.
+        let timeout = env.check("SMTP_TIMEOUT_SECS", "10", positive_integer::<u64>);
+        let hello_name = env.string("SMTP_HELLO_NAME", "localhost");
+        let credentials = match (env.optional("SMTP_USERNAME"), env.optional("SMTP_PASSWORD")) {
             (Some(username), Some(password)) => Some(SmtpCredentials {
                 username: Secret(username),
                 password: Secret(password),
             }),
             (None, None) => None,
             _ => {
-                env.problems.push(
+                env.problem(
                     "SMTP_USERNAME and SMTP_PASSWORD: set both or neither (neither reads the \
-                     secret store)"
-                        .to_owned(),
+                     secret store)",
                 );
                 None
             }
         };
-        let claim_ttl: u64 = env.parse("EMAIL_CLAIM_TTL_SECS", "120", positive);
-        let record_ttl: u64 = env.parse("EMAIL_RECORD_TTL_SECS", "2592000", |v| {
-            v.parse().map_err(|_| "is not a whole number of seconds")
-        });
-        if claim_ttl != 0 && timeout != 0 && claim_ttl < timeout.saturating_mul(3) {
-            env.problems.push(format!(
+        let claim_ttl = env.check("EMAIL_CLAIM_TTL_SECS", "120", positive_integer::<u64>);
+        let record_ttl = env.parse(
+            "EMAIL_RECORD_TTL_SECS",
+            2_592_000,
+            "a whole number of seconds",
+        );
+        if let (Some(claim_ttl), Some(timeout)) = (claim_ttl, timeout)
+            && claim_ttl < timeout.saturating_mul(3)
+        {
+            env.problem(format!(
                 "EMAIL_CLAIM_TTL_SECS: `{claim_ttl}` must be at least 3 x SMTP_TIMEOUT_SECS \
                  ({timeout}), or a claim could expire while its mail is still being sent"
             ));
         }
-        let grace: u64 = env.parse("SHUTDOWN_GRACE_SECS", "10", positive);
-        let log_format: LogFormat = env.parse("LOG_FORMAT", "auto", |v| {
-            v.parse().map_err(|_| "is not json, pretty or auto")
-        });
-        let dapr = dapr::ClientConfig::from_lookup(&lookup).map_err(|e| {
-            env.problems
-                .extend(e.problems.iter().map(ToString::to_string));
+        let dapr = dapr::ClientConfig::from_lookup(&lookup).unwrap_or_else(|e| {
+            env.extend(&e.problems);
+            dapr::ClientConfig::default()
         });
 
-        let secret_store = env
-            .get("SECRET_STORE")
-            .unwrap_or_else(|| "secretstore".into());
-        let smtp_credentials_secret = env
-            .get("SMTP_CREDENTIALS_SECRET")
-            .unwrap_or_else(|| "smtp-credentials".into());
-        let state_store = env
-            .get("STATE_STORE")
-            .unwrap_or_else(|| "statestore".into());
-        let app_api_token = env.get("APP_API_TOKEN").map(Secret);
-        let log_filter = env.get("RUST_LOG").unwrap_or_else(|| "info".into());
-
-        match (env.problems.is_empty(), from, dapr) {
-            (true, Some(from), Ok(dapr)) => Ok(Self {
-                listen: SocketAddr::new(host, listen_port),
-                smtp: SmtpConfig {
-                    host: smtp_host,
-                    port: smtp_port,
-                    tls,
-                    from,
-                    timeout: Duration::from_secs(timeout),
-                    hello_name,
-                    credentials,
-                },
-                secret_store,
-                smtp_credentials_secret,
-                state_store,
-                claim_ttl: Duration::from_secs(claim_ttl),
-                record_ttl: (record_ttl > 0).then(|| Duration::from_secs(record_ttl)),
-                dapr,
-                app_api_token,
-                shutdown_grace: Duration::from_secs(grace),
-                log_format,
-                log_filter,
-            }),
-            _ => Err(ConfigError {
-                problems: env.problems,
-            }),
-        }
+        let config = Self {
+            listen: service.listen,
+            smtp: SmtpConfig {
+                host: smtp_host,
+                port: smtp_port,
+                tls,
+                from,
+                // A bad value has been recorded, and `finish` below fails: 0 is never used.
+                timeout: Duration::from_secs(timeout.unwrap_or_default()),
+                hello_name,
+                credentials,
+            },
+            secret_store: env.string("SECRET_STORE", "secretstore"),
+            smtp_credentials_secret: env.string("SMTP_CREDENTIALS_SECRET", "smtp-credentials"),
+            state_store: env.string("STATE_STORE", "statestore"),
+            claim_ttl: Duration::from_secs(claim_ttl.unwrap_or_default()),
+            record_ttl: (record_ttl > 0).then(|| Duration::from_secs(record_ttl)),
+            dapr,
+            app_api_token,
+            shutdown_grace: service.shutdown_grace,
+            log_format: service.log_format,
+            log_filter: service.log_filter,
+        };
+        env.finish()?;
+        Ok(config)
     }
 }
 
-/// Reads and checks variables, collecting one problem line per bad one.
-struct Env<'a, F> {
-    lookup: &'a F,
-    problems: Vec<String>,
-}
-
-impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    /// The trimmed value of `name`; unset and blank are the same.
-    fn get(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// Parses `name` (or `default`); a bad value is recorded and `T::default()` returned, which
-    /// is never used because the loader then fails as a whole.
-    fn parse<T: Default>(
-        &mut self,
-        name: &str,
-        default: &str,
-        check: impl Fn(&str) -> Result<T, &'static str>,
-    ) -> T {
-        self.parse_opt(name, default, check).unwrap_or_default()
-    }
-
-    /// Like [`Env::parse`] for types without a default.
-    fn parse_opt<T>(
-        &mut self,
-        name: &str,
-        default: &str,
-        check: impl Fn(&str) -> Result<T, &'static str>,
-    ) -> Option<T> {
-        let value = self.get(name).unwrap_or_else(|| default.to_owned());
-        match check(&value) {
-            Ok(parsed) => Some(parsed),
-            Err(why) => {
-                self.problems.push(format!("{name}: `{value}` {why}"));
-                None
-            }
-        }
-    }
-}
-
-fn parse_port(v: &str) -> Result<u16, &'static str> {
+/// A mail server port; 0 is not one.
+fn nonzero_port(v: &str) -> Result<u16, &'static str> {
     match v.parse::<u16>() {
         Ok(p) if p != 0 => Ok(p),
         _ => Err("is not a port number"),
     }
 }
 
-fn positive(v: &str) -> Result<u64, &'static str> {
-    match v.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("is not a positive integer"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use middleware::env::map_lookup;
 
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(map_lookup(vars))
     }
 
     #[test]

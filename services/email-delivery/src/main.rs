@@ -30,32 +30,13 @@ async fn main() -> ExitCode {
     if cli.print_subscriptions {
         return print_subscriptions();
     }
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
-            {
-                eprintln!("{SERVICE}: {e}");
-            }
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) =
-        middleware::trace::init_tracing_with(SERVICE, &config.log_filter, config.log_format)
-    {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("{SERVICE}: cannot set up logging: {e}");
-        }
-        return ExitCode::FAILURE;
-    }
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "{SERVICE} stopped");
-            ExitCode::FAILURE
-        }
-    }
+    middleware::server::run_main(
+        SERVICE,
+        Config::from_env(),
+        |config| (&config.log_filter, config.log_format),
+        run,
+    )
+    .await
 }
 
 fn print_subscriptions() -> ExitCode {

@@ -5,10 +5,12 @@
 //! reported at once rather than one per restart. Tests pass a map instead of touching the
 //! process environment.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use middleware::LogFormat;
+pub use middleware::env::EnvError as ConfigError;
+use middleware::env::{EnvReader, ServiceEnv};
 
 /// Variables the service reads, with their meaning, for `--help`.
 pub const ENV_HELP: &str = "\
@@ -47,14 +49,6 @@ pub struct Config {
     pub log_filter: String,
 }
 
-/// Every problem found in the environment, reported together.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
-pub struct ConfigError {
-    /// One line per bad variable.
-    pub problems: Vec<String>,
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -63,89 +57,36 @@ impl Config {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let mut problems = Vec::new();
-        let mut check = |k: &str, default: &str, valid: &dyn Fn(&str) -> Result<(), String>| {
-            let value = get(k).unwrap_or_else(|| default.to_owned());
-            if let Err(why) = valid(&value) {
-                problems.push(format!("{k}: `{value}` {why}"));
-            }
-            value
-        };
-        let ip = |v: &str| {
-            v.parse::<IpAddr>()
-                .map(drop)
-                .map_err(|_| "is not an IP address".to_owned())
-        };
-        let port = |v: &str| {
-            v.parse::<u16>()
-                .map(drop)
-                .map_err(|_| "is not a port number".to_owned())
-        };
-        let positive = |v: &str| match v.parse::<u32>() {
-            Ok(n) if n > 0 => Ok(()),
-            _ => Err("is not a positive integer".to_owned()),
-        };
-        let format = |v: &str| v.parse::<LogFormat>().map(drop).map_err(|e| e.to_string());
-        let app_id = |v: &str| {
-            // The id becomes one path segment of the invocation URL and a Dapr name.
-            if v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-            {
-                Ok(())
-            } else {
-                Err("is not a Dapr app id (letters, digits, `-`, `_`, `.`)".to_owned())
-            }
-        };
-
-        let host = check("NOTIFICATION_HOST", "127.0.0.1", &ip);
-        let port_value = check("NOTIFICATION_PORT", "8001", &port);
-        let backend_app_id = check("BACKEND_APP_ID", "backend", &app_id);
-        let grace = check("SHUTDOWN_GRACE_SECS", "10", &positive);
-        let log_format = check("LOG_FORMAT", "auto", &format);
-        let dapr = dapr::ClientConfig::from_lookup(&lookup);
-        if let Err(e) = &dapr {
-            problems.extend(e.problems.iter().map(ToString::to_string));
-        }
-        let dapr = match dapr {
-            Ok(dapr) if problems.is_empty() => dapr,
-            _ => return Err(ConfigError { problems }),
-        };
-        // Every value below was checked above; the fallbacks are unreachable.
+        let mut env = EnvReader::new(&lookup);
+        let service = ServiceEnv::read(&mut env, "NOTIFICATION", 8001);
+        let backend_app_id = env.app_id("BACKEND_APP_ID", "backend");
+        let state_store = env.string("STATE_STORE", "statestore");
+        let dapr = dapr::ClientConfig::from_lookup(&lookup).unwrap_or_else(|e| {
+            env.extend(&e.problems);
+            dapr::ClientConfig::default()
+        });
+        env.finish()?;
         Ok(Self {
-            listen: SocketAddr::new(
-                host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                port_value.parse().unwrap_or(8001),
-            ),
+            listen: service.listen,
             backend_app_id,
-            state_store: get("STATE_STORE").unwrap_or_else(|| "statestore".to_owned()),
+            state_store,
             dapr,
-            // Not trimmed away: an empty token means "no check", as in `AppTokenLayer`.
-            app_api_token: lookup(middleware::app_token::APP_API_TOKEN_ENV)
-                .filter(|t| !t.is_empty()),
-            shutdown_grace: Duration::from_secs(grace.parse().unwrap_or(10)),
-            log_format: log_format.parse().unwrap_or(LogFormat::Auto),
-            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+            app_api_token: service.app_api_token,
+            shutdown_grace: service.shutdown_grace,
+            log_format: service.log_format,
+            log_filter: service.log_filter,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use middleware::env::map_lookup;
 
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(map_lookup(vars))
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! ours and the sidecar's `DAPR_*` ones — is reported at once rather than one per restart.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use middleware::LogFormat;
+pub use middleware::env::EnvError as ConfigError;
+use middleware::env::{EnvReader, ServiceEnv};
 
 /// Variables the service reads, with their meaning, for `--help`.
 pub const ENV_HELP: &str = "\
@@ -58,14 +60,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Every problem found in the environment, reported together.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
-pub struct ConfigError {
-    /// One line per bad variable.
-    pub problems: Vec<String>,
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -74,90 +68,35 @@ impl Config {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let mut parse = |k: &str, default: &str, check: &dyn Fn(&str) -> Result<(), String>| {
-            let value = get(k).unwrap_or_else(|| default.to_owned());
-            if let Err(why) = check(&value) {
-                problems.push(format!("{k}: `{value}` {why}"));
-            }
-            value
-        };
-        let ip = |v: &str| {
-            v.parse::<IpAddr>()
-                .map(drop)
-                .map_err(|_| "is not an IP address".into())
-        };
-        let port = |v: &str| {
-            v.parse::<u16>()
-                .map(drop)
-                .map_err(|_| "is not a port number".into())
-        };
-        let positive = |v: &str| match v.parse::<u32>() {
-            Ok(n) if n > 0 => Ok(()),
-            _ => Err("is not a positive integer".to_owned()),
-        };
-        let app_id = |v: &str| {
-            if v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
-                Ok(())
-            } else {
-                Err("is not a Dapr app id (letters, digits, `-`, `_`, `.`)".to_owned())
-            }
-        };
-        let format = |v: &str| v.parse::<LogFormat>().map(drop).map_err(|e| e.to_string());
-
-        let host = parse("RECURRING_TASK_HOST", "127.0.0.1", &ip);
-        let port_value = parse("RECURRING_TASK_PORT", "8003", &port);
-        let backend_app_id = parse("BACKEND_APP_ID", "backend", &app_id);
-        let grace = parse("SHUTDOWN_GRACE_SECS", "10", &positive);
-        let log_format = parse("LOG_FORMAT", "auto", &format);
+        let mut env = EnvReader::new(&lookup);
+        let service = ServiceEnv::read(&mut env, "RECURRING_TASK", 8003);
+        let backend_app_id = env.app_id("BACKEND_APP_ID", "backend");
         // The sidecar's variables are the dapr crate's; its problems join ours.
-        let dapr = match dapr::ClientConfig::from_lookup(&lookup) {
-            Ok(dapr) => Some(dapr),
-            Err(e) => {
-                problems.extend(e.problems.iter().map(ToString::to_string));
-                None
-            }
-        };
-        let dapr = match dapr {
-            Some(dapr) if problems.is_empty() => dapr,
-            _ => return Err(ConfigError { problems }),
-        };
-        // Every value below was checked above; the fallbacks are unreachable.
+        let dapr = dapr::ClientConfig::from_lookup(&lookup).unwrap_or_else(|e| {
+            env.extend(&e.problems);
+            dapr::ClientConfig::default()
+        });
+        env.finish()?;
         Ok(Self {
-            listen: SocketAddr::new(
-                host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                port_value.parse().unwrap_or(8003),
-            ),
+            listen: service.listen,
             backend_app_id,
             dapr,
-            app_api_token: lookup(middleware::app_token::APP_API_TOKEN_ENV)
-                .filter(|t| !t.is_empty()),
-            shutdown_grace: Duration::from_secs(grace.parse().unwrap_or(10)),
-            log_format: log_format.parse().unwrap_or(LogFormat::Auto),
-            log_filter: get("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+            app_api_token: service.app_api_token,
+            shutdown_grace: service.shutdown_grace,
+            log_format: service.log_format,
+            log_filter: service.log_filter,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use middleware::env::map_lookup;
 
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(map_lookup(vars))
     }
 
     #[test]

@@ -35,34 +35,13 @@ async fn main() -> ExitCode {
     if cli.print_subscriptions {
         return print_subscriptions();
     }
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            #[allow(clippy::print_stderr)] // Logging is not set up without a valid config.
-            {
-                eprintln!("recurring-task: {e}");
-            }
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = middleware::trace::init_tracing_with(
+    middleware::server::run_main(
         recurring_task::APP_ID,
-        &config.log_filter,
-        config.log_format,
-    ) {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("recurring-task: cannot set up logging: {e}");
-        }
-        return ExitCode::FAILURE;
-    }
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "recurring-task stopped");
-            ExitCode::FAILURE
-        }
-    }
+        Config::from_env(),
+        |config| (&config.log_filter, config.log_format),
+        run,
+    )
+    .await
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)] // The manifest is this command's output.

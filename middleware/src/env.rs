@@ -1,0 +1,469 @@
+//! Reading a service's configuration from environment variables, every problem at once.
+//!
+//! Each service's `Config::from_lookup` checks a dozen variables and must report every bad one
+//! in one message (not one per restart), and all of them read the same six variables for the
+//! listen address, the app API token, shutdown and logging. [`EnvReader`] parses each variable
+//! once: a bad value becomes a problem line (``NAME: `value` is not …``) and the default is
+//! returned so reading can go on; [`EnvReader::finish`] then fails with all the lines.
+//! [`ServiceEnv`] is the six shared variables. Loaders take a lookup function, so tests pass a
+//! map instead of touching the process environment.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::LogFormat;
+use crate::app_token::APP_API_TOKEN_ENV;
+
+/// Every problem found in the environment, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct EnvError {
+    /// One line per bad variable (or bad combination), in the order they were read.
+    pub problems: Vec<String>,
+}
+
+/// Reads variables through a lookup function and collects one problem line per bad one.
+///
+/// Values are trimmed, and a blank value counts as unset (except through [`EnvReader::raw`]).
+pub struct EnvReader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl fmt::Debug for EnvReader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvReader")
+            .field("problems", &self.problems)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> EnvReader<'a> {
+    /// Reads through `lookup`: `|k| std::env::var(k).ok()` in a service, a map in tests.
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            lookup,
+            problems: Vec::new(),
+        }
+    }
+
+    /// The value of `key` exactly as set, not trimmed (for tokens compared byte for byte).
+    pub fn raw(&self, key: &str) -> Option<String> {
+        (self.lookup)(key)
+    }
+
+    /// The trimmed value of `key`; unset and blank are the same.
+    pub fn optional(&self, key: &str) -> Option<String> {
+        self.raw(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The trimmed value of `key`, or `default` when it is unset or blank.
+    pub fn string(&self, key: &str, default: &str) -> String {
+        self.optional(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Checks the value of `key` (or `default`, when unset) with `parse`; on failure records
+    /// ``KEY: `value` {error}`` and answers `None`.
+    ///
+    /// The general form, for a value that must be known to be valid (say, before checking it
+    /// against another); the typed readers below answer their default instead.
+    pub fn check<T, E: fmt::Display>(
+        &mut self,
+        key: &str,
+        default: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let value = self.string(key, default);
+        match parse(&value) {
+            Ok(parsed) => Some(parsed),
+            Err(why) => {
+                self.problem(format!("{key}: `{value}` {why}"));
+                None
+            }
+        }
+    }
+
+    /// Parses `key` with `parse`; `default` when it is unset, and also (after recording
+    /// ``KEY: `value` {error}``) when it is bad.
+    pub fn parse_with<T, E: fmt::Display>(
+        &mut self,
+        key: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> T {
+        let Some(value) = self.optional(key) else {
+            return default;
+        };
+        match parse(&value) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                self.problem(format!("{key}: `{value}` {why}"));
+                default
+            }
+        }
+    }
+
+    /// Parses `key` with [`FromStr`]; a bad value is recorded as ``KEY: `value` is not {what}``
+    /// (say, `what` = `"a port number"`) and `default` returned.
+    pub fn parse<T: FromStr>(&mut self, key: &str, default: T, what: &str) -> T {
+        self.parse_with(key, default, |v| {
+            v.parse().map_err(|_| format!("is not {what}"))
+        })
+    }
+
+    /// An integer greater than zero (see [`positive_integer`]).
+    pub fn positive<T>(&mut self, key: &str, default: T) -> T
+    where
+        T: FromStr + PartialOrd + From<u8>,
+    {
+        self.parse_with(key, default, positive_integer)
+    }
+
+    /// `true`/`1` or `false`/`0`.
+    pub fn flag(&mut self, key: &str, default: bool) -> bool {
+        self.parse_with(key, default, |v| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("is not true/false"),
+        })
+    }
+
+    /// Whole seconds, at least 1 and at most `u32::MAX` (some 136 years, so that adding a
+    /// margin to the duration can never overflow).
+    pub fn secs(&mut self, key: &str, default: u32) -> Duration {
+        Duration::from_secs(self.positive::<u32>(key, default).into())
+    }
+
+    /// A Dapr app id: letters, digits, `-`, `_` and `.` (it becomes one path segment of a
+    /// service invocation URL).
+    pub fn app_id(&mut self, key: &str, default: &str) -> String {
+        self.parse_with(key, default.to_owned(), |v| {
+            if v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                Ok(v.to_owned())
+            } else {
+                Err("is not a Dapr app id (letters, digits, `-`, `_`, `.`)")
+            }
+        })
+    }
+
+    /// Records a problem that is not one variable's value (say, two that exclude each other).
+    pub fn problem(&mut self, problem: impl Into<String>) {
+        self.problems.push(problem.into());
+    }
+
+    /// Records problems found elsewhere, such as `dapr::ClientConfig`'s.
+    pub fn extend<I>(&mut self, problems: I)
+    where
+        I: IntoIterator,
+        I::Item: fmt::Display,
+    {
+        self.problems
+            .extend(problems.into_iter().map(|p| p.to_string()));
+    }
+
+    /// `Ok` when nothing was wrong, else every problem recorded.
+    pub fn finish(self) -> Result<(), EnvError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(EnvError {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+/// Parses an integer greater than zero; the error reads "is not a positive integer".
+pub fn positive_integer<T>(value: &str) -> Result<T, &'static str>
+where
+    T: FromStr + PartialOrd + From<u8>,
+{
+    match value.parse::<T>() {
+        Ok(n) if n > T::from(0) => Ok(n),
+        _ => Err("is not a positive integer"),
+    }
+}
+
+/// A lookup over fixed pairs, for tests: `Config::from_lookup(map_lookup(&[("PORT", "80")]))`.
+/// A later pair wins over an earlier one with the same name, as in a map.
+pub fn map_lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |key| {
+        vars.iter()
+            .rev()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| (*value).to_owned())
+    }
+}
+
+/// The variables every service reads the same way: where to listen, the app API token,
+/// the shutdown grace period and logging.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceEnv {
+    /// `<PREFIX>_HOST` (an IP address, default `127.0.0.1`) and `<PREFIX>_PORT` (0 lets the
+    /// system pick).
+    pub listen: SocketAddr,
+    /// `APP_API_TOKEN` as set, not trimmed, as [`crate::AppTokenLayer`] reads it; empty or unset
+    /// is `None` (no check).
+    pub app_api_token: Option<String>,
+    /// `SHUTDOWN_GRACE_SECS` (see [`EnvReader::secs`]), default 10 seconds.
+    pub shutdown_grace: Duration,
+    /// `LOG_FORMAT`: `json`, `pretty` or `auto` (the default).
+    pub log_format: LogFormat,
+    /// `RUST_LOG`, default `info`.
+    pub log_filter: String,
+}
+
+// Hand-written so the app token never reaches a log line.
+impl fmt::Debug for ServiceEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceEnv")
+            .field("listen", &self.listen)
+            .field(
+                "app_api_token",
+                &self.app_api_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .finish()
+    }
+}
+
+impl ServiceEnv {
+    /// Reads `<prefix>_HOST`, `<prefix>_PORT` (default `default_port`), `APP_API_TOKEN`,
+    /// `SHUTDOWN_GRACE_SECS`, `LOG_FORMAT` and `RUST_LOG`, recording problems in `env`.
+    pub fn read(env: &mut EnvReader<'_>, prefix: &str, default_port: u16) -> Self {
+        let host = env.parse(
+            &format!("{prefix}_HOST"),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "an IP address",
+        );
+        let port = env.parse(&format!("{prefix}_PORT"), default_port, "a port number");
+        Self {
+            listen: SocketAddr::new(host, port),
+            app_api_token: env.raw(APP_API_TOKEN_ENV).filter(|t| !t.is_empty()),
+            shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 10),
+            log_format: env.parse("LOG_FORMAT", LogFormat::Auto, "json, pretty or auto"),
+            log_filter: env.string("RUST_LOG", "info"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `read` over `vars` and answers what it read and what `finish` said.
+    fn with<T>(
+        vars: &[(&str, &str)],
+        read: impl FnOnce(&mut EnvReader<'_>) -> T,
+    ) -> (T, Result<(), EnvError>) {
+        let lookup = map_lookup(vars);
+        let mut env = EnvReader::new(&lookup);
+        let value = read(&mut env);
+        (value, env.finish())
+    }
+
+    #[test]
+    fn unset_and_blank_values_take_the_default() {
+        let ((port, name, missing), result) = with(&[("PORT", "  "), ("NAME", " x ")], |env| {
+            (
+                env.parse("PORT", 8000_u16, "a port number"),
+                env.string("NAME", "d"),
+                env.optional("MISSING"),
+            )
+        });
+        assert_eq!(port, 8000);
+        assert_eq!(name, "x");
+        assert_eq!(missing, None);
+        assert!(result.is_ok());
+    }
+
+    #[test]
+    fn raw_keeps_the_value_as_set() {
+        let ((raw, trimmed), _) = with(&[("T", " t ")], |env| (env.raw("T"), env.optional("T")));
+        assert_eq!(raw.as_deref(), Some(" t "));
+        assert_eq!(trimmed.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_once_and_reading_goes_on() {
+        let ((port, n, flag, grace, id), result) = with(
+            &[
+                ("PORT", "eighty"),
+                ("N", "0"),
+                ("FLAG", "yes"),
+                ("GRACE", "-1"),
+                ("ID", "a/b"),
+                ("OK", "7"),
+            ],
+            |env| {
+                let values = (
+                    env.parse("PORT", 8000_u16, "a port number"),
+                    env.positive::<u32>("N", 10),
+                    env.flag("FLAG", true),
+                    env.secs("GRACE", 10),
+                    env.app_id("ID", "backend"),
+                );
+                assert_eq!(env.positive::<u64>("OK", 1), 7);
+                env.problem("A and B: set one, not both");
+                values
+            },
+        );
+        assert_eq!(
+            (port, n, flag, grace, id.as_str()),
+            (8000, 10, true, Duration::from_secs(10), "backend")
+        );
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                "PORT: `eighty` is not a port number",
+                "N: `0` is not a positive integer",
+                "FLAG: `yes` is not true/false",
+                "GRACE: `-1` is not a positive integer",
+                "ID: `a/b` is not a Dapr app id (letters, digits, `-`, `_`, `.`)",
+                "A and B: set one, not both",
+            ]
+        );
+        assert!(
+            err.to_string()
+                .starts_with("invalid configuration:\n  PORT: `eighty`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn typed_readers_accept_what_they_document() {
+        let ((on, off, one, zero, big), result) = with(
+            &[
+                ("ON", "true"),
+                ("OFF", "false"),
+                ("ONE", "1"),
+                ("ZERO", "0"),
+                ("BIG", "4294967296"),
+            ],
+            |env| {
+                (
+                    env.flag("ON", false),
+                    env.flag("OFF", true),
+                    env.flag("ONE", false),
+                    env.flag("ZERO", true),
+                    env.secs("BIG", 10),
+                )
+            },
+        );
+        assert!(on && !off && one && !zero);
+        assert_eq!(big, Duration::from_secs(10));
+        assert_eq!(
+            result.unwrap_err().problems,
+            ["BIG: `4294967296` is not a positive integer"]
+        );
+    }
+
+    #[test]
+    fn check_answers_none_for_a_bad_default_or_value() {
+        let ((good, bad), result) = with(&[("B", "x")], |env| {
+            (
+                env.check("A", "5", positive_integer::<u64>),
+                env.check("B", "5", positive_integer::<u64>),
+            )
+        });
+        assert_eq!((good, bad), (Some(5), None));
+        assert_eq!(
+            result.unwrap_err().problems,
+            ["B: `x` is not a positive integer"]
+        );
+    }
+
+    #[test]
+    fn map_lookup_answers_the_last_pair_of_a_name() {
+        let lookup = map_lookup(&[("A", "1"), ("B", "2"), ("A", "3")]);
+        assert_eq!(lookup("A").as_deref(), Some("3"));
+        assert_eq!(lookup("B").as_deref(), Some("2"));
+        assert_eq!(lookup("C"), None);
+    }
+
+    #[test]
+    fn extend_joins_problems_from_elsewhere() {
+        let ((), result) = with(&[], |env| env.extend(["X: bad", "Y: worse"]));
+        assert_eq!(result.unwrap_err().problems, ["X: bad", "Y: worse"]);
+    }
+
+    #[test]
+    fn service_env_defaults() {
+        let (service, result) = with(&[], |env| ServiceEnv::read(env, "NOTIFICATION", 8001));
+        assert!(result.is_ok());
+        assert_eq!(
+            service,
+            ServiceEnv {
+                listen: "127.0.0.1:8001".parse().unwrap(),
+                app_api_token: None,
+                shutdown_grace: Duration::from_secs(10),
+                log_format: LogFormat::Auto,
+                log_filter: "info".to_owned(),
+            }
+        );
+    }
+
+    #[test]
+    fn service_env_reads_overrides_and_hides_the_token() {
+        let (service, result) = with(
+            &[
+                ("SVC_HOST", "0.0.0.0"),
+                ("SVC_PORT", " 9001 "),
+                ("APP_API_TOKEN", " s3cret "),
+                ("SHUTDOWN_GRACE_SECS", "3"),
+                ("LOG_FORMAT", "json"),
+                ("RUST_LOG", "debug"),
+            ],
+            |env| ServiceEnv::read(env, "SVC", 8001),
+        );
+        assert!(result.is_ok());
+        assert_eq!(service.listen, "0.0.0.0:9001".parse().unwrap());
+        // As set: daprd sends the token exactly as configured.
+        assert_eq!(service.app_api_token.as_deref(), Some(" s3cret "));
+        assert_eq!(service.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(service.log_format, LogFormat::Json);
+        assert_eq!(service.log_filter, "debug");
+        assert!(!format!("{service:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn service_env_port_zero_is_allowed_and_an_empty_token_is_none() {
+        let (service, result) = with(&[("SVC_PORT", "0"), ("APP_API_TOKEN", "")], |env| {
+            ServiceEnv::read(env, "SVC", 8001)
+        });
+        assert!(result.is_ok());
+        assert_eq!(service.listen.port(), 0);
+        assert_eq!(service.app_api_token, None);
+    }
+
+    #[test]
+    fn service_env_reports_every_bad_variable() {
+        let (_, result) = with(
+            &[
+                ("SVC_HOST", "nowhere"),
+                ("SVC_PORT", "70000"),
+                ("SHUTDOWN_GRACE_SECS", "0"),
+                ("LOG_FORMAT", "xml"),
+            ],
+            |env| ServiceEnv::read(env, "SVC", 8001),
+        );
+        assert_eq!(
+            result.unwrap_err().problems,
+            [
+                "SVC_HOST: `nowhere` is not an IP address",
+                "SVC_PORT: `70000` is not a port number",
+                "SHUTDOWN_GRACE_SECS: `0` is not a positive integer",
+                "LOG_FORMAT: `xml` is not json, pretty or auto",
+            ]
+        );
+    }
+}
