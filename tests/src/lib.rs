@@ -1,18 +1,22 @@
 //! Process harness for todo-dapr's integration and end-to-end tests, and for `cargo xtask up`.
 //!
-//! It starts the real infrastructure — PostgreSQL (its own `initdb` cluster), Redis, the Dapr
-//! Scheduler and one `daprd` per app — as child processes on free 127.0.0.1 ports, with data in a
-//! temporary directory and each process's output in a log file. Every process is stopped by the
-//! PID this harness started, when its handle is dropped (also when a test fails), never by name.
+//! It starts the real infrastructure — PostgreSQL (its own `initdb` cluster), the pub/sub broker
+//! of the chosen profile (Redis by default; Apache Kafka in KRaft mode from Maven Central jars, or
+//! Debian's RabbitMQ), the Dapr Scheduler and one `daprd` per app — as child processes on free
+//! 127.0.0.1 ports, with data in a temporary directory and each process's output in a log file.
+//! Every process is stopped by the PID this harness started, when its handle is dropped (also
+//! when a test fails), never by name.
 //!
 //! Unlike container-based fixtures, nothing here needs a daemon: the binaries come from Debian
 //! packages and from the Dapr build that `cargo xtask deps` makes.
 
 pub mod binaries;
 pub mod daprd;
+pub mod kafka;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod rabbitmq;
 pub mod redis;
 pub mod resources;
 pub mod scheduler;
@@ -24,14 +28,16 @@ pub mod wait;
 
 pub use binaries::Binaries;
 pub use daprd::{Daprd, DaprdOptions, DaprdPorts};
+pub use kafka::Kafka;
 pub use postgres::Postgres;
 pub use process::ManagedProcess;
+pub use rabbitmq::RabbitMq;
 pub use redis::Redis;
-pub use resources::Resources;
+pub use resources::{Broker, Resources};
 pub use scheduler::Scheduler;
 pub use service::{Service, ServiceOptions};
 pub use smtp::SmtpSink;
-pub use stack::{Infra, InfraOptions};
+pub use stack::{BrokerServer, Infra, InfraOptions};
 
 /// Root of the repository (the workspace), found from this crate's manifest directory.
 pub fn repo_root() -> std::path::PathBuf {

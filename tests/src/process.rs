@@ -211,3 +211,33 @@ pub fn stop_recorded(pid: u32, expected_exe: &Path, stop: StopPolicy) -> anyhow:
     let _ = kill(pid, Signal::SIGKILL);
     Ok(true)
 }
+
+/// `/proc/<pid>/stat` split after the command name: `[state, ppid, …]`.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Whether `pid` exists and is not a zombie (an exited child its parent has not reaped yet).
+pub fn alive(pid: u32) -> bool {
+    stat_fields(pid)
+        .and_then(|f| f.first().cloned())
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+/// The PIDs whose parent is `parent`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid)
+                .and_then(|f| f.get(1)?.parse::<u32>().ok())
+                .is_some_and(|ppid| ppid == parent)
+        })
+        .collect()
+}

@@ -12,19 +12,78 @@ use anyhow::{Context, bail};
 use serde_yaml_ng::Value;
 
 /// Broker profiles: which directory under `dapr/components/` supplies the `pubsub` component.
+///
+/// Services and tests only ever name the component `pubsub`; the profile decides which broker
+/// the harness starts and which component file daprd loads (DESIGN §2 "Brokers are swappable").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Broker {
     /// Redis Streams (`pubsub.redis`), the default.
     #[default]
     Redis,
+    /// Apache Kafka in KRaft mode (`pubsub.kafka`).
+    Kafka,
+    /// RabbitMQ (`pubsub.rabbitmq`).
+    RabbitMq,
 }
 
+/// The environment variable the end-to-end suites read their broker from.
+pub const BROKER_ENV: &str = "TODO_BROKER";
+
 impl Broker {
-    /// The profile directory name.
+    /// Every profile, default first.
+    pub const ALL: [Self; 3] = [Self::Redis, Self::Kafka, Self::RabbitMq];
+
+    /// The profile directory name (also the `--broker` / `TODO_BROKER` value).
     pub fn profile(self) -> &'static str {
         match self {
             Self::Redis => "redis",
+            Self::Kafka => "kafka",
+            Self::RabbitMq => "rabbitmq",
         }
+    }
+
+    /// The `pubsub` metadata item that points the component at the broker; the harness
+    /// replaces its value with the address of the broker it started.
+    pub fn address_metadata(self) -> &'static str {
+        match self {
+            Self::Redis => "redisHost",
+            Self::Kafka => "brokers",
+            Self::RabbitMq => "connectionString",
+        }
+    }
+
+    /// The broker named by `TODO_BROKER` (default: Redis). An unknown name is an error rather
+    /// than a silent fall-back, so a typo cannot make a "Kafka run" test Redis.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var(BROKER_ENV) {
+            Ok(v) if !v.trim().is_empty() => v.parse(),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Self::default()),
+            Err(e) => Err(anyhow::anyhow!("{BROKER_ENV}: {e}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.profile())
+    }
+}
+
+impl std::str::FromStr for Broker {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|b| b.profile().eq_ignore_ascii_case(s))
+            .with_context(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|b| b.profile()).collect();
+                format!(
+                    "unknown broker `{s}` (expected one of {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -159,6 +218,58 @@ spec:
         assert!(items[1].get("secretKeyRef").is_none());
         assert_eq!(v["spec"]["type"].as_str(), Some("pubsub.redis"));
         assert_eq!(used.len(), 2);
+    }
+
+    #[test]
+    fn broker_names_round_trip() {
+        for b in Broker::ALL {
+            assert_eq!(b.profile().parse::<Broker>().unwrap(), b);
+            assert!(
+                crate::repo_root()
+                    .join("dapr/components")
+                    .join(b.profile())
+                    .join("pubsub.yaml")
+                    .is_file(),
+                "no component file for {b}"
+            );
+        }
+        assert_eq!("RabbitMQ".parse::<Broker>().unwrap(), Broker::RabbitMq);
+        let err = "kafak".parse::<Broker>().unwrap_err().to_string();
+        assert!(err.contains("redis, kafka, rabbitmq"), "{err}");
+    }
+
+    /// Every profile has a loadable `pubsub` component whose address the harness can replace,
+    /// next to the common components (whose overrides must still apply).
+    #[test]
+    fn every_profile_renders_with_its_broker_address() {
+        let components = crate::repo_root().join("dapr/components");
+        for b in Broker::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let mut overrides = Overrides::new();
+            overrides.insert(
+                ("pubsub".into(), b.address_metadata().into()),
+                "127.0.0.1:1".into(),
+            );
+            overrides.insert(
+                ("secretstore".into(), "secretsFile".into()),
+                "/x.json".into(),
+            );
+            Resources::render(
+                &[components.join("common"), components.join(b.profile())],
+                dir.path(),
+                &overrides,
+            )
+            .unwrap_or_else(|e| panic!("{b}: {e:#}"));
+            let text = std::fs::read_to_string(dir.path().join("pubsub.yaml")).unwrap();
+            let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+            assert_eq!(v["metadata"]["name"].as_str(), Some("pubsub"), "{b}");
+            // The profile names the component type: pubsub.redis, pubsub.kafka, pubsub.rabbitmq.
+            assert_eq!(
+                v["spec"]["type"].as_str(),
+                Some(format!("pubsub.{b}").as_str())
+            );
+            assert!(text.contains("127.0.0.1:1"), "{b}: {text}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The shared infrastructure of a run: PostgreSQL, Redis, the Dapr Scheduler and the rendered
-//! Dapr resources, all under one data directory, with one log directory.
+//! The shared infrastructure of a run: PostgreSQL, the pub/sub broker of the chosen profile
+//! (Redis, Kafka or RabbitMQ), the Dapr Scheduler and the rendered Dapr resources, all under one
+//! data directory, with one log directory.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -7,7 +8,9 @@ use std::time::SystemTime;
 use anyhow::Context;
 use serde_json::{Map, Value};
 
+use crate::kafka::Kafka;
 use crate::process::RecordedProcess;
+use crate::rabbitmq::RabbitMq;
 use crate::resources::{Broker, Overrides};
 use crate::{Binaries, Daprd, DaprdOptions, Postgres, Redis, Resources, Scheduler, repo_root};
 
@@ -17,7 +20,7 @@ pub const STATE_DATABASE: &str = "dapr_state";
 /// Options for [`Infra::start`].
 #[derive(Clone, Debug, Default)]
 pub struct InfraOptions {
-    /// Which pub/sub profile to render.
+    /// Which pub/sub profile to render, and so which broker to start.
     pub broker: Broker,
     /// Leave processes running when the handles are dropped (`cargo xtask up --detach`).
     pub detached: bool,
@@ -29,6 +32,129 @@ pub struct InfraOptions {
     pub binaries: Option<Binaries>,
 }
 
+impl InfraOptions {
+    /// The defaults, with the broker named by `TODO_BROKER` (redis|kafka|rabbitmq; default
+    /// redis): how the end-to-end suites run on every broker profile.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            broker: Broker::from_env()?,
+            ..Self::default()
+        })
+    }
+}
+
+/// The running pub/sub broker: one per run, of the profile's kind.
+#[derive(Debug)]
+pub enum BrokerServer {
+    /// Redis Streams.
+    Redis(Redis),
+    /// Apache Kafka, KRaft single node.
+    Kafka(Kafka),
+    /// RabbitMQ.
+    RabbitMq(RabbitMq),
+}
+
+impl BrokerServer {
+    /// Starts the broker of `broker`'s profile.
+    async fn start(
+        broker: Broker,
+        bins: &Binaries,
+        root: &Path,
+        log_dir: &Path,
+        detached: bool,
+    ) -> anyhow::Result<Self> {
+        Ok(match broker {
+            Broker::Redis => Self::Redis(Redis::start(bins, root, log_dir, detached).await?),
+            Broker::Kafka => Self::Kafka(Kafka::start(root, log_dir, detached).await?),
+            Broker::RabbitMq => Self::RabbitMq(RabbitMq::start(root, log_dir, detached).await?),
+        })
+    }
+
+    /// Which profile this is.
+    pub fn kind(&self) -> Broker {
+        match self {
+            Self::Redis(_) => Broker::Redis,
+            Self::Kafka(_) => Broker::Kafka,
+            Self::RabbitMq(_) => Broker::RabbitMq,
+        }
+    }
+
+    /// `127.0.0.1:<port>` of the broker's client listener.
+    pub fn address(&self) -> String {
+        match self {
+            Self::Redis(r) => r.address(),
+            Self::Kafka(k) => k.address(),
+            Self::RabbitMq(r) => r.address(),
+        }
+    }
+
+    /// A one-line description for tables (`cargo xtask up`).
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::Redis(_) => "pub/sub broker (Redis Streams)",
+            Self::Kafka(_) => "pub/sub broker (Apache Kafka, KRaft)",
+            Self::RabbitMq(_) => "pub/sub broker (RabbitMQ)",
+        }
+    }
+
+    /// The `pubsub` component metadata the harness replaces: `(name, value)`.
+    fn pubsub_override(&self) -> (&'static str, String) {
+        let value = match self {
+            Self::Redis(r) => r.address(),
+            Self::Kafka(k) => k.address(),
+            Self::RabbitMq(r) => r.connection_string(),
+        };
+        (self.kind().address_metadata(), value)
+    }
+
+    /// The JSON messages published to `topic`, in broker order, where the broker keeps a
+    /// readable log: a Redis stream, or a Kafka topic. `None` for RabbitMQ, whose exchanges
+    /// keep nothing (a message lives only in the queues it was routed to, until consumed).
+    pub fn topic_messages(&self, topic: &str) -> anyhow::Result<Option<Vec<Value>>> {
+        match self {
+            Self::Redis(r) => r.stream_messages(topic).map(Some),
+            Self::Kafka(k) => k.topic_messages(topic).map(Some),
+            Self::RabbitMq(_) => Ok(None),
+        }
+    }
+
+    /// The Redis server, when Redis is the broker.
+    pub fn redis(&self) -> Option<&Redis> {
+        match self {
+            Self::Redis(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Leaves the broker running; returns what `cargo xtask down` needs, in start order.
+    fn detach(self, bins: &Binaries) -> Vec<RecordedProcess> {
+        let record = |name: &str, pid: u32, exe: PathBuf| RecordedProcess {
+            name: name.to_owned(),
+            pid,
+            exe,
+        };
+        match self {
+            Self::Redis(r) => r
+                .detach()
+                .map(|pid| record("redis", pid, bins.redis_server.clone()))
+                .into_iter()
+                .collect(),
+            Self::Kafka(k) => {
+                let exe = k.exe();
+                k.detach()
+                    .map(|pid| record("kafka", pid, exe))
+                    .into_iter()
+                    .collect()
+            }
+            Self::RabbitMq(r) => r
+                .detach()
+                .into_iter()
+                .map(|(name, pid, exe)| record(name, pid, exe))
+                .collect(),
+        }
+    }
+}
+
 /// Running infrastructure. Dropping it stops every process it started (unless detached).
 #[derive(Debug)]
 pub struct Infra {
@@ -36,8 +162,9 @@ pub struct Infra {
     pub bins: Binaries,
     /// PostgreSQL: app databases and Dapr's state store.
     pub postgres: Postgres,
-    /// Redis: the default pub/sub broker.
-    pub redis: Redis,
+    /// The pub/sub broker of the chosen profile. Nothing else uses a broker (the state store is
+    /// PostgreSQL), so no other broker runs.
+    pub broker: BrokerServer,
     /// The Dapr Scheduler (Jobs API).
     pub scheduler: Scheduler,
     resources: Resources,
@@ -65,8 +192,8 @@ impl DataDir {
 }
 
 impl Infra {
-    /// Starts PostgreSQL, Redis and the Scheduler, creates the state-store database and renders
-    /// the repository's Dapr resources to point at them.
+    /// Starts PostgreSQL, the profile's broker and the Scheduler, creates the state-store
+    /// database and renders the repository's Dapr resources to point at them.
     pub async fn start(opts: InfraOptions) -> anyhow::Result<Self> {
         let bins = match opts.binaries.clone() {
             Some(bins) => bins,
@@ -84,7 +211,8 @@ impl Infra {
 
         let postgres = Postgres::start(&bins, &root, &log_dir, opts.detached).await?;
         postgres.create_database(STATE_DATABASE)?;
-        let redis = Redis::start(&bins, &root, &log_dir, opts.detached).await?;
+        let broker =
+            BrokerServer::start(opts.broker, &bins, &root, &log_dir, opts.detached).await?;
         let scheduler = Scheduler::start(&bins, &root, &log_dir, opts.detached).await?;
 
         let mut secrets = Map::new();
@@ -101,7 +229,8 @@ impl Infra {
 
         let manifests = repo_root().join("dapr");
         let mut overrides = Overrides::new();
-        overrides.insert(("pubsub".into(), "redisHost".into()), redis.address());
+        let (key, value) = broker.pubsub_override();
+        overrides.insert(("pubsub".into(), key.into()), value);
         overrides.insert(
             ("secretstore".into(), "secretsFile".into()),
             secrets_file.display().to_string(),
@@ -120,7 +249,7 @@ impl Infra {
         Ok(Self {
             bins,
             postgres,
-            redis,
+            broker,
             scheduler,
             resources,
             config,
@@ -166,6 +295,12 @@ impl Infra {
         Ok(())
     }
 
+    /// The messages published to `topic`, in broker order, if the broker keeps them readable
+    /// (see [`BrokerServer::topic_messages`]).
+    pub fn topic_messages(&self, topic: &str) -> anyhow::Result<Option<Vec<Value>>> {
+        self.broker.topic_messages(topic)
+    }
+
     /// The rendered resources directory.
     pub fn resources_dir(&self) -> &Path {
         self.resources.dir()
@@ -186,24 +321,24 @@ impl Infra {
         let Self {
             bins,
             postgres,
-            redis,
+            broker,
             scheduler,
             ..
         } = self;
-        let mut out = Vec::new();
-        let mut record = |name: &str, pid: Option<u32>, exe: PathBuf| {
-            if let Some(pid) = pid {
-                out.push(RecordedProcess {
-                    name: name.to_owned(),
-                    pid,
-                    exe,
-                });
-            }
+        let record = |name: &str, pid: Option<u32>, exe: PathBuf| {
+            pid.map(|pid| RecordedProcess {
+                name: name.to_owned(),
+                pid,
+                exe,
+            })
         };
-        // Stop order for `down` is the reverse: scheduler, redis, postgres last.
-        record("postgres", postgres.detach(), bins.pg("postgres"));
-        record("redis", redis.detach(), bins.redis_server.clone());
-        record("scheduler", scheduler.detach(), bins.scheduler);
+        // Stop order for `down` is the reverse: scheduler, broker, postgres last.
+        let mut out: Vec<RecordedProcess> =
+            record("postgres", postgres.detach(), bins.pg("postgres"))
+                .into_iter()
+                .collect();
+        out.extend(broker.detach(&bins));
+        out.extend(record("scheduler", scheduler.detach(), bins.scheduler));
         out
     }
 }

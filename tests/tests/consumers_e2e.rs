@@ -1,6 +1,7 @@
 //! End-to-end tests of the consumers — notification (3 replicas), email-delivery,
-//! recurring-task — with the backend, through real daprd sidecars, the real Scheduler, Redis
-//! Streams, PostgreSQL and a real SMTP conversation with the harness's sink.
+//! recurring-task — with the backend, through real daprd sidecars, the real Scheduler, the
+//! broker of `TODO_BROKER` (Redis Streams by default, Kafka or RabbitMQ), PostgreSQL and a real
+//! SMTP conversation with the harness's sink.
 //!
 //! Tests run one at a time: one kills a notification replica, another pauses the SMTP sink.
 
@@ -89,7 +90,7 @@ async fn start_pod(
 
 impl Env {
     async fn start() -> anyhow::Result<Self> {
-        let infra = Infra::start(InfraOptions::default()).await?;
+        let infra = Infra::start(InfraOptions::from_env()?).await?;
         infra.postgres.create_database("backend")?;
         let smtp = SmtpSink::start().await?;
         smtp.reject_recipients_ending_with("@invalid.test");
@@ -551,11 +552,13 @@ async fn smtp_outage_retries_and_bad_recipient_dead_letters(env: &Env) -> anyhow
     )
     .await;
     if let Err(e) = dead {
-        let stream = env.infra.redis.stream_messages("task-reminders-dlq")?;
-        anyhow::bail!(
-            "{e}; the dead-letter stream holds {} messages: {stream:?}",
-            stream.len()
-        );
+        match env.infra.topic_messages("task-reminders-dlq")? {
+            Some(stream) => anyhow::bail!(
+                "{e}; the dead-letter topic holds {} messages: {stream:?}",
+                stream.len()
+            ),
+            None => anyhow::bail!("{e}"),
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the `dapr` client and the shared middleware against the real runtime:
-//! daprd + Scheduler + Redis Streams + PostgreSQL, started by the harness.
+//! daprd + Scheduler + the broker of `TODO_BROKER` (Redis Streams by default) + PostgreSQL,
+//! started by the harness.
 //!
 //! One environment serves every test (starting daprd and its infrastructure takes seconds), so
 //! this binary has its own `main` (libtest-mimic): it starts the stack, runs the tests — in
@@ -187,7 +188,7 @@ impl Env {
         secrets.insert(SECRET_NAME.into(), SECRET_VALUE.into());
         let infra = Infra::start(InfraOptions {
             secrets,
-            ..InfraOptions::default()
+            ..InfraOptions::from_env()?
         })
         .await?;
 

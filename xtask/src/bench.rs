@@ -117,6 +117,12 @@ struct Results {
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let Target::Backend = args.target;
+    // BENCHMARKS.md describes, and DESIGN §7 sets targets for, the default Redis profile.
+    anyhow::ensure!(
+        args.deps.broker == harness::Broker::Redis,
+        "benchmarks run on the default broker profile (redis), not {}",
+        args.deps.broker
+    );
     let install = deps::run(&DepsArgs {
         no_cli: true,
         ..args.deps.clone()

@@ -2,11 +2,14 @@
 //!
 //! Debian packages are installed only when their programs are missing; the Dapr runtime is
 //! reused from `~/.dapr/bin` or the build cache when the pinned version is already there.
+//! `--broker kafka` adds Java 17 and Maven (Debian) and the Kafka broker's jars (Maven Central,
+//! cached per version); `--broker rabbitmq` adds Debian's RabbitMQ.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use harness::Broker;
 use harness::binaries::{find_on_path, newest_postgres_bin};
 
 use crate::dapr_runtime::{self, DaprInstall};
@@ -24,6 +27,9 @@ pub(crate) struct DepsArgs {
     /// Do not build the dapr CLI.
     #[arg(long)]
     pub(crate) no_cli: bool,
+    /// Pub/sub broker profile (`dapr/components/<broker>`): redis, kafka or rabbitmq.
+    #[arg(long, env = harness::resources::BROKER_ENV, default_value = "redis")]
+    pub(crate) broker: Broker,
 }
 
 /// A Debian package and how to tell that its program is already here.
@@ -41,11 +47,57 @@ const PACKAGES: &[Package] = &[
         name: "redis-server",
         present: || find_on_path("redis-server").is_some(),
     },
+    // promtool: checks and unit-tests the Prometheus rules (`grafana/rules`).
+    Package {
+        name: "prometheus",
+        present: || find_on_path("promtool").is_some(),
+    },
+    // nix-instantiate / nix: evaluates the flake offline against stub inputs.
+    Package {
+        name: "nix-bin",
+        present: || find_on_path("nix-instantiate").is_some(),
+    },
 ];
+
+/// What the Kafka profile adds: a JVM for the broker, Maven to fetch its jars.
+const KAFKA_PACKAGES: &[Package] = &[
+    Package {
+        name: "openjdk-17-jre-headless",
+        present: || harness::kafka::java().is_ok(),
+    },
+    Package {
+        name: "maven",
+        present: || find_on_path("mvn").is_some(),
+    },
+];
+
+/// What the RabbitMQ profile adds (the package pulls in Erlang and epmd).
+const RABBITMQ_PACKAGES: &[Package] = &[Package {
+    name: "rabbitmq-server",
+    present: || {
+        std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").is_file()
+            && find_on_path("epmd").is_some()
+    },
+}];
+
+/// The Debian packages a run with `broker` needs.
+fn packages(broker: Broker) -> Vec<&'static Package> {
+    let extra = match broker {
+        Broker::Redis => &[][..],
+        Broker::Kafka => KAFKA_PACKAGES,
+        Broker::RabbitMq => RABBITMQ_PACKAGES,
+    };
+    PACKAGES.iter().chain(extra).collect()
+}
 
 /// Installs what is missing and returns where the Dapr binaries are.
 pub(crate) fn run(args: &DepsArgs) -> anyhow::Result<DaprInstall> {
-    step::run("Debian packages", install_packages)?;
+    step::run("Debian packages", || {
+        install_packages(&packages(args.broker))
+    })?;
+    if args.broker == Broker::Kafka {
+        step::run("Java and the Kafka broker jars", ensure_kafka)?;
+    }
     step::run("Go toolchain", check_go)?;
     let install = step::run(&format!("Dapr runtime {}", args.runtime_version), || {
         dapr_runtime::ensure_runtime(&args.runtime_version)
@@ -58,14 +110,14 @@ pub(crate) fn run(args: &DepsArgs) -> anyhow::Result<DaprInstall> {
     Ok(install)
 }
 
-fn install_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
+fn install_packages(packages: &[&Package]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|p| !(p.present)())
         .map(|p| p.name)
         .collect();
     if missing.is_empty() {
-        let names: Vec<_> = PACKAGES.iter().map(|p| p.name).collect();
+        let names: Vec<_> = packages.iter().map(|p| p.name).collect();
         step::info(&format!("already installed: {}", names.join(", ")));
         return Ok(());
     }
@@ -77,9 +129,9 @@ fn install_packages() -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    // Packages like redis-server start a system service from their install script; the
-    // project runs its own servers on free ports, so service starts are refused during the
-    // install with Debian's policy-rc.d mechanism (exit 101 = "action forbidden").
+    // Packages like redis-server and rabbitmq-server start a system service from their install
+    // script; the project runs its own servers on free ports, so service starts are refused
+    // during the install with Debian's policy-rc.d mechanism (exit 101 = "action forbidden").
     let policy = PathBuf::from("/usr/sbin/policy-rc.d");
     let wrote_policy = if root && !policy.exists() {
         std::fs::write(&policy, "#!/bin/sh\nexit 101\n")?;
@@ -99,7 +151,7 @@ fn install_packages() -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&policy);
     }
     result?;
-    let still: Vec<_> = PACKAGES
+    let still: Vec<_> = packages
         .iter()
         .filter(|p| !(p.present)())
         .map(|p| p.name)
@@ -123,6 +175,34 @@ fn apt(root: bool, args: &[&str]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("apt-get {} failed ({status})", args.join(" "));
     }
+    Ok(())
+}
+
+/// Checks the JVM (the broker needs Java >= 17) and resolves the broker's jars with Maven into
+/// the cache, or reuses them (`harness::kafka::ensure_jars`).
+fn ensure_kafka() -> anyhow::Result<()> {
+    let java = harness::kafka::java()?;
+    // `java -version` prints to stderr, e.g. `openjdk version "17.0.15" 2025-04-15`.
+    let out = Command::new(&java)
+        .arg("-version")
+        .output()
+        .context("running java -version")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let major = text
+        .split('"')
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok())
+        .with_context(|| format!("unrecognised `java -version` output: {text}"))?;
+    if major < 17 {
+        bail!(
+            "Java {major} at {} is too old: Kafka 4 needs Java >= 17",
+            java.display()
+        );
+    }
+    step::info(&format!("Java {major} at {}", java.display()));
+    let lib = harness::kafka::ensure_jars()?;
+    step::info(&format!("Kafka jars in {}", lib.display()));
     Ok(())
 }
 

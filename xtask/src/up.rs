@@ -93,6 +93,7 @@ pub(crate) fn run(args: &UpArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let infra = Infra::start(InfraOptions {
             detached: args.detach,
+            broker: args.deps.broker,
             // Exactly the Dapr binaries `deps` vouched for (maybe the build cache).
             binaries: Some(install.binaries()?),
             ..InfraOptions::default()
@@ -300,9 +301,9 @@ fn print_table(infra: &Infra, services: &Services) {
         &pg.url("postgres"),
     );
     row(
-        "redis",
-        &infra.redis.address(),
-        "pub/sub broker (Redis Streams)",
+        infra.broker.kind().profile(),
+        &infra.broker.address(),
+        infra.broker.description(),
     );
     row(
         "scheduler",

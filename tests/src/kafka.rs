@@ -1,0 +1,489 @@
+//! A throw-away Apache Kafka broker (the `kafka` pub/sub profile): KRaft mode, one node acting as
+//! broker and controller, on free 127.0.0.1 ports, with its data under the run's directory.
+//!
+//! The broker is not a Debian package: its jars come from Maven Central. Maven resolves the small
+//! pom kept in `tests/kafka/pom.xml` (`org.apache.kafka:kafka_2.13` and a logging binding) into
+//! `~/.cache/todo-dapr/kafka-<version>/lib` once per machine; every run then starts
+//! `java -cp '<lib>/*' kafka.Kafka server.properties` after formatting its storage with
+//! `kafka.tools.StorageTool` from the same jars. Java 17 and Maven come from Debian
+//! (`cargo xtask deps --broker kafka`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nix::sys::signal::Signal;
+
+use crate::binaries::find_on_path;
+use crate::process::{ManagedProcess, StopPolicy};
+use crate::{ports, repo_root, wait};
+
+/// The pom that pins the broker's jars, relative to the repository root.
+pub const POM: &str = "tests/kafka/pom.xml";
+
+/// Every topic Dapr creates gets this many partitions. One partition keeps a topic in one total
+/// order (what [`Kafka::topic_messages`] reads back) and is plenty for a single-node test broker;
+/// the replicas of one app-id then share a topic by fail-over rather than by partition.
+const PARTITIONS: u32 = 1;
+
+/// How long a cold JVM on a loaded 2-core machine may take to start the broker.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running Kafka broker owned by the harness.
+#[derive(Debug)]
+pub struct Kafka {
+    process: ManagedProcess,
+    port: u16,
+    java: PathBuf,
+    lib: PathBuf,
+    tools_log_config: PathBuf,
+}
+
+impl Kafka {
+    /// Formats a single-node KRaft cluster under `root/kafka` and starts it; returns once the
+    /// broker reports it has started and accepts connections on its client port.
+    pub async fn start(root: &Path, log_dir: &Path, detached: bool) -> anyhow::Result<Self> {
+        let lib = ensure_jars()?;
+        let java = java()?;
+        let dir = root.join("kafka");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data)?;
+        let [port, controller_port] = ports::free_ports::<2>()?;
+
+        let config = dir.join("server.properties");
+        std::fs::write(&config, server_properties(port, controller_port, &data))?;
+        let log_config = dir.join("log4j2.properties");
+        std::fs::write(&log_config, LOG4J2_BROKER)?;
+        let tools_log_config = dir.join("log4j2-tools.properties");
+        std::fs::write(&tools_log_config, LOG4J2_TOOLS)?;
+
+        let classpath = classpath(&lib);
+        let out = Command::new(&java)
+            .arg("-cp")
+            .arg(&classpath)
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                tools_log_config.display()
+            ))
+            .args(["kafka.tools.StorageTool", "format"])
+            // One argument with `=`: a base64url id may start with `-`, which the tool's
+            // argument parser would otherwise read as an option (1 start in 64).
+            .arg(format!("--cluster-id={}", cluster_id()?))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .context("running kafka.tools.StorageTool")?;
+        if !out.status.success() {
+            bail!(
+                "formatting Kafka storage failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        let mut cmd = Command::new(&java);
+        cmd.args(JVM_OPTS)
+            .arg("-cp")
+            .arg(&classpath)
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                log_config.display()
+            ))
+            .arg("kafka.Kafka")
+            .arg(&config)
+            .current_dir(&dir);
+        // SIGTERM runs the broker's shutdown hook (flushes and closes the logs cleanly).
+        let stop = StopPolicy {
+            signal: Signal::SIGTERM,
+            grace: Duration::from_secs(20),
+        };
+        let mut process = ManagedProcess::spawn("kafka", cmd, log_dir, stop, detached)?;
+        let log = process.log_path().to_path_buf();
+        wait::until("kafka to start", START_TIMEOUT, || {
+            let running = process.ensure_running();
+            let log = log.clone();
+            async move {
+                running?;
+                let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
+                if !text.contains("Kafka Server started") {
+                    return Ok(None);
+                }
+                tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                Ok::<_, anyhow::Error>(Some(()))
+            }
+        })
+        .await?;
+        Ok(Self {
+            process,
+            port,
+            java,
+            lib,
+            tools_log_config,
+        })
+    }
+
+    /// `127.0.0.1:<port>`, as Dapr's `brokers` metadata wants it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The client (PLAINTEXT) port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The broker process.
+    pub fn process_mut(&mut self) -> &mut ManagedProcess {
+        &mut self.process
+    }
+
+    /// The JSON messages of a topic, in broker order (the equivalent of
+    /// [`crate::Redis::stream_messages`]).
+    ///
+    /// Reads partition 0 — the only one, see [`PARTITIONS`] — from the beginning up to the end
+    /// offset it had when called, with Kafka's own command-line tools from the same jars: the
+    /// end offset from `GetOffsetShell`, then exactly that many records from `ConsoleConsumer`
+    /// (which assigns the partition directly, so no consumer group is created). Dapr stores
+    /// each CloudEvent as the record value; ours are compact JSON, one per line.
+    pub fn topic_messages(&self, topic: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let offsets = match self.tool(&[
+            "org.apache.kafka.tools.GetOffsetShell",
+            "--topic",
+            topic,
+            "--partitions",
+            "0",
+            "--time",
+            "latest",
+        ]) {
+            Ok(out) => out,
+            // Nothing was ever published or subscribed: Dapr has not created the topic.
+            Err(e)
+                if e.to_string()
+                    .contains("Could not match any topic-partitions") =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        // One line per partition: `<topic>:<partition>:<end offset>`; none if no such topic.
+        let end: u64 = offsets
+            .lines()
+            .filter_map(|l| l.rsplit(':').next()?.trim().parse::<u64>().ok())
+            .sum();
+        if end == 0 {
+            return Ok(Vec::new());
+        }
+        let records = self.tool(&[
+            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+            "--topic",
+            topic,
+            "--partition",
+            "0",
+            "--offset",
+            "earliest",
+            "--max-messages",
+            &end.to_string(),
+            "--timeout-ms",
+            "30000",
+        ])?;
+        Ok(records
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(serde_json::Value::is_object)
+            .collect())
+    }
+
+    /// Runs one of Kafka's tools against this broker; returns its stdout.
+    fn tool(&self, args: &[&str]) -> anyhow::Result<String> {
+        let (main, rest) = args.split_first().context("no tool class")?;
+        let out = Command::new(&self.java)
+            .args(["-XX:TieredStopAtLevel=1", "-Xshare:auto"])
+            .arg("-cp")
+            .arg(classpath(&self.lib))
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                self.tools_log_config.display()
+            ))
+            .arg(main)
+            .args(["--bootstrap-server", &self.address()])
+            .args(rest)
+            .output()
+            .with_context(|| format!("running {main}"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{main} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The executable to record for `cargo xtask down` (the JVM's real path).
+    pub fn exe(&self) -> PathBuf {
+        self.process
+            .pid()
+            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
+            .unwrap_or_else(|| self.java.clone())
+    }
+
+    /// Leaves the broker running after this handle is dropped; returns its PID.
+    pub fn detach(self) -> Option<u32> {
+        self.process.detach()
+    }
+}
+
+/// JVM flags: a small heap (the test broker holds little), and start-up speed over peak
+/// throughput — C1 only, so the JIT does not compete with the services for the two cores.
+const JVM_OPTS: &[&str] = &[
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    // Kafka logs its own shutdown; log4j must not close the appenders first.
+    "-Dlog4j2.shutdownHookEnabled=false",
+];
+
+fn server_properties(port: u16, controller_port: u16, data: &Path) -> String {
+    format!(
+        "# Written by the todo-dapr test harness: one KRaft node, loopback only.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={data}
+# Dapr creates topics on first use (publish or subscribe).
+auto.create.topics.enable=true
+num.partitions={PARTITIONS}
+default.replication.factor=1
+# Internal topics: one replica (one node), and few partitions so the first consumer group and
+# the first transaction do not wait for fifty partitions to be created.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+# A joining consumer (a new sidecar) gets its partitions at once instead of after 3 s.
+group.initial.rebalance.delay.ms=0
+",
+        data = data.display()
+    )
+}
+
+/// Broker log: INFO to stdout (captured in `kafka.log`), where the readiness line appears.
+const LOG4J2_BROKER: &str = "status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = out
+logger.state.name = state.change.logger
+logger.state.level = warn
+";
+
+/// Tools log: warnings only, to stderr, so stdout carries only the tool's output.
+const LOG4J2_TOOLS: &str = "status = warn
+appender.err.type = Console
+appender.err.name = err
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.err.ref = err
+";
+
+/// `<lib>/*`: the JVM expands it to every jar in the directory.
+fn classpath(lib: &Path) -> String {
+    format!("{}/*", lib.display())
+}
+
+/// A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters), the
+/// format `kafka-storage random-uuid` prints.
+fn cluster_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(base64_url(&bytes))
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let idx = (n >> (18 - 6 * i)) & 0x3f;
+            out.push(char::from(ALPHABET[idx as usize]));
+        }
+    }
+    out
+}
+
+/// The `java` to run: `$JAVA_HOME/bin/java`, else the one on `PATH`.
+pub fn java() -> anyhow::Result<PathBuf> {
+    std::env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin").join("java"))
+        .filter(|p| p.is_file())
+        .or_else(|| find_on_path("java"))
+        .context(
+            "no `java` (Java >= 17) on PATH or in JAVA_HOME: run `cargo xtask deps --broker kafka`",
+        )
+}
+
+/// The Kafka version the pom pins (`<kafka.version>`): the cache key.
+pub fn pinned_version(pom: &str) -> anyhow::Result<String> {
+    let start = pom
+        .find("<kafka.version>")
+        .context("no <kafka.version> in the Kafka pom")?
+        + "<kafka.version>".len();
+    let len = pom[start..]
+        .find("</kafka.version>")
+        .context("unterminated <kafka.version>")?;
+    let version = pom[start..start + len].trim();
+    anyhow::ensure!(
+        !version.is_empty()
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.'),
+        "odd <kafka.version> `{version}`"
+    );
+    Ok(version.to_owned())
+}
+
+/// Where the harness's downloads and builds live: `$XDG_CACHE_HOME/todo-dapr`, else
+/// `~/.cache/todo-dapr` (shared with the Dapr runtime build of `cargo xtask deps`).
+pub fn cache_root() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(base.join("todo-dapr"))
+}
+
+/// The directory of the broker's jars, resolved with Maven on first use and reused after.
+///
+/// `KAFKA_LIB_DIR` points at another set of jars (e.g. an unpacked Kafka distribution's
+/// `libs/`). Otherwise the jars live in `<cache>/kafka-<version>/lib`, reused while the pom they
+/// were resolved from is unchanged; a new set is resolved into a scratch directory and renamed
+/// into place, so an interrupted download never leaves a half-filled `lib`.
+pub fn ensure_jars() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("KAFKA_LIB_DIR") {
+        let dir = PathBuf::from(dir);
+        anyhow::ensure!(
+            has_jar(&dir, "kafka_2.13-"),
+            "KAFKA_LIB_DIR={} holds no kafka_2.13 jar",
+            dir.display()
+        );
+        return Ok(dir);
+    }
+    let pom_path = repo_root().join(POM);
+    let pom = std::fs::read_to_string(&pom_path)
+        .with_context(|| format!("reading {}", pom_path.display()))?;
+    let version = pinned_version(&pom)?;
+    let cache = cache_root()?.join(format!("kafka-{version}"));
+    let lib = cache.join("lib");
+    let stamp = cache.join("pom.xml");
+    if has_jar(&lib, &format!("kafka_2.13-{version}"))
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(pom.as_str())
+    {
+        return Ok(lib);
+    }
+    let mvn = find_on_path("mvn")
+        .context("Maven (`mvn`) is not on PATH: run `cargo xtask deps --broker kafka`")?;
+    std::fs::create_dir_all(&cache)?;
+    let scratch = cache.join(format!("lib.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let out = Command::new(mvn)
+        .args(["-B", "-q", "-f"])
+        .arg(&pom_path)
+        .args(["dependency:copy-dependencies", "-DincludeScope=runtime"])
+        .arg(format!("-DoutputDirectory={}", scratch.display()))
+        .output()
+        .context("running mvn")?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&scratch);
+        bail!(
+            "mvn dependency:copy-dependencies failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    anyhow::ensure!(
+        has_jar(&scratch, &format!("kafka_2.13-{version}")),
+        "mvn resolved no kafka_2.13-{version} jar into {}",
+        scratch.display()
+    );
+    let _ = std::fs::remove_dir_all(&lib);
+    std::fs::rename(&scratch, &lib)
+        .with_context(|| format!("moving the jars into {}", lib.display()))?;
+    std::fs::write(&stamp, &pom)?;
+    Ok(lib)
+}
+
+fn has_jar(dir: &Path, prefix: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".jar"))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_look_like_kafka_uuids() {
+        let id = cluster_id().unwrap();
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_eq!(base64_url(b"\xfb\xff"), "-_8");
+        assert_eq!(base64_url(b"Man"), "TWFu");
+    }
+
+    #[test]
+    fn the_pom_pins_a_kafka_4_version() {
+        let pom = std::fs::read_to_string(repo_root().join(POM)).unwrap();
+        let v = pinned_version(&pom).unwrap();
+        assert!(v.starts_with("4."), "{v}");
+        assert!(pinned_version("<x/>").is_err());
+    }
+
+    #[test]
+    fn server_properties_stay_on_loopback() {
+        let props = server_properties(9092, 9093, Path::new("/tmp/k"));
+        for line in props.lines().filter(|l| l.contains("://")) {
+            assert!(
+                !line.contains("0.0.0.0") && line.contains("127.0.0.1"),
+                "{line}"
+            );
+        }
+        assert!(props.contains("log.dirs=/tmp/k"));
+    }
+}
