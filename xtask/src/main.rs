@@ -7,6 +7,9 @@
 mod bench;
 mod dapr_runtime;
 mod deps;
+mod helm_check;
+mod nix_check;
+mod observability;
 mod smtp_sink;
 mod step;
 mod test;

@@ -1,11 +1,14 @@
 //! `cargo xtask test`: prerequisites, lints, then every test in the workspace.
 //!
-//! The integration and end-to-end suites start real PostgreSQL, Redis, Scheduler and daprd
-//! processes through the harness; `deps` makes sure those programs exist first.
+//! The integration and end-to-end suites start real PostgreSQL, the broker (`--broker`: Redis,
+//! Kafka or RabbitMQ, passed on as `TODO_BROKER`), Scheduler and daprd processes through the
+//! harness; `deps` makes sure those programs exist first.
 
 use std::process::Command;
 
 use anyhow::bail;
+
+use harness::resources::Broker;
 
 use crate::deps::{self, DepsArgs};
 use crate::step;
@@ -13,9 +16,12 @@ use crate::step;
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
-    /// Skip `cargo fmt --check` and `cargo clippy` (CI never skips them).
+    /// Skip `cargo fmt --check`, `cargo clippy` and the manifest checks (CI never skips them).
     #[arg(long)]
     no_lint: bool,
+    /// Run the broker suites only on `--broker`, not also on the other profiles (CI runs all).
+    #[arg(long)]
+    one_broker: bool,
     #[command(flatten)]
     deps: DepsArgs,
     /// Extra arguments for `cargo test` (e.g. `-- --nocapture`, or a test name filter).
@@ -50,6 +56,18 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
             )
         })?;
     }
+    if !args.no_lint {
+        // Offline proofs for what ships beside the code; each takes seconds once cached.
+        step::run(
+            "Grafana dashboards and Prometheus rules",
+            crate::observability::check,
+        )?;
+        step::run(
+            "Helm chart: lint, render, kubernetes-validate, Dapr schemas, template tests",
+            crate::helm_check::check,
+        )?;
+        step::run("Nix flake (offline, stub inputs)", crate::nix_check::check)?;
+    }
     // The end-to-end suites start the service binaries as processes: build them first, so a
     // filtered run (`cargo xtask test -- backend_e2e`) never picks up a stale binary.
     step::run("cargo build (service binaries)", || {
@@ -82,11 +100,42 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
         .map(|(k, v)| (*k, v.as_os_str()))
         .collect();
     env.push(("DATABASE_URL", std::ffi::OsStr::new(&database_url)));
-    let result = step::run("cargo test (unit, integration, end-to-end)", || {
-        cargo(&test_args, &env)
-    });
+    let broker = args.deps.broker.profile();
+    env.push((harness::resources::BROKER_ENV, std::ffi::OsStr::new(broker)));
+    let result = step::run(
+        &format!("cargo test (unit, integration, end-to-end; broker {broker})"),
+        || cargo(&test_args, &env),
+    );
     drop(postgres);
     result?;
+
+    // Broker portability: the suites that run through daprd again on every other profile, with
+    // the same binaries; only the `pubsub` component file differs.
+    if !args.one_broker {
+        for other in Broker::ALL.into_iter().filter(|b| *b != args.deps.broker) {
+            let other_install = deps::run(&DepsArgs {
+                no_cli: true,
+                broker: other,
+                ..args.deps.clone()
+            })?;
+            let mut env: Vec<(&str, &std::ffi::OsStr)> = other_install
+                .env()
+                .iter()
+                .map(|(k, v)| (*k, v.as_os_str()))
+                .collect();
+            env.push((
+                harness::resources::BROKER_ENV,
+                std::ffi::OsStr::new(other.profile()),
+            ));
+            step::run(
+                &format!(
+                    "broker suites on {} (integration, end-to-end)",
+                    other.profile()
+                ),
+                || cargo(&["test", "--locked", "-p", "todo-dapr-tests"], &env),
+            )?;
+        }
+    }
     step::info(&format!(
         "all green in {}",
         step::format_duration(start.elapsed())
