@@ -60,6 +60,7 @@ pub mod app_token;
 pub mod cloudevents;
 pub mod env;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod publisher;
 pub mod retry;

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::Response;
+use middleware::health::Health;
 use middleware::{
     AppTokenLayer, ErrorBody, HttpMetricsLayer, Metrics, metrics_router,
     trace::observability_layers,
@@ -18,7 +19,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{Authenticator, require_user};
 use crate::service::TaskService;
-use crate::{health, internal, mcp, rest};
+use crate::{internal, mcp, rest};
 
 /// Largest request body accepted anywhere (tasks are small; this stops abuse early).
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -47,7 +48,27 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
         )
         // Only our own services call these, through their sidecars, which present the token.
         .nest("/internal", internal::router().layer(app_token))
-        .merge(health::router())
+        // Ready when the database answers and the sidecar's outbound API is up: writes would
+        // still be accepted without the sidecar (the outbox holds events), but a replica that
+        // cannot publish should not take traffic while another can.
+        .merge(
+            Health::new()
+                .check("database", {
+                    let pool = state.service.pool().clone();
+                    move || {
+                        let pool = pool.clone();
+                        async move {
+                            sqlx::query("SELECT 1")
+                                .execute(&pool)
+                                .await
+                                .map(drop)
+                                .map_err(|e| e.to_string())
+                        }
+                    }
+                })
+                .sidecar(state.dapr.clone())
+                .router(),
+        )
         // Inside the routes so the matched route template labels each series.
         .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
         .merge(metrics_router(state.metrics.clone()))

@@ -12,7 +12,6 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod health;
 pub mod internal;
 pub mod mcp;
 pub mod openapi;

@@ -6,6 +6,7 @@
 use axum::Router;
 use axum::routing::post;
 use dapr::DaprClient;
+use middleware::health::Health;
 use middleware::{
     AppTokenLayer, CloudEventLayer, DaprStatusLayer, HttpMetricsLayer, Metrics, metrics_router,
     trace::observability_layers,
@@ -13,7 +14,7 @@ use middleware::{
 use tower::ServiceBuilder;
 
 use crate::delivery::{self, Delivery};
-use crate::{EVENTS_PATH, health, subscriptions};
+use crate::{EVENTS_PATH, subscriptions};
 
 /// What the router needs.
 #[derive(Clone, Debug)]
@@ -43,7 +44,8 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
     Router::new()
         .merge(events)
         .merge(subscriptions().router())
-        .merge(health::router(state.dapr))
+        // Ready when our sidecar is: without it no mail is claimed or recorded.
+        .merge(Health::new().sidecar(state.dapr).router())
         // Inside the routes, so the matched route template labels each series.
         .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
         .merge(metrics_router(state.metrics))

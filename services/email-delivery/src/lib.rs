@@ -19,7 +19,6 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod delivery;
-pub mod health;
 pub mod ledger;
 pub mod mail;
 pub mod metrics;

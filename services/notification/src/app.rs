@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::post;
 use dapr::{DaprClient, JobRouter};
+use middleware::health::Health;
 use middleware::{
     AppTokenLayer, CloudEventLayer, DaprStatusLayer, HttpMetricsLayer, Metrics, Publisher,
     metrics_router, trace::observability_layers,
@@ -17,7 +18,7 @@ use tower::ServiceBuilder;
 
 use crate::metrics::ReminderMetrics;
 use crate::reminders::{self, JOB_PREFIX};
-use crate::{TASK_EVENTS_ROUTE, health, subscriptions, trigger};
+use crate::{TASK_EVENTS_ROUTE, subscriptions, trigger};
 
 /// What every handler can reach; cheap to clone, and nothing in it matters for correctness
 /// (three replicas share their state through Dapr only).
@@ -81,7 +82,8 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
         .merge(events)
         .merge(jobs)
         .merge(subscriptions().router())
-        .merge(health::router())
+        // Ready when our sidecar is: without it no event is handled.
+        .merge(Health::new().sidecar(state.dapr.clone()).router())
         // Inside the routes so the matched route template labels each series.
         .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
         .merge(metrics_router(state.metrics.clone()))

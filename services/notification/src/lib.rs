@@ -15,7 +15,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod health;
 pub mod metrics;
 pub mod reminders;
 pub mod trigger;

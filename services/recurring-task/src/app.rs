@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::post;
+use middleware::health::Health;
 use middleware::{
     AppTokenLayer, CloudEventLayer, DaprStatusLayer, HttpMetricsLayer, Metrics, metrics_router,
     trace::observability_layers,
@@ -14,7 +15,7 @@ use middleware::{
 use tower::ServiceBuilder;
 
 use crate::metrics::OccurrenceMetrics;
-use crate::{EVENTS_ROUTE, health, occurrence, subscriptions};
+use crate::{EVENTS_ROUTE, occurrence, subscriptions};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -61,7 +62,8 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
     Router::new()
         .merge(events)
         .merge(subscriptions().router())
-        .merge(health::router())
+        // Ready when our sidecar is: without it no event is handled.
+        .merge(Health::new().sidecar(state.dapr.clone()).router())
         // Inside the routes so the matched route template labels each series.
         .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
         .merge(metrics_router(state.metrics.clone()))

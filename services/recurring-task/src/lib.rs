@@ -14,7 +14,6 @@
 
 pub mod app;
 pub mod config;
-pub mod health;
 pub mod metrics;
 pub mod occurrence;
 
