@@ -55,8 +55,6 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
                 &[],
             )
         })?;
-    }
-    if !args.no_lint {
         // Offline proofs for what ships beside the code; each takes seconds once cached.
         step::run(
             "Grafana dashboards and Prometheus rules",
@@ -132,7 +130,11 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
                     "broker suites on {} (integration, end-to-end)",
                     other.profile()
                 ),
-                || cargo(&["test", "--locked", "-p", "todo-dapr-tests"], &env),
+                || {
+                    let mut suite = vec!["test", "--locked", "-p", "todo-dapr-tests"];
+                    suite.extend(args.cargo_test_args.iter().map(String::as_str));
+                    cargo(&suite, &env)
+                },
             )?;
         }
     }
