@@ -157,6 +157,15 @@ impl<'a> EnvReader<'a> {
         self.problems.push(problem.into());
     }
 
+    /// The sidecar's settings (`DAPR_HTTP_PORT`, `DAPR_HTTP_ENDPOINT`, `DAPR_API_TOKEN`, read
+    /// by the `dapr` crate); their problems join ours, and the default stands in meanwhile.
+    pub fn dapr_client(&mut self) -> dapr::ClientConfig {
+        dapr::ClientConfig::from_lookup(self.lookup).unwrap_or_else(|e| {
+            self.extend(&e.problems);
+            dapr::ClientConfig::default()
+        })
+    }
+
     /// Records problems found elsewhere, such as `dapr::ClientConfig`'s.
     pub fn extend<I>(&mut self, problems: I)
     where

@@ -209,10 +209,7 @@ impl Config {
                  ({timeout}), or a claim could expire while its mail is still being sent"
             ));
         }
-        let dapr = dapr::ClientConfig::from_lookup(&lookup).unwrap_or_else(|e| {
-            env.extend(&e.problems);
-            dapr::ClientConfig::default()
-        });
+        let dapr = env.dapr_client();
 
         let config = Self {
             listen: service.listen,

@@ -61,10 +61,7 @@ impl Config {
         let service = ServiceEnv::read(&mut env, "NOTIFICATION", 8001);
         let backend_app_id = env.app_id("BACKEND_APP_ID", "backend");
         let state_store = env.string("STATE_STORE", "statestore");
-        let dapr = dapr::ClientConfig::from_lookup(&lookup).unwrap_or_else(|e| {
-            env.extend(&e.problems);
-            dapr::ClientConfig::default()
-        });
+        let dapr = env.dapr_client();
         env.finish()?;
         Ok(Self {
             listen: service.listen,

@@ -71,11 +71,7 @@ impl Config {
         let mut env = EnvReader::new(&lookup);
         let service = ServiceEnv::read(&mut env, "RECURRING_TASK", 8003);
         let backend_app_id = env.app_id("BACKEND_APP_ID", "backend");
-        // The sidecar's variables are the dapr crate's; its problems join ours.
-        let dapr = dapr::ClientConfig::from_lookup(&lookup).unwrap_or_else(|e| {
-            env.extend(&e.problems);
-            dapr::ClientConfig::default()
-        });
+        let dapr = env.dapr_client();
         env.finish()?;
         Ok(Self {
             listen: service.listen,
