@@ -28,7 +28,7 @@ pub use job_router::{JOB_PATH, JobError, JobRouter, JobTrigger};
 pub use jobs::{FailurePolicy, Job};
 pub use publish::{BulkPublishEntry, BulkPublishResponse, FailedEntry, PublishOptions};
 pub use state::{
-    BulkStateItem, Concurrency, Consistency, SaveItem, StateItem, StateOptions,
+    BulkStateItem, Concurrency, Consistency, Insert, SaveItem, StateItem, StateOptions,
     TransactionOperation,
 };
 pub use subscription::{SUBSCRIBE_PATH, Subscription, SubscriptionTable};

@@ -34,6 +34,22 @@ impl StateItem {
     }
 }
 
+/// What [`DaprClient::insert_state_if_absent`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// The key was free; the item is stored now.
+    Inserted,
+    /// The key was taken; this is what it holds (nothing was written).
+    Existing(StateItem),
+}
+
+impl Insert {
+    /// Whether this call stored the item.
+    pub fn is_inserted(&self) -> bool {
+        matches!(self, Self::Inserted)
+    }
+}
+
 /// One key to write.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SaveItem {
@@ -249,7 +265,8 @@ impl DaprClient {
             .map_err(etag_conflict)
     }
 
-    /// Stores `value` under `key` only if the key does not exist yet; `Ok(false)` when it did.
+    /// Writes `item` only if its key does not exist yet (`first-write`, whatever `item` said);
+    /// otherwise reports what is there. The item keeps its metadata, e.g. a TTL.
     ///
     /// This is the de-duplication primitive ("first delivery wins"). Stores report a refused
     /// `first-write` differently — PostgreSQL v2 answers a generic 500 ("no item was updated"),
@@ -259,14 +276,14 @@ impl DaprClient {
     pub async fn insert_state_if_absent(
         &self,
         store: &str,
-        key: &str,
-        value: Value,
-    ) -> Result<bool, Error> {
-        let item = SaveItem::new(key, value).first_write();
+        item: SaveItem,
+    ) -> Result<Insert, Error> {
+        let key = item.key.clone();
+        let item = item.first_write();
         match self.save_state(store, std::slice::from_ref(&item)).await {
-            Ok(()) => Ok(true),
-            Err(write_error) => match self.get_state(store, key).await {
-                Ok(Some(_)) => Ok(false),
+            Ok(()) => Ok(Insert::Inserted),
+            Err(write_error) => match self.get_state(store, &key).await {
+                Ok(Some(existing)) => Ok(Insert::Existing(existing)),
                 Ok(None) | Err(_) => Err(write_error),
             },
         }

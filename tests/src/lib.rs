@@ -12,10 +12,12 @@
 
 pub mod binaries;
 pub mod daprd;
+pub mod grafana;
 pub mod kafka;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod rabbitmq;
 pub mod redis;
 pub mod resources;
@@ -31,6 +33,7 @@ pub use daprd::{Daprd, DaprdOptions, DaprdPorts};
 pub use kafka::Kafka;
 pub use postgres::Postgres;
 pub use process::ManagedProcess;
+pub use prometheus::Prometheus;
 pub use rabbitmq::RabbitMq;
 pub use redis::Redis;
 pub use resources::{Broker, Resources};

@@ -17,15 +17,18 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Starts the Scheduler with its etcd data under `root/scheduler`; returns once healthy.
+    /// Its gRPC port is `port` when given (`dapr run -f` needs a known address), else a free one.
     pub async fn start(
         bins: &Binaries,
         root: &Path,
         log_dir: &Path,
         detached: bool,
+        port: Option<u16>,
     ) -> anyhow::Result<Self> {
         let data = root.join("scheduler");
         std::fs::create_dir_all(&data)?;
-        let [port, healthz, metrics, etcd_client, etcd_peer] = ports::free_ports::<5>()?;
+        let [free, healthz, metrics, etcd_client, etcd_peer] = ports::free_ports::<5>()?;
+        let port = port.unwrap_or(free);
         let mut cmd = Command::new(&bins.scheduler);
         // Every listener on loopback and on its own port: several stacks may share a machine,
         // and the default ports (50006, 8080, 9090, 2379/2380) clash with daprd and each other.

@@ -30,6 +30,9 @@ pub struct InfraOptions {
     pub secrets: Map<String, Value>,
     /// Programs to run (default: [`Binaries::locate`]).
     pub binaries: Option<Binaries>,
+    /// The Scheduler's gRPC port (default: a free one). `cargo xtask up --infra-only` pins it
+    /// so the committed `dapr/dapr.yaml` can name it.
+    pub scheduler_port: Option<u16>,
 }
 
 impl InfraOptions {
@@ -213,7 +216,8 @@ impl Infra {
         postgres.create_database(STATE_DATABASE)?;
         let broker =
             BrokerServer::start(opts.broker, &bins, &root, &log_dir, opts.detached).await?;
-        let scheduler = Scheduler::start(&bins, &root, &log_dir, opts.detached).await?;
+        let scheduler =
+            Scheduler::start(&bins, &root, &log_dir, opts.detached, opts.scheduler_port).await?;
 
         let mut secrets = Map::new();
         secrets.insert(

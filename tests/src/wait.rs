@@ -23,7 +23,23 @@ pub struct TimedOut {
 /// Calls `check` every [`POLL_INTERVAL`] until it returns `Ok(Some(value))` or `timeout` passes.
 ///
 /// `Ok(None)` and `Err(_)` both mean "not yet"; the last error is reported on time-out.
-pub async fn until<T, E, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, TimedOut>
+pub async fn until<T, E, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T, TimedOut>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+    E: std::fmt::Display,
+{
+    until_every(what, timeout, POLL_INTERVAL, check).await
+}
+
+/// [`until`] with its own re-check interval: for measurements, where the interval bounds the
+/// timing error.
+pub async fn until_every<T, E, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut check: F,
+) -> Result<T, TimedOut>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, E>>,
@@ -44,7 +60,7 @@ where
                 last,
             });
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

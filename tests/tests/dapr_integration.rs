@@ -19,8 +19,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use dapr::{
-    ClientConfig, CloudEvent, DaprClient, Error as DaprError, Job, JobError, JobRouter, JobTrigger,
-    PublishOptions, SaveItem, Subscription, SubscriptionTable,
+    ClientConfig, CloudEvent, DaprClient, Error as DaprError, Insert, Job, JobError, JobRouter,
+    JobTrigger, PublishOptions, SaveItem, Subscription, SubscriptionTable,
 };
 use harness::suite::{self, Parallelism};
 use harness::{Daprd, Infra, InfraOptions, wait};
@@ -403,16 +403,26 @@ async fn state_etags_and_first_write(env: &Env) -> anyhow::Result<()> {
         "first-write overwrote the value"
     );
 
-    // The de-duplication primitive built on it tells "already there" apart from failure.
+    // The de-duplication primitive built on it tells "already there" apart from failure, and
+    // keeps the item's metadata (a TTL here).
     let dedup = format!("it-dedup-{}", uuid::Uuid::now_v7());
-    ensure!(
-        c.insert_state_if_absent(STATE, &dedup, json!(1)).await?,
-        "first insert refused"
-    );
-    ensure!(
-        !c.insert_state_if_absent(STATE, &dedup, json!(2)).await?,
-        "second insert of {dedup} reported as new"
-    );
+    let first = c
+        .insert_state_if_absent(
+            STATE,
+            SaveItem::new(&dedup, json!(1)).with_ttl_seconds(3600),
+        )
+        .await?;
+    ensure!(first.is_inserted(), "first insert refused: {first:?}");
+    match c
+        .insert_state_if_absent(STATE, SaveItem::new(&dedup, json!(2)))
+        .await?
+    {
+        Insert::Existing(existing) => ensure!(
+            existing.json::<Value>()? == json!(1),
+            "the existing item is not the first value"
+        ),
+        Insert::Inserted => bail!("second insert of {dedup} reported as new"),
+    }
     let dedup_value = c
         .get_state(STATE, &dedup)
         .await?
@@ -422,12 +432,24 @@ async fn state_etags_and_first_write(env: &Env) -> anyhow::Result<()> {
         "second insert changed the value"
     );
     match c
-        .insert_state_if_absent("no-such-store", &dedup, json!(3))
+        .insert_state_if_absent("no-such-store", SaveItem::new(&dedup, json!(3)))
         .await
     {
         Err(_) => {}
-        Ok(inserted) => bail!("an unknown store must fail, got Ok({inserted})"),
+        Ok(outcome) => bail!("an unknown store must fail, got Ok({outcome:?})"),
     }
+    // A TTL'd insert expires: first-write after expiry is accepted again.
+    let short = format!("it-dedup-ttl-{}", uuid::Uuid::now_v7());
+    ensure!(
+        c.insert_state_if_absent(STATE, SaveItem::new(&short, json!("a")).with_ttl_seconds(1))
+            .await?
+            .is_inserted(),
+        "TTL insert refused"
+    );
+    wait::until("the 1 s TTL to expire the key", DEADLINE, || async {
+        Ok::<_, DaprError>(c.get_state(STATE, &short).await?.is_none().then_some(()))
+    })
+    .await?;
 
     c.delete_state(STATE, &key, None).await?;
     ensure!(
@@ -546,6 +568,92 @@ async fn app_token_guards_the_app(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// 8. The committed declarative Subscriptions (what the Helm chart deploys) load in the real
+///    daprd: a sidecar for each scoped app id, given the file beside the profile's components,
+///    lists each of them as DECLARATIVE with its topic, route and dead-letter topic.
+async fn declarative_subscriptions_load_in_daprd(env: &Env) -> anyhow::Result<()> {
+    let dir = harness::repo_root().join("dapr").join("subscriptions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    ensure!(!files.is_empty(), "no files in {}", dir.display());
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+            .map(<Value as serde::Deserialize>::deserialize)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("parsing {}", file.display()))?;
+        let app_ids: std::collections::BTreeSet<String> = docs
+            .iter()
+            .flat_map(|d| d["scopes"].as_array().cloned().unwrap_or_default())
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
+        ensure!(!app_ids.is_empty(), "{}: no scopes", file.display());
+        for app_id in app_ids {
+            let resources = tempfile::Builder::new()
+                .prefix("declarative-subs-")
+                .tempdir()?;
+            for entry in std::fs::read_dir(env.infra.resources_dir())? {
+                let entry = entry?;
+                std::fs::copy(entry.path(), resources.path().join(entry.file_name()))?;
+            }
+            std::fs::copy(&file, resources.path().join("subscriptions.yaml"))?;
+            let sidecar = env
+                .infra
+                .daprd(&app_id, None, |o| {
+                    o.resources = resources.path().to_path_buf();
+                    o.log_name = Some(format!("daprd-declarative-{app_id}"));
+                })
+                .await?;
+            let client = DaprClient::new(ClientConfig {
+                http_endpoint: sidecar.http_endpoint(),
+                ..ClientConfig::default()
+            })?;
+            let meta = client.metadata().await?;
+            let listed = meta["subscriptions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for doc in docs.iter().filter(|d| {
+                d["scopes"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s.as_str() == Some(app_id.as_str())))
+            }) {
+                let spec = &doc["spec"];
+                let found = listed
+                    .iter()
+                    .find(|s| s["topic"] == spec["topic"] && s["pubsubname"] == spec["pubsubname"]);
+                let Some(found) = found else {
+                    bail!(
+                        "{app_id}: {} not listed by daprd: {listed:?}",
+                        spec["topic"]
+                    );
+                };
+                ensure!(
+                    found["type"] == "DECLARATIVE",
+                    "{app_id}: {} is {}, not DECLARATIVE",
+                    spec["topic"],
+                    found["type"]
+                );
+                ensure!(
+                    found["deadLetterTopic"] == spec["deadLetterTopic"],
+                    "{app_id}: dead-letter topic {} != {}",
+                    found["deadLetterTopic"],
+                    spec["deadLetterTopic"]
+                );
+                let route = &spec["routes"]["default"];
+                let routes = found["rules"].as_array().cloned().unwrap_or_default();
+                ensure!(
+                    routes.iter().any(|r| &r["path"] == route),
+                    "{app_id}: route {route} not among {routes:?}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runner
 
@@ -558,6 +666,7 @@ fn main() -> ExitCode {
         secret_is_read_from_local_file_store,
         job_due_in_one_second_triggers_once_with_data,
         app_token_guards_the_app,
+        declarative_subscriptions_load_in_daprd,
     ];
     suite::run(Env::start, tests, Parallelism::Parallel, |env| {
         env.infra.log_dir().to_path_buf()

@@ -12,14 +12,13 @@
 //! * **release** — after a transient failure the claim is deleted (only if it is still ours,
 //!   checked by a random claim token and the ETag) so the retry need not wait for the TTL.
 //!
-//! [`DaprClient::insert_state_if_absent`] cannot carry metadata, so the claim does its
-//! first-write-then-read itself: PostgreSQL v2 reports an existing key as a generic 500, so a
-//! failed write is followed by a read, and only a key that is there now counts as "taken".
+//! The claim is [`DaprClient::insert_state_if_absent`] with the TTL as item metadata: a refused
+//! first write is followed by a read, and only a key that is there now counts as "taken".
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dapr::{DaprClient, SaveItem};
+use dapr::{DaprClient, Insert, SaveItem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -122,16 +121,10 @@ impl Ledger {
             claimed_at: Utc::now(),
             claim,
         };
-        let item = SaveItem::json(key, &record)?
-            .first_write()
-            .with_ttl_seconds(self.claim_ttl.as_secs().max(1));
-        match self.dapr.save_state(&self.store, &[item]).await {
-            Ok(()) => Ok(Claim::Won),
-            Err(write_error) => match self.read(key).await {
-                Ok(Some((record, _))) => Ok(Claim::Taken(record)),
-                // Nothing there: the write failed for another reason (the store is down).
-                Ok(None) | Err(_) => Err(write_error),
-            },
+        let item = SaveItem::json(key, &record)?.with_ttl_seconds(self.claim_ttl.as_secs().max(1));
+        match self.dapr.insert_state_if_absent(&self.store, item).await? {
+            Insert::Inserted => Ok(Claim::Won),
+            Insert::Existing(existing) => Ok(Claim::Taken(existing.json::<Record>()?)),
         }
     }
 

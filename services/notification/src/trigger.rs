@@ -18,7 +18,7 @@
 
 use chrono::{DateTime, Utc};
 use contracts::{ReminderDueData, SCHEMA_VERSION, TaskSnapshot, event_types, topics};
-use dapr::{CloudEvent, JobError, JobTrigger};
+use dapr::{CloudEvent, JobError, JobTrigger, SaveItem};
 use http::{Method, StatusCode};
 use middleware::PublishRequest;
 use serde::Deserialize;
@@ -35,6 +35,10 @@ pub const REMINDER_EVENT_NAMESPACE: Uuid =
     Uuid::from_u128(0x6f0b_3c1e_9a52_4d7e_8c41_2b9d_5e73_a0f4);
 /// Prefix of the "already published" state keys: `reminder-sent-<task_id>-<remind_at>`.
 pub const SENT_PREFIX: &str = "reminder-sent-";
+/// How long a sent record is kept. It only has to outlive the Scheduler's redeliveries of one
+/// trigger (seconds to minutes); a week leaves a wide margin without keeping a row per reminder
+/// forever.
+pub const SENT_RECORD_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// The CloudEvent id of the `reminder.due` of `task_id` at `remind_at`: the same on every
 /// trigger and every replica, so consumers can de-duplicate it.
@@ -178,10 +182,14 @@ async fn fire(
 
     // A failure here retries the trigger, which re-publishes the same id: a duplicate that
     // email-delivery absorbs, never a lost reminder.
-    let record = json!({"event_id": event_id, "published_at": rfc3339(Utc::now())});
+    let record = SaveItem::new(
+        sent,
+        json!({"event_id": event_id, "published_at": rfc3339(Utc::now())}),
+    )
+    .with_ttl_seconds(SENT_RECORD_TTL_SECS);
     state
         .dapr
-        .insert_state_if_absent(store, &sent, record)
+        .insert_state_if_absent(store, record)
         .await
         .map_err(|e| transient("recording the sent reminder", &e))?;
     Ok(TriggerOutcome::Published)

@@ -1,0 +1,853 @@
+//! The dashboards and rules against reality: Debian's Prometheus scrapes the whole local stack
+//! — the four services, their four sidecars and the Dapr Scheduler, with exactly the jobs and
+//! labels `grafana/README.md` prescribes — and evaluates `grafana/rules/todo-dapr.rules.yaml`;
+//! the test drives traffic that exercises every panel (REST writes and 4xx, a 503 from each
+//! service's readiness while its sidecar is missing, a reminder that fires and is mailed, a
+//! recurring completion, a poison message answered DROP, an SMTP outage answered RETRY, job
+//! triggers that fail or find no sidecar), then requires every panel query, template variable
+//! query and recording rule to return at least one sample, and every rule to evaluate cleanly.
+//! The offline check (`cargo xtask test`) proves the queries parse and name exported metrics;
+//! only this proves the names, labels and selectors match the series the processes really
+//! export.
+//!
+//! What cannot have data outside Kubernetes is listed in [`EXCEPTIONS`], each with its reason;
+//! the list is printed, and an entry that no longer names a dashboard query fails the test.
+
+#![allow(clippy::print_stderr)] // The exception list and timings are part of the report.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use chrono::{SecondsFormat, Utc};
+use contracts::{event_types, topics};
+use harness::grafana::{self, Intervals, Origin, Query, Rule};
+use harness::prometheus::{PrometheusOptions, ScrapeTarget};
+use harness::suite::{self, Parallelism};
+use harness::{
+    Daprd, DaprdPorts, Infra, InfraOptions, Prometheus, Service, ServiceOptions, SmtpSink, ports,
+    repo_root, wait,
+};
+use serde_json::{Value, json};
+use support::tokens::{JWT_FIXTURE_KEY, token_for};
+use tokio::sync::Mutex;
+
+/// Marked as a test fixture: not a real credential.
+const APP_TOKEN: &str = "test-fixture-app-token";
+/// For one event to get through (a reminder, a retry); generous for a loaded 2-core machine.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// For every query to return data, traffic re-driven meanwhile.
+const ALL_DATA_DEADLINE: Duration = Duration::from_secs(150);
+/// How often pending queries are asked again, and light traffic re-driven.
+const POLL: Duration = Duration::from_secs(1);
+const REDRIVE_EVERY: Duration = Duration::from_secs(10);
+/// `$__rate_interval` etc. as Grafana would send them for a 1 h dashboard and a 15 s scrape.
+const RATE_INTERVAL: &str = "1m";
+
+/// Queries that cannot return data on a local stack. Each entry: the query's place (as
+/// [`Origin`] prints it), a string its text must contain (so the entry stays tied to its
+/// reason), and the reason. An entry whose place is not a dashboard query containing that
+/// string any more fails the test, so the list cannot rot.
+const EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "sidecar-overhead.json: panel \"Memory working set: daprd vs app container\" A",
+        "container_memory_working_set_bytes",
+        "cAdvisor (kubelet) series; no kubelet scrapes local processes",
+    ),
+    (
+        "sidecar-overhead.json: panel \"Memory working set: daprd vs app container\" B",
+        "container_memory_working_set_bytes",
+        "cAdvisor (kubelet) series, joined on namespace/pod; no kubelet locally",
+    ),
+    (
+        "sidecar-overhead.json: panel \"daprd memory / its limit\" A",
+        "container_spec_memory_limit_bytes",
+        "cAdvisor container limit; local processes have no container or limit",
+    ),
+    (
+        "sidecar-overhead.json: panel \"CPU: daprd vs app container\" A",
+        "container_cpu_usage_seconds_total",
+        "cAdvisor (kubelet) series; no kubelet scrapes local processes",
+    ),
+    (
+        "sidecar-overhead.json: panel \"CPU: daprd vs app container\" B",
+        "container_cpu_usage_seconds_total",
+        "cAdvisor (kubelet) series, joined on namespace/pod; no kubelet locally",
+    ),
+    (
+        "sidecar-overhead.json: panel \"daprd share of pod memory\" A",
+        "container_memory_working_set_bytes",
+        "cAdvisor (kubelet) series per namespace/pod/container; Kubernetes only",
+    ),
+    (
+        "sidecar-overhead.json: variable $namespace",
+        "container_memory_working_set_bytes",
+        "namespaces come from cAdvisor's container series; Kubernetes only",
+    ),
+];
+
+/// A service process and its sidecar, stopped together (like a pod).
+struct Pod {
+    app_id: &'static str,
+    service: Service,
+    daprd: Daprd,
+}
+
+struct Env {
+    http: reqwest::Client,
+    smtp: Mutex<SmtpSink>,
+    // Services before their sidecars before Prometheus before the infrastructure: drop order.
+    pods: Vec<Pod>,
+    prometheus: Prometheus,
+    infra: Infra,
+}
+
+/// The four services: app id (= binary), the variable naming its port.
+const SERVICES: [(&str, &str); 4] = [
+    ("backend", "BACKEND_PORT"),
+    ("notification", "NOTIFICATION_PORT"),
+    ("email-delivery", "EMAIL_DELIVERY_PORT"),
+    ("recurring-task", "RECURRING_TASK_PORT"),
+];
+
+/// Starts `app_id` and its sidecar, and on the way gets a 503 from the service's `/readyz`
+/// while the sidecar is not up: the 5xx the error-share panels and the error-ratio rule need,
+/// as a pod whose sidecar starts late (or restarts) produces it. Services that need nothing
+/// from the sidecar to start are started first; email-delivery reads its SMTP credentials
+/// through the sidecar at start-up, so its sidecar is stopped and started again instead.
+async fn start_pod(
+    infra: &Infra,
+    http: &reqwest::Client,
+    app_id: &'static str,
+    port_var: &str,
+    extra_env: Vec<(String, String)>,
+) -> anyhow::Result<Pod> {
+    let port = ports::free_port()?;
+    let sidecar_ports = DaprdPorts::free()?;
+    let sidecar = || {
+        infra.daprd(app_id, Some(port), |o| {
+            o.app_api_token = Some(APP_TOKEN.into());
+            o.ports = Some(sidecar_ports);
+        })
+    };
+    let sidecar_first = app_id == "email-delivery";
+    let mut early = None;
+    if sidecar_first {
+        early = Some(sidecar().await?);
+    }
+    let mut env = vec![
+        (port_var.to_owned(), port.to_string()),
+        ("DAPR_HTTP_PORT".to_owned(), sidecar_ports.http.to_string()),
+        ("APP_API_TOKEN".to_owned(), APP_TOKEN.to_owned()),
+    ];
+    env.extend(extra_env);
+    let service = Service::start(
+        &ServiceOptions {
+            binary: app_id.into(),
+            log_name: app_id.into(),
+            port,
+            env,
+            binary_path: None,
+        },
+        infra.log_dir(),
+        false,
+    )
+    .await
+    .with_context(|| format!("starting {app_id}"))?;
+    if let Some(mut daprd) = early.take() {
+        daprd.process_mut().stop();
+    }
+    let status = http
+        .get(format!("{}/readyz", service.base_url()))
+        .send()
+        .await?
+        .status();
+    ensure!(
+        status == 503,
+        "{app_id} /readyz answered {status} without its sidecar; expected 503"
+    );
+    let daprd = sidecar().await?;
+    Ok(Pod {
+        app_id,
+        service,
+        daprd,
+    })
+}
+
+impl Env {
+    async fn start() -> anyhow::Result<Self> {
+        let infra = Infra::start(InfraOptions::from_env()?).await?;
+        infra.postgres.create_database("backend")?;
+        let smtp = SmtpSink::start().await?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let mut pods = Vec::new();
+        for (app_id, port_var) in SERVICES {
+            let extra = match app_id {
+                "backend" => vec![
+                    ("DATABASE_URL".into(), infra.postgres.url("backend")),
+                    ("JWT_SECRET".into(), JWT_FIXTURE_KEY.into()),
+                ],
+                "email-delivery" => vec![
+                    ("SMTP_HOST".into(), "127.0.0.1".into()),
+                    ("SMTP_PORT".into(), smtp.port().to_string()),
+                    ("SMTP_TLS".into(), "none".into()),
+                    (
+                        "SMTP_FROM".into(),
+                        "Todo Reminders <reminders@todo.test>".into(),
+                    ),
+                ],
+                _ => Vec::new(),
+            };
+            pods.push(start_pod(&infra, &http, app_id, port_var, extra).await?);
+        }
+        // Consumers must have subscribed before the first event is published.
+        for pod in &pods {
+            pod.daprd.wait_app_channel(DEADLINE).await?;
+            if pod.app_id != "backend" {
+                wait_subscriptions(&pod.daprd).await?;
+            }
+        }
+
+        let mut targets = Vec::new();
+        for pod in &pods {
+            targets.push(
+                ScrapeTarget::new("todo-dapr", pod.service.port(), "/metrics")
+                    .label("app_id", pod.app_id),
+            );
+            targets.push(
+                ScrapeTarget::new("daprd", pod.daprd.metrics_port(), "/")
+                    .label("app_id", pod.app_id),
+            );
+        }
+        targets.push(ScrapeTarget::new(
+            "dapr-scheduler",
+            infra.scheduler.metrics_port(),
+            "/",
+        ));
+        let expected_targets = targets.len();
+        let prometheus = Prometheus::start(
+            &PrometheusOptions {
+                targets,
+                rule_files: vec![rules_file()],
+                interval: Duration::from_secs(1),
+            },
+            &infra.data_dir().join("prometheus"),
+            infra.log_dir(),
+        )
+        .await?;
+        prometheus
+            .wait_targets_up(expected_targets, DEADLINE)
+            .await?;
+        Ok(Self {
+            http,
+            smtp: Mutex::new(smtp),
+            pods,
+            prometheus,
+            infra,
+        })
+    }
+
+    fn pod(&self, app_id: &str) -> &Pod {
+        self.pods
+            .iter()
+            .find(|p| p.app_id == app_id)
+            .expect("every service has a pod")
+    }
+
+    /// A REST call to the backend as `user`; answers status and JSON body.
+    async fn rest(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let base = self.pod("backend").service.base_url();
+        let mut request = self.http.request(method, format!("{base}{path}"));
+        if let Some(user) = user {
+            request = request.bearer_auth(token_for(user));
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let resp = request.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json::<Value>().await.unwrap_or(Value::Null)))
+    }
+
+    async fn create_task(&self, user: &str, body: &Value) -> anyhow::Result<String> {
+        let (status, task) = self
+            .rest(
+                reqwest::Method::POST,
+                "/api/v1/tasks",
+                Some(user),
+                Some(body),
+            )
+            .await?;
+        ensure!(status == 201, "create answered {status}: {task}");
+        Ok(task["id"].as_str().context("task id")?.to_owned())
+    }
+
+    /// Publishes `body` to `topic` through the backend's sidecar (daprd wraps a non-CloudEvent
+    /// body into one).
+    async fn publish(&self, topic: &str, body: &Value) -> anyhow::Result<()> {
+        let url = format!(
+            "{}/v1.0/publish/{}/{topic}",
+            self.pod("backend").daprd.http_endpoint(),
+            topics::PUBSUB
+        );
+        let content_type = if body.get("specversion").is_some() {
+            "application/cloudevents+json"
+        } else {
+            "application/json"
+        };
+        let status = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .body(serde_json::to_vec(body)?)
+            .send()
+            .await?
+            .status();
+        ensure!(status.is_success(), "publish to {topic} answered {status}");
+        Ok(())
+    }
+
+    /// A call into a service itself, as its sidecar would make it (with the app token).
+    async fn call_app(
+        &self,
+        app_id: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> anyhow::Result<u16> {
+        let base = self.pod(app_id).service.base_url();
+        let resp = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .header("dapr-api-token", APP_TOKEN)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await?;
+        Ok(resp.status().as_u16())
+    }
+
+    /// The sum of `metric`'s samples whose line contains `label`, from `app_id`'s /metrics.
+    async fn app_counter(&self, app_id: &str, metric: &str, label: &str) -> anyhow::Result<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.pod(app_id).service.base_url()))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(metric) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Waits until the Scheduler's own metrics show a series of `name`.
+    async fn wait_scheduler_metric(&self, name: &str) -> anyhow::Result<()> {
+        let url = format!("http://127.0.0.1:{}/", self.infra.scheduler.metrics_port());
+        wait::until(
+            &format!("the Scheduler to export {name}"),
+            DEADLINE,
+            || async {
+                let text = self.http.get(&url).send().await?.text().await?;
+                Ok::<_, anyhow::Error>(text.lines().any(|l| l.starts_with(name)).then_some(()))
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn mails_about(&self, marker: &str) -> usize {
+        self.smtp
+            .lock()
+            .await
+            .messages()
+            .iter()
+            .filter(|m| m.data.contains(marker))
+            .count()
+    }
+
+    async fn wait_mail(&self, marker: &str) -> anyhow::Result<()> {
+        wait::until(&format!("a mail about {marker}"), DEADLINE, || async {
+            Ok::<_, std::convert::Infallible>((self.mails_about(marker).await > 0).then_some(()))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+async fn wait_subscriptions(daprd: &Daprd) -> anyhow::Result<()> {
+    let client = dapr::DaprClient::new(dapr::ClientConfig {
+        http_endpoint: daprd.http_endpoint(),
+        ..dapr::ClientConfig::default()
+    })?;
+    wait::until(
+        &format!("{}'s subscriptions", daprd.app_id()),
+        DEADLINE,
+        || async {
+            let meta = client.metadata().await?;
+            let n = meta["subscriptions"].as_array().map_or(0, Vec::len);
+            Ok::<_, dapr::Error>((n > 0).then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn rules_file() -> std::path::PathBuf {
+    repo_root()
+        .join("grafana")
+        .join("rules")
+        .join("todo-dapr.rules.yaml")
+}
+
+fn intervals() -> Intervals {
+    Intervals {
+        rate_interval: RATE_INTERVAL.into(),
+        ..Intervals::default()
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7())
+}
+
+fn in_secs(secs: i64) -> String {
+    (Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A `reminder.due` CloudEvent as notification would publish it.
+fn reminder_due(title: &str) -> anyhow::Result<Value> {
+    let data = contracts::ReminderDueData {
+        schema_version: contracts::SCHEMA_VERSION,
+        user_id: "observability".into(),
+        task_id: uuid::Uuid::now_v7(),
+        recipient_email: "observability@example.test".into(),
+        recipient_name: None,
+        title: title.into(),
+        description: "sent by observability_live".into(),
+        priority: contracts::Priority::Medium,
+        due_at: None,
+        remind_at: Utc::now(),
+    };
+    let event = dapr::CloudEvent::new(
+        uuid::Uuid::now_v7().to_string(),
+        contracts::source("notification"),
+        event_types::REMINDER_DUE,
+    )
+    .with_json_data(&data)?;
+    Ok(serde_json::to_value(event)?)
+}
+
+/// REST writes of every kind, a recurring completion, a reminder job that is deleted, and
+/// 4xx answers from every service.
+async fn drive_requests(env: &Env) -> anyhow::Result<()> {
+    use reqwest::Method;
+    let name = unique("obs");
+    let user = Some(name.as_str());
+    // Writes: create, update, complete, delete, list.
+    env.create_task(
+        &name,
+        &json!({"title": unique("plain"), "due_at": in_secs(3600)}),
+    )
+    .await?;
+    let b = env
+        .create_task(
+            &name,
+            &json!({"title": unique("edit"), "due_at": in_secs(3600), "remind_at": in_secs(1800)}),
+        )
+        .await?;
+    let (status, _) = env
+        .rest(
+            Method::PATCH,
+            &format!("/api/v1/tasks/{b}"),
+            user,
+            Some(&json!({"priority": "high"})),
+        )
+        .await?;
+    ensure!(status == 200, "update answered {status}");
+    let (status, _) = env
+        .rest(
+            Method::POST,
+            &format!("/api/v1/tasks/{b}/complete"),
+            user,
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "complete answered {status}");
+    let c = env
+        .create_task(
+            &name,
+            &json!({"title": unique("gone"), "due_at": in_secs(3600), "remind_at": in_secs(1800)}),
+        )
+        .await?;
+    let (status, _) = env
+        .rest(Method::DELETE, &format!("/api/v1/tasks/{c}"), user, None)
+        .await?;
+    ensure!(status == 204 || status == 200, "delete answered {status}");
+    let (status, _) = env
+        .rest(Method::GET, "/api/v1/tasks?status=all", user, None)
+        .await?;
+    ensure!(status == 200, "list answered {status}");
+    // A recurring completion: recurring-task creates the next occurrence.
+    let r = env
+        .create_task(
+            &name,
+            &json!({"title": unique("recurring"), "due_at": in_secs(3600), "recurrence_rule": "FREQ=DAILY"}),
+        )
+        .await?;
+    let (status, _) = env
+        .rest(
+            Method::POST,
+            &format!("/api/v1/tasks/{r}/complete"),
+            user,
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "complete answered {status}");
+
+    // 4xx: an unknown task, a bad body, no token; a job nobody handles; a wrong method.
+    let missing = uuid::Uuid::now_v7();
+    let (status, _) = env
+        .rest(Method::GET, &format!("/api/v1/tasks/{missing}"), user, None)
+        .await?;
+    ensure!(status == 404, "unknown task answered {status}");
+    let (status, _) = env
+        .rest(
+            Method::POST,
+            "/api/v1/tasks",
+            user,
+            Some(&json!({"title": 5})),
+        )
+        .await?;
+    ensure!((400..500).contains(&status), "bad body answered {status}");
+    let (status, _) = env.rest(Method::GET, "/api/v1/tasks", None, None).await?;
+    ensure!(status == 401, "no token answered {status}");
+    let status = env
+        .call_app("notification", Method::POST, "/job/observability-unknown")
+        .await?;
+    ensure!(
+        (400..500).contains(&status),
+        "unknown job answered {status}"
+    );
+    // (A wrong method on an event route would not do: the Dapr status layer answers it 200.)
+    for app in ["email-delivery", "recurring-task"] {
+        let status = env.call_app(app, Method::POST, "/dapr/subscribe").await?;
+        ensure!(
+            status == 405,
+            "{app} POST /dapr/subscribe answered {status}"
+        );
+    }
+    Ok(())
+}
+
+/// Every kind of event outcome: a poison message (DROP), an SMTP outage (RETRY, then sent),
+/// and a reminder job that fires and is mailed.
+async fn drive_events(env: &Env) -> anyhow::Result<()> {
+    // Poison: a task.created event whose data is no task snapshot → notification answers
+    // DROP (an event of a type it does not know would be ignored with SUCCESS).
+    let drops_before = env
+        .app_counter(
+            "notification",
+            "todo_events_consumed_total",
+            "status=\"DROP\"",
+        )
+        .await?;
+    let poison = dapr::CloudEvent::new(
+        uuid::Uuid::now_v7().to_string(),
+        contracts::source("observability-live"),
+        event_types::TASK_CREATED,
+    )
+    .with_json_data(&json!({"poison": "not a task snapshot"}))?;
+    env.publish(topics::TASK_EVENTS, &serde_json::to_value(poison)?)
+        .await?;
+    wait::until(
+        "notification to DROP the poison message",
+        DEADLINE,
+        || async {
+            let n = env
+                .app_counter(
+                    "notification",
+                    "todo_events_consumed_total",
+                    "status=\"DROP\"",
+                )
+                .await?;
+            Ok::<_, anyhow::Error>((n > drops_before).then_some(()))
+        },
+    )
+    .await?;
+
+    // SMTP outage: email-delivery answers RETRY until the sink is back.
+    let title = unique("smtp-outage");
+    let retries_before = env
+        .app_counter(
+            "email-delivery",
+            "todo_emails_sent_total",
+            "outcome=\"retry\"",
+        )
+        .await?;
+    env.smtp.lock().await.pause();
+    env.publish(topics::TASK_REMINDERS, &reminder_due(&title)?)
+        .await?;
+    let retried = wait::until("email-delivery to answer RETRY", DEADLINE, || async {
+        let n = env
+            .app_counter(
+                "email-delivery",
+                "todo_emails_sent_total",
+                "outcome=\"retry\"",
+            )
+            .await?;
+        Ok::<_, anyhow::Error>((n > retries_before).then_some(()))
+    })
+    .await;
+    env.smtp.lock().await.resume().await?;
+    retried?;
+    env.wait_mail(&title).await?;
+
+    // A reminder job: scheduled, triggered by the Scheduler, published, mailed.
+    let title = unique("reminder");
+    env.create_task(
+        &unique("obs"),
+        &json!({"title": title, "due_at": in_secs(3600), "remind_at": in_secs(3)}),
+    )
+    .await?;
+    env.wait_mail(&title).await?;
+    Ok(())
+}
+
+/// Job triggers that go wrong, as the Scheduler panels count them: a job of notification's
+/// that no handler knows (its sidecar counts a failed trigger; the app answered 404), a job
+/// whose app answers 500 (the Scheduler counts it failed), and a job due after its app's only
+/// sidecar died (the Scheduler counts it undelivered). The last two need an app of their own:
+/// a scripted one answering 500, with a sidecar that the test kills.
+async fn drive_job_failures(env: &Env) -> anyhow::Result<()> {
+    let client = |daprd: &Daprd| {
+        dapr::DaprClient::new(dapr::ClientConfig {
+            http_endpoint: daprd.http_endpoint(),
+            ..dapr::ClientConfig::default()
+        })
+    };
+    let once = || {
+        dapr::Job::once_after(Duration::from_secs(1), json!({"by": "observability_live"}))
+            .with_failure_policy(dapr::jobs::FailurePolicy::Drop)
+    };
+    client(&env.pod("notification").daprd)?
+        .schedule_job(&unique("observability-unhandled"), &once())
+        .await?;
+
+    let app = axum::Router::new().route(
+        "/job/{name}",
+        axum::routing::post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut probe = env
+        .infra
+        .daprd("observability-probe", Some(port), |_| {})
+        .await?;
+    probe.wait_app_channel(DEADLINE).await?;
+    let probe_client = client(&probe)?;
+    probe_client.schedule_job("fails", &once()).await?;
+    env.wait_scheduler_metric("dapr_scheduler_jobs_failed_total")
+        .await?;
+    // Due after the sidecar is gone: no sidecar of the app is connected when it fires.
+    let later = dapr::Job::once_after(Duration::from_secs(2), json!({}))
+        .with_failure_policy(dapr::jobs::FailurePolicy::Drop);
+    probe_client.schedule_job("undelivered", &later).await?;
+    probe.process_mut().kill();
+    server.abort();
+    env.wait_scheduler_metric("dapr_scheduler_jobs_undelivered_total")
+        .await?;
+    Ok(())
+}
+
+/// A query left out of the check, with the reason from [`EXCEPTIONS`].
+type Excepted = (Query, &'static str);
+
+/// The queries to check: every panel target and variable query of every dashboard, and every
+/// recording rule. Fails if an exception names no such query or no longer fits its reason.
+fn queries_and_exceptions() -> anyhow::Result<(Vec<Query>, Vec<Excepted>)> {
+    let grafana_dir = repo_root().join("grafana");
+    let mut all = grafana::dashboard_queries(&grafana_dir.join("dashboards"), &intervals())?;
+    all.extend(grafana::recording_rule_queries(&rules_file())?);
+    let mut excepted = Vec::new();
+    let mut stale = Vec::new();
+    for (place, needs, reason) in EXCEPTIONS {
+        match all.iter().position(|q| q.origin.to_string() == *place) {
+            Some(i) if all[i].raw.contains(needs) => excepted.push((all.remove(i), *reason)),
+            Some(i) => stale.push(format!(
+                "{place}: no longer uses {needs} (now `{}`)",
+                all[i].raw
+            )),
+            None => stale.push(format!("{place}: no such query in the dashboards")),
+        }
+    }
+    ensure!(
+        stale.is_empty(),
+        "stale entries in EXCEPTIONS (update the list):\n  {}",
+        stale.join("\n  ")
+    );
+    Ok((all, excepted))
+}
+
+fn dashboard_of(origin: &Origin) -> &str {
+    match origin {
+        Origin::Panel { dashboard, .. } | Origin::Variable { dashboard, .. } => dashboard,
+        Origin::RecordingRule { .. } => "recording rules",
+    }
+}
+
+/// Prometheus loaded every group and rule of the rule file, and none fails to evaluate.
+async fn the_rule_file_loads_and_evaluates_without_errors(env: &Env) -> anyhow::Result<()> {
+    let rules = grafana::rules(&rules_file())?;
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for rule in &rules {
+        let (group, name) = match rule {
+            Rule::Recording { group, record, .. } => (group, record),
+            Rule::Alerting { group, alert, .. } => (group, alert),
+        };
+        expected
+            .entry(group.clone())
+            .or_default()
+            .push(name.clone());
+    }
+    let groups = wait::until("every rule evaluated once", DEADLINE, || async {
+        let groups = env.prometheus.rule_groups().await?;
+        let unevaluated: Vec<&str> = groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.health == "unknown")
+            .map(|r| r.name.as_str())
+            .collect();
+        if unevaluated.is_empty() {
+            Ok(Some(groups))
+        } else {
+            Err(anyhow::anyhow!("not evaluated yet: {unevaluated:?}"))
+        }
+    })
+    .await?;
+    let loaded: BTreeMap<String, Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.name.clone(),
+                g.rules.iter().map(|r| r.name.clone()).collect(),
+            )
+        })
+        .collect();
+    ensure!(
+        loaded == expected,
+        "Prometheus loaded {loaded:?}, the file has {expected:?}"
+    );
+    let failing: Vec<String> = groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter(|r| r.health != "ok" || r.last_error.as_deref().is_some_and(|e| !e.is_empty()))
+        .map(|r| format!("{} ({}): {} {:?}", r.name, r.kind, r.health, r.last_error))
+        .collect();
+    ensure!(failing.is_empty(), "rules failing: {failing:#?}");
+    eprintln!(
+        "rule file: {} groups, {} rules loaded and evaluated without error",
+        groups.len(),
+        rules.len()
+    );
+    Ok(())
+}
+
+/// Every panel, variable and recording rule returns data once traffic has flowed.
+async fn every_dashboard_query_and_recording_rule_returns_data(env: &Env) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (queries, excepted) = queries_and_exceptions()?;
+    eprintln!(
+        "not checked locally ({} queries; each needs Kubernetes):",
+        excepted.len()
+    );
+    for (q, reason) in &excepted {
+        eprintln!("  - {}: {reason}", q.origin);
+    }
+    let mut per_dashboard: BTreeMap<&str, usize> = BTreeMap::new();
+    for q in &queries {
+        *per_dashboard.entry(dashboard_of(&q.origin)).or_default() += 1;
+    }
+    eprintln!("checking {} queries: {per_dashboard:?}", queries.len());
+
+    drive_requests(env).await?;
+    drive_events(env).await?;
+    drive_job_failures(env).await?;
+    eprintln!("traffic driven in {:?}", started.elapsed());
+
+    let mut pending: Vec<&Query> = queries.iter().collect();
+    let mut errors: BTreeMap<String, String> = BTreeMap::new();
+    let mut ticker = tokio::time::interval(POLL);
+    let mut last_drive = Instant::now();
+    let deadline = Instant::now() + ALL_DATA_DEADLINE;
+    loop {
+        ticker.tick().await;
+        let mut still = Vec::new();
+        for q in pending {
+            match env.prometheus.instant_query(&q.promql).await {
+                Ok(samples) if !samples.is_empty() => {}
+                Ok(_) => still.push(q),
+                Err(e) => {
+                    errors.insert(q.origin.to_string(), format!("{e:#}"));
+                    still.push(q);
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        // Rate windows need fresh samples: keep light traffic going while waiting.
+        if last_drive.elapsed() >= REDRIVE_EVERY {
+            drive_requests(env).await?;
+            last_drive = Instant::now();
+        }
+    }
+    if !pending.is_empty() {
+        let list: Vec<String> = pending
+            .iter()
+            .map(|q| {
+                let error = errors
+                    .get(&q.origin.to_string())
+                    .map(|e| format!("\n      error: {e}"))
+                    .unwrap_or_default();
+                format!("{}\n      {}{error}", q.origin, q.promql)
+            })
+            .collect();
+        anyhow::bail!(
+            "{} of {} queries returned no data within {ALL_DATA_DEADLINE:?}:\n  {}",
+            pending.len(),
+            queries.len(),
+            list.join("\n  ")
+        );
+    }
+    eprintln!(
+        "all {} queries returned data; {:?} from the start of the traffic",
+        queries.len(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let tests = harness::tests![
+        the_rule_file_loads_and_evaluates_without_errors,
+        every_dashboard_query_and_recording_rule_returns_data,
+    ];
+    suite::run(Env::start, tests, Parallelism::Serial, |env| {
+        env.infra.log_dir().to_path_buf()
+    })
+}
