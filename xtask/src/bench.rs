@@ -1,21 +1,24 @@
 //! `cargo xtask bench backend`: load the backend over REST and measure it.
 //!
-//! The benchmark starts its own stack (PostgreSQL, Redis, Scheduler, daprd, and a release
-//! build of the backend) so every run measures the same thing, then:
+//! The benchmark starts its own stack (PostgreSQL, Redis, Scheduler, and release builds of the
+//! backend and of notification, each with its daprd) so every run measures the same thing, then:
 //!
 //! 1. samples the idle RSS of the backend and its sidecar;
-//! 2. creates `--tasks` tasks over REST from `--concurrency` workers, timing each request and
+//! 2. bursts `--burst` task creations and times them until notification has consumed every
+//!    resulting event (DESIGN §7: 1000 tasks consumed end to end in < 2 s), read from its
+//!    `todo_events_consumed_total`;
+//! 3. creates `--tasks` tasks over REST from `--concurrency` workers, timing each request and
 //!    sampling RSS every 50 ms;
-//! 3. waits for the outbox to drain and reads each event's commit → acknowledged delay from the
+//! 4. waits for the outbox to drain and reads each event's commit → acknowledged delay from the
 //!    outbox rows themselves (`published_at - created_at`, set by PostgreSQL's clock);
-//! 4. publishes `--publishes` events to the same daprd twice — a bare HTTP loop (the baseline)
+//! 5. publishes `--publishes` events to the same daprd twice — a bare HTTP loop (the baseline)
 //!    and our publisher stack (middleware `Publisher` over the `dapr` client) — so our overhead
 //!    is a ratio measured in the same run;
-//! 5. prints the figures and writes `BENCHMARKS.md`.
+//! 6. prints the figures and writes `BENCHMARKS.md`.
 
 #![allow(clippy::print_stdout)] // The report is the command's output.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -52,6 +55,9 @@ pub(crate) struct BenchArgs {
     /// Events published in each arm of the publish comparison.
     #[arg(long, default_value_t = 5000)]
     publishes: usize,
+    /// Tasks created in the end-to-end burst (created over REST → consumed by notification).
+    #[arg(long, default_value_t = 1000)]
+    burst: usize,
     /// Print the results without rewriting BENCHMARKS.md.
     #[arg(long)]
     no_write: bool,
@@ -97,6 +103,11 @@ impl Percentiles {
 
 #[derive(Debug)]
 struct Results {
+    burst: usize,
+    /// First create request sent → last create answered.
+    burst_created: Duration,
+    /// First create request sent → notification consumed the last of the burst's events.
+    burst_elapsed: Duration,
     tasks: usize,
     concurrency: usize,
     publishes: usize,
@@ -127,19 +138,18 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         no_cli: true,
         ..args.deps.clone()
     })?;
-    step::run("cargo build --release -p backend", || {
-        let status =
-            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .args(["build", "--release", "--locked", "-p", "backend"])
-                .current_dir(harness::repo_root())
-                .status()?;
+    step::run("cargo build --release -p backend -p notification", || {
+        let status = crate::cargo::command()
+            .args(["build", "--release", "--locked"])
+            .args(["-p", "backend", "-p", "notification"])
+            .status()?;
         ensure!(status.success(), "release build failed ({status})");
         Ok(())
     })?;
-    let binary = harness::repo_root().join("target/release/backend");
+    let release = harness::repo_root().join("target/release");
     let bins = install.binaries()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let results = runtime.block_on(measure(args, bins, binary))?;
+    let results = runtime.block_on(measure(args, bins, &release))?;
     print_results(&results);
     if !args.no_write {
         let path = harness::repo_root().join("BENCHMARKS.md");
@@ -152,7 +162,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
 async fn measure(
     args: &BenchArgs,
     bins: harness::Binaries,
-    binary: PathBuf,
+    release: &Path,
 ) -> anyhow::Result<Results> {
     let infra = Infra::start(InfraOptions {
         binaries: Some(bins),
@@ -174,12 +184,41 @@ async fn measure(
                 ("DAPR_HTTP_PORT".into(), daprd.http_port().to_string()),
                 ("RUST_LOG".into(), "warn".into()),
             ],
-            binary_path: Some(binary),
+            binary_path: Some(release.join("backend")),
         },
         infra.log_dir(),
         false,
     )
     .await?;
+    // The consumer of the end-to-end burst: every task event reaches it through its own sidecar.
+    let notification_port = ports::free_port()?;
+    let notification_daprd = infra
+        .daprd("notification", Some(notification_port), |_| {})
+        .await?;
+    let notification = Service::start(
+        &ServiceOptions {
+            binary: "notification".into(),
+            log_name: "notification".into(),
+            port: notification_port,
+            env: vec![
+                ("NOTIFICATION_PORT".into(), notification_port.to_string()),
+                (
+                    "DAPR_HTTP_PORT".into(),
+                    notification_daprd.http_port().to_string(),
+                ),
+                ("RUST_LOG".into(), "warn".into()),
+            ],
+            binary_path: Some(release.join("notification")),
+        },
+        infra.log_dir(),
+        false,
+    )
+    .await?;
+    // Subscriptions are set up once the app channel is; events before that would wait.
+    notification_daprd
+        .wait_app_channel(Duration::from_secs(60))
+        .await?;
+    let consumed_url = format!("{}/metrics", notification.base_url());
     step::info(&format!("stack up; logs in {}", infra.log_dir().display()));
     let backend_pid = backend.pid().context("backend pid")?;
     let daprd_pid = daprd.pid().context("daprd pid")?;
@@ -199,6 +238,34 @@ async fn measure(
     wait_outbox_drained(&infra).await?;
     let backend_idle_kib = rss_kib(backend_pid)?;
     let daprd_idle_kib = rss_kib(daprd_pid)?;
+    wait_consumed(&http, &consumed_url, 50).await?;
+
+    // End-to-end burst: from the first create request to notification having consumed (and
+    // answered) the event of every task created.
+    let before = consumed_task_events(&http, &consumed_url).await?;
+    let started = Instant::now();
+    {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        run_concurrently(args.burst, args.concurrency, move |i| {
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            async move { create_task(&http, &url, &token, i).await }
+        })
+        .await?;
+    }
+    let burst_created = started.elapsed();
+    let burst_consumed = before.success + args.burst as u64;
+    let after = wait_consumed(&http, &consumed_url, burst_consumed).await?;
+    let burst_elapsed = started.elapsed();
+    ensure!(
+        after.other == before.other,
+        "notification answered {} burst events with RETRY or DROP",
+        after.other - before.other
+    );
+    // The consumer's work would share the two cores with everything measured from here on;
+    // those figures describe the backend and its sidecar alone, as before the burst existed.
+    drop(notification);
+    drop(notification_daprd);
+    wait_outbox_drained(&infra).await?;
     infra.postgres.psql("backend", "DELETE FROM outbox")?;
 
     // REST load, with an RSS sampler beside it.
@@ -282,6 +349,9 @@ async fn measure(
     let ours_elapsed = started.elapsed();
 
     Ok(Results {
+        burst: args.burst,
+        burst_created,
+        burst_elapsed,
         tasks: args.tasks,
         concurrency: args.concurrency,
         publishes: args.publishes,
@@ -385,6 +455,73 @@ fn bench_token() -> anyhow::Result<String> {
     )?)
 }
 
+/// notification's `todo_events_consumed_total` for `task-events`, split by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Consumed {
+    success: u64,
+    /// RETRY and DROP answers.
+    other: u64,
+}
+
+async fn consumed_task_events(http: &reqwest::Client, url: &str) -> anyhow::Result<Consumed> {
+    let text = http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(parse_consumed(&text))
+}
+
+/// Sums the `task-events` series of `todo_events_consumed_total` in a Prometheus text page.
+fn parse_consumed(text: &str) -> Consumed {
+    let mut consumed = Consumed::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(middleware::metrics::EVENTS_CONSUMED_TOTAL) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.strip_prefix('{').and_then(|r| r.split_once("} ")) else {
+            continue;
+        };
+        if !labels.contains("topic=\"task-events\"") {
+            continue;
+        }
+        // Counters are printed as floats; these are whole numbers far below 2^53.
+        let Ok(n) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let n = n as u64;
+        let success = format!("status=\"{}\"", middleware::DaprStatus::Success.as_str());
+        if labels.contains(&success) {
+            consumed.success += n;
+        } else {
+            consumed.other += n;
+        }
+    }
+    consumed
+}
+
+/// Polls notification's counter until it has consumed `success` task events successfully.
+async fn wait_consumed(
+    http: &reqwest::Client,
+    url: &str,
+    success: u64,
+) -> anyhow::Result<Consumed> {
+    let what = format!("notification to consume {success} task events");
+    let consumed = wait::until_every(
+        &what,
+        Duration::from_secs(120),
+        Duration::from_millis(5),
+        || async {
+            let now = consumed_task_events(http, url).await?;
+            Ok::<_, anyhow::Error>((now.success >= success).then_some(now))
+        },
+    )
+    .await?;
+    Ok(consumed)
+}
+
 async fn wait_outbox_drained(infra: &Infra) -> anyhow::Result<()> {
     wait::until("the outbox to drain", Duration::from_secs(120), || async {
         let pending = infra.postgres.psql(
@@ -432,6 +569,12 @@ fn per_second(n: usize, d: Duration) -> f64 {
 
 fn print_results(r: &Results) {
     println!();
+    println!(
+        "burst: {} tasks created in {:.2} s, all consumed by notification after {:.2} s",
+        r.burst,
+        r.burst_created.as_secs_f64(),
+        r.burst_elapsed.as_secs_f64()
+    );
     println!(
         "REST create: {} tasks, {} clients, {:.0} req/s",
         r.tasks,
@@ -483,11 +626,15 @@ fn render_markdown(r: &Results) -> String {
         "# Benchmarks\n\n\
 Written by `cargo xtask bench backend` (last run: {date}, {cpus} CPUs, load average {load} when it\n\
 started — other work on the machine shows up in every figure). Re-run it to refresh this file;\n\
-`--tasks`, `--concurrency`, `--publishes` change the load.\n\n\
+`--burst`, `--tasks`, `--concurrency`, `--publishes` change the load.\n\n\
 ## Method\n\n\
-The command starts its own stack on loopback — PostgreSQL, Redis Streams, the Dapr Scheduler, daprd\n\
-and a **release** build of the backend — so every run measures the same thing. After a warm-up of\n\
-50 requests it samples idle RSS (`VmRSS` from `/proc`), then creates {tasks} tasks over REST\n\
+The command starts its own stack on loopback — PostgreSQL, Redis Streams, the Dapr Scheduler, and\n\
+**release** builds of the backend and of notification, each with its daprd — so every run measures\n\
+the same thing. After a warm-up of 50 requests it samples idle RSS (`VmRSS` from `/proc`). The\n\
+end-to-end burst creates {burst} tasks from {conc} clients and stops the clock when notification's\n\
+`todo_events_consumed_total{{topic=\"task-events\",status=\"SUCCESS\"}}` (polled every 5 ms) has\n\
+counted all of their events: REST → PostgreSQL → outbox relay → daprd → Redis → daprd →\n\
+notification. Then it creates {tasks} tasks over REST\n\
 (`POST /api/v1/tasks`, HS256 bearer token) from {conc} concurrent clients, timing each request and\n\
 sampling RSS every 50 ms. It waits for the outbox to drain and takes each event's commit →\n\
 acknowledged delay from the outbox row (`published_at - created_at`, both PostgreSQL's clock;\n\
@@ -502,6 +649,8 @@ a ratio from the same run. Percentiles are nearest-rank over every sample.\n\n\
 | outbox commit → publish acknowledged | {outbox} | — |\n\
 | publish, bare HTTP to daprd (baseline) | {bare} | {bare_rps:.0} events/s |\n\
 | publish, our publisher stack | {ours} | {ours_rps:.0} events/s |\n\n\
+End-to-end burst: {burst} tasks created in {burst_created:.2} s; notification had consumed every\n\
+event {burst_elapsed:.2} s after the first request ({burst_rate:.0} events/s end to end).\n\n\
 Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
 | process | idle RSS | peak RSS under load |\n\
 |---|---|---|\n\
@@ -511,10 +660,15 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
 | target | measured |\n\
 |---|---|\n\
 | publish p99 < 5 ms on loopback (Redis) | our publisher p99 {ours_p99:.2} ms |\n\
+| 1000 tasks created → all consumed end to end in < 2 s | {burst} tasks: {burst_elapsed:.2} s |\n\
 | our overhead ≤ 10 % over a bare HTTP call to daprd | p50 ×{r50:.2}, p99 ×{r99:.2} |\n\
 | ≥ 5000 events/s sustained publish | {ours_rps:.0} events/s (our publisher), {bare_rps:.0} events/s (bare) |\n\
 | backend < 20 MB RSS idle, < 40 MB loaded | {bi} idle, {bp} peak |\n",
         load = r.load_average,
+        burst = r.burst,
+        burst_created = r.burst_created.as_secs_f64(),
+        burst_elapsed = r.burst_elapsed.as_secs_f64(),
+        burst_rate = per_second(r.burst, r.burst_elapsed),
         tasks = r.tasks,
         conc = r.concurrency,
         pubs = r.publishes,
@@ -545,5 +699,25 @@ mod tests {
         let p = Percentiles::of(samples);
         assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
         assert_eq!(Percentiles::of(Vec::new()).p99, 0.0);
+    }
+
+    #[test]
+    fn consumed_counts_only_task_events_by_status() {
+        let page = r#"# HELP todo_events_consumed_total Events consumed.
+# TYPE todo_events_consumed_total counter
+todo_events_consumed_total{service="notification",status="SUCCESS",topic="task-events",type="com.todo.task.created.v1"} 1000
+todo_events_consumed_total{service="notification",status="SUCCESS",topic="task-events",type="com.todo.task.updated.v1"} 2
+todo_events_consumed_total{service="notification",status="RETRY",topic="task-events",type="com.todo.task.created.v1"} 3
+todo_events_consumed_total{service="notification",status="SUCCESS",topic="task-reminders",type="x"} 7
+todo_events_consumed_total_created{service="notification"} 5
+"#;
+        assert_eq!(
+            parse_consumed(page),
+            Consumed {
+                success: 1002,
+                other: 3
+            }
+        );
+        assert_eq!(parse_consumed(""), Consumed::default());
     }
 }

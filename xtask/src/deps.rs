@@ -30,6 +30,9 @@ pub(crate) struct DepsArgs {
     /// Pub/sub broker profile (`dapr/components/<broker>`): redis, kafka or rabbitmq.
     #[arg(long, env = harness::resources::BROKER_ENV, default_value = "redis")]
     pub(crate) broker: Broker,
+    /// Also the OCI image tools; set by `test` when it runs the shipping checks, never a flag.
+    #[arg(skip)]
+    pub(crate) image_tools: bool,
 }
 
 /// A Debian package and how to tell that its program is already here.
@@ -80,20 +83,50 @@ const RABBITMQ_PACKAGES: &[Package] = &[Package {
     },
 }];
 
-/// The Debian packages a run with `broker` needs.
-fn packages(broker: Broker) -> Vec<&'static Package> {
+/// What the image checks add (`cargo xtask images --check`, and `test` unless `--no-lint`):
+/// the OCI tools that read, validate and unpack the layouts.
+const IMAGE_TOOL_PACKAGES: &[Package] = &[
+    Package {
+        name: "skopeo",
+        present: || find_on_path("skopeo").is_some(),
+    },
+    Package {
+        name: "umoci",
+        present: || find_on_path("umoci").is_some(),
+    },
+    Package {
+        name: "oci-image-tool",
+        present: || find_on_path("oci-image-tool").is_some(),
+    },
+];
+
+/// The Debian packages a run with `broker` (and the image tools, if asked) needs.
+fn packages(broker: Broker, image_tools: bool) -> Vec<&'static Package> {
     let extra = match broker {
         Broker::Redis => &[][..],
         Broker::Kafka => KAFKA_PACKAGES,
         Broker::RabbitMq => RABBITMQ_PACKAGES,
     };
-    PACKAGES.iter().chain(extra).collect()
+    let images = if image_tools {
+        IMAGE_TOOL_PACKAGES
+    } else {
+        &[][..]
+    };
+    PACKAGES.iter().chain(extra).chain(images).collect()
+}
+
+/// Installs (or reuses) only the OCI image tools, for `cargo xtask images --check`, which needs
+/// nothing else of `deps`.
+pub(crate) fn install_image_tools() -> anyhow::Result<()> {
+    step::run("Debian packages (OCI image tools)", || {
+        install_packages(&IMAGE_TOOL_PACKAGES.iter().collect::<Vec<_>>())
+    })
 }
 
 /// Installs what is missing and returns where the Dapr binaries are.
 pub(crate) fn run(args: &DepsArgs) -> anyhow::Result<DaprInstall> {
     step::run("Debian packages", || {
-        install_packages(&packages(args.broker))
+        install_packages(&packages(args.broker, args.image_tools))
     })?;
     if args.broker == Broker::Kafka {
         step::run("Java and the Kafka broker jars", ensure_kafka)?;

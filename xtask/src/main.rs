@@ -2,12 +2,15 @@
 //!
 //! `deps` installs or reuses every prerequisite (Debian packages, the Dapr runtime built from its
 //! Go modules), `up` runs the local stack, `down` stops a detached one, `test` runs the whole
-//! suite. Each command does its own set-up, so a fresh machine needs nothing else.
+//! suite, `images` writes the services' OCI images without Nix. Each command does its own set-up,
+//! so a fresh machine needs nothing else.
 
 mod bench;
+mod cargo;
 mod dapr_runtime;
 mod deps;
 mod helm_check;
+mod images;
 mod nix_check;
 mod observability;
 mod smtp_sink;
@@ -38,6 +41,8 @@ enum Command {
     Test(test::TestArgs),
     /// Benchmark a service against its own local stack and write BENCHMARKS.md (not a test).
     Bench(bench::BenchArgs),
+    /// Build one reproducible OCI image layout per service (no Nix), or prove them (`--check`).
+    Images(images::ImagesArgs),
     /// Run an SMTP sink that prints and keeps every mail it receives (`up` starts one).
     SmtpSink(smtp_sink::SmtpSinkArgs),
 }
@@ -50,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Down => up::down(),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Images(args) => images::run(&args),
         Command::SmtpSink(args) => smtp_sink::run(&args),
     };
     match result {

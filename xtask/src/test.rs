@@ -4,8 +4,6 @@
 //! Kafka or RabbitMQ, passed on as `TODO_BROKER`), Scheduler and daprd processes through the
 //! harness; `deps` makes sure those programs exist first.
 
-use std::process::Command;
-
 use anyhow::bail;
 
 use harness::resources::Broker;
@@ -31,9 +29,11 @@ pub(crate) struct TestArgs {
 
 pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
-    // The tests never need the CLI; `up` builds it for `dapr run -f`.
+    // The tests never need the CLI; `up` builds it for `dapr run -f`. The image tools serve
+    // only the shipping checks.
     let deps_args = DepsArgs {
         no_cli: true,
+        image_tools: !args.no_lint,
         ..args.deps.clone()
     };
     let install = deps::run(&deps_args)?;
@@ -65,6 +65,10 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
             crate::helm_check::check,
         )?;
         step::run("Nix flake (offline, stub inputs)", crate::nix_check::check)?;
+        step::run(
+            "OCI images: reproducible, < 25 MB, skopeo / umoci / oci-image-tool, binary runs",
+            crate::images::check,
+        )?;
     }
     // The end-to-end suites start the service binaries as processes: build them first, so a
     // filtered run (`cargo xtask test -- backend_e2e`) never picks up a stale binary.
@@ -146,9 +150,8 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
 }
 
 fn cargo(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(args).current_dir(harness::repo_root());
+    let mut cmd = crate::cargo::command();
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -28,6 +28,11 @@ pub(crate) struct UpArgs {
     /// Port of the backend's REST and MCP endpoints.
     #[arg(long, default_value_t = 8000)]
     backend_port: u16,
+    /// Start only the infrastructure (PostgreSQL, broker, Scheduler on 127.0.0.1:50006, SMTP
+    /// sink on 127.0.0.1:2525) and render the Dapr resources into `target/dapr-run/`, for
+    /// `dapr run -f dapr/dapr.yaml` to start the services with the dapr CLI.
+    #[arg(long, conflicts_with = "backend_port")]
+    infra_only: bool,
     #[command(flatten)]
     deps: DepsArgs,
 }
@@ -67,6 +72,19 @@ const SERVICES: [&str; 4] = [
     "recurring-task",
 ];
 
+/// Addresses `dapr/dapr.yaml` names: the run file cannot read them from anywhere, so
+/// `--infra-only` pins them (the Scheduler's is Dapr's own default).
+const RUN_FILE_SCHEDULER_PORT: u16 = 50006;
+const RUN_FILE_SMTP_PORT: u16 = 2525;
+/// Backend port in `dapr/dapr.yaml`.
+const RUN_FILE_BACKEND_PORT: u16 = 8000;
+
+/// Where `--infra-only` leaves what `dapr/dapr.yaml` points at: `resources/` and one working
+/// directory per app (the CLI keeps its logs in `<app dir>/.dapr/logs`).
+fn run_file_dir() -> PathBuf {
+    harness::repo_root().join("target").join("dapr-run")
+}
+
 fn state_file() -> PathBuf {
     harness::repo_root().join("target").join("xtask-up.json")
 }
@@ -80,26 +98,38 @@ pub(crate) fn run(args: &UpArgs) -> anyhow::Result<()> {
     }
     let install = deps::run(&args.deps)?;
     step::run("cargo build (services)", || {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
+        let status = crate::cargo::command()
             .args(["build", "--locked"])
             .args(SERVICES.iter().flat_map(|s| ["-p", s]))
-            .current_dir(harness::repo_root())
             .status()?;
         anyhow::ensure!(status.success(), "cargo build failed ({status})");
         Ok(())
     })?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        if args.infra_only {
+            for (what, port) in [
+                ("the Scheduler", RUN_FILE_SCHEDULER_PORT),
+                ("the SMTP sink", RUN_FILE_SMTP_PORT),
+            ] {
+                std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+                    format!("127.0.0.1:{port} is taken; dapr/dapr.yaml expects {what} there")
+                })?;
+            }
+        }
         let infra = Infra::start(InfraOptions {
             detached: args.detach,
             broker: args.deps.broker,
             // Exactly the Dapr binaries `deps` vouched for (maybe the build cache).
             binaries: Some(install.binaries()?),
+            scheduler_port: args.infra_only.then_some(RUN_FILE_SCHEDULER_PORT),
             ..InfraOptions::default()
         })
         .await?;
         let services = start_services(&infra, args).await?;
+        if args.infra_only {
+            prepare_run_file_dir(&infra)?;
+        }
         print_table(&infra, &services);
         if args.detach {
             let state = UpState {
@@ -140,7 +170,11 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
     infra.add_secrets(secrets)?;
 
     // The SMTP sink first: email-delivery must find it.
-    let sink_port = harness::ports::free_port()?;
+    let sink_port = if args.infra_only {
+        RUN_FILE_SMTP_PORT
+    } else {
+        harness::ports::free_port()?
+    };
     let mail_dir = infra.data_dir().join("mail");
     let xtask_exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(&xtask_exe);
@@ -166,7 +200,9 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
     .await?;
 
     let mut pods = Vec::new();
-    for name in SERVICES {
+    // With --infra-only the dapr CLI starts the services and their sidecars instead.
+    let services: &[&'static str] = if args.infra_only { &[] } else { &SERVICES };
+    for &name in services {
         let port = if name == "backend" {
             args.backend_port
         } else {
@@ -268,6 +304,27 @@ impl Services {
     }
 }
 
+/// Copies the rendered resources to `target/dapr-run/resources` and makes the apps' working
+/// directories, so the committed run file's relative paths resolve (the CLI checks that they
+/// exist before it starts anything).
+fn prepare_run_file_dir(infra: &Infra) -> anyhow::Result<()> {
+    let dir = run_file_dir();
+    let resources = dir.join("resources");
+    if resources.exists() {
+        std::fs::remove_dir_all(&resources)
+            .with_context(|| format!("removing {}", resources.display()))?;
+    }
+    std::fs::create_dir_all(&resources)?;
+    for entry in std::fs::read_dir(infra.resources_dir())? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), resources.join(entry.file_name()))?;
+    }
+    for name in SERVICES {
+        std::fs::create_dir_all(dir.join(name))?;
+    }
+    Ok(())
+}
+
 /// A token for user `demo`, valid for 12 hours, signed with this run's key.
 fn demo_token(key: &str) -> anyhow::Result<String> {
     let now = std::time::SystemTime::now()
@@ -344,8 +401,25 @@ fn print_table(infra: &Infra, services: &Services) {
     );
     row("logs", "", &infra.log_dir().display().to_string());
     println!();
-    if let Some(backend) = services.backend() {
-        let base = backend.service.base_url();
+    let base = match services.backend() {
+        Some(backend) => backend.service.base_url(),
+        None => {
+            println!(
+                "Infrastructure only. Start the services and their sidecars with the dapr CLI:"
+            );
+            println!(
+                "  {} run -f dapr/dapr.yaml      # stop with Ctrl-C or `dapr stop -f dapr/dapr.yaml`",
+                dapr_cli()
+            );
+            println!(
+                "  (resources in {}; sidecar logs in target/dapr-run/<app>/.dapr/logs)",
+                run_file_dir().join("resources").display()
+            );
+            println!();
+            format!("http://127.0.0.1:{RUN_FILE_BACKEND_PORT}")
+        }
+    };
+    {
         println!("Try it (token for user `demo`, valid 12 h):");
         println!("  export TOKEN={}", services.token);
         println!(
@@ -357,6 +431,16 @@ fn print_table(infra: &Infra, services: &Services) {
         );
         println!();
     }
+}
+
+/// How to call the dapr CLI: by name when it is on PATH, else where `deps` installs it.
+fn dapr_cli() -> String {
+    if harness::binaries::find_on_path("dapr").is_some() {
+        return "dapr".into();
+    }
+    crate::dapr_runtime::dapr_home_bin()
+        .map(|bin| bin.join("dapr").display().to_string())
+        .unwrap_or_else(|_| "dapr".into())
 }
 
 fn row(name: &str, address: &str, detail: &str) {
@@ -408,4 +492,103 @@ fn remove_data(dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn run_file() -> serde_yaml_ng::Value {
+        let path = harness::repo_root().join("dapr").join("dapr.yaml");
+        let text = std::fs::read_to_string(&path).expect("dapr/dapr.yaml is readable");
+        serde_yaml_ng::from_str(&text).expect("dapr/dapr.yaml is YAML")
+    }
+
+    fn str_at<'a>(v: &'a serde_yaml_ng::Value, key: &str) -> &'a str {
+        v.get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("`{key}` missing or not a string"))
+    }
+
+    /// `dapr/dapr.yaml` can only work against what `up --infra-only` provides: the same
+    /// Scheduler and SMTP addresses, the directory it prepares, and the binaries it builds.
+    #[test]
+    fn run_file_agrees_with_infra_only() {
+        let file = run_file();
+        let common = file.get("common").expect("common section");
+        assert_eq!(
+            str_at(common, "schedulerHostAddress"),
+            format!("127.0.0.1:{RUN_FILE_SCHEDULER_PORT}")
+        );
+        let dapr_dir = harness::repo_root().join("dapr");
+        let resources = common["resourcesPaths"][0]
+            .as_str()
+            .expect("one resources path");
+        assert_eq!(
+            normalise(&dapr_dir.join(resources)),
+            run_file_dir().join("resources")
+        );
+        assert!(dapr_dir.join(str_at(common, "configFilePath")).is_file());
+
+        let apps = file["apps"].as_sequence().expect("apps list");
+        let ids: Vec<&str> = apps.iter().map(|a| str_at(a, "appID")).collect();
+        assert_eq!(ids, SERVICES, "one app per service, in start order");
+        let mut taken = BTreeSet::new();
+        for app in apps {
+            let id = str_at(app, "appID");
+            let dir = normalise(&dapr_dir.join(str_at(app, "appDirPath")));
+            assert_eq!(dir, run_file_dir().join(id), "{id}: appDirPath");
+            let command = app["command"][0].as_str().expect("command");
+            assert_eq!(
+                normalise(&dir.join(command)),
+                harness::repo_root().join("target").join("debug").join(id),
+                "{id}: command runs the binary `up` builds"
+            );
+            let port = app["appPort"].as_u64().expect("appPort");
+            let port_var = format!("{}_PORT", id.to_uppercase().replace('-', "_"));
+            assert_eq!(
+                app["env"][port_var.as_str()].as_str(),
+                Some(port.to_string().as_str()),
+                "{id}: the service listens where the sidecar calls it"
+            );
+            if id == "backend" {
+                assert_eq!(port, u64::from(RUN_FILE_BACKEND_PORT));
+            }
+            if id == "email-delivery" {
+                assert_eq!(
+                    app["env"]["SMTP_PORT"].as_str(),
+                    Some(RUN_FILE_SMTP_PORT.to_string().as_str())
+                );
+            }
+            for key in [
+                "appPort",
+                "daprHTTPPort",
+                "daprGRPCPort",
+                "daprInternalGRPCPort",
+                "metricsPort",
+            ] {
+                let p = app[key].as_u64().expect("port");
+                assert!(taken.insert(p), "{id}: {key} {p} used twice");
+            }
+        }
+        assert!(!taken.contains(&u64::from(RUN_FILE_SCHEDULER_PORT)));
+        assert!(!taken.contains(&u64::from(RUN_FILE_SMTP_PORT)));
+    }
+
+    /// `a/b/../c` → `a/c`, without touching the file system (the paths need not exist yet).
+    fn normalise(path: &Path) -> PathBuf {
+        let mut out = PathBuf::new();
+        for part in path.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    }
 }
