@@ -54,6 +54,16 @@ def target(expr, legend):
 # --- panels ----------------------------------------------------------------------------------
 
 
+def share(metric, part, whole, by=""):
+    """`part` of `whole` as a ratio. A labelled counter has no `part` series until its first
+    increment, so the numerator falls back to 0 × the denominator: 0, not "No data", while all
+    is well."""
+    agg = f"sum by ({by}) " if by else "sum"
+    whole_rate = f"{agg}(rate({metric}{whole}[{RATE}]))"
+    part_rate = f"{agg}(rate({metric}{part}[{RATE}]))"
+    return f"({part_rate} or 0 * {whole_rate}) / {whole_rate}"
+
+
 def timeseries(title, targets, unit="short", description="", threshold=None, w=8, h=8,
                stack=False, min0=True):
     """A time series panel; `threshold` draws a dashed red line at that value."""
@@ -227,10 +237,10 @@ def red_row(service):
                    "{{method}} {{route}}"),
         ], unit="reqps", stack=True),
         timeseries("Errors: share of responses", [
-            target(f'sum(rate(todo_http_requests_total{{service="{svc}",status=~"5.."}}[{RATE}]))'
-                   f" / sum(rate(todo_http_requests_total{sel}[{RATE}]))", "5xx"),
-            target(f'sum(rate(todo_http_requests_total{{service="{svc}",status=~"4.."}}[{RATE}]))'
-                   f" / sum(rate(todo_http_requests_total{sel}[{RATE}]))", "4xx"),
+            target(share("todo_http_requests_total", f'{{service="{svc}",status=~"5.."}}', sel),
+                   "5xx"),
+            target(share("todo_http_requests_total", f'{{service="{svc}",status=~"4.."}}', sel),
+                   "4xx"),
         ], unit="percentunit"),
         timeseries("Duration", quantiles("todo_http_request_duration_seconds", sel), unit="s"),
     ] + service["extra"](svc))
@@ -248,8 +258,7 @@ def services_dashboard():
             target(f"sum by (service) (rate(todo_http_requests_total[{RATE}]))", "{{service}}"),
         ], unit="reqps", w=8),
         timeseries("5xx share by service", [
-            target(f'sum by (service) (rate(todo_http_requests_total{{status=~"5.."}}[{RATE}]))'
-                   f" / sum by (service) (rate(todo_http_requests_total[{RATE}]))",
+            target(share("todo_http_requests_total", '{status=~"5.."}', "", by="service"),
                    "{{service}}"),
         ], unit="percentunit", w=8),
     ])
@@ -293,9 +302,8 @@ def event_flow_dashboard():
             ], unit="ops", description="daprd's view: includes app timeouts and 5xx, "
                                        "which the app itself never counts."),
             timeseries("RETRY share by consumer", [
-                target(f'sum by (service, topic) (rate(todo_events_consumed_total{{status="RETRY"}}'
-                       f"[{RATE}])) / sum by (service, topic) "
-                       f"(rate(todo_events_consumed_total[{RATE}]))", "{{service}} {{topic}}"),
+                target(share("todo_events_consumed_total", '{status="RETRY"}', "",
+                             by="service, topic"), "{{service}} {{topic}}"),
             ], unit="percentunit", threshold=0.1,
                 description="Alert TodoConsumerRetryRateHigh fires above 10 % for 10 min."),
         ]),
