@@ -1,6 +1,10 @@
 //! Nested `cargo` invocations.
 
+use std::path::PathBuf;
 use std::process::Command;
+
+use anyhow::{Context, ensure};
+use serde_json::Value;
 
 /// `cargo` in the repository, without the variables `cargo run` set for xtask itself: build
 /// scripts such as ring's track `CARGO_MANIFEST_DIR`, so inheriting xtask's would rebuild them
@@ -24,4 +28,22 @@ pub(crate) fn command() -> Command {
         }
     }
     cmd
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).
+pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
+    let out = command()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("running cargo metadata")?;
+    ensure!(
+        out.status.success(),
+        "cargo metadata failed ({})",
+        out.status
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")
 }

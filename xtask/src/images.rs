@@ -87,7 +87,7 @@ pub(crate) fn run(args: &ImagesArgs) -> anyhow::Result<()> {
     }
     let out = match &args.out {
         Some(out) => out.clone(),
-        None => target_dir()?.join("images"),
+        None => crate::cargo::target_dir()?.join("images"),
     };
     let binaries = step::run(
         &format!("cargo build --profile {PROFILE} (service binaries)"),
@@ -128,24 +128,6 @@ pub(crate) fn check() -> anyhow::Result<()> {
     }
     step::info(&runtime);
     Ok(())
-}
-
-/// Cargo's target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).
-fn target_dir() -> anyhow::Result<PathBuf> {
-    let out = crate::cargo::command()
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .context("running cargo metadata")?;
-    ensure!(
-        out.status.success(),
-        "cargo metadata failed ({})",
-        out.status
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
-    meta["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata has no target_directory")
 }
 
 /// Builds the service binaries for the host in the image profile; returns service → executable
