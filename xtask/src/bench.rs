@@ -57,8 +57,9 @@ pub(crate) struct BenchArgs {
     /// Concurrent REST clients (and concurrent publishers in the publish comparison).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Events published in each arm of the publish comparison.
-    #[arg(long, default_value_t = 5000)]
+    /// Events published in each arm of the publish comparison (cheap: a second or two per arm,
+    /// and enough samples for a steady p99).
+    #[arg(long, default_value_t = 20000)]
     publishes: usize,
     /// Tasks created in the end-to-end burst (created over REST → consumed by notification).
     #[arg(long, default_value_t = 1000)]

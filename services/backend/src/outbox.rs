@@ -116,15 +116,23 @@ pub async fn fetch_pending(pool: &PgPool, limit: i64) -> Result<Vec<OutboxRow>, 
     .await
 }
 
-/// Marks rows as published (after the sidecar acknowledged them).
-pub async fn mark_published(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    if ids.is_empty() {
+/// Marks rows as published, each at the time the sidecar acknowledged it: `published_at -
+/// created_at` is then the real commit → broker delay, not the length of the relay's pass.
+pub async fn mark_published(
+    pool: &PgPool,
+    acks: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), sqlx::Error> {
+    if acks.is_empty() {
         return Ok(());
     }
+    let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = acks.iter().copied().unzip();
     sqlx::query(
-        "UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+        "UPDATE outbox AS o SET published_at = v.acked_at
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, acked_at)
+         WHERE o.id = v.id AND o.published_at IS NULL",
     )
     .bind(ids)
+    .bind(times)
     .execute(pool)
     .await?;
     Ok(())
@@ -205,9 +213,32 @@ mod tests {
                 .unwrap();
         assert_eq!((attempts, last_error.as_str()), (2, "sidecar down"));
 
-        mark_published(&pool, &[a, b]).await.unwrap();
+        let acked = Utc::now() - chrono::Duration::milliseconds(1500);
+        mark_published(&pool, &[(a, acked), (b, acked)])
+            .await
+            .unwrap();
         mark_published(&pool, &[]).await.unwrap();
         assert_eq!(pending_count(&pool).await.unwrap(), 1);
+        let stored: DateTime<Utc> =
+            sqlx::query_scalar("SELECT published_at FROM outbox WHERE id = $1")
+                .bind(b)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            stored.timestamp_micros(),
+            acked.timestamp_micros(),
+            "published_at is the acknowledgement time"
+        );
+        // A second acknowledgement of a published row (a retried pass) keeps the first.
+        mark_published(&pool, &[(a, Utc::now())]).await.unwrap();
+        let kept: DateTime<Utc> =
+            sqlx::query_scalar("SELECT published_at FROM outbox WHERE id = $1")
+                .bind(a)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(kept.timestamp_micros(), acked.timestamp_micros());
         let rows = fetch_pending(&pool, 10).await.unwrap();
         assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [c]);
 

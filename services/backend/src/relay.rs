@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use middleware::{PublishRequest, Publisher};
 use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
@@ -234,27 +234,34 @@ impl Relay {
     async fn pass(&self) -> Result<Pass, sqlx::Error> {
         let rows = outbox::fetch_pending(&self.pool, self.config.batch_size).await?;
         if let Some(m) = &self.metrics {
-            m.pending
-                .set(outbox::pending_count(&self.pool).await.unwrap_or(0));
+            // A batch that was not full is everything pending: no need to count again.
+            let pending = if (rows.len() as i64) < self.config.batch_size {
+                rows.len() as i64
+            } else {
+                outbox::pending_count(&self.pool).await.unwrap_or(0)
+            };
+            m.pending.set(pending);
         }
         if rows.is_empty() {
             return Ok(Pass::Idle);
         }
-        let results: Vec<Vec<OutboxRow>> = futures_util::stream::iter(group_by_task(rows))
+        let results: Vec<Vec<Acked>> = futures_util::stream::iter(group_by_task(rows))
             .map(|group| self.publish_in_order(group))
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
-        let published: Vec<OutboxRow> = results.into_iter().flatten().collect();
+        let published: Vec<Acked> = results.into_iter().flatten().collect();
         if published.is_empty() {
             return Ok(Pass::Blocked);
         }
-        let ids: Vec<Uuid> = published.iter().map(|r| r.id).collect();
-        outbox::mark_published(&self.pool, &ids).await?;
+        let acks: Vec<(Uuid, DateTime<Utc>)> =
+            published.iter().map(|a| (a.row.id, a.acked_at)).collect();
+        outbox::mark_published(&self.pool, &acks).await?;
         if let Some(m) = &self.metrics {
-            let now = Utc::now();
-            for row in &published {
-                let lag = (now - row.created_at).to_std().unwrap_or_default();
+            for acked in &published {
+                let lag = (acked.acked_at - acked.row.created_at)
+                    .to_std()
+                    .unwrap_or_default();
                 m.lag.observe(lag.as_secs_f64());
             }
         }
@@ -262,8 +269,8 @@ impl Relay {
     }
 
     /// Publishes one task's rows in order, stopping at the first failure; returns the
-    /// published rows.
-    async fn publish_in_order(&self, group: Vec<OutboxRow>) -> Vec<OutboxRow> {
+    /// published rows with the time daprd acknowledged each.
+    async fn publish_in_order(&self, group: Vec<OutboxRow>) -> Vec<Acked> {
         let mut done = Vec::with_capacity(group.len());
         for row in group {
             let event = match serde_json::from_value::<dapr::CloudEvent>(row.event.clone()) {
@@ -277,7 +284,10 @@ impl Relay {
             };
             let request = PublishRequest::new(&self.config.pubsub, &row.topic, event);
             match self.publisher.publish(request).await {
-                Ok(()) => done.push(row),
+                Ok(()) => done.push(Acked {
+                    row,
+                    acked_at: Utc::now(),
+                }),
                 Err(e) => {
                     tracing::warn!(event_id = %row.id, topic = %row.topic, error = %e, "publish failed; will retry");
                     self.note_failure(row.id, &e.to_string()).await;
@@ -293,6 +303,12 @@ impl Relay {
             tracing::warn!(event_id = %id, error = %e, "cannot record the publish failure");
         }
     }
+}
+
+/// A row daprd accepted, and when.
+struct Acked {
+    row: OutboxRow,
+    acked_at: DateTime<Utc>,
 }
 
 /// Splits rows into per-task groups, keeping commit order within each group and ordering the
