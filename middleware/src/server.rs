@@ -7,6 +7,7 @@
 //!
 //! [`run_main`] is the start-up every service binary shares around its own `run`: a bad
 //! environment exits with code 2 before logging exists, then logging, then `run`.
+//! [`print_output`] is the other way a binary ends: a flag that prints a generated document.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -130,6 +131,25 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "{service} stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ends a `--print-…` flag: writes `output` to stdout, or `<service>: <error>` to stderr.
+/// Written with `write_all`, so a closed stdout (`| head`) is a failure exit, not a panic.
+pub fn print_output<E: Display>(service: &str, output: Result<String, E>) -> ExitCode {
+    use std::io::Write;
+    match output {
+        Ok(text) => match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
+        Err(e) => {
+            #[allow(clippy::print_stderr)] // This command's only way to say why.
+            {
+                eprintln!("{service}: {e}");
+            }
             ExitCode::FAILURE
         }
     }

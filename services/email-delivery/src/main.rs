@@ -5,7 +5,6 @@
 //! accepting, let in-flight deliveries finish within the grace period. A delivery cut off by
 //! the grace period is safe: its claim expires and Dapr delivers the event again.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,7 +27,10 @@ const SIDECAR_WAIT: Duration = Duration::from_secs(60);
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.print_subscriptions {
-        return print_subscriptions();
+        return middleware::server::print_output(
+            SERVICE,
+            email_delivery::declarative_subscriptions(),
+        );
     }
     middleware::server::run_main(
         SERVICE,
@@ -37,23 +39,6 @@ async fn main() -> ExitCode {
         run,
     )
     .await
-}
-
-fn print_subscriptions() -> ExitCode {
-    let yaml = match email_delivery::declarative_subscriptions() {
-        Ok(yaml) => yaml,
-        Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("{SERVICE}: {e}");
-            }
-            return ExitCode::FAILURE;
-        }
-    };
-    match std::io::stdout().lock().write_all(yaml.as_bytes()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -19,7 +19,10 @@ use notification::config::Config;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.print_subscriptions {
-        return print_subscriptions();
+        return middleware::server::print_output(
+            notification::SERVICE,
+            notification::subscriptions_yaml(),
+        );
     }
     middleware::server::run_main(
         notification::SERVICE,
@@ -28,20 +31,6 @@ async fn main() -> ExitCode {
         run,
     )
     .await
-}
-
-#[allow(clippy::print_stdout, clippy::print_stderr)] // The manifests are this command's output.
-fn print_subscriptions() -> ExitCode {
-    match notification::subscriptions_yaml() {
-        Ok(yaml) => {
-            print!("{yaml}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("notification: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -33,7 +33,10 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.print_subscriptions {
-        return print_subscriptions();
+        return middleware::server::print_output(
+            recurring_task::APP_ID,
+            recurring_task::declarative_subscriptions(),
+        );
     }
     middleware::server::run_main(
         recurring_task::APP_ID,
@@ -42,20 +45,6 @@ async fn main() -> ExitCode {
         run,
     )
     .await
-}
-
-#[allow(clippy::print_stdout, clippy::print_stderr)] // The manifest is this command's output.
-fn print_subscriptions() -> ExitCode {
-    match recurring_task::declarative_subscriptions() {
-        Ok(yaml) => {
-            print!("{yaml}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("recurring-task: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
