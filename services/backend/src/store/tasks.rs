@@ -225,16 +225,7 @@ pub(crate) async fn get(
     user_id: &str,
     id: Uuid,
 ) -> Result<Option<Task>, sqlx::Error> {
-    let row: Option<TaskRow> = sqlx::query_as(concat!(
-        task_select!(),
-        "WHERE t.id = $1 AND t.user_id = $2"
-    ))
-    .bind(id)
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
-        .transpose()
+    get_owned(conn, user_id, id, false).await
 }
 
 /// The caller's task `id`, locked for update until the transaction ends. Every write to a task
@@ -244,14 +235,28 @@ pub(crate) async fn get_for_update(
     user_id: &str,
     id: Uuid,
 ) -> Result<Option<Task>, sqlx::Error> {
-    let row: Option<TaskRow> = sqlx::query_as(concat!(
-        task_select!(),
-        "WHERE t.id = $1 AND t.user_id = $2 FOR UPDATE OF t"
-    ))
-    .bind(id)
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?;
+    get_owned(conn, user_id, id, true).await
+}
+
+/// The caller's task `id`; `lock` takes the row lock.
+async fn get_owned(
+    conn: &mut PgConnection,
+    user_id: &str,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<Task>, sqlx::Error> {
+    let query = if lock {
+        sqlx::query_as(concat!(
+            task_select!(),
+            "WHERE t.id = $1 AND t.user_id = $2 FOR UPDATE OF t"
+        ))
+    } else {
+        sqlx::query_as(concat!(
+            task_select!(),
+            "WHERE t.id = $1 AND t.user_id = $2"
+        ))
+    };
+    let row: Option<TaskRow> = query.bind(id).bind(user_id).fetch_optional(conn).await?;
     row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
         .transpose()
 }
