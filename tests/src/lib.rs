@@ -39,7 +39,7 @@ pub use redis::Redis;
 pub use resources::{Broker, Resources};
 pub use scheduler::Scheduler;
 pub use service::{Service, ServiceOptions};
-pub use smtp::SmtpSink;
+pub use smtp::{DataGate, SmtpSink};
 pub use stack::{BrokerServer, Infra, InfraOptions};
 
 /// Root of the repository (the workspace), found from this crate's manifest directory.

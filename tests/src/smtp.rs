@@ -3,13 +3,16 @@
 //! It speaks the part of SMTP a mail client needs (EHLO/HELO, MAIL, RCPT, DATA with
 //! dot-unstuffing, RSET, NOOP, QUIT), so the services under test hold real SMTP conversations.
 //! Tests can stop it (connections are then refused, like a mail server that is down), start
-//! it again on the same port, and have it refuse chosen recipients with a permanent `550`.
+//! it again on the same port, have it refuse chosen recipients with a permanent `550`, script
+//! the reply to every `RCPT`, and hold the reply to `DATA` until they release it (a send in
+//! flight while something else happens).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// One message as received.
@@ -49,10 +52,24 @@ impl ReceivedMail {
     }
 }
 
+/// Holds the reply to `DATA` (see [`SmtpSink::hold_data`]): `reached` is notified once the
+/// message is stored, and the reply waits for `release`.
+#[derive(Clone, Debug, Default)]
+pub struct DataGate {
+    /// Notified when a message's data is in and its reply is being held.
+    pub reached: Arc<Notify>,
+    /// Notify to let the held reply go.
+    pub release: Arc<Notify>,
+}
+
 #[derive(Default)]
 struct Shared {
     messages: Vec<ReceivedMail>,
     rejected_suffixes: Vec<String>,
+    connections: usize,
+    /// Reply to every `RCPT` instead of the normal one; `None`: accept (or reject by suffix).
+    rcpt_reply: Option<String>,
+    data_gate: Option<DataGate>,
 }
 
 /// A running (or stopped) SMTP sink.
@@ -99,6 +116,22 @@ impl SmtpSink {
         self.lock().messages.clone()
     }
 
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.lock().connections
+    }
+
+    /// Answers every `RCPT` with `reply` (e.g. `451 4.3.0 try later`); `None` restores the
+    /// normal answer.
+    pub fn reply_to_rcpt(&self, reply: Option<&str>) {
+        self.lock().rcpt_reply = reply.map(str::to_owned);
+    }
+
+    /// Holds every reply to `DATA` behind `gate`.
+    pub fn hold_data(&self, gate: DataGate) {
+        self.lock().data_gate = Some(gate);
+    }
+
     /// Refuses recipients whose address ends with `suffix` with `550 5.1.1`.
     pub fn reject_recipients_ending_with(&self, suffix: &str) {
         self.lock()
@@ -127,10 +160,7 @@ impl SmtpSink {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        // A panic while holding the lock only happens in a failing test; keep the data.
-        self.shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.shared)
     }
 }
 
@@ -144,6 +174,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
     // Dropping the listener (when this task is aborted) closes the port.
     let mut sessions = tokio::task::JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
+        lock(&shared).connections += 1;
         sessions.spawn(session(stream, Arc::clone(&shared)));
     }
 }
@@ -166,30 +197,37 @@ async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Resu
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "EHLO" => b"250-todo-dapr-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
-            "HELO" => b"250 todo-dapr-sink\r\n",
+        let reply: std::borrow::Cow<'static, str> = match verb.as_str() {
+            "EHLO" => "250-todo-dapr-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into(),
+            "HELO" => "250 todo-dapr-sink\r\n".into(),
             "MAIL" => {
                 from = angle_address(command);
                 to.clear();
-                b"250 2.1.0 OK\r\n"
+                "250 2.1.0 OK\r\n".into()
             }
             "RCPT" => {
                 let rcpt = angle_address(command);
-                let rejected = shared
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .rejected_suffixes
-                    .iter()
-                    .any(|s| rcpt.to_ascii_lowercase().ends_with(s.as_str()));
-                if rejected {
-                    b"550 5.1.1 mailbox unavailable\r\n"
+                let (scripted, rejected) = {
+                    let shared = lock(&shared);
+                    let lower = rcpt.to_ascii_lowercase();
+                    (
+                        shared.rcpt_reply.clone(),
+                        shared
+                            .rejected_suffixes
+                            .iter()
+                            .any(|s| lower.ends_with(s.as_str())),
+                    )
+                };
+                if let Some(reply) = scripted {
+                    format!("{reply}\r\n").into()
+                } else if rejected {
+                    "550 5.1.1 mailbox unavailable\r\n".into()
                 } else {
                     to.push(rcpt);
-                    b"250 2.1.5 OK\r\n"
+                    "250 2.1.5 OK\r\n".into()
                 }
             }
-            "DATA" if to.is_empty() => b"554 5.5.1 no valid recipients\r\n",
+            "DATA" if to.is_empty() => "554 5.5.1 no valid recipients\r\n".into(),
             "DATA" => {
                 write
                     .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
@@ -207,32 +245,44 @@ async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Resu
                     data.push_str(content.strip_prefix('.').unwrap_or(content));
                     data.push_str("\r\n");
                 }
-                shared
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .messages
-                    .push(ReceivedMail {
+                let (queued, gate) = {
+                    let mut shared = lock(&shared);
+                    shared.messages.push(ReceivedMail {
                         from: std::mem::take(&mut from),
                         to: std::mem::take(&mut to),
                         data,
                         received_at: std::time::SystemTime::now(),
                     });
-                b"250 2.0.0 queued\r\n"
+                    (shared.messages.len(), shared.data_gate.clone())
+                };
+                if let Some(gate) = gate {
+                    gate.reached.notify_one();
+                    gate.release.notified().await;
+                }
+                format!("250 2.0.0 Ok: queued as Q{queued}\r\n").into()
             }
             "RSET" => {
                 from.clear();
                 to.clear();
-                b"250 2.0.0 OK\r\n"
+                "250 2.0.0 OK\r\n".into()
             }
-            "NOOP" => b"250 2.0.0 OK\r\n",
+            "NOOP" => "250 2.0.0 OK\r\n".into(),
             "QUIT" => {
                 write.write_all(b"221 2.0.0 bye\r\n").await?;
                 return Ok(());
             }
-            _ => b"502 5.5.2 command not implemented\r\n",
+            _ => "502 5.5.2 command not implemented\r\n".into(),
         };
-        write.write_all(reply).await?;
+        write.write_all(reply.as_bytes()).await?;
     }
+}
+
+/// The shared state; a panic while holding the lock only happens in a failing test, so the
+/// data is kept.
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The address inside `<…>` of a MAIL/RCPT command.
@@ -278,7 +328,7 @@ mod tests {
         )
         .await;
         assert!(out.contains("550 5.1.1"), "{out}");
-        assert!(out.contains("250 2.0.0 queued"), "{out}");
+        assert!(out.contains("250 2.0.0 Ok: queued as Q1"), "{out}");
         let mail = &sink.messages()[0];
         assert_eq!(mail.from, "a@x.test");
         assert_eq!(mail.to, vec!["b@y.test".to_owned()]);

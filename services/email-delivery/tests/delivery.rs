@@ -18,7 +18,7 @@ use dapr::{ClientConfig, DaprClient};
 use email_delivery::credentials;
 use serde_json::json;
 
-use support::smtp::{FakeSmtp, Gate, free_port};
+use harness::{DataGate, SmtpSink};
 use support::{CLAIM_TTL_SECS, Harness, RECORD_TTL_SECS, due_event, event, key, new_id, reminder};
 
 const SENT: &str = r#"todo_emails_sent_total{outcome="sent",service="email-delivery"}"#;
@@ -26,15 +26,20 @@ const DUPLICATE: &str = r#"todo_emails_sent_total{outcome="duplicate",service="e
 const RETRY: &str = r#"todo_emails_sent_total{outcome="retry",service="email-delivery"}"#;
 const FAILED: &str = r#"todo_emails_sent_total{outcome="failed",service="email-delivery"}"#;
 
+/// A loopback port nobody listens on (bound, then released).
+fn free_port() -> u16 {
+    harness::ports::free_port().unwrap()
+}
+
 #[tokio::test]
 async fn one_reminder_sends_one_multipart_email_and_publishes_reminder_sent() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     let id = new_id();
 
     assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
 
-    let mails = smtp.mails();
+    let mails = smtp.messages();
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
     assert_eq!(mail.from, "reminders@localhost");
@@ -113,7 +118,7 @@ async fn one_reminder_sends_one_multipart_email_and_publishes_reminder_sent() {
 
 #[tokio::test]
 async fn the_same_event_twice_sends_one_email_and_one_reminder_sent() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     let id = new_id();
     let event = due_event(&id, &reminder());
@@ -121,7 +126,7 @@ async fn the_same_event_twice_sends_one_email_and_one_reminder_sent() {
     assert_eq!(h.deliver(&event).await, "SUCCESS");
     assert_eq!(h.deliver(&event).await, "SUCCESS");
 
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
     assert_eq!(
         smtp.connections(),
         1,
@@ -148,13 +153,13 @@ async fn the_same_event_twice_sends_one_email_and_one_reminder_sent() {
         h.deliver(&due_event(&new_id(), &reminder())).await,
         "SUCCESS"
     );
-    assert_eq!(smtp.mails().len(), 2);
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 #[tokio::test]
 async fn a_concurrent_duplicate_is_retried_while_the_first_is_sending() {
-    let smtp = FakeSmtp::start().await;
-    let gate = Gate::default();
+    let smtp = SmtpSink::start().await.unwrap();
+    let gate = DataGate::default();
     smtp.hold_data(gate.clone());
     let h = Harness::new(smtp.port()).await;
     let id = new_id();
@@ -179,7 +184,7 @@ async fn a_concurrent_duplicate_is_retried_while_the_first_is_sending() {
     gate.release.notify_one();
     assert_eq!(first.await.unwrap(), "SUCCESS");
     assert_eq!(h.deliver(&event).await, "SUCCESS");
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
     assert_eq!(h.metric(RETRY), 1.0);
     assert_eq!(h.metric(SENT), 1.0);
     assert_eq!(h.metric(DUPLICATE), 1.0);
@@ -187,7 +192,7 @@ async fn a_concurrent_duplicate_is_retried_while_the_first_is_sending() {
 
 #[tokio::test]
 async fn a_claim_left_by_another_replica_means_retry_until_its_ttl_frees_it() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     let id = new_id();
     let event = due_event(&id, &reminder());
@@ -204,12 +209,12 @@ async fn a_claim_left_by_another_replica_means_retry_until_its_ttl_frees_it() {
     // That replica died mid-send: its claim expires and the next delivery sends.
     h.sidecar.expire(&key(&id));
     assert_eq!(h.deliver(&event).await, "SUCCESS");
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
 }
 
 #[tokio::test]
 async fn smtp_down_releases_the_claim_and_retries_then_sends_once_it_is_back() {
-    let port = free_port().await;
+    let port = free_port();
     let h = Harness::new(port).await;
     let id = new_id();
     let event = due_event(&id, &reminder());
@@ -224,15 +229,15 @@ async fn smtp_down_releases_the_claim_and_retries_then_sends_once_it_is_back() {
     );
     assert_eq!(h.metric(RETRY), 1.0);
 
-    let smtp = FakeSmtp::start_on(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let smtp = SmtpSink::start_on(port).await.unwrap();
     assert_eq!(h.deliver(&event).await, "SUCCESS");
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
     assert_eq!(h.sidecar.get(&key(&id)).unwrap()["status"], "sent");
 }
 
 #[tokio::test]
 async fn a_4xx_reply_is_transient() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     smtp.reply_to_rcpt(Some("451 4.3.0 mailbox temporarily unavailable"));
     let h = Harness::new(smtp.port()).await;
     let id = new_id();
@@ -243,12 +248,12 @@ async fn a_4xx_reply_is_transient() {
 
     smtp.reply_to_rcpt(None);
     assert_eq!(h.deliver(&event).await, "SUCCESS");
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
 }
 
 #[tokio::test]
 async fn a_550_drops_records_failed_and_a_redelivery_does_not_try_again() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     smtp.reply_to_rcpt(Some(
         "550 5.1.1 <ada@example.org>: Recipient address rejected: User unknown",
     ));
@@ -269,13 +274,13 @@ async fn a_550_drops_records_failed_and_a_redelivery_does_not_try_again() {
     smtp.reply_to_rcpt(None);
     assert_eq!(h.deliver(&event).await, "DROP");
     assert_eq!(smtp.connections(), attempts, "no new attempt");
-    assert!(smtp.mails().is_empty());
+    assert!(smtp.messages().is_empty());
     assert!(h.sidecar.publishes().is_empty());
 }
 
 #[tokio::test]
 async fn a_5xx_to_authentication_is_not_the_messages_fault() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     smtp.reply_to_rcpt(Some("530 5.7.0 Authentication required"));
     let h = Harness::new(smtp.port()).await;
     assert_eq!(h.deliver(&due_event(&new_id(), &reminder())).await, "RETRY");
@@ -283,7 +288,7 @@ async fn a_5xx_to_authentication_is_not_the_messages_fault() {
 
 #[tokio::test]
 async fn an_invalid_address_is_dropped_without_talking_to_the_server() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     let id = new_id();
     let bad = ReminderDueData {
@@ -299,7 +304,7 @@ async fn an_invalid_address_is_dropped_without_talking_to_the_server() {
 
 #[tokio::test]
 async fn state_store_down_means_retry_and_no_email() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     h.sidecar.set_state_down(true);
     let id = new_id();
@@ -310,25 +315,25 @@ async fn state_store_down_means_retry_and_no_email() {
 
     h.sidecar.set_state_down(false);
     assert_eq!(h.deliver(&event).await, "SUCCESS");
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
 }
 
 #[tokio::test]
 async fn a_failed_publish_is_retried_without_a_second_email() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     h.sidecar.fail_next_publishes(1);
     let id = new_id();
     let event = due_event(&id, &reminder());
 
     assert_eq!(h.deliver(&event).await, "RETRY");
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
     let record = h.sidecar.get(&key(&id)).unwrap();
     assert_eq!(record["status"], "sent");
     assert_eq!(record["published"], false);
 
     assert_eq!(h.deliver(&event).await, "SUCCESS");
-    assert_eq!(smtp.mails().len(), 1, "no second email");
+    assert_eq!(smtp.messages().len(), 1, "no second email");
     let publishes = h.sidecar.publishes();
     assert_eq!(publishes.len(), 2);
     assert!(!publishes[0].accepted && publishes[1].accepted);
@@ -343,7 +348,7 @@ async fn a_failed_publish_is_retried_without_a_second_email() {
 
 #[tokio::test]
 async fn other_event_types_are_acknowledged_and_ignored() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     let other = event(
         &new_id(),
@@ -358,7 +363,7 @@ async fn other_event_types_are_acknowledged_and_ignored() {
 
 #[tokio::test]
 async fn reminder_data_that_breaks_the_contract_is_dropped() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     let broken = event(
         &new_id(),
@@ -387,18 +392,18 @@ async fn reminder_data_that_breaks_the_contract_is_dropped() {
 
 #[tokio::test]
 async fn odd_event_ids_get_a_safe_key() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     let id = "weird||id";
     assert_eq!(h.deliver(&due_event(id, &reminder())).await, "SUCCESS");
     assert_eq!(h.deliver(&due_event(id, &reminder())).await, "SUCCESS");
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
     assert!(key(id).starts_with("email-v5-"));
 }
 
 #[tokio::test]
 async fn routes_need_the_app_token_except_probes_and_metrics() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
 
     let (status, _) = h
@@ -448,7 +453,7 @@ fn client(h: &Harness) -> DaprClient {
 
 #[tokio::test]
 async fn credentials_come_from_either_secret_shape_or_are_absent() {
-    let h = Harness::new(free_port().await).await;
+    let h = Harness::new(free_port()).await;
     let dapr = client(&h);
 
     // Absent: no authentication.
@@ -513,10 +518,10 @@ async fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) 
 
 #[tokio::test]
 async fn the_binary_serves_deliveries_and_stops_on_sigterm() {
-    let smtp = FakeSmtp::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
     // Only for its fake sidecar; the binary builds its own router.
     let h = Harness::new(smtp.port()).await;
-    let port = free_port().await;
+    let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_email-delivery"))
         .env_clear()
         .env("EMAIL_DELIVERY_PORT", port.to_string())
@@ -550,7 +555,7 @@ async fn the_binary_serves_deliveries_and_stops_on_sigterm() {
     let event = due_event(&new_id(), &reminder()).to_string();
     let (status, body) = http(port, "POST", email_delivery::EVENTS_PATH, &event).await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"SUCCESS"}"#));
-    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
 
     let pid = child.id().unwrap().to_string();
     let killed = tokio::process::Command::new("kill")

@@ -1,8 +1,7 @@
-//! Fakes of the outside world (sidecar, mail server) and a harness that wires the real router
-//! to them.
+//! A fake sidecar and a harness that wires the real router to it and to a mail server (the
+//! workspace harness's SMTP sink, a real SMTP server on loopback).
 
 pub(crate) mod sidecar;
-pub(crate) mod smtp;
 
 use std::time::Duration;
 
