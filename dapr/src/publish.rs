@@ -147,14 +147,8 @@ impl DaprClient {
             what: "cloudevent",
             source,
         })?;
-        let request = self
-            .request(
-                Method::POST,
-                self.publish_url(&["v1.0", "publish"], pubsub, topic)?,
-            )
-            .header(CONTENT_TYPE, CLOUDEVENTS_JSON)
-            .body(body);
-        Self::send_empty(options.apply(request)).await
+        self.post_publish(pubsub, topic, CLOUDEVENTS_JSON, body, options)
+            .await
     }
 
     /// Publishes `data` as JSON; Dapr wraps it in a CloudEvent with an id of its own.
@@ -169,12 +163,25 @@ impl DaprClient {
             what: "publish data",
             source,
         })?;
+        self.post_publish(pubsub, topic, APPLICATION_JSON, body, options)
+            .await
+    }
+
+    /// `POST /v1.0/publish/{pubsub}/{topic}` with `body` of `content_type`; 204 is success.
+    async fn post_publish(
+        &self,
+        pubsub: &str,
+        topic: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+        options: &PublishOptions,
+    ) -> Result<(), Error> {
         let request = self
             .request(
                 Method::POST,
                 self.publish_url(&["v1.0", "publish"], pubsub, topic)?,
             )
-            .header(CONTENT_TYPE, APPLICATION_JSON)
+            .header(CONTENT_TYPE, content_type)
             .body(body);
         Self::send_empty(options.apply(request)).await
     }
