@@ -532,6 +532,7 @@ async fn consumed_task_events(http: &reqwest::Client, url: &str) -> anyhow::Resu
 /// Sums the `task-events` series of `todo_events_consumed_total` in a Prometheus text page.
 fn parse_consumed(text: &str) -> Consumed {
     let mut consumed = Consumed::default();
+    let success = format!("status=\"{}\"", middleware::DaprStatus::Success.as_str());
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(middleware::metrics::EVENTS_CONSUMED_TOTAL) else {
             continue;
@@ -547,7 +548,6 @@ fn parse_consumed(text: &str) -> Consumed {
             continue;
         };
         let n = n as u64;
-        let success = format!("status=\"{}\"", middleware::DaprStatus::Success.as_str());
         if labels.contains(&success) {
             consumed.success += n;
         } else {
