@@ -201,7 +201,14 @@ SERVICES = [
                        "deleted"),
                 target(f'sum(rate(todo_reminder_stale_events_total{{service="{s}"}}[{RATE}]))',
                        "stale events ignored"),
-            ], unit="ops"),
+                target(f'sum(rate(todo_reminder_overdue_total{{service="{s}",'
+                       f'outcome="scheduled"}}[{RATE}]))', "overdue, fired at once"),
+                target(f'sum(rate(todo_reminder_sweep_repairs_total{{service="{s}"}}[{RATE}]))',
+                       "applied by the sweep"),
+            ], unit="ops", description="Overdue: task events that arrived after their reminder "
+                                       "time. Applied by the sweep: tasks whose newest event had "
+                                       "not arrived (lost or stuck) — above zero means events "
+                                       "went missing."),
             publish_panel(s),
         ],
     },

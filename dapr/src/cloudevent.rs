@@ -94,6 +94,9 @@ pub enum CloudEventError {
         #[source]
         source: serde_json::Error,
     },
+    /// The payload is JSON but not an object, where an object was asked for.
+    #[error("cloudevent payload must be a JSON object, not {0}")]
+    DataNotAnObject(&'static str),
     /// A payload or event could not be encoded as JSON.
     #[error("cloudevent {what} could not be encoded as json")]
     Encode {
@@ -216,6 +219,39 @@ impl CloudEvent {
             }),
         }
     }
+
+    /// Decodes a payload that must be a JSON object into `T`, read as [`CloudEvent::data_as`]
+    /// reads it.
+    ///
+    /// For payload types that are structs: serde's derived `Deserialize` also reads a JSON
+    /// *array* into a struct, field by field, so `["x", …]` would pass for an object whose
+    /// fields happen to line up. Such a payload is refused here as not an object.
+    pub fn data_object_as<T: DeserializeOwned>(&self) -> Result<T, CloudEventError> {
+        let value = match self.data_as::<Value>()? {
+            // A publisher that sent its JSON text as a string, as `data_as` allows.
+            Value::String(text) if self.data.is_some() && self.is_json() => {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            }
+            other => other,
+        };
+        let kind = match &value {
+            Value::Object(_) => None,
+            Value::Array(_) => Some("an array"),
+            Value::String(_) => Some("a string"),
+            Value::Number(_) => Some("a number"),
+            Value::Bool(_) => Some("a boolean"),
+            Value::Null => Some("null"),
+        };
+        if let Some(kind) = kind {
+            return Err(CloudEventError::DataNotAnObject(kind));
+        }
+        let attribute = if self.data_base64.is_some() {
+            "data_base64"
+        } else {
+            "data"
+        };
+        T::deserialize(value).map_err(|source| CloudEventError::DecodeData { attribute, source })
+    }
 }
 
 /// `application/json`, `text/json` and any `+json` suffix, ignoring parameters and case.
@@ -286,6 +322,40 @@ mod tests {
         assert_eq!(event.time.as_deref(), Some("not really a time"));
         assert_eq!(event.extensions["traceid"], "00-abc-def-01");
         assert_eq!(serde_json::to_value(&event).unwrap(), delivered);
+    }
+
+    #[test]
+    fn data_object_as_refuses_what_is_not_an_object() {
+        let mut event = CloudEvent::new("i", "s", "t")
+            .with_json_data(&task())
+            .unwrap();
+        assert_eq!(event.data_object_as::<Task>().unwrap(), task());
+        event.data = Some(Value::String(r#"{"id":7,"title":"write tests"}"#.into()));
+        assert_eq!(event.data_object_as::<Task>().unwrap(), task());
+
+        // `data_as` reads a positional array into the struct; `data_object_as` does not.
+        event.data = Some(serde_json::json!([7, "write tests"]));
+        assert_eq!(event.data_as::<Task>().unwrap(), task());
+        for (data, kind) in [
+            (serde_json::json!([7, "write tests"]), "an array"),
+            (serde_json::json!("[7,\"write tests\"]"), "an array"),
+            (serde_json::json!("plain text"), "a string"),
+            (serde_json::json!(7), "a number"),
+            (Value::Null, "null"),
+        ] {
+            event.data = Some(data);
+            let err = event.data_object_as::<Task>().unwrap_err();
+            assert!(
+                matches!(err, CloudEventError::DataNotAnObject(k) if k == kind),
+                "{err}"
+            );
+        }
+        event.data = None;
+        event.data_base64 = Some(STANDARD_PAD_INDIFFERENT.encode(br#"[7, "write tests"]"#));
+        assert!(matches!(
+            event.data_object_as::<Task>(),
+            Err(CloudEventError::DataNotAnObject("an array"))
+        ));
     }
 
     #[test]

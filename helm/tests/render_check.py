@@ -492,6 +492,18 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
                 assert ref == {"name": token, "key": "token"}, f"{svc}: APP_API_TOKEN ref {ref}"
             else:
                 assert "dapr.io/app-token-secret" not in a and "APP_API_TOKEN" not in env
+            health = want_dapr["appHealthCheck"]
+            if health["enabled"]:
+                for key, ann in (
+                    ("path", "app-health-check-path"),
+                    ("probeIntervalSeconds", "app-health-probe-interval"),
+                    ("probeTimeoutMilliseconds", "app-health-probe-timeout"),
+                    ("threshold", "app-health-threshold"),
+                ):
+                    assert a.get(f"dapr.io/{ann}") == str(health[key]), f"{svc}: dapr.io/{ann}"
+                assert a.get("dapr.io/enable-app-health-check") == "true", f"{svc}: app health"
+            else:
+                assert "dapr.io/enable-app-health-check" not in a, f"{svc}: app health set"
             api = want_dapr["apiToken"]["secretName"]
             if api:
                 assert a.get("dapr.io/api-token-secret") == api, f"{svc}: api-token-secret"
@@ -648,6 +660,14 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
                 for f in ("saslUsername", "saslPassword"):
                     assert "secretKeyRef" in md[f], f"pubsub {f} not from a Secret"
             assert sorted(p.get("scopes", [])) == sorted(values["pubsub"]["scopes"])
+            local = yaml.safe_load(
+                (REPO / "dapr" / "components" / "kafka" / "pubsub.yaml").read_text()
+            )
+            local_md = {i["name"]: i.get("value") for i in local["spec"]["metadata"]}
+            for key in ("protectedTopics", "publishingScopes", "subscriptionScopes"):
+                assert md[key]["value"] == local_md[key], (
+                    f"pubsub {key} differs from dapr/components/kafka/pubsub.yaml"
+                )
         if "statestore" in comps:
             s = comps["statestore"]
             assert (s["spec"]["type"], s["spec"]["version"]) == ("state.postgresql", "v2")
@@ -776,7 +796,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
             base[k] = v
 
 
-def set_specific_tests(rep: Report, by_name: dict[str, Rendered], yaml: Any) -> None:
+def set_specific_tests(
+    rep: Report, by_name: dict[str, Rendered], yaml: Any, merged: dict[str, dict[str, Any]]
+) -> None:
     """Tests of particular value sets: the defaults the design asks for."""
 
     for name in ("default", "minikube", "oke"):
@@ -812,6 +834,21 @@ def set_specific_tests(rep: Report, by_name: dict[str, Rendered], yaml: Any) -> 
         assert res["spec"] == local["spec"], (
             "Resiliency spec differs from dapr/components/common/resiliency.yaml"
         )
+
+    def t_app_health_mirrors_run_file() -> None:
+        # dapr/dapr.yaml, the harness and `cargo xtask up` probe apps the same way (a Rust test
+        # holds those two together); the chart's defaults must not drift from them.
+        run = yaml.safe_load((REPO / "dapr" / "dapr.yaml").read_text())
+        chart = merged["default"]["dapr"]["appHealthCheck"]
+        for app in run["apps"]:
+            got = {
+                "enabled": app.get("enableAppHealthCheck"),
+                "path": app.get("appHealthCheckPath"),
+                "probeIntervalSeconds": app.get("appHealthProbeInterval"),
+                "probeTimeoutMilliseconds": app.get("appHealthProbeTimeout"),
+                "threshold": app.get("appHealthThreshold"),
+            }
+            assert got == chart, f"dapr/dapr.yaml {app['appID']}: {got} != chart {chart}"
 
     def t_configuration_mirrors_local() -> None:
         local = yaml.safe_load((REPO / "dapr" / "config.yaml").read_text())["spec"]
@@ -1124,7 +1161,7 @@ def main() -> int:
         for name, r in rendered.items():
             template_tests(rep, r, merged[name], yaml)
         if all(n in rendered for n, _, _ in sets):
-            set_specific_tests(rep, rendered, yaml)
+            set_specific_tests(rep, rendered, yaml, merged)
         negative_tests(rep, helm, yaml, work)
 
     took = time.monotonic() - start

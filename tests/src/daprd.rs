@@ -30,6 +30,49 @@ pub struct DaprdOptions {
     pub log_name: Option<String>,
     /// Fixed ports (to restart a sidecar where its app expects it); default: free ports.
     pub ports: Option<DaprdPorts>,
+    /// Let daprd probe the app (`None`: no probes, the app is assumed healthy for ever).
+    pub app_health: Option<AppHealthCheck>,
+}
+
+/// daprd's probes of its app (`--enable-app-health-check` and friends).
+///
+/// While the app fails them daprd stops its topic subscriptions and leaves the Scheduler's
+/// app-job stream, so a sidecar whose app died hands no deliveries or job triggers to a dead
+/// port: the other replicas get them, or the Scheduler keeps them until one is back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppHealthCheck {
+    /// The HTTP path probed.
+    pub path: &'static str,
+    /// Seconds between probes (`--app-health-probe-interval`, whole seconds only).
+    pub interval_secs: u32,
+    /// Milliseconds a probe may take (`--app-health-probe-timeout`).
+    pub timeout_ms: u32,
+    /// Consecutive failures before the app counts as unhealthy (`--app-health-threshold`).
+    pub threshold: u32,
+}
+
+impl AppHealthCheck {
+    /// What every service sidecar runs with, here, in `dapr/dapr.yaml` and in the Helm chart
+    /// (a test keeps the three in step): a dead app is noticed within
+    /// `interval × threshold + timeout` ≈ 5 s, while one slow answer on a loaded machine is not
+    /// enough to pause deliveries.
+    pub const SERVICES: Self = Self {
+        path: "/healthz",
+        interval_secs: 2,
+        timeout_ms: 1000,
+        threshold: 2,
+    };
+
+    /// The daprd flags that turn the probes on.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--enable-app-health-check".to_owned(),
+            format!("--app-health-check-path={}", self.path),
+            format!("--app-health-probe-interval={}", self.interval_secs),
+            format!("--app-health-probe-timeout={}", self.timeout_ms),
+            format!("--app-health-threshold={}", self.threshold),
+        ]
+    }
 }
 
 /// The ports one sidecar listens on.
@@ -116,6 +159,9 @@ impl Daprd {
             .arg(&opts.resources);
         if let Some(port) = opts.app_port {
             cmd.args(["--app-port", &port.to_string(), "--app-protocol", "http"]);
+            if let Some(check) = &opts.app_health {
+                cmd.args(check.args());
+            }
         }
         if let Some(config) = &opts.config {
             cmd.arg("--config").arg(config);

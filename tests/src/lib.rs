@@ -29,7 +29,7 @@ pub mod suite;
 pub mod wait;
 
 pub use binaries::Binaries;
-pub use daprd::{Daprd, DaprdOptions, DaprdPorts};
+pub use daprd::{AppHealthCheck, Daprd, DaprdOptions, DaprdPorts};
 pub use kafka::Kafka;
 pub use postgres::Postgres;
 pub use process::ManagedProcess;
@@ -40,7 +40,7 @@ pub use resources::{Broker, Resources};
 pub use scheduler::Scheduler;
 pub use service::{Service, ServiceOptions};
 pub use smtp::{DataGate, SmtpSink};
-pub use stack::{BrokerServer, Infra, InfraOptions};
+pub use stack::{BrokerServer, Infra, InfraOptions, TopicGrant};
 
 /// Root of the repository (the workspace), found from this crate's manifest directory.
 pub fn repo_root() -> std::path::PathBuf {

@@ -138,6 +138,33 @@ impl Resources {
     }
 }
 
+/// The `value` of metadata item `key` of component `component` in `file`.
+pub fn metadata_value(file: &Path, component: &str, key: &str) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value = <Value as serde::Deserialize>::deserialize(doc)?;
+        if value["kind"].as_str() != Some("Component")
+            || value["metadata"]["name"].as_str() != Some(component)
+        {
+            continue;
+        }
+        let found = value["spec"]["metadata"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|item| item["name"].as_str() == Some(key))
+            .and_then(|item| item["value"].as_str());
+        if let Some(found) = found {
+            return Ok(found.to_owned());
+        }
+    }
+    bail!(
+        "{}: component `{component}` has no `{key}` value",
+        file.display()
+    )
+}
+
 fn render_documents(
     text: &str,
     overrides: &Overrides,
@@ -269,6 +296,25 @@ spec:
                 Some(format!("pubsub.{b}").as_str())
             );
             assert!(text.contains("127.0.0.1:1"), "{b}: {text}");
+        }
+    }
+
+    /// Every profile's `pubsub` lets exactly the owners of each topic publish and subscribe
+    /// to it, as the contracts' operations say.
+    #[test]
+    fn every_profile_scopes_topics_to_their_owners() {
+        let want = contracts::topic_access();
+        for b in Broker::ALL {
+            let path = crate::repo_root()
+                .join("dapr/components")
+                .join(b.profile())
+                .join("pubsub.yaml");
+            let item = |name: &str| {
+                metadata_value(&path, "pubsub", name).unwrap_or_else(|e| panic!("{b}: {e:#}"))
+            };
+            assert_eq!(item("protectedTopics"), want.protected_topics, "{b}");
+            assert_eq!(item("publishingScopes"), want.publishing_scopes, "{b}");
+            assert_eq!(item("subscriptionScopes"), want.subscription_scopes, "{b}");
         }
     }
 

@@ -33,6 +33,47 @@ pub struct InfraOptions {
     /// The Scheduler's gRPC port (default: a free one). `cargo xtask up --infra-only` pins it
     /// so the committed `dapr/dapr.yaml` can name it.
     pub scheduler_port: Option<u16>,
+    /// Test apps allowed onto protected topics beside the services (the committed `pubsub`
+    /// components let only the owners publish and subscribe; see `contracts::topic_access`).
+    pub topic_grants: Vec<TopicGrant>,
+}
+
+/// A test app's access to protected topics, added to the rendered `pubsub` component.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicGrant {
+    /// The test app's Dapr app-id.
+    pub app_id: String,
+    /// Topics it may publish to.
+    pub publish: Vec<String>,
+    /// Topics it may subscribe to.
+    pub subscribe: Vec<String>,
+}
+
+impl TopicGrant {
+    /// `app_id` may subscribe to `subscribe` and publish to `publish`.
+    pub fn new(app_id: &str, subscribe: &[&str], publish: &[&str]) -> Self {
+        Self {
+            app_id: app_id.to_owned(),
+            publish: publish.iter().map(|t| (*t).to_owned()).collect(),
+            subscribe: subscribe.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+}
+
+/// The committed `scopes` value followed by the grants' entries (`app=t1,t2`).
+fn with_grants(
+    committed: &str,
+    grants: &[TopicGrant],
+    topics: fn(&TopicGrant) -> &[String],
+) -> String {
+    let mut value = committed.to_owned();
+    for grant in grants.iter().filter(|g| !topics(g).is_empty()) {
+        value.push(';');
+        value.push_str(&grant.app_id);
+        value.push('=');
+        value.push_str(&topics(grant).join(","));
+    }
+    value
 }
 
 impl InfraOptions {
@@ -239,11 +280,22 @@ impl Infra {
             ("secretstore".into(), "secretsFile".into()),
             secrets_file.display().to_string(),
         );
+        let profile_dir = manifests.join("components").join(opts.broker.profile());
+        if !opts.topic_grants.is_empty() {
+            let pubsub = profile_dir.join("pubsub.yaml");
+            let committed = |key: &str| crate::resources::metadata_value(&pubsub, "pubsub", key);
+            let grants = &opts.topic_grants;
+            overrides.insert(
+                ("pubsub".into(), "publishingScopes".into()),
+                with_grants(&committed("publishingScopes")?, grants, |g| &g.publish),
+            );
+            overrides.insert(
+                ("pubsub".into(), "subscriptionScopes".into()),
+                with_grants(&committed("subscriptionScopes")?, grants, |g| &g.subscribe),
+            );
+        }
         let resources = Resources::render(
-            &[
-                manifests.join("components").join("common"),
-                manifests.join("components").join(opts.broker.profile()),
-            ],
+            &[manifests.join("components").join("common"), profile_dir],
             &root.join("resources"),
             &overrides,
         )?;
@@ -359,4 +411,25 @@ pub fn default_log_dir() -> PathBuf {
     target
         .join("harness-logs")
         .join(format!("{secs}-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_extend_the_committed_scopes() {
+        let grants = [
+            TopicGrant::new("e2e-observer", &["task-events"], &["task-reminders", "x"]),
+            TopicGrant::new("e2e-reader", &["task-events"], &[]),
+        ];
+        assert_eq!(
+            with_grants("backend=task-events", &grants, |g| &g.publish),
+            "backend=task-events;e2e-observer=task-reminders,x"
+        );
+        assert_eq!(
+            with_grants("notification=task-events", &grants, |g| &g.subscribe),
+            "notification=task-events;e2e-observer=task-events;e2e-reader=task-events"
+        );
+    }
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use contracts::{event_types, topics};
 use harness::suite::{self, Parallelism};
-use harness::{Daprd, Infra, InfraOptions, Service, ServiceOptions, ports, wait};
+use harness::{
+    AppHealthCheck, Daprd, Infra, InfraOptions, Service, ServiceOptions, TopicGrant, ports, wait,
+};
 use serde_json::{Value, json};
 use support::observer::Observer;
 use support::tokens::{JWT_FIXTURE_KEY, token_for};
@@ -25,6 +27,8 @@ use support::tokens::{JWT_FIXTURE_KEY, token_for};
 const APP_TOKEN: &str = "test-fixture-app-token";
 /// Generous for a loaded 2-core machine; tests return as soon as the condition holds.
 const DEADLINE: Duration = Duration::from_secs(60);
+/// The app-id of the observer that comes and goes in `events_wait_for_a_consumer_app_that_is_down`.
+const LATE_OBSERVER: &str = "e2e-late-observer";
 
 struct Env {
     http: reqwest::Client,
@@ -36,12 +40,25 @@ struct Env {
 
 impl Env {
     async fn start() -> anyhow::Result<Self> {
-        let infra = Infra::start(InfraOptions::from_env()?).await?;
+        // The observers read the backend's topics, which the committed component protects.
+        let infra = Infra::start(InfraOptions {
+            topic_grants: vec![
+                TopicGrant::new(
+                    "e2e-observer",
+                    &[topics::TASK_EVENTS, topics::TASK_RECURRENCE],
+                    &[],
+                ),
+                TopicGrant::new(LATE_OBSERVER, &[topics::TASK_EVENTS], &[]),
+            ],
+            ..InfraOptions::from_env()?
+        })
+        .await?;
         infra.postgres.create_database("backend")?;
         let port = ports::free_port()?;
         let backend_dapr = infra
             .daprd("backend", Some(port), |o| {
                 o.app_api_token = Some(APP_TOKEN.into());
+                o.app_health = Some(AppHealthCheck::SERVICES);
             })
             .await?;
         let backend = Service::start(
@@ -378,7 +395,7 @@ async fn recurring_completion_goes_to_task_recurrence(env: &Env) -> anyhow::Resu
 /// a RabbitMQ queue that is not deleted when unused — `deletedWhenUnused: false` in that
 /// profile's component, since the component's default would drop the queue and the events).
 async fn events_wait_for_a_consumer_app_that_is_down(env: &Env) -> anyhow::Result<()> {
-    const APP: &str = "e2e-late-observer";
+    const APP: &str = LATE_OBSERVER;
     // First start: the app-id's subscription (group / queue) now exists; then all of it stops.
     drop(Observer::start(&env.infra, APP, &[topics::TASK_EVENTS]).await?);
 

@@ -3,7 +3,12 @@
 //! broker of `TODO_BROKER` (Redis Streams by default, Kafka or RabbitMQ), PostgreSQL and a real
 //! SMTP conversation with the harness's sink.
 //!
-//! Tests run one at a time: one kills a notification replica, another pauses the SMTP sink.
+//! Tests run one at a time: some kill notification's processes, another pauses the SMTP sink.
+//!
+//! Every sidecar probes its app (`AppHealthCheck::SERVICES`, as `dapr/dapr.yaml` and the chart
+//! do), and notification runs with a short job retry window ([`JOB_RETRIES`]) so that the crash
+//! scenarios outlast it: what keeps their reminders is the Scheduler holding triggers that no
+//! healthy replica can take, not retries that happen to last long enough.
 
 #![allow(clippy::print_stderr)] // Measured lateness is reported on the test output.
 
@@ -17,7 +22,10 @@ use anyhow::{Context, ensure};
 use chrono::{DateTime, SecondsFormat, Utc};
 use contracts::{event_types, topics};
 use harness::suite::{self, Parallelism};
-use harness::{Daprd, Infra, InfraOptions, Service, ServiceOptions, SmtpSink, ports, wait};
+use harness::{
+    AppHealthCheck, Daprd, Infra, InfraOptions, Service, ServiceOptions, SmtpSink, TopicGrant,
+    ports, wait,
+};
 use serde_json::{Value, json};
 use support::observer::Observer;
 use support::tokens::{JWT_FIXTURE_KEY, token_for};
@@ -30,6 +38,15 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// The bound the issue sets on reminder lateness (measured lateness is reported separately).
 const MAX_LATENESS: Duration = Duration::from_secs(5);
 const NOTIFICATION_REPLICAS: usize = 3;
+/// notification's job failure policy here: 5 retries 2 s apart, a 10 s window (the default is
+/// an hour, which no test can outlast).
+const JOB_RETRIES: (&str, &str) = ("5", "2");
+/// How long the crash scenarios keep a process dead: longer than [`JOB_RETRIES`]' window,
+/// than Redis' `processingTimeout` (30 s) and than the sidecar's app-health detection (≈ 5 s).
+const OUTAGE: Duration = Duration::from_secs(35);
+/// The test app that observes the topics and injects events; the committed `pubsub` component
+/// lets only the services use them, so the suite grants it access explicitly.
+const OBSERVER: &str = "e2e-observer";
 
 /// A service process and its sidecar, stopped together (like a pod).
 struct Pod {
@@ -43,8 +60,7 @@ struct Env {
     backend: Pod,
     notification: Mutex<Vec<Pod>>,
     email: Pod,
-    // Held so the recurring-task pod lives as long as the environment.
-    _recurring: Pod,
+    recurring: Pod,
     observer: Observer,
     /// Publishes test events straight to the broker (through the observer's sidecar).
     publisher: dapr::DaprClient,
@@ -64,6 +80,7 @@ async fn start_pod(
         .daprd(app_id, Some(port), |o| {
             o.app_api_token = Some(APP_TOKEN.into());
             o.log_name = Some(format!("daprd-{log_name}"));
+            o.app_health = Some(AppHealthCheck::SERVICES);
         })
         .await?;
     let mut env = vec![
@@ -90,7 +107,20 @@ async fn start_pod(
 
 impl Env {
     async fn start() -> anyhow::Result<Self> {
-        let infra = Infra::start(InfraOptions::from_env()?).await?;
+        let infra = Infra::start(InfraOptions {
+            topic_grants: vec![TopicGrant::new(
+                OBSERVER,
+                &[
+                    topics::TASK_EVENTS,
+                    topics::TASK_RECURRENCE,
+                    "task-reminders-dlq",
+                    "task-recurrence-dlq",
+                ],
+                &[topics::TASK_REMINDERS, topics::TASK_RECURRENCE],
+            )],
+            ..InfraOptions::from_env()?
+        })
+        .await?;
         infra.postgres.create_database("backend")?;
         let smtp = SmtpSink::start().await?;
         smtp.reject_recipients_ending_with("@invalid.test");
@@ -116,7 +146,10 @@ impl Env {
                     "notification",
                     &format!("notification-{n}"),
                     "NOTIFICATION_PORT",
-                    Vec::new(),
+                    vec![
+                        ("REMINDER_MAX_RETRIES".into(), JOB_RETRIES.0.into()),
+                        ("REMINDER_RETRY_INTERVAL_SECS".into(), JOB_RETRIES.1.into()),
+                    ],
                 )
                 .await?,
             );
@@ -149,11 +182,12 @@ impl Env {
         .await?;
         let observer = Observer::start(
             &infra,
-            "e2e-observer",
+            OBSERVER,
             &[
                 topics::TASK_EVENTS,
                 topics::TASK_RECURRENCE,
                 "task-reminders-dlq",
+                "task-recurrence-dlq",
             ],
         )
         .await?;
@@ -167,7 +201,7 @@ impl Env {
             backend,
             notification: Mutex::new(notification),
             email,
-            _recurring: recurring,
+            recurring,
             observer,
             publisher,
             infra,
@@ -214,22 +248,145 @@ impl Env {
 
     /// `email-delivery`'s count of an outcome, from its /metrics.
     async fn email_outcome(&self, outcome: &str) -> anyhow::Result<f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.email.service.base_url()))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(text
-            .lines()
-            .filter(|l| {
-                l.starts_with("todo_emails_sent_total")
-                    && l.contains(&format!("outcome=\"{outcome}\""))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        let filter = format!("outcome=\"{outcome}\"");
+        counter(
+            &self.http,
+            &self.email.service,
+            "todo_emails_sent_total",
+            &filter,
+        )
+        .await
     }
+
+    /// `recurring-task`'s count of an outcome, from its /metrics.
+    async fn occurrence_outcome(&self, outcome: &str) -> anyhow::Result<f64> {
+        let filter = format!("outcome=\"{outcome}\"");
+        let service = &self.recurring.service;
+        counter(
+            &self.http,
+            service,
+            "todo_occurrences_created_total",
+            &filter,
+        )
+        .await
+    }
+
+    /// Whether notification's job for task `id` exists, asked through a sidecar of the app.
+    async fn reminder_job_exists(&self, id: &str) -> anyhow::Result<bool> {
+        let endpoint = self.notification.lock().await[0].daprd.http_endpoint();
+        let client = dapr::DaprClient::new(dapr::ClientConfig {
+            http_endpoint: endpoint,
+            ..dapr::ClientConfig::default()
+        })?;
+        Ok(client.get_job(&format!("reminder-{id}")).await?.is_some())
+    }
+
+    /// Creates one task per title with its reminder at the given time; returns title → time,
+    /// adding each task's id to `ids`.
+    async fn tasks_with_reminders(
+        &self,
+        user: &str,
+        reminders: impl IntoIterator<Item = (String, DateTime<Utc>)>,
+        ids: &mut Vec<String>,
+    ) -> anyhow::Result<BTreeMap<String, DateTime<Utc>>> {
+        let mut due = BTreeMap::new();
+        for (title, remind_at) in reminders {
+            let task = self
+                .create_task(
+                    user,
+                    json!({"title": title, "due_at": rfc3339(at(Duration::from_secs(3600))), "remind_at": rfc3339(remind_at)}),
+                )
+                .await?;
+            ids.push(task["id"].as_str().context("task id")?.to_owned());
+            due.insert(title, remind_at);
+        }
+        Ok(due)
+    }
+
+    /// Waits until every task of `due` got a mail, then checks that each got exactly one over
+    /// a further `quiet` period; returns each mail's lateness (sink acceptance − `remind_at`)
+    /// in seconds, sorted.
+    async fn each_mailed_once(
+        &self,
+        marker: &str,
+        due: &BTreeMap<String, DateTime<Utc>>,
+        deadline: Duration,
+        quiet: Duration,
+    ) -> anyhow::Result<Vec<f64>> {
+        let titles_mailed = || async {
+            let mails = self.mails_about(marker).await;
+            due.keys()
+                .filter(|t| mails.iter().any(|m| m.data.contains(t.as_str())))
+                .count()
+        };
+        let outcome = wait::until(
+            &format!("{} reminder mails", due.len()),
+            deadline,
+            || async {
+                Ok::<_, std::convert::Infallible>(
+                    (titles_mailed().await == due.len()).then_some(()),
+                )
+            },
+        )
+        .await;
+        if let Err(e) = outcome {
+            let missing: Vec<&String> = {
+                let mails = self.mails_about(marker).await;
+                due.keys()
+                    .filter(|t| !mails.iter().any(|m| m.data.contains(t.as_str())))
+                    .collect()
+            };
+            anyhow::bail!("{e}; never mailed: {missing:?}");
+        }
+        at_most(self, marker, due.len(), quiet).await?;
+        let mails = self.mails_about(marker).await;
+        let mut per_task: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut lateness = Vec::new();
+        for mail in &mails {
+            // Titles share a prefix: match the longest, so `…-1` is not counted for `…-12`.
+            let Some(title) = due
+                .keys()
+                .filter(|t| mail.data.contains(t.as_str()))
+                .max_by_key(|t| t.len())
+            else {
+                continue;
+            };
+            *per_task.entry(title).or_default() += 1;
+            let received = DateTime::<Utc>::from(mail.received_at);
+            lateness.push((received - due[title]).num_milliseconds() as f64 / 1000.0);
+        }
+        ensure!(
+            per_task.len() == due.len() && per_task.values().all(|n| *n == 1),
+            "mails per task: {per_task:?}"
+        );
+        lateness.sort_by(f64::total_cmp);
+        Ok(lateness)
+    }
+}
+
+/// Sum of the `metric` samples on `service`'s /metrics whose line contains `filter`.
+async fn counter(
+    http: &reqwest::Client,
+    service: &Service,
+    metric: &str,
+    filter: &str,
+) -> anyhow::Result<f64> {
+    support::metrics::counter(http, &service.base_url(), metric, filter).await
+}
+
+/// `p50 / p99 / max` of sorted lateness samples, for the test output.
+fn lateness_summary(sorted: &[f64]) -> String {
+    let pick = |q: f64| {
+        let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted.get(i).copied().unwrap_or(f64::NAN)
+    };
+    format!(
+        "p50 {:.2} s, p99 {:.2} s, max {:.2} s ({} samples)",
+        pick(0.5),
+        pick(0.99),
+        pick(1.0),
+        sorted.len()
+    )
 }
 
 fn at(offset: Duration) -> DateTime<Utc> {
@@ -444,6 +601,13 @@ async fn fifty_reminders_survive_a_replica_kill(env: &Env) -> anyhow::Result<()>
             lateness.len()
         );
     }
+    // The replica comes back (sidecar first, as a pod starts), for the scenarios after this.
+    let mut pods = env.notification.lock().await;
+    pods[1]
+        .daprd
+        .restart(&env.infra.bins, env.infra.log_dir())
+        .await?;
+    pods[1].service.restart(env.infra.log_dir()).await?;
     Ok(())
 }
 
@@ -686,6 +850,278 @@ async fn recurring_tasks_follow_their_rule_once(env: &Env) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Milliseconds as a chrono duration.
+fn ms(n: i64) -> chrono::Duration {
+    chrono::Duration::milliseconds(n)
+}
+
+/// Bound on reminder lateness while a notification process is dead (measured lateness is
+/// printed): the slowest path is an event that the orphaned sidecar had taken before it
+/// noticed its app was gone, which the broker hands to another replica only after its own
+/// redelivery timeout (Redis `processingTimeout` 30 s + `redeliverInterval` 15 s).
+const MAX_CRASH_LATENESS: Duration = Duration::from_secs(60);
+
+/// 9. A notification **process** dies while its sidecar lives on (a pod whose app container
+///    crashed and waits for its restart), and stays dead longer than every retry window.
+///    Reminders scheduled before the crash and reminders of tasks created after it are each
+///    mailed once, by the healthy replicas; when the process is back nothing is sent again.
+async fn reminders_survive_an_app_that_dies_under_its_sidecar(env: &Env) -> anyhow::Result<()> {
+    let user = unique("u9");
+    let batch = unique("orphan");
+    // Due soon after the crash, while the orphaned sidecar may not have noticed it yet.
+    let start = Utc::now() + chrono::Duration::seconds(6);
+    let early = (0..10).map(|n| (format!("{batch}-e{n:02}"), start + ms(300 * n)));
+    let mut ids = Vec::new();
+    let mut due = env.tasks_with_reminders(&user, early, &mut ids).await?;
+    let killed = std::time::Instant::now();
+    env.notification.lock().await[1]
+        .service
+        .process_mut()
+        .kill();
+    // Created after the crash: their events reach the orphaned sidecar too until it notices.
+    let start = Utc::now() + chrono::Duration::seconds(3);
+    let late = (0..20).map(|n| (format!("{batch}-l{n:02}"), start + ms(250 * n)));
+    due.extend(env.tasks_with_reminders(&user, late, &mut ids).await?);
+
+    let lateness = env
+        .each_mailed_once(&batch, &due, DEADLINE * 2, Duration::from_secs(1))
+        .await?;
+    // The outage is the fault being tested, not a wait for something to happen.
+    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
+    {
+        let mut pods = env.notification.lock().await;
+        pods[1].service.restart(env.infra.log_dir()).await?;
+    }
+    // Its sidecar still holds deliveries it was retrying; handing them to the restarted app
+    // must not mail anything again.
+    at_most(env, &batch, due.len(), Duration::from_secs(8)).await?;
+    eprintln!(
+        "reminder lateness with one app dead under its sidecar for {OUTAGE:?} (scenario 9): {}",
+        lateness_summary(&lateness)
+    );
+    let worst = lateness.last().copied().unwrap_or_default();
+    ensure!(
+        worst <= MAX_CRASH_LATENESS.as_secs_f64(),
+        "a reminder came {worst:.1} s late (bound {MAX_CRASH_LATENESS:?})"
+    );
+    Ok(())
+}
+
+/// 8. No healthy notification replica at all, for longer than every retry window: two apps
+///    die under their live sidecars and the third replica loses its sidecar. Reminders already
+///    scheduled and reminders of tasks created meanwhile are all mailed, once each, after the
+///    replica whose sidecar died is whole again.
+async fn reminders_wait_while_no_replica_is_healthy(env: &Env) -> anyhow::Result<()> {
+    let user = unique("u8");
+    let batch = unique("nobody");
+    let start = Utc::now() + chrono::Duration::seconds(15);
+    let early = (0..5).map(|n| (format!("{batch}-e{n}"), start + ms(200 * n)));
+    let mut ids = Vec::new();
+    let mut due = env.tasks_with_reminders(&user, early, &mut ids).await?;
+    // Their jobs exist before the outage begins.
+    for id in &ids {
+        wait::until(&format!("the reminder job of {id}"), DEADLINE, || async {
+            Ok::<_, anyhow::Error>(env.reminder_job_exists(id).await?.then_some(()))
+        })
+        .await?;
+    }
+    ensure!(
+        Utc::now() < start,
+        "the jobs took until after the first reminder time; the outage would come too late"
+    );
+    let killed = std::time::Instant::now();
+    {
+        let mut pods = env.notification.lock().await;
+        pods[0].service.process_mut().kill();
+        pods[1].service.process_mut().kill();
+        pods[2].daprd.process_mut().kill();
+    }
+    let start = Utc::now() + chrono::Duration::seconds(3);
+    let late = (0..5).map(|n| (format!("{batch}-l{n}"), start + ms(200 * n)));
+    due.extend(env.tasks_with_reminders(&user, late, &mut ids).await?);
+
+    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
+    // The outage was real: no replica could have sent anything.
+    let sent_meanwhile = env.mails_about(&batch).await.len();
+    ensure!(
+        sent_meanwhile == 0,
+        "{sent_meanwhile} mails while no replica was healthy"
+    );
+    {
+        let mut pods = env.notification.lock().await;
+        pods[2]
+            .daprd
+            .restart(&env.infra.bins, env.infra.log_dir())
+            .await?;
+    }
+    let back = Utc::now();
+    let lateness = env
+        .each_mailed_once(&batch, &due, DEADLINE * 2, Duration::from_secs(1))
+        .await?;
+    {
+        let mut pods = env.notification.lock().await;
+        pods[0].service.restart(env.infra.log_dir()).await?;
+        pods[1].service.restart(env.infra.log_dir()).await?;
+    }
+    at_most(env, &batch, due.len(), Duration::from_secs(8)).await?;
+    let mails = env.mails_about(&batch).await;
+    let after_return = mails
+        .iter()
+        .map(|m| (DateTime::<Utc>::from(m.received_at) - back).num_milliseconds() as f64 / 1000.0)
+        .fold(0.0_f64, f64::max);
+    eprintln!(
+        "reminders held for {OUTAGE:?} with no healthy replica (scenario 8): lateness {}; \
+         all mailed {after_return:.2} s after the replica was back",
+        lateness_summary(&lateness)
+    );
+    Ok(())
+}
+
+/// 10. Only the backend may publish to `task-recurrence` (a foreign app-id's publish is
+///     refused by its own sidecar), and the backend creates a next occurrence only for a task
+///     that really is completed, at most one per (series, occurrence) whatever the event id.
+async fn recurrence_refuses_foreign_forged_and_replayed_completions(
+    env: &Env,
+) -> anyhow::Result<()> {
+    let user = unique("u10");
+    let title = unique("gym");
+    let task = env
+        .create_task(
+            &user,
+            json!({"title": title, "due_at": "2030-04-01T07:00:00Z", "recurrence_rule": "FREQ=DAILY"}),
+        )
+        .await?;
+    let id = task["id"].as_str().context("task id")?.to_owned();
+    // A completion of the task, which is not completed, shaped as the backend publishes one.
+    let mut snapshot = task.clone();
+    snapshot["user_id"] = json!(user);
+    snapshot["completed"] = json!(true);
+    snapshot["completed_at"] = json!(rfc3339(Utc::now()));
+    let snapshot: contracts::TaskSnapshot = serde_json::from_value(snapshot)?;
+    let forged = dapr::CloudEvent::new(
+        uuid::Uuid::now_v7().to_string(),
+        contracts::source("backend"),
+        event_types::TASK_COMPLETED,
+    )
+    .with_subject(id.clone())
+    .with_json_data(&contracts::TaskEventData::new(snapshot))?;
+
+    // A sidecar of an app-id that owns no topic cannot publish it.
+    let intruder = env.infra.daprd("e2e-intruder", None, |_| {}).await?;
+    let intruder = dapr::DaprClient::new(dapr::ClientConfig {
+        http_endpoint: intruder.http_endpoint(),
+        ..dapr::ClientConfig::default()
+    })?;
+    let refused = intruder
+        .publish_event(
+            topics::PUBSUB,
+            topics::TASK_RECURRENCE,
+            &forged,
+            &dapr::PublishOptions::default(),
+        )
+        .await;
+    match refused {
+        Err(dapr::Error::Api(e)) if e.status == 403 => ensure!(
+            e.error_code.as_deref() == Some("ERR_PUBSUB_FORBIDDEN"),
+            "refused, but with {e:?}"
+        ),
+        other => anyhow::bail!("a foreign app published to task-recurrence: {other:?}"),
+    }
+
+    // Through an app allowed on the topic, the forgery reaches recurring-task, whose request
+    // the backend refuses: the event is dropped and no task is created.
+    let dropped = env.occurrence_outcome("dropped").await?;
+    env.publisher
+        .publish_event(
+            topics::PUBSUB,
+            topics::TASK_RECURRENCE,
+            &forged,
+            &dapr::PublishOptions::default(),
+        )
+        .await?;
+    wait::until(
+        "recurring-task to drop the forged completion",
+        DEADLINE,
+        || async {
+            Ok::<_, anyhow::Error>(
+                (env.occurrence_outcome("dropped").await? > dropped).then_some(()),
+            )
+        },
+    )
+    .await?;
+    let found = wait::until(
+        "the forged completion on the dead-letter topic",
+        DEADLINE,
+        || async {
+            let dead = env
+                .observer
+                .seen
+                .matching("task-recurrence-dlq", |e| e.id == forged.id);
+            Ok::<_, std::convert::Infallible>((!dead.is_empty()).then_some(()))
+        },
+    )
+    .await;
+    found?;
+    let n = series(env, &user, &title).await?.len();
+    ensure!(n == 1, "{n} tasks after a forged completion");
+
+    // Completed for real: one next occurrence. The same completion again under a new event
+    // id is a duplicate, not a second occurrence.
+    let (status, body) = env
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/tasks/{id}/complete"),
+            &user,
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "complete answered {status}: {body}");
+    wait::until("the next occurrence", DEADLINE, || async {
+        Ok::<_, anyhow::Error>((series(env, &user, &title).await?.len() == 2).then_some(()))
+    })
+    .await?;
+    let real = wait::until(
+        "the real completion on task-recurrence",
+        DEADLINE,
+        || async {
+            let seen = env.observer.seen.matching(topics::TASK_RECURRENCE, |e| {
+                e.subject.as_deref() == Some(id.as_str()) && e.ty == event_types::TASK_COMPLETED
+            });
+            Ok::<_, std::convert::Infallible>(seen.into_iter().next())
+        },
+    )
+    .await?;
+    let replay = dapr::CloudEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        ..real
+    };
+    let duplicates = env.occurrence_outcome("duplicate").await?;
+    env.publisher
+        .publish_event(
+            topics::PUBSUB,
+            topics::TASK_RECURRENCE,
+            &replay,
+            &dapr::PublishOptions::default(),
+        )
+        .await?;
+    wait::until(
+        "recurring-task to see the replay as a duplicate",
+        DEADLINE,
+        || async {
+            Ok::<_, anyhow::Error>(
+                (env.occurrence_outcome("duplicate").await? > duplicates).then_some(()),
+            )
+        },
+    )
+    .await?;
+    let n = series(env, &user, &title).await?.len();
+    ensure!(
+        n == 2,
+        "{n} tasks after a replayed completion under a new id"
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let tests = harness::tests![
         reminder_email_arrives_once_on_time,
@@ -694,7 +1130,12 @@ fn main() -> ExitCode {
         duplicate_reminder_event_sends_one_email,
         smtp_outage_retries_and_bad_recipient_dead_letters,
         recurring_tasks_follow_their_rule_once,
+        recurrence_refuses_foreign_forged_and_replayed_completions,
         fifty_reminders_survive_a_replica_kill,
+        // 8 before 9: 8 needs its first events applied at once, and after 9 the sidecar that
+        // outlived its app goes on delivering what it held for a few seconds.
+        reminders_wait_while_no_replica_is_healthy,
+        reminders_survive_an_app_that_dies_under_its_sidecar,
     ];
     suite::run(Env::start, tests, Parallelism::Serial, |env| {
         env.infra.log_dir().to_path_buf()

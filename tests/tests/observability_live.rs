@@ -28,8 +28,8 @@ use harness::grafana::{self, Intervals, Origin, Query, Rule};
 use harness::prometheus::{PrometheusOptions, ScrapeTarget};
 use harness::suite::{self, Parallelism};
 use harness::{
-    Daprd, DaprdPorts, Infra, InfraOptions, Prometheus, Service, ServiceOptions, SmtpSink, ports,
-    repo_root, wait,
+    AppHealthCheck, Daprd, DaprdPorts, Infra, InfraOptions, Prometheus, Service, ServiceOptions,
+    SmtpSink, ports, repo_root, wait,
 };
 use serde_json::{Value, json};
 use support::tokens::{JWT_FIXTURE_KEY, token_for};
@@ -131,6 +131,7 @@ async fn start_pod(
         infra.daprd(app_id, Some(port), |o| {
             o.app_api_token = Some(APP_TOKEN.into());
             o.ports = Some(sidecar_ports);
+            o.app_health = Some(AppHealthCheck::SERVICES);
         })
     };
     let sidecar_first = app_id == "email-delivery";
@@ -293,12 +294,18 @@ impl Env {
         Ok(task["id"].as_str().context("task id")?.to_owned())
     }
 
-    /// Publishes `body` to `topic` through the backend's sidecar (daprd wraps a non-CloudEvent
+    /// Publishes `body` to `topic` through the sidecar of the service that owns the topic —
+    /// the only app-id the `pubsub` component lets publish there (daprd wraps a non-CloudEvent
     /// body into one).
     async fn publish(&self, topic: &str, body: &Value) -> anyhow::Result<()> {
+        let owner = if topic == topics::TASK_REMINDERS {
+            "notification"
+        } else {
+            "backend"
+        };
         let url = format!(
             "{}/v1.0/publish/{}/{topic}",
-            self.pod("backend").daprd.http_endpoint(),
+            self.pod(owner).daprd.http_endpoint(),
             topics::PUBSUB
         );
         let content_type = if body.get("specversion").is_some() {
@@ -339,18 +346,8 @@ impl Env {
 
     /// The sum of `metric`'s samples whose line contains `label`, from `app_id`'s /metrics.
     async fn app_counter(&self, app_id: &str, metric: &str, label: &str) -> anyhow::Result<f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.pod(app_id).service.base_url()))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(metric) && l.contains(label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        let base = self.pod(app_id).service.base_url();
+        support::metrics::counter(&self.http, &base, metric, label).await
     }
 
     /// Waits until the Scheduler's own metrics show a series of `name`.

@@ -204,7 +204,11 @@ async fn measure(
     .await?;
     infra.postgres.create_database("backend")?;
     let port = ports::free_port()?;
-    let daprd = infra.daprd("backend", Some(port), |_| {}).await?;
+    let daprd = infra
+        .daprd("backend", Some(port), |o| {
+            o.app_health = Some(harness::AppHealthCheck::SERVICES);
+        })
+        .await?;
     let backend = Service::start(
         &ServiceOptions {
             binary: "backend".into(),
@@ -226,7 +230,9 @@ async fn measure(
     // The consumer of the end-to-end burst: every task event reaches it through its own sidecar.
     let notification_port = ports::free_port()?;
     let notification_daprd = infra
-        .daprd("notification", Some(notification_port), |_| {})
+        .daprd("notification", Some(notification_port), |o| {
+            o.app_health = Some(harness::AppHealthCheck::SERVICES);
+        })
         .await?;
     let notification = Service::start(
         &ServiceOptions {

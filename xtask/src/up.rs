@@ -229,6 +229,9 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
         let daprd = infra
             .daprd(name, Some(port), |o| {
                 o.app_api_token = Some(app_token.clone());
+                // As in dapr/dapr.yaml and the chart: a sidecar whose app died stops taking
+                // deliveries and job triggers, so the other replicas (or a restart) get them.
+                o.app_health = Some(harness::AppHealthCheck::SERVICES);
             })
             .await?;
         env.push(("DAPR_HTTP_PORT".to_owned(), daprd.http_port().to_string()));
@@ -575,6 +578,28 @@ mod tests {
         }
         assert!(!taken.contains(&u64::from(RUN_FILE_SCHEDULER_PORT)));
         assert!(!taken.contains(&u64::from(RUN_FILE_SMTP_PORT)));
+    }
+
+    /// The dapr CLI's sidecars probe their apps exactly as `up`'s (and the harness's) do.
+    #[test]
+    fn run_file_probes_apps_like_up() {
+        let want = harness::AppHealthCheck::SERVICES;
+        for app in file_apps(&run_file()) {
+            let id = str_at(&app, "appID").to_owned();
+            assert_eq!(app["enableAppHealthCheck"].as_bool(), Some(true), "{id}");
+            assert_eq!(str_at(&app, "appHealthCheckPath"), want.path, "{id}");
+            let number = |key: &str| app[key].as_u64().unwrap_or_else(|| panic!("{id}: {key}"));
+            assert_eq!(
+                number("appHealthProbeInterval"),
+                u64::from(want.interval_secs)
+            );
+            assert_eq!(number("appHealthProbeTimeout"), u64::from(want.timeout_ms));
+            assert_eq!(number("appHealthThreshold"), u64::from(want.threshold));
+        }
+    }
+
+    fn file_apps(file: &serde_yaml_ng::Value) -> Vec<serde_yaml_ng::Value> {
+        file["apps"].as_sequence().cloned().unwrap_or_default()
     }
 
     /// `a/b/../c` → `a/c`, without touching the file system (the paths need not exist yet).

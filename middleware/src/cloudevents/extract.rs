@@ -12,8 +12,9 @@ use crate::{error::DisplayChain, status::DaprStatus};
 
 /// A CloudEvent decoded by [`CloudEventLayer`](super::CloudEventLayer), with `data` as `T`.
 ///
-/// If `data` does not deserialize into `T`, the rejection answers `DROP`: redelivering the same
-/// bytes cannot make them fit.
+/// `data` must be a JSON object (every payload of ours is one; see
+/// [`CloudEvent::data_object_as`]). If it is not, or does not deserialize into `T`, the
+/// rejection answers `DROP`: redelivering the same bytes cannot make them fit.
 #[derive(Debug, Clone)]
 pub struct Event<T> {
     /// The whole event (attributes, extensions and raw data).
@@ -81,7 +82,7 @@ where
             .get::<CloudEvent>()
             .cloned()
             .ok_or(EventRejection::MissingLayer)?;
-        match event.data_as::<T>() {
+        match event.data_object_as::<T>() {
             Ok(data) => Ok(Self { event, data }),
             Err(source) => Err(EventRejection::InvalidData {
                 id: event.id,

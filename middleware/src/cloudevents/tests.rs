@@ -229,6 +229,20 @@ async fn data_of_the_wrong_shape_is_dropped() {
     assert_eq!(consumed(&metrics, "DROP"), [expected]);
 }
 
+/// serde reads `[7]` into a one-field struct positionally; a payload that is not an object is
+/// poison all the same.
+#[tokio::test]
+async fn data_that_is_not_an_object_is_dropped() {
+    let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());
+    let body = event(&json!([7])).to_string();
+    let res = app(&calls, Some(&metrics), 1024)
+        .oneshot(structured("/events/tasks", body))
+        .await
+        .unwrap();
+    assert_eq!(status_of(res).await, (StatusCode::OK, "DROP".into()));
+    assert_eq!(calls.count(), 0);
+}
+
 #[tokio::test]
 async fn extractor_without_layer_is_a_server_error() {
     let body = event(&json!({"task_id": 1})).to_string();

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::domain::AuthUser;
 use crate::rest::ApiError;
+use crate::validation;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
@@ -232,13 +233,18 @@ impl Authenticator {
             }
             other => return Err(AuthError::Algorithm(other)),
         };
-        if claims.sub.trim().is_empty() || claims.sub.len() > MAX_SUBJECT_LEN {
+        // The subject is the key of every row the user owns: one that PostgreSQL would refuse
+        // (NUL) or that no identity provider issues (control characters) is no user.
+        if claims.sub.trim().is_empty()
+            || claims.sub.len() > MAX_SUBJECT_LEN
+            || validation::has_control(&claims.sub)
+        {
             return Err(AuthError::InvalidSubject);
         }
         Ok(AuthUser {
             id: claims.sub,
-            email: claims.email.filter(|e| !e.trim().is_empty()),
-            name: claims.name.filter(|n| !n.trim().is_empty()),
+            email: contact_claim("email", claims.email),
+            name: contact_claim("name", claims.name),
         })
     }
 
@@ -287,6 +293,22 @@ impl Authenticator {
             },
         );
     }
+}
+
+/// A contact claim (`email`, `name`) fit to store, or `None`: blank ones carry nothing, and one
+/// with control characters would fail the user's upsert (PostgreSQL refuses NUL) — and with it
+/// every request of a validly signed token — so it is dropped with a warning instead. The value
+/// is not logged: it is personal data, and its bytes are the problem.
+fn contact_claim(claim: &'static str, value: Option<String>) -> Option<String> {
+    let value = value.filter(|v| !v.trim().is_empty())?;
+    if validation::has_control(&value) {
+        tracing::warn!(
+            claim,
+            "token claim holds control characters; treated as absent"
+        );
+        return None;
+    }
+    Some(value)
 }
 
 /// Tries each candidate key; a wrong key only means "try the next one".
@@ -641,6 +663,16 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
             auth.authenticate(&long_sub).await,
             Err(AuthError::InvalidSubject)
         ));
+        for bad in ["a\u{0}b", "line\nbreak", "tab\tbed", "\u{7f}"] {
+            let token = hs_token(&json!({"sub": bad, "exp": now() + 600}), HS_SECRET);
+            assert!(
+                matches!(
+                    auth.authenticate(&token).await,
+                    Err(AuthError::InvalidSubject)
+                ),
+                "{bad:?}"
+            );
+        }
         let no_exp = hs_token(&json!({"sub": "u"}), HS_SECRET);
         assert!(auth.authenticate(&no_exp).await.is_err());
         let not_yet = hs_token(
@@ -650,6 +682,25 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
         assert!(auth.authenticate(&not_yet).await.is_err());
         assert!(auth.authenticate("not.a.jwt").await.is_err());
         assert!(auth.authenticate("").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn contact_claims_with_control_characters_are_dropped() {
+        let auth = Authenticator::new(hs_config()).await.unwrap();
+        let token = hs_token(
+            &json!({"sub": "u", "email": "a\u{0}@example.com", "name": "Ada\u{1b}[2J",
+                    "exp": now() + 600}),
+            HS_SECRET,
+        );
+        let user = auth.authenticate(&token).await.unwrap();
+        assert_eq!((user.id.as_str(), user.email, user.name), ("u", None, None));
+        let token = hs_token(
+            &json!({"sub": "u", "email": " ", "name": "Ada Lovelace", "exp": now() + 600}),
+            HS_SECRET,
+        );
+        let user = auth.authenticate(&token).await.unwrap();
+        assert_eq!(user.email, None);
+        assert_eq!(user.name.as_deref(), Some("Ada Lovelace"));
     }
 
     #[tokio::test]

@@ -6,6 +6,14 @@
 //!
 //! Patch types use `Option<Option<T>>` for clearable fields: an absent field leaves the value
 //! unchanged, an explicit `null` clears it (see [`double_option`]).
+//!
+//! Request types refuse unknown fields (`deny_unknown_fields`): a misspelt or foreign name
+//! (`due_date` is the MCP tools' name for `due_at`) would otherwise be dropped silently and the
+//! request half applied. The MCP tools read their own argument types (`mcp::args`), which keep
+//! ignoring unknown arguments on purpose.
+//!
+//! Timestamps a client sends must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z
+//! (see `validation::timestamp`).
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -132,6 +140,7 @@ pub struct Tag {
 
 /// Input of `create_task`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// Title, 1–200 characters after trimming.
     pub title: String,
@@ -148,13 +157,13 @@ pub struct NewTask {
     /// Tags of the caller, at most 10 (duplicates ignored).
     #[serde(default)]
     pub tag_ids: Vec<Uuid>,
-    /// Due time.
+    /// Due time; required with `recurrence_rule`.
     #[serde(default)]
     pub due_at: Option<DateTime<Utc>>,
     /// Reminder time: in the future, not after `due_at`.
     #[serde(default)]
     pub remind_at: Option<DateTime<Utc>>,
-    /// RRULE of the supported subset.
+    /// RRULE of the supported subset; needs `due_at`, where the series starts.
     #[serde(default)]
     pub recurrence_rule: Option<String>,
 }
@@ -163,6 +172,7 @@ pub struct NewTask {
 ///
 /// Tags are changed with `add_tag_to_task` / `remove_tag_from_task`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TaskPatch {
     /// New title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,7 +195,8 @@ pub struct TaskPatch {
     )]
     #[schema(value_type = Option<Uuid>)]
     pub category_id: Option<Option<Uuid>>,
-    /// New due time; `null` removes it.
+    /// New due time; `null` removes it (not from a recurring task: clear `recurrence_rule`
+    /// too).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -201,7 +212,8 @@ pub struct TaskPatch {
     )]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub remind_at: Option<Option<DateTime<Utc>>>,
-    /// New RRULE; `null` makes the task non-recurring.
+    /// New RRULE; `null` makes the task non-recurring. A recurring task needs a due time
+    /// (already set, or `due_at` in the same patch).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -346,6 +358,7 @@ pub enum ReminderSpec {
 
 /// Input of `create_category`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewCategory {
     /// Name, 1–50 characters after trimming, unique per user (case-insensitive).
     pub name: String,
@@ -356,6 +369,7 @@ pub struct NewCategory {
 
 /// Input of `update_category`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CategoryPatch {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -372,6 +386,7 @@ pub struct CategoryPatch {
 
 /// Input of `create_tag`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewTag {
     /// Name, 1–30 characters after trimming, unique per user (case-insensitive).
     pub name: String,
@@ -382,6 +397,7 @@ pub struct NewTag {
 
 /// Input of `update_tag`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TagPatch {
     /// New name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -399,6 +415,7 @@ pub struct TagPatch {
 /// Internal: the next occurrence of a recurring task, as computed by the recurring-task
 /// service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NextOccurrence {
     /// Due time of the new occurrence.
     pub due_at: DateTime<Utc>,
@@ -478,6 +495,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!(back, serde_json::json!({"remind_at": null}));
+    }
+
+    #[test]
+    fn request_types_refuse_unknown_fields() {
+        let err = serde_json::from_str::<NewTask>(r#"{"title": "x", "due_date": null}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `due_date`"), "{err}");
+        assert!(serde_json::from_str::<TaskPatch>(r#"{"titel": "x"}"#).is_err());
+        assert!(
+            serde_json::from_str::<NewCategory>(r##"{"name": "x", "colour": "#000000"}"##).is_err()
+        );
+        assert!(serde_json::from_str::<CategoryPatch>(r#"{"nam": "x"}"#).is_err());
+        assert!(serde_json::from_str::<NewTag>(r#"{"name": "x", "user_id": "u"}"#).is_err());
+        assert!(serde_json::from_str::<TagPatch>(r#"{"id": "x"}"#).is_err());
+        assert!(
+            serde_json::from_str::<NextOccurrence>(
+                r#"{"due_at": "2030-01-01T00:00:00Z", "idempotency_key": "k", "extra": 1}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

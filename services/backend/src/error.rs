@@ -43,6 +43,13 @@ pub enum ServiceError {
     /// A category or tag with this name already exists for the user.
     #[error("{0}")]
     Conflict(String),
+    /// Internal: a next occurrence was asked for a task that is not completed (reopened since
+    /// its completion event, or never completed); only a completion starts the next one.
+    #[error("task {id} is not completed; its next occurrence follows only its completion")]
+    NotCompleted {
+        /// The task that is not completed.
+        id: Uuid,
+    },
     /// A per-task or per-user limit would be exceeded (10 tags per task, 50 categories per
     /// user).
     #[error("{0}")]
@@ -54,13 +61,14 @@ pub enum ServiceError {
 
 impl ServiceError {
     /// The machine-readable code: `TASK_NOT_FOUND`, `NOT_FOUND`, `VALIDATION_ERROR`,
-    /// `CONFLICT`, `LIMIT_EXCEEDED` or `INTERNAL`.
+    /// `CONFLICT`, `TASK_NOT_COMPLETED`, `LIMIT_EXCEEDED` or `INTERNAL`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::TaskNotFound { .. } => "TASK_NOT_FOUND",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::Validation { .. } => "VALIDATION_ERROR",
             Self::Conflict(_) => "CONFLICT",
+            Self::NotCompleted { .. } => "TASK_NOT_COMPLETED",
             Self::LimitExceeded(_) => "LIMIT_EXCEEDED",
             Self::Database(_) => "INTERNAL",
         }
@@ -114,6 +122,7 @@ mod tests {
             (ServiceError::NotFound { entity: "tag", id }, "NOT_FOUND"),
             (ServiceError::validation("title", "x"), "VALIDATION_ERROR"),
             (ServiceError::Conflict("x".into()), "CONFLICT"),
+            (ServiceError::NotCompleted { id }, "TASK_NOT_COMPLETED"),
             (ServiceError::LimitExceeded("x".into()), "LIMIT_EXCEEDED"),
             (ServiceError::Database(sqlx::Error::RowNotFound), "INTERNAL"),
         ];

@@ -34,8 +34,6 @@ use crate::validation;
 
 /// How many suggestions a `TASK_NOT_FOUND` error carries.
 const SUGGESTIONS: i64 = 5;
-/// Longest idempotency key of `create_next_occurrence`.
-const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
 
 /// A source of "now", injectable for tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -279,8 +277,9 @@ impl TaskService {
         let description = validation::description(new.description.as_deref().unwrap_or(""))?;
         let recurrence_rule = validation::recurrence_rule(new.recurrence_rule.as_deref())?;
         let tag_ids = validation::tag_ids(&new.tag_ids)?;
-        let due_at = new.due_at.map(micros);
-        let remind_at = new.remind_at.map(micros);
+        let due_at = validation::optional_timestamp("due_at", new.due_at)?.map(micros);
+        let remind_at = validation::optional_timestamp("remind_at", new.remind_at)?.map(micros);
+        validation::recurrence_needs_due(recurrence_rule.as_deref(), due_at)?;
         if let Some(at) = remind_at {
             validation::remind_at(at, due_at, now)?;
         }
@@ -325,6 +324,8 @@ impl TaskService {
         user: &AuthUser,
         filter: &TaskFilter,
     ) -> Result<Page<Task>, ServiceError> {
+        validation::optional_timestamp("due_after", filter.due_after)?;
+        validation::optional_timestamp("due_before", filter.due_before)?;
         validation::due_range(filter.due_after, filter.due_before)?;
         let filter = TaskFilter {
             limit: validation::limit(filter.limit),
@@ -341,7 +342,8 @@ impl TaskService {
     }
 
     /// Changes fields of the caller's task. Setting `completed` to true completes it (as
-    /// [`TaskService::complete_task`]); to false reopens it.
+    /// [`TaskService::complete_task`]); to false reopens it. A change of `due_at` or
+    /// `recurrence_rule` must leave a recurring task with a due time.
     pub async fn update_task(
         &self,
         user: &AuthUser,
@@ -360,6 +362,12 @@ impl TaskService {
             .as_ref()
             .map(|rule| validation::recurrence_rule(rule.as_deref()))
             .transpose()?;
+        if let Some(Some(due_at)) = patch.due_at {
+            validation::timestamp("due_at", due_at)?;
+        }
+        if let Some(Some(remind_at)) = patch.remind_at {
+            validation::timestamp("remind_at", remind_at)?;
+        }
 
         let mut tx = self.pool.begin().await?;
         if let Some(Some(category_id)) = patch.category_id {
@@ -392,6 +400,11 @@ impl TaskService {
             Some(true) if f.completed_at.is_none() => f.completed_at = Some(now),
             Some(false) => f.completed_at = None,
             _ => {}
+        }
+        // Only when this patch touches the pair: a row from before the rule (recurring, no due
+        // time) stays editable and completable.
+        if f.due_at != before.due_at || f.recurrence_rule != before.recurrence_rule {
+            validation::recurrence_needs_due(f.recurrence_rule.as_deref(), f.due_at)?;
         }
         // A reminder being set must lie ahead; one that is still pending must not fall after
         // a moved due time. A reminder in the past has fired and is left alone.
@@ -476,7 +489,7 @@ impl TaskService {
                 validation::remind_before(minutes, before.due_at, now)?
             }
             ReminderSpec::At(at) => {
-                let at = micros(at);
+                let at = micros(validation::timestamp("remind_at", at)?);
                 validation::remind_at(at, before.due_at, now)?;
                 at
             }
@@ -767,35 +780,61 @@ impl TaskService {
         Ok(Some((snapshot(&owned.user_id, &owned.task), email, name)))
     }
 
-    /// Internal (trusted callers only): creates the next occurrence of recurring task
-    /// `previous_id`, once per `idempotency_key`. Returns the task and whether this call created
-    /// it (`false`: the key was used before, the earlier task is returned).
+    /// Internal (trusted callers only): up to `limit` (at most [`MAX_LIMIT`](crate::domain::MAX_LIMIT)) snapshots of the
+    /// pending tasks whose reminder is in `from..=to`, in `(remind_at, id)` order after `after`
+    /// — what notification's sweep compares with the reminders it has applied.
+    pub async fn pending_reminders(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<TaskSnapshot>, ServiceError> {
+        validation::timestamp("from", from)?;
+        validation::timestamp("to", to)?;
+        if from > to {
+            return Err(ServiceError::validation(
+                "to",
+                format!("to ({to}) must not be before from ({from})"),
+            ));
+        }
+        let mut conn = self.pool.acquire().await?;
+        let rows =
+            task_store::pending_reminders(&mut conn, from, to, after, validation::limit(limit))
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|owned| snapshot(&owned.user_id, &owned.task))
+            .collect())
+    }
+
+    /// Internal (trusted callers only): creates the next occurrence of the completed recurring
+    /// task `previous_id`. Returns the task and whether this call created it.
     ///
-    /// The new task copies title, description, priority, category, tags and rule; its parent
-    /// is the series' first task and its index the previous one's plus one. Emits
-    /// `task.created`. Fails with `TaskNotFound` when the previous task is gone and with a
-    /// validation error when it no longer recurs.
+    /// At most one task is created per `idempotency_key` and per occurrence of a series (its
+    /// parent and index, enforced by a unique index): a repeated key, or the same completion
+    /// delivered again under another key, answers the task created first with `false`. The
+    /// new task copies title, description, priority, category, tags and rule; its parent is
+    /// the series' first task and its index the previous one's plus one. Emits `task.created`.
+    ///
+    /// Fails with `TaskNotFound` when the previous task is gone, with a validation error when
+    /// it no longer recurs, and with `NotCompleted` when it is not completed (reopened since
+    /// the completion event). The state is read, not locked: a reopening that commits while
+    /// this call runs is treated as if it came after it.
     pub async fn create_next_occurrence(
         &self,
         previous_id: Uuid,
         next: NextOccurrence,
     ) -> Result<(Task, bool), ServiceError> {
-        let key = next.idempotency_key.trim();
-        let key_chars = key.chars().count();
-        if key_chars == 0 || key_chars > MAX_IDEMPOTENCY_KEY_CHARS {
-            return Err(ServiceError::validation(
-                "idempotency_key",
-                format!("idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
-            ));
-        }
-        let due_at = micros(next.due_at);
-        let remind_at = next.remind_at.map(micros);
+        let key = validation::idempotency_key(&next.idempotency_key)?;
+        let due_at = micros(validation::timestamp("due_at", next.due_at)?);
+        let remind_at = validation::optional_timestamp("remind_at", next.remind_at)?.map(micros);
         if let Some(at) = remind_at {
             validation::reminder_not_after_due(at, Some(due_at))?;
         }
 
         let mut tx = self.pool.begin().await?;
-        if let Some(existing) = task_store::get_by_occurrence_key(&mut tx, key).await? {
+        if let Some(existing) = task_store::get_by_occurrence_key(&mut tx, &key).await? {
             tx.rollback().await?;
             return Ok((existing, false));
         }
@@ -806,15 +845,25 @@ impl TaskService {
             });
         };
         let (user_id, prev) = (previous.user_id, previous.task);
+        let parent_task_id = prev.parent_task_id.unwrap_or(prev.id);
+        let index = prev.occurrence_index.checked_add(1).ok_or_else(|| {
+            ServiceError::validation("occurrence_index", "the series has too many occurrences")
+        })?;
+        // Before the state checks: a replay of a completion whose occurrence exists is answered
+        // as done even if the task was reopened or stopped recurring since.
+        if let Some(existing) = task_store::get_occurrence(&mut tx, parent_task_id, index).await? {
+            tx.rollback().await?;
+            return Ok((existing, false));
+        }
         if prev.recurrence_rule.is_none() {
             return Err(ServiceError::validation(
                 "recurrence_rule",
                 format!("task {previous_id} does not recur (its rule was removed)"),
             ));
         }
-        let index = prev.occurrence_index.checked_add(1).ok_or_else(|| {
-            ServiceError::validation("occurrence_index", "the series has too many occurrences")
-        })?;
+        if !prev.completed {
+            return Err(ServiceError::NotCompleted { id: previous_id });
+        }
         let fields = TaskFields {
             title: prev.title.clone(),
             description: prev.description.clone(),
@@ -826,19 +875,22 @@ impl TaskService {
             recurrence_rule: prev.recurrence_rule.clone(),
         };
         let occurrence = Occurrence {
-            parent_task_id: prev.parent_task_id.unwrap_or(prev.id),
+            parent_task_id,
             index,
-            key,
+            key: &key,
         };
         let id = Uuid::now_v7();
         let created =
             task_store::insert(&mut tx, id, &user_id, &fields, Some(occurrence), self.now())
                 .await?;
         if !created {
-            // A concurrent call with the same key committed first.
-            let existing = task_store::get_by_occurrence_key(&mut tx, key)
-                .await?
-                .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))?;
+            // A concurrent call with this key, or for this occurrence, committed first; this
+            // statement sees its row.
+            let existing = match task_store::get_by_occurrence_key(&mut tx, &key).await? {
+                Some(task) => Some(task),
+                None => task_store::get_occurrence(&mut tx, parent_task_id, index).await?,
+            }
+            .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))?;
             tx.rollback().await?;
             return Ok((existing, false));
         }

@@ -1,9 +1,15 @@
-//! Input rules that need no database: lengths, colours, times, RRULEs, page sizes.
+//! Input rules that need no database: lengths, characters, colours, times, RRULEs, page sizes.
 //!
 //! Each check returns the cleaned value (trimmed, normalised) or a
 //! [`ServiceError::Validation`] naming the field, so the service layer writes exactly what was
 //! validated. Rules that need the database (ownership, uniqueness, per-user limits) live in
 //! the service layer.
+//!
+//! Two rules keep values PostgreSQL would refuse from ever reaching it (a refusal there is a
+//! 500, not a client error): no text field may hold NUL, which `text` and `jsonb` (the outbox
+//! stores every event as `jsonb`) cannot store — one-line fields refuse every control
+//! character, free text every C0 control but tab and line breaks — and every timestamp a client
+//! sends must lie in [`MIN_TIMESTAMP_SECS`]`..=`[`MAX_TIMESTAMP_SECS`].
 
 use chrono::{DateTime, Utc};
 
@@ -22,6 +28,46 @@ pub const MAX_TAG_NAME_CHARS: usize = 30;
 /// Longest search query, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
 
+/// Longest idempotency key of the internal next-occurrence call.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// Earliest timestamp a client may send: 1970-01-01T00:00:00Z, the Unix epoch. Nothing a task
+/// schedules lies before it, and a year like 0000 or 0001 is a client's parsing or default-value
+/// bug, not a date.
+pub const MIN_TIMESTAMP_SECS: i64 = 0;
+/// Latest second a client may send: 9999-12-31T23:59:59Z (fractions of it included). RFC 3339,
+/// the `date-time` of our event schemas, has four-digit years: a later time is written
+/// `+10000-…`, which is no RFC 3339 — strict parsers such as Go's (daprd reads a reminder's job
+/// `dueTime` with it) refuse it.
+pub const MAX_TIMESTAMP_SECS: i64 = 253_402_300_799;
+
+/// Whether `value` holds a control character (C0, DEL or C1, NUL included): none belongs in a
+/// one-line value such as a name, a token subject or a key.
+pub fn has_control(value: &str) -> bool {
+    value.chars().any(char::is_control)
+}
+
+/// Whether free text may hold `c`: everything but the C0 controls other than tab, line feed and
+/// carriage return (NUL above all, which PostgreSQL refuses in `text` and `jsonb`).
+fn allowed_in_text(c: char) -> bool {
+    c >= ' ' || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// Refuses free text with a character [`allowed_in_text`] rejects, naming its position.
+fn free_text(field: &'static str, value: &str) -> Result<(), ServiceError> {
+    match value.chars().position(|c| !allowed_in_text(c)) {
+        None => Ok(()),
+        Some(at) => Err(ServiceError::validation(
+            field,
+            format!(
+                "{field} must not contain control characters other than tab and line breaks \
+                 (found one at character {})",
+                at + 1
+            ),
+        )),
+    }
+}
+
 /// A name-like field: trimmed, 1..=`max` characters, no control characters.
 fn name_like(field: &'static str, value: &str, max: usize) -> Result<String, ServiceError> {
     let trimmed = value.trim();
@@ -38,7 +84,7 @@ fn name_like(field: &'static str, value: &str, max: usize) -> Result<String, Ser
             format!("{field} must be at most {max} characters (got {chars})"),
         ));
     }
-    if trimmed.chars().any(char::is_control) {
+    if has_control(trimmed) {
         return Err(ServiceError::validation(
             field,
             format!("{field} must not contain control characters"),
@@ -52,10 +98,11 @@ pub fn title(value: &str) -> Result<String, ServiceError> {
     name_like("title", value, MAX_TITLE_CHARS)
 }
 
-/// A task description: at most 10 000 characters; kept as written (surrounding whitespace
-/// trimmed).
+/// A task description: at most 10 000 characters, no control characters but tab and line
+/// breaks; kept as written (surrounding whitespace trimmed).
 pub fn description(value: &str) -> Result<String, ServiceError> {
     let trimmed = value.trim();
+    free_text("description", trimmed)?;
     let chars = trimmed.chars().count();
     if chars > MAX_DESCRIPTION_CHARS {
         return Err(ServiceError::validation(
@@ -100,10 +147,54 @@ pub fn recurrence_rule(value: Option<&str>) -> Result<Option<String>, ServiceErr
     match value {
         None => Ok(None),
         Some(v) if v.trim().is_empty() => Ok(None),
+        // Checked before the parser, whose messages quote the offending part back.
+        Some(v) if !v.chars().all(allowed_in_text) => Err(ServiceError::validation(
+            "recurrence_rule",
+            "recurrence_rule must not contain control characters",
+        )),
         Some(v) => Rrule::parse(v)
             .map(|r| Some(r.to_string()))
             .map_err(|e| ServiceError::validation("recurrence_rule", e.to_string())),
     }
+}
+
+/// A recurring task needs a due time: its series starts there (and the recurring-task service
+/// follows the due dates).
+pub fn recurrence_needs_due(
+    recurrence_rule: Option<&str>,
+    due_at: Option<DateTime<Utc>>,
+) -> Result<(), ServiceError> {
+    match (recurrence_rule, due_at) {
+        (Some(_), None) => Err(ServiceError::validation(
+            "due_at",
+            "a recurring task needs a due date (its series starts there): set one, or stop the \
+             recurrence",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A timestamp a client sent, in `MIN_TIMESTAMP_SECS..=MAX_TIMESTAMP_SECS`.
+pub fn timestamp(field: &'static str, value: DateTime<Utc>) -> Result<DateTime<Utc>, ServiceError> {
+    if (MIN_TIMESTAMP_SECS..=MAX_TIMESTAMP_SECS).contains(&value.timestamp()) {
+        Ok(value)
+    } else {
+        Err(ServiceError::validation(
+            field,
+            format!(
+                "{field} must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z \
+                 (got {value})"
+            ),
+        ))
+    }
+}
+
+/// An optional client timestamp (see [`timestamp`]).
+pub fn optional_timestamp(
+    field: &'static str,
+    value: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    value.map(|t| timestamp(field, t)).transpose()
 }
 
 /// A reminder time being set now: in the future, and not after the due time when there is
@@ -190,9 +281,11 @@ pub fn tag_ids(ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, ServiceError> {
     Ok(unique)
 }
 
-/// A search query: trimmed, 1–200 characters.
+/// A search query: trimmed, 1–200 characters, no control characters but tab and line breaks
+/// (a pasted query may span lines).
 pub fn search_query(value: &str) -> Result<String, ServiceError> {
     let trimmed = value.trim();
+    free_text("query", trimmed)?;
     let chars = trimmed.chars().count();
     if chars == 0 {
         return Err(ServiceError::validation("query", "query must not be empty"));
@@ -204,6 +297,12 @@ pub fn search_query(value: &str) -> Result<String, ServiceError> {
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// The idempotency key of a generated occurrence (an event id): trimmed, 1–200 characters, one
+/// line.
+pub fn idempotency_key(value: &str) -> Result<String, ServiceError> {
+    name_like("idempotency_key", value, MAX_IDEMPOTENCY_KEY_CHARS)
 }
 
 /// A page size: 0 means the default (50), larger than 200 is clamped to 200.
@@ -323,6 +422,75 @@ mod tests {
         dup.extend_from_slice(&ids[..3]);
         assert_eq!(tag_ids(&dup).unwrap(), ids[..10].to_vec());
         assert_eq!(tag_ids(&ids[..11]).unwrap_err().code(), "LIMIT_EXCEEDED");
+    }
+
+    #[test]
+    fn nul_and_other_control_characters_never_pass() {
+        // NUL is what PostgreSQL refuses in `text` and `jsonb`: every text rule must stop it.
+        let cases = [
+            ("title", title("a\0b").map(drop)),
+            ("description", description("a\0b").map(drop)),
+            ("name", category_name("a\0b").map(drop)),
+            ("name", tag_name("a\0b").map(drop)),
+            ("color", color("#00000\0").map(drop)),
+            ("query", search_query("a\0b").map(drop)),
+            (
+                "recurrence_rule",
+                recurrence_rule(Some("FREQ=DAILY\0")).map(drop),
+            ),
+            ("idempotency_key", idempotency_key("evt\0").map(drop)),
+        ];
+        for (field, result) in cases {
+            assert_eq!(field_of(result.unwrap_err()), Some(field));
+        }
+        // Free text keeps tabs and line breaks and refuses the other C0 controls.
+        assert_eq!(description("a\tb\r\nc").unwrap(), "a\tb\r\nc");
+        assert!(description("bell \u{7}").is_err());
+        assert!(description("\u{1b}[31mred").is_err());
+        assert!(search_query("two\nlines").is_ok());
+        assert!(search_query("a\u{1}b").is_err());
+        assert!(recurrence_rule(Some("FREQ=DAILY\u{1f}")).is_err());
+        // One-line values refuse every control character.
+        assert!(title("a\tb").is_err());
+        assert!(has_control("next line \u{85}"));
+        assert!(!has_control("plain é ✓"));
+        assert_eq!(idempotency_key(" evt-1 ").unwrap(), "evt-1");
+        assert!(idempotency_key(&"k".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn timestamps_lie_between_1970_and_9999() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        for ok in [
+            "1970-01-01T00:00:00Z",
+            "2030-06-01T09:00:00+02:00",
+            "9999-12-31T23:59:59.999999Z",
+        ] {
+            assert!(timestamp("due_at", at(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "0000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.999Z",
+            // Year 9999 in its own zone, but 10000 in UTC.
+            "9999-12-31T23:59:59-00:01",
+        ] {
+            let err = timestamp("due_before", at(bad)).unwrap_err();
+            assert!(err.to_string().contains("1970"), "{err}");
+            assert_eq!(field_of(err), Some("due_before"), "{bad}");
+        }
+        assert_eq!(optional_timestamp("remind_at", None).unwrap(), None);
+        assert!(optional_timestamp("remind_at", Some(at("0001-01-01T00:00:00Z"))).is_err());
+    }
+
+    #[test]
+    fn a_recurring_task_needs_a_due_date() {
+        let due = Utc.with_ymd_and_hms(2030, 1, 1, 9, 0, 0).unwrap();
+        assert!(recurrence_needs_due(Some("FREQ=DAILY"), Some(due)).is_ok());
+        assert!(recurrence_needs_due(None, None).is_ok());
+        assert_eq!(
+            field_of(recurrence_needs_due(Some("FREQ=DAILY"), None).unwrap_err()),
+            Some("due_at")
+        );
     }
 
     #[test]

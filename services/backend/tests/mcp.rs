@@ -925,6 +925,266 @@ async fn bad_input_is_reported_as_a_tool_error(pool: PgPool) {
     client.cancel().await.unwrap();
 }
 
+/// Issue 9: text PostgreSQL would refuse, times out of range and undated recurring tasks are
+/// tool errors naming the argument, like on REST, never `INTERNAL`.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn database_refused_input_is_a_validation_error(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+    let task = ok(&client, "add_task", json!({"title": "ok"})).await;
+    let category = ok(&client, "create_category", json!({"name": "Work"})).await;
+    let tag = ok(&client, "create_tag", json!({"name": "errand"})).await;
+    let nul = "a\u{0}b";
+    let due = days_from_now(1).to_rfc3339();
+    let cases: [(&'static str, Value, &str); 17] = [
+        (
+            "add_task",
+            json!({"title": "ok", "description": nul}),
+            "description",
+        ),
+        ("add_task", json!({"title": nul}), "title"),
+        (
+            "add_task",
+            json!({"title": "ok", "due_date": due, "recurrence_rule": format!("FREQ=DAILY{nul}")}),
+            "recurrence_rule",
+        ),
+        (
+            "update_task",
+            json!({"task_id": id(&task), "description": nul}),
+            "description",
+        ),
+        ("create_category", json!({"name": nul}), "name"),
+        (
+            "create_category",
+            json!({"name": "x", "color": nul}),
+            "color",
+        ),
+        (
+            "update_category",
+            json!({"category_id": id(&category), "name": nul}),
+            "name",
+        ),
+        ("create_tag", json!({"name": nul}), "name"),
+        (
+            "update_tag",
+            json!({"tag_id": id(&tag), "color": "#\u{0}00000"}),
+            "color",
+        ),
+        ("search_tasks", json!({"query": nul}), "query"),
+        // Times: 1970 to 9999 only.
+        (
+            "add_task",
+            json!({"title": "t", "due_date": "0000-01-01T00:00:00Z"}),
+            "due_date",
+        ),
+        (
+            "add_task",
+            json!({"title": "t", "due_date": "-5000-01-01T00:00:00Z"}),
+            "due_date",
+        ),
+        (
+            "update_task",
+            json!({"task_id": id(&task), "remind_at": "9999-12-31T23:59:59-01:00"}),
+            "remind_at",
+        ),
+        (
+            "set_reminder",
+            json!({"task_id": id(&task), "remind_at": "1969-07-20T20:17:00Z"}),
+            "remind_at",
+        ),
+        (
+            "list_tasks",
+            json!({"due_before": "0001-01-01T00:00:00Z"}),
+            "due_before",
+        ),
+        // A recurring task needs a due date, as on REST.
+        (
+            "add_task",
+            json!({"title": "gym", "recurrence_rule": "FREQ=DAILY"}),
+            "due_date",
+        ),
+        (
+            "update_task",
+            json!({"task_id": id(&task), "recurrence_rule": "FREQ=WEEKLY"}),
+            "due_date",
+        ),
+    ];
+    for (tool, args, field) in cases {
+        let what = format!("{tool} {args}");
+        let body = err(&client, tool, args, "VALIDATION_ERROR").await;
+        assert_eq!(body["field"], field, "{what}: {body}");
+    }
+    let page = ok(&client, "list_tasks", json!({})).await;
+    assert_eq!(page["total"], 1, "nothing refused was created");
+    let unchanged = ok(&client, "get_task", json!({"task_id": id(&task)})).await;
+    assert_eq!(unchanged, task);
+    client.cancel().await.unwrap();
+}
+
+/// A raw Streamable HTTP POST to `/mcp` as alice.
+async fn raw_post(url: &str, content_type: &str, accept: &str, body: String) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .header("accept", accept)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("authorization", format!("Bearer {}", token_for("alice")))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn non_object_arguments_never_become_a_task(pool: PgPool) {
+    let url = serve(pool).await;
+    for arguments in [json!(["x"]), json!(["t", "d", "urgent"]), json!("x")] {
+        let call = json!({
+            "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "add_task", "arguments": arguments}
+        });
+        let response = raw_post(&url, "application/json", ACCEPT_BOTH, call.to_string()).await;
+        let status = response.status();
+        let body: Value = serde_json::from_str(&response.text().await.unwrap())
+            .unwrap_or_else(|e| panic!("{arguments}: {status} answered non-JSON ({e})"));
+        // Refused at the protocol level: MCP's `arguments` is an object, and rmcp reads a
+        // `tools/call` with any other shape as an unknown method (a JSON-RPC error, no call).
+        assert!(body["result"].is_null(), "{arguments}: {status} {body}");
+        assert!(
+            body["error"]["code"].is_i64(),
+            "{arguments}: {status} {body}"
+        );
+    }
+    let client = connect(&url, "alice").await;
+    let page = ok(&client, "list_tasks", json!({})).await;
+    assert_eq!(page["total"], 0);
+    client.cancel().await.unwrap();
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn transport_errors_answer_the_json_error_shape(pool: PgPool) {
+    let url = serve(pool).await;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "0"}}
+    })
+    .to_string();
+    let cases = [
+        (
+            "not JSON",
+            "application/json",
+            ACCEPT_BOTH,
+            "not json".to_owned(),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "no JSON-RPC message",
+            "application/json",
+            ACCEPT_BOTH,
+            json!({"hello": "world"}).to_string(),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "wrong content type",
+            "text/plain",
+            ACCEPT_BOTH,
+            initialize.clone(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "no event-stream accepted",
+            "application/json",
+            "application/json",
+            initialize.clone(),
+            406,
+            "NOT_ACCEPTABLE",
+        ),
+    ];
+    for (case, content_type, accept, body, status, code) in cases {
+        let response = raw_post(&url, content_type, accept, body).await;
+        assert_eq!(response.status(), status, "{case}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{case}"
+        );
+        let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(body["code"], code, "{case}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{case}: {body}"
+        );
+    }
+    let get = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("Bearer {}", token_for("alice")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    let body: Value = serde_json::from_str(&get.text().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+
+    // MCP's own JSON-RPC errors are left as they are.
+    let unknown = json!({"jsonrpc": "2.0", "id": 9, "method": "no/such/method"});
+    let response = raw_post(&url, "application/json", ACCEPT_BOTH, unknown.to_string()).await;
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["id"], 9, "{body}");
+    assert!(body["error"]["code"].is_i64(), "{body}");
+}
+
+/// A body over the app's limit without a Content-Length (streamed) answers 413 JSON too,
+/// not a 500 from rmcp failing to read it.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn an_oversized_streamed_body_answers_413_json(pool: PgPool) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let auth = Authenticator::new(AuthConfig {
+        hs256_secret: Some(KEY.to_owned()),
+        ..AuthConfig::default()
+    })
+    .await
+    .unwrap();
+    let state = AppState {
+        service: TaskService::new(pool, Arc::new(Notify::new())),
+        auth: Arc::new(auth),
+        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
+        metrics: Metrics::new("backend").unwrap(),
+    };
+    let router = app::router(state, AppTokenLayer::new(None));
+    let big = format!(
+        r#"{{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {{"name": "add_task", "arguments": {{"title": "x", "description": "{}"}}}}}}"#,
+        "y".repeat(300 * 1024)
+    );
+    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(big)]);
+    let request = http::Request::post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("accept", ACCEPT_BOTH)
+        .header("authorization", format!("Bearer {}", token_for("alice")))
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(status, 413, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["code"], "PAYLOAD_TOO_LARGE");
+}
+
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn missing_task_suggests_recent_pending_tasks(pool: PgPool) {
     let url = serve(pool).await;

@@ -1186,6 +1186,485 @@ async fn unreadable_requests_answer_400_json(pool: PgPool) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Input the database would refuse, and loose request shapes (issue 9)
+// ---------------------------------------------------------------------------------------------
+
+async fn task_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn nul_in_any_text_field_answers_422_naming_it(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let due = rfc3339(Utc::now() + Duration::days(1));
+    let task = api.create_task(&api.alice, json!({"title": "ok"})).await;
+    let category = api.create_category(&api.alice, "Work").await;
+    let tag = api.create_tag(&api.alice, "errand").await;
+    let before = task_count(&api.pool).await;
+    let nul = "a\u{0}b";
+    let task_uri = format!("/api/v1/tasks/{}", id(&task));
+    let category_uri = format!("/api/v1/categories/{}", id(&category));
+    let tag_uri = format!("/api/v1/tags/{}", id(&tag));
+    let cases = [
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": nul}),
+            "title",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": "ok", "description": nul}),
+            "description",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": "ok", "description": "escape \u{1b}[2J"}),
+            "description",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": "ok", "due_at": due, "recurrence_rule": format!("FREQ=DAILY{nul}")}),
+            "recurrence_rule",
+        ),
+        (
+            Method::PATCH,
+            task_uri.as_str(),
+            json!({"title": nul}),
+            "title",
+        ),
+        (
+            Method::PATCH,
+            task_uri.as_str(),
+            json!({"description": nul}),
+            "description",
+        ),
+        (
+            Method::PATCH,
+            task_uri.as_str(),
+            json!({"due_at": due, "recurrence_rule": nul}),
+            "recurrence_rule",
+        ),
+        (
+            Method::POST,
+            "/api/v1/categories",
+            json!({"name": nul}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/categories",
+            json!({"name": "x", "color": "#00000\u{0}"}),
+            "color",
+        ),
+        (
+            Method::PATCH,
+            category_uri.as_str(),
+            json!({"name": nul}),
+            "name",
+        ),
+        (
+            Method::PATCH,
+            category_uri.as_str(),
+            json!({"color": "#\u{0}00000"}),
+            "color",
+        ),
+        (Method::POST, "/api/v1/tags", json!({"name": nul}), "name"),
+        (
+            Method::POST,
+            "/api/v1/tags",
+            json!({"name": "x", "color": "\u{0}"}),
+            "color",
+        ),
+        (
+            Method::PATCH,
+            tag_uri.as_str(),
+            json!({"name": nul}),
+            "name",
+        ),
+        (
+            Method::PATCH,
+            tag_uri.as_str(),
+            json!({"color": nul}),
+            "color",
+        ),
+    ];
+    for (method, uri, body, field) in cases {
+        let what = format!("{method} {uri} {body}");
+        let err = api
+            .call(&api.alice, method, uri, Some(body))
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "{what}");
+    }
+    // The search query, where REST calls it `q`.
+    let err = api
+        .get(&api.alice, "/api/v1/search?q=a%00b")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    assert_eq!(err["details"]["field"], "q");
+    // A lone surrogate is no JSON string at all.
+    let reply = api
+        .send(
+            Request::post("/api/v1/tasks")
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.alice))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"title": "\ud800"}"#))
+                .unwrap(),
+        )
+        .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+
+    assert_eq!(task_count(&api.pool).await, before);
+    let unchanged = api.get(&api.alice, &task_uri).await.expect(StatusCode::OK);
+    assert_eq!(unchanged, task);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn numbers_paths_and_times_at_their_limits_never_answer_500(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let due = Utc::now() + Duration::days(1);
+    let task = api
+        .create_task(
+            &api.alice,
+            json!({"title": "limits", "due_at": rfc3339(due)}),
+        )
+        .await;
+    // Page numbers: all of u32 is accepted (bound as bigint), anything beyond is a bad query.
+    for uri in [
+        "/api/v1/tasks?offset=4294967295&limit=4294967295",
+        "/api/v1/search?q=limits&offset=4294967295&limit=4294967295",
+    ] {
+        let page = api.get(&api.alice, uri).await.expect(StatusCode::OK);
+        assert_eq!(page["items"], json!([]), "{uri}");
+        assert_eq!(page["limit"], 200, "{uri}");
+    }
+    for uri in [
+        "/api/v1/tasks?offset=4294967296",
+        "/api/v1/tasks?limit=-1",
+        "/api/v1/tasks?offset=1e3",
+        "/api/v1/search?q=x&offset=99999999999999999999",
+        "/api/v1/tasks?due_before=yesterday",
+        "/api/v1/tasks?category_id=%00",
+        "/api/v1/tasks?tag_ids=%00",
+        "/api/v1/tasks?status=%00",
+    ] {
+        api.get(&api.alice, uri)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    }
+    for (uri, field) in [
+        (
+            "/api/v1/tasks?due_before=0000-01-01T00:00:00Z",
+            "due_before",
+        ),
+        // chrono reads signed five-digit years; PostgreSQL stops at 4713 BC.
+        (
+            "/api/v1/tasks?due_before=-5000-01-01T00:00:00Z",
+            "due_before",
+        ),
+        (
+            "/api/v1/tasks?due_before=%2B10000-01-01T00:00:00Z",
+            "due_before",
+        ),
+        ("/api/v1/tasks?due_after=1969-12-31T23:59:59Z", "due_after"),
+        (
+            "/api/v1/tasks?due_after=9999-12-31T23:59:59-01:00",
+            "due_after",
+        ),
+    ] {
+        let err = api
+            .get(&api.alice, uri)
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "{uri}");
+    }
+    // Path parameters that are no UUID, NUL included.
+    for uri in [
+        "/api/v1/tasks/%00",
+        "/api/v1/categories/%00",
+        "/api/v1/tags/a%00b",
+    ] {
+        let reply = api.delete(&api.alice, uri).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            reply.body
+        );
+    }
+    // remind_before_minutes beyond u32, negative, fractional or huge.
+    let reminder = format!("/api/v1/tasks/{}/reminder", id(&task));
+    for minutes in [
+        json!(4_294_967_296_i64),
+        json!(-1),
+        json!(4_294_967_295_u32),
+    ] {
+        let err = api
+            .put(
+                &api.alice,
+                &reminder,
+                json!({"remind_before_minutes": minutes}),
+            )
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(
+            err["details"]["field"], "remind_before_minutes",
+            "{minutes}"
+        );
+    }
+    for minutes in [json!(1.5), json!(1e30), json!("60")] {
+        api.put(
+            &api.alice,
+            &reminder,
+            json!({"remind_before_minutes": minutes}),
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    }
+    // Timestamps in bodies: the same 1970..=9999 range everywhere.
+    let task_uri = format!("/api/v1/tasks/{}", id(&task));
+    for (method, uri, body, field) in [
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": "t", "due_at": "0000-01-01T00:00:00Z"}),
+            "due_at",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": "t", "due_at": "-5000-01-01T00:00:00Z"}),
+            "due_at",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": "t", "remind_at": "9999-12-31T23:59:59-05:00"}),
+            "remind_at",
+        ),
+        (
+            Method::PATCH,
+            task_uri.as_str(),
+            json!({"due_at": "0001-01-01T00:00:00Z"}),
+            "due_at",
+        ),
+        (
+            Method::PATCH,
+            task_uri.as_str(),
+            json!({"remind_at": "1900-01-01T00:00:00Z"}),
+            "remind_at",
+        ),
+        (
+            Method::PUT,
+            reminder.as_str(),
+            json!({"remind_at": "0000-06-01T00:00:00+01:00"}),
+            "remind_at",
+        ),
+    ] {
+        let what = format!("{method} {uri} {body}");
+        let err = api
+            .call(&api.alice, method, uri, Some(body))
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field, "{what}");
+    }
+    let far = api
+        .create_task(
+            &api.alice,
+            json!({"title": "far", "due_at": "9999-12-31T23:59:59Z"}),
+        )
+        .await;
+    assert_eq!(far["due_at"], "9999-12-31T23:59:59Z");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn bodies_must_be_json_objects(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let task = api.create_task(&api.alice, json!({"title": "ok"})).await;
+    let category = api.create_category(&api.alice, "Work").await;
+    let tag = api.create_tag(&api.alice, "errand").await;
+    let before = task_count(&api.pool).await;
+    let task_uri = format!("/api/v1/tasks/{}", id(&task));
+    let reminder_uri = format!("{task_uri}/reminder");
+    let category_uri = format!("/api/v1/categories/{}", id(&category));
+    let tag_uri = format!("/api/v1/tags/{}", id(&tag));
+    for (method, uri, body) in [
+        (Method::POST, "/api/v1/tasks", json!(["x"])),
+        (Method::POST, "/api/v1/tasks", json!(["t", "d", "urgent"])),
+        (Method::POST, "/api/v1/tasks", json!("x")),
+        (Method::POST, "/api/v1/tasks", json!(null)),
+        (Method::PATCH, task_uri.as_str(), json!(["renamed"])),
+        (Method::PUT, reminder_uri.as_str(), json!([60])),
+        (Method::POST, "/api/v1/categories", json!(["Home"])),
+        (Method::PATCH, category_uri.as_str(), json!(["Home"])),
+        (Method::POST, "/api/v1/tags", json!(["x", "#000000"])),
+        (Method::PATCH, tag_uri.as_str(), json!(42)),
+    ] {
+        let what = format!("{method} {uri} {body}");
+        let err = api
+            .call(&api.alice, method, uri, Some(body))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains("must be a JSON object"),
+            "{what}: {message}"
+        );
+    }
+    assert_eq!(task_count(&api.pool).await, before);
+    assert_eq!(
+        api.get(&api.alice, &task_uri).await.expect(StatusCode::OK),
+        task
+    );
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn unknown_fields_and_query_keys_are_refused_by_name(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let task = api.create_task(&api.alice, json!({"title": "ok"})).await;
+    let before = task_count(&api.pool).await;
+    let due = rfc3339(Utc::now() + Duration::days(1));
+    let task_uri = format!("/api/v1/tasks/{}", id(&task));
+    let reminder_uri = format!("{task_uri}/reminder");
+    // The MCP name of due_at: named, with the REST spelling.
+    for (method, uri) in [
+        (Method::POST, "/api/v1/tasks"),
+        (Method::PATCH, task_uri.as_str()),
+    ] {
+        let err = api
+            .call(
+                &api.alice,
+                method,
+                uri,
+                Some(json!({"title": "Pay rent", "due_date": due})),
+            )
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        let message = err["message"].as_str().unwrap();
+        assert!(message.contains("unknown field `due_date`"), "{message}");
+        assert!(message.contains("`due_at`"), "{message}");
+    }
+    for (method, uri, body, field) in [
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            json!({"title": "x", "user_id": "bob"}),
+            "user_id",
+        ),
+        (
+            Method::PATCH,
+            task_uri.as_str(),
+            json!({"tags": []}),
+            "tags",
+        ),
+        (
+            Method::PUT,
+            reminder_uri.as_str(),
+            json!({"remind_before_minutes": 5, "minutes": 5}),
+            "minutes",
+        ),
+        (
+            Method::POST,
+            "/api/v1/categories",
+            json!({"name": "x", "colour": "#000000"}),
+            "colour",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tags",
+            json!({"name": "x", "description": "y"}),
+            "description",
+        ),
+    ] {
+        let err = api
+            .call(&api.alice, method, uri, Some(body))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("unknown field `{field}`")),
+            "{message}"
+        );
+    }
+    assert_eq!(task_count(&api.pool).await, before);
+    assert_eq!(
+        api.get(&api.alice, &task_uri).await.expect(StatusCode::OK),
+        task
+    );
+
+    // Query strings too: a misspelt filter does not silently list everything.
+    let err = api
+        .get(&api.alice, "/api/v1/tasks?statuss=pending")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `statuss`"),
+        "{err}"
+    );
+    let err = api
+        .get(&api.alice, "/api/v1/search?query=milk")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    let message = err["message"].as_str().unwrap();
+    assert!(message.contains("unknown field `query`"), "{message}");
+    assert!(message.contains("calls it `q`"), "{message}");
+    api.get(&api.alice, "/api/v1/tasks?status=pending&sort_by=due")
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn recurring_tasks_need_a_due_date(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let due = rfc3339(Utc::now() + Duration::days(1));
+    let err = api
+        .post(
+            &api.alice,
+            "/api/v1/tasks",
+            json!({"title": "gym", "recurrence_rule": "FREQ=DAILY"}),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+    assert_eq!(err["details"]["field"], "due_at");
+    let recurring = api
+        .create_task(
+            &api.alice,
+            json!({"title": "gym", "due_at": due, "recurrence_rule": "FREQ=DAILY"}),
+        )
+        .await;
+    let plain = api.create_task(&api.alice, json!({"title": "plain"})).await;
+    for (task, body) in [
+        (&recurring, json!({"due_at": null})),
+        (&plain, json!({"recurrence_rule": "FREQ=WEEKLY"})),
+    ] {
+        let err = api
+            .patch(&api.alice, &format!("/api/v1/tasks/{}", id(task)), body)
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], "due_at");
+    }
+    let now_recurring = api
+        .patch(
+            &api.alice,
+            &format!("/api/v1/tasks/{}", id(&plain)),
+            json!({"recurrence_rule": "FREQ=WEEKLY", "due_at": due}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(now_recurring["recurrence_rule"], "FREQ=WEEKLY");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Authentication
 // ---------------------------------------------------------------------------------------------
 
@@ -1222,6 +1701,9 @@ async fn requests_without_a_valid_token_answer_401(pool: PgPool) {
     )
     .unwrap();
     let expired = token_for("alice", None, -3600);
+    // A subject PostgreSQL would refuse (NUL) or with other control characters is no user.
+    let nul_sub = token_for("mal\u{0}lory", None, 3600);
+    let newline_sub = token_for("mal\nlory", None, 3600);
 
     let headers: Vec<Option<String>> = vec![
         None,
@@ -1236,6 +1718,8 @@ async fn requests_without_a_valid_token_answer_401(pool: PgPool) {
         Some(format!("Bearer {wrong_alg}")),
         Some(format!("Bearer {unsigned}")),
         Some(format!("Bearer {no_sub}")),
+        Some(format!("Bearer {nul_sub}")),
+        Some(format!("Bearer {newline_sub}")),
     ];
     for (i, value) in headers.into_iter().enumerate() {
         for (method, uri) in [
@@ -1311,6 +1795,15 @@ async fn authenticated_users_are_recorded_with_their_email(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(email.as_deref(), Some("alice@new.example"));
+
+    // Contact claims with control characters never reach the database: treated as absent.
+    let odd = token_for("carol", Some("carol\u{0}@example.com"), 3600);
+    api.get(&odd, "/api/v1/tasks").await.expect(StatusCode::OK);
+    let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = 'carol'")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(email, None);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1408,11 +1901,137 @@ async fn openapi_document_is_public_and_lists_every_route(pool: PgPool) {
             "schema {schema} missing"
         );
     }
+    // Request bodies say that they take no other fields.
+    for schema in [
+        "NewTask",
+        "TaskPatch",
+        "NewCategory",
+        "CategoryPatch",
+        "NewTag",
+        "TagPatch",
+    ] {
+        assert_eq!(
+            doc["components"]["schemas"][schema]["additionalProperties"], false,
+            "{schema}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Internal routes
 // ---------------------------------------------------------------------------------------------
+
+/// `GET /internal/reminders` (notification's sweep): the pending tasks of every user whose
+/// reminder is in the window, in reminder order, a page at a time with a cursor.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn internal_reminders_page_through_the_window(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let now = Utc::now().trunc_subsecs(0);
+    let due = now + Duration::days(1);
+    let mut want = Vec::new();
+    for (user, minutes) in [
+        (&api.alice, 30),
+        (&api.bob, 10),
+        (&api.alice, 20),
+        (&api.bob, 40),
+    ] {
+        let task = api
+            .create_task(
+                user,
+                json!({"title": format!("in {minutes} min"), "due_at": rfc3339(due),
+                       "remind_at": rfc3339(now + Duration::minutes(minutes))}),
+            )
+            .await;
+        want.push((minutes, id(&task).to_owned()));
+    }
+    want.sort();
+    // Outside the window, or done: never asked for.
+    api.create_task(
+        &api.alice,
+        json!({"title": "later", "due_at": rfc3339(due), "remind_at": rfc3339(now + Duration::hours(3))}),
+    )
+    .await;
+    let done = api
+        .create_task(
+            &api.alice,
+            json!({"title": "done", "due_at": rfc3339(due), "remind_at": rfc3339(now + Duration::minutes(15))}),
+        )
+        .await;
+    api.call(
+        &api.alice,
+        Method::POST,
+        &format!("/api/v1/tasks/{}/complete", id(&done)),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let window = format!(
+        "from={}&to={}&limit=3",
+        rfc3339(now - Duration::minutes(5)),
+        rfc3339(now + Duration::hours(1))
+    );
+    let get = |query: String| {
+        Request::get(format!("/internal/reminders?{query}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let first = api.send(get(window.clone())).await.expect(StatusCode::OK);
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all: Vec<String> = want.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(ids(&first), all[..3]);
+    assert_eq!(
+        first["items"][0]["user_id"], "bob",
+        "snapshots carry the owner"
+    );
+    let next = &first["next"];
+    let second = api
+        .send(get(format!(
+            "{window}&after_at={}&after_id={}",
+            next["after_at"].as_str().unwrap(),
+            next["after_id"].as_str().unwrap()
+        )))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(ids(&second), all[3..]);
+    assert_eq!(second["next"], Value::Null, "a short page is the last");
+
+    for (query, status, code) in [
+        (
+            format!(
+                "from={}&to={}",
+                rfc3339(now),
+                rfc3339(now - Duration::minutes(1))
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+        ),
+        (
+            format!("{window}&after_at={}", rfc3339(now)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+        ),
+        (
+            format!("{window}&since=1"),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "to=2030-01-01T00:00:00Z".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+    ] {
+        api.send(get(query)).await.expect_error(status, code);
+    }
+}
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn internal_snapshot_and_next_occurrence(pool: PgPool) {
@@ -1465,6 +2084,20 @@ async fn internal_snapshot_and_next_occurrence(pool: PgPool) {
     let next_uri = format!("/internal/tasks/{}/next-occurrence", id(&task));
     let next_due = due + Duration::days(1);
     let body = json!({"due_at": rfc3339(next_due), "idempotency_key": "evt-1"});
+    // Only a completed task has a next occurrence: 409, which recurring-task drops.
+    let refused = api
+        .send(internal(Method::POST, next_uri.clone(), Some(body.clone())))
+        .await
+        .expect_error(StatusCode::CONFLICT, "TASK_NOT_COMPLETED");
+    assert_eq!(refused["details"]["id"], task["id"]);
+    api.call(
+        &api.alice,
+        Method::POST,
+        &format!("/api/v1/tasks/{}/complete", id(&task)),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
     let created = api
         .send(internal(Method::POST, next_uri.clone(), Some(body.clone())))
         .await
@@ -1484,6 +2117,17 @@ async fn internal_snapshot_and_next_occurrence(pool: PgPool) {
         .expect(StatusCode::OK);
     assert_eq!(repeated["created"], false);
     assert_eq!(repeated["task"]["id"], occurrence["id"]);
+    // The same completion under another event id: the same occurrence, not a second one.
+    let replayed = api
+        .send(internal(
+            Method::POST,
+            next_uri.clone(),
+            Some(json!({"due_at": rfc3339(next_due), "idempotency_key": "evt-1-replayed"})),
+        ))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(replayed["created"], false);
+    assert_eq!(replayed["task"]["id"], occurrence["id"]);
     let listed = api
         .get(&api.alice, "/api/v1/tasks")
         .await
@@ -1520,11 +2164,45 @@ async fn internal_snapshot_and_next_occurrence(pool: PgPool) {
     .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
     api.send(internal(
         Method::POST,
-        next_uri,
+        next_uri.clone(),
         Some(json!({"idempotency_key": "evt-5"})),
     ))
     .await
     .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    for (body, field) in [
+        (
+            json!({"due_at": rfc3339(next_due), "idempotency_key": "evt\u{0}6"}),
+            "idempotency_key",
+        ),
+        (
+            json!({"due_at": "0000-01-01T00:00:00Z", "idempotency_key": "evt-7"}),
+            "due_at",
+        ),
+        (
+            json!({"due_at": rfc3339(next_due), "remind_at": "1969-12-31T23:00:00Z",
+                   "idempotency_key": "evt-8"}),
+            "remind_at",
+        ),
+    ] {
+        let err = api
+            .send(internal(Method::POST, next_uri.clone(), Some(body)))
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(err["details"]["field"], field);
+    }
+    for body in [
+        json!([rfc3339(next_due), null, "evt-9"]),
+        json!({"due_at": rfc3339(next_due), "idempotency_key": "evt-10", "task_id": id(&task)}),
+    ] {
+        api.send(internal(Method::POST, next_uri.clone(), Some(body)))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    }
+    let listed = api
+        .get(&api.alice, "/api/v1/tasks")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed["total"], 3, "no refused call created a task");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 //! Built from [`CONTRACTS`] rather than written by hand: each message's payload is the
 //! CloudEvent envelope whose `data` `$ref`s the committed `schemas/<type>.json` (relative to
 //! `asyncapi.json`), so the document and the schemas cannot disagree. The operations record
-//! which service sends and receives what; they document the design and configure nothing
-//! (subscriptions live in the services and the Helm chart).
+//! which service sends and receives what. Subscriptions live in the services and the Helm
+//! chart; the operations also decide [`topic_access`], the only apps the `pubsub` components
+//! let publish or subscribe to each topic (a test holds every component file to it).
 
 use serde_json::{Map, Value, json};
 
@@ -87,6 +88,68 @@ const OPERATIONS: &[Operation] = &[
         summary: "Asks the backend for the next occurrence, idempotent on the event id.",
     },
 ];
+
+/// Who may use which topic, in the three `pubsub` component metadata values Dapr reads
+/// (`protectedTopics`, `publishingScopes`, `subscriptionScopes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicAccess {
+    /// Every topic and dead-letter topic: only apps a scope names may use them.
+    pub protected_topics: String,
+    /// `app=topic,topic;app=…`: what each service sends, plus the dead-letter topic of each
+    /// topic it receives (daprd publishes what it gives up on under the subscriber's app id).
+    pub publishing_scopes: String,
+    /// `app=topic;…`: what each service receives.
+    pub subscription_scopes: String,
+}
+
+/// The access [`OPERATIONS`] imply; services and topics in a stable (sorted) order.
+pub fn topic_access() -> TopicAccess {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let mut publish: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut subscribe: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for op in OPERATIONS {
+        if op.send {
+            publish
+                .entry(op.service)
+                .or_default()
+                .insert(op.topic.to_owned());
+        } else {
+            subscribe
+                .entry(op.service)
+                .or_default()
+                .insert(op.topic.to_owned());
+            publish
+                .entry(op.service)
+                .or_default()
+                .insert(topics::dead_letter(op.topic));
+        }
+    }
+    let scopes = |map: &BTreeMap<&str, BTreeSet<String>>| {
+        map.iter()
+            .map(|(app, topics)| {
+                format!(
+                    "{app}={}",
+                    topics
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let protected: BTreeSet<String> = topics::ALL
+        .iter()
+        .flat_map(|t| [(*t).to_owned(), topics::dead_letter(t)])
+        .collect();
+    TopicAccess {
+        protected_topics: protected.into_iter().collect::<Vec<_>>().join(","),
+        publishing_scopes: scopes(&publish),
+        subscription_scopes: scopes(&subscribe),
+    }
+}
 
 /// Title and summary of each message.
 fn describe(event_type: &str) -> (&'static str, &'static str) {
@@ -302,6 +365,28 @@ mod tests {
                 assert!(routed, "{}: {ty} is not routed to {}", op.service, op.topic);
             }
         }
+    }
+
+    #[test]
+    fn topic_access_names_each_owner_and_nobody_else() {
+        let access = topic_access();
+        assert_eq!(
+            access.protected_topics,
+            "task-events,task-events-dlq,task-recurrence,task-recurrence-dlq,\
+             task-reminders,task-reminders-dlq"
+        );
+        assert_eq!(
+            access.publishing_scopes,
+            "backend=task-events,task-recurrence;\
+             email-delivery=task-events,task-reminders-dlq;\
+             notification=task-events-dlq,task-reminders;\
+             recurring-task=task-recurrence-dlq"
+        );
+        assert_eq!(
+            access.subscription_scopes,
+            "email-delivery=task-reminders;notification=task-events;\
+             recurring-task=task-recurrence"
+        );
     }
 
     #[test]

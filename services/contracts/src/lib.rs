@@ -39,7 +39,7 @@ mod schema;
 mod task;
 pub mod topics;
 
-pub use asyncapi::asyncapi;
+pub use asyncapi::{TopicAccess, asyncapi, topic_access};
 pub use contract::{CONTRACTS, EventContract};
 pub use priority::{ParsePriorityError, Priority};
 pub use reminder::{ReminderDueData, ReminderSentData};

@@ -1,14 +1,15 @@
 //! The notification service's HTTP surface: one router, one place that decides the layer order.
 //!
 //! Routes: `GET /dapr/subscribe` (the subscription table), `POST /events/task-events` (task
-//! events), `POST /job/{name}` (reminder triggers), `/healthz`, `/readyz`, `/metrics`. Every
+//! events), `POST /job/{name}` (reminder triggers and the reminder sweep), `/healthz`,
+//! `/readyz`, `/metrics`. Every
 //! route but the probes and metrics is called by our own sidecar only.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::post;
-use dapr::{DaprClient, JobRouter};
+use dapr::{DaprClient, FailurePolicy, JobRouter};
 use middleware::health::Health;
 use middleware::{
     AppTokenLayer, CloudEventLayer, DaprStatusLayer, HttpMetricsLayer, Metrics, Publisher,
@@ -17,7 +18,8 @@ use middleware::{
 use tower::ServiceBuilder;
 
 use crate::metrics::ReminderMetrics;
-use crate::reminders::{self, JOB_PREFIX};
+use crate::reminders::{self, DEFAULT_JOB_FAILURE_POLICY, JOB_PREFIX};
+use crate::sweep::{self, SWEEP_JOB};
 use crate::{TASK_EVENTS_ROUTE, subscriptions, trigger};
 
 /// What every handler can reach; cheap to clone, and nothing in it matters for correctness
@@ -36,6 +38,8 @@ pub struct AppState {
     pub backend_app_id: Arc<str>,
     /// Dapr state store name.
     pub state_store: Arc<str>,
+    /// What the Scheduler does when a reminder trigger fails.
+    pub job_failure_policy: FailurePolicy,
 }
 
 impl AppState {
@@ -55,7 +59,15 @@ impl AppState {
             reminders,
             backend_app_id: backend_app_id.into(),
             state_store: state_store.into(),
+            job_failure_policy: DEFAULT_JOB_FAILURE_POLICY,
         })
+    }
+
+    /// Replaces [`DEFAULT_JOB_FAILURE_POLICY`] for the jobs scheduled from now on.
+    #[must_use]
+    pub fn with_job_failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.job_failure_policy = policy;
+        self
     }
 }
 
@@ -73,8 +85,12 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
     let jobs = {
         let state = state.clone();
         JobRouter::new()
-            .on_prefix(JOB_PREFIX, move |job| {
-                trigger::on_reminder_job(state.clone(), job)
+            .on_prefix(JOB_PREFIX, {
+                let state = state.clone();
+                move |job| trigger::on_reminder_job(state.clone(), job)
+            })
+            .on_prefix(SWEEP_JOB, move |job| {
+                sweep::on_sweep_job(state.clone(), job)
             })
             .into_router()
     };

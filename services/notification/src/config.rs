@@ -8,7 +8,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use dapr::FailurePolicy;
 use middleware::LogFormat;
+
+use crate::reminders::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_INTERVAL_SECS};
 pub use middleware::env::EnvError as ConfigError;
 use middleware::env::{EnvReader, ServiceEnv};
 
@@ -22,6 +25,11 @@ Environment (defaults in brackets):
                          fires [backend]
   STATE_STORE            Dapr state store for the ordering and de-duplication records
                          [statestore]
+  REMINDER_RETRY_INTERVAL_SECS  seconds between the Scheduler's retries of a reminder
+                         trigger that failed (backend, broker or state store down) [2]
+  REMINDER_MAX_RETRIES   retries of a failed trigger before the Scheduler gives it up [1800,
+                         one hour at the default interval]; a trigger that no replica can
+                         take (all down) is kept until one is back, whatever this says
   DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
   APP_API_TOKEN          token daprd must present on every callback [none: not checked]
   SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries and triggers at shutdown [10]
@@ -37,6 +45,8 @@ pub struct Config {
     pub backend_app_id: String,
     /// Dapr state store name.
     pub state_store: String,
+    /// What the Scheduler does when a reminder trigger fails.
+    pub job_failure_policy: FailurePolicy,
     /// How to reach the sidecar.
     pub dapr: dapr::ClientConfig,
     /// Token daprd presents on callbacks; `None` disables the check.
@@ -61,12 +71,17 @@ impl Config {
         let service = ServiceEnv::read(&mut env, "NOTIFICATION", 8001);
         let backend_app_id = env.app_id("BACKEND_APP_ID", "backend");
         let state_store = env.string("STATE_STORE", "statestore");
+        let job_failure_policy = FailurePolicy::Constant {
+            interval: env.secs("REMINDER_RETRY_INTERVAL_SECS", DEFAULT_RETRY_INTERVAL_SECS),
+            max_retries: Some(env.positive("REMINDER_MAX_RETRIES", DEFAULT_MAX_RETRIES)),
+        };
         let dapr = env.dapr_client();
         env.finish()?;
         Ok(Self {
             listen: service.listen,
             backend_app_id,
             state_store,
+            job_failure_policy,
             dapr,
             app_api_token: service.app_api_token,
             shutdown_grace: service.shutdown_grace,
@@ -92,6 +107,10 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8001".parse().unwrap());
         assert_eq!(c.backend_app_id, "backend");
         assert_eq!(c.state_store, "statestore");
+        assert_eq!(
+            c.job_failure_policy,
+            crate::reminders::DEFAULT_JOB_FAILURE_POLICY
+        );
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
         assert_eq!(c.app_api_token, None);
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
@@ -106,6 +125,8 @@ mod tests {
             ("NOTIFICATION_PORT", "9001"),
             ("BACKEND_APP_ID", "todo-backend"),
             ("STATE_STORE", "pgstate"),
+            ("REMINDER_RETRY_INTERVAL_SECS", "5"),
+            ("REMINDER_MAX_RETRIES", "3"),
             ("DAPR_HTTP_PORT", "3601"),
             ("APP_API_TOKEN", "s3cret"),
             ("SHUTDOWN_GRACE_SECS", "3"),
@@ -116,6 +137,13 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:9001".parse().unwrap());
         assert_eq!(c.backend_app_id, "todo-backend");
         assert_eq!(c.state_store, "pgstate");
+        assert_eq!(
+            c.job_failure_policy,
+            FailurePolicy::Constant {
+                interval: Duration::from_secs(5),
+                max_retries: Some(3),
+            }
+        );
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
         assert_eq!(c.app_api_token.as_deref(), Some("s3cret"));
         assert_eq!(c.shutdown_grace, Duration::from_secs(3));
@@ -129,17 +157,19 @@ mod tests {
             ("NOTIFICATION_HOST", "nowhere"),
             ("NOTIFICATION_PORT", "eighty"),
             ("BACKEND_APP_ID", "back/end"),
+            ("REMINDER_MAX_RETRIES", "0"),
             ("SHUTDOWN_GRACE_SECS", "0"),
             ("LOG_FORMAT", "xml"),
             ("DAPR_HTTP_PORT", "abc"),
         ])
         .unwrap_err();
-        assert_eq!(err.problems.len(), 6, "{err}");
+        assert_eq!(err.problems.len(), 7, "{err}");
         let text = err.to_string();
         for var in [
             "NOTIFICATION_HOST",
             "NOTIFICATION_PORT",
             "BACKEND_APP_ID",
+            "REMINDER_MAX_RETRIES",
             "SHUTDOWN_GRACE_SECS",
             "LOG_FORMAT",
             "DAPR_HTTP_PORT",
@@ -155,6 +185,8 @@ mod tests {
             "NOTIFICATION_PORT",
             "BACKEND_APP_ID",
             "STATE_STORE",
+            "REMINDER_RETRY_INTERVAL_SECS",
+            "REMINDER_MAX_RETRIES",
             "DAPR_HTTP_PORT",
             "APP_API_TOKEN",
             "SHUTDOWN_GRACE_SECS",

@@ -5,7 +5,9 @@
 //! `reminder-<task_id>` per task in line with the newest snapshot, scheduled through **our
 //! own** sidecar because Dapr calls a job back only on the app id that scheduled it. When the
 //! job fires, [`trigger`] re-checks the task with the backend (service invocation) and
-//! publishes `com.todo.reminder.due.v1` on `task-reminders` for email-delivery.
+//! publishes `com.todo.reminder.due.v1` on `task-reminders` for email-delivery. [`sweep`]
+//! holds the backend's pending reminders against what the guard applied, so a reminder whose
+//! event was lost or stuck is still scheduled.
 //!
 //! The service keeps no state in memory that matters: it runs as several replicas of one app
 //! id, and ordering (which snapshot is newest) and idempotency (which reminder already went
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod reminders;
+pub mod sweep;
 pub mod trigger;
 
 #[cfg(test)]

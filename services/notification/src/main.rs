@@ -45,7 +45,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         &config.backend_app_id,
         &config.state_store,
     )
-    .context("registering metrics")?;
+    .context("registering metrics")?
+    .with_job_failure_policy(config.job_failure_policy);
+    // In the background: the sidecar may start after us, and nothing else waits for it.
+    tokio::spawn(notification::sweep::keep_registered(state.dapr.clone()));
     let app = app::router(state, AppTokenLayer::new(config.app_api_token.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

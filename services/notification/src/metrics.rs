@@ -16,6 +16,14 @@ pub const REMINDER_LATENESS_SECONDS: &str = "todo_reminder_lateness_seconds";
 pub const REMINDER_JOBS_SCHEDULED_TOTAL: &str = "todo_reminder_jobs_scheduled_total";
 /// Counter of reminder jobs deleted through the sidecar (deleting a missing job counts too).
 pub const REMINDER_JOBS_DELETED_TOTAL: &str = "todo_reminder_jobs_deleted_total";
+/// Counter of reminders whose time had already passed when their task event was applied
+/// (delivered late, e.g. after an outage), by `outcome`: `scheduled` (set to fire at once) or
+/// `already_sent` (an earlier trigger mailed it; nothing scheduled).
+pub const REMINDER_OVERDUE_TOTAL: &str = "todo_reminder_overdue_total";
+/// Counter of completed reminder sweeps (see `sweep`).
+pub const REMINDER_SWEEPS_TOTAL: &str = "todo_reminder_sweeps_total";
+/// Counter of tasks a sweep applied because their newest event had not been (lost or late).
+pub const REMINDER_SWEEP_REPAIRS_TOTAL: &str = "todo_reminder_sweep_repairs_total";
 /// Counter of task events ignored because a newer snapshot of the task was already applied.
 pub const REMINDER_STALE_EVENTS_TOTAL: &str = "todo_reminder_stale_events_total";
 /// Counter of reminder job triggers by `outcome` (see [`TriggerOutcome`]).
@@ -69,6 +77,9 @@ pub struct ReminderMetrics {
     lateness: Histogram,
     scheduled: IntCounter,
     deleted: IntCounter,
+    overdue: IntCounterVec,
+    sweeps: IntCounter,
+    repairs: IntCounter,
     stale: IntCounter,
     triggers: IntCounterVec,
 }
@@ -92,6 +103,19 @@ impl ReminderMetrics {
         ))?;
         let deleted =
             IntCounter::with_opts(opts(REMINDER_JOBS_DELETED_TOTAL, "Reminder jobs deleted."))?;
+        let overdue = IntCounterVec::new(
+            opts(
+                REMINDER_OVERDUE_TOTAL,
+                "Reminders already due when their task event was applied, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        let sweeps =
+            IntCounter::with_opts(opts(REMINDER_SWEEPS_TOTAL, "Reminder sweeps completed."))?;
+        let repairs = IntCounter::with_opts(opts(
+            REMINDER_SWEEP_REPAIRS_TOTAL,
+            "Tasks a reminder sweep applied because their newest event had not been.",
+        ))?;
         let stale = IntCounter::with_opts(opts(
             REMINDER_STALE_EVENTS_TOTAL,
             "Task events ignored as older than the snapshot already applied.",
@@ -106,12 +130,22 @@ impl ReminderMetrics {
         registry.register(Box::new(lateness.clone()))?;
         registry.register(Box::new(scheduled.clone()))?;
         registry.register(Box::new(deleted.clone()))?;
+        // Both outcomes exist from the start, so dashboards and alerts see 0, not no data.
+        for outcome in ["scheduled", "already_sent"] {
+            overdue.with_label_values(&[outcome]);
+        }
+        registry.register(Box::new(overdue.clone()))?;
+        registry.register(Box::new(sweeps.clone()))?;
+        registry.register(Box::new(repairs.clone()))?;
         registry.register(Box::new(stale.clone()))?;
         registry.register(Box::new(triggers.clone()))?;
         Ok(Self {
             lateness,
             scheduled,
             deleted,
+            overdue,
+            sweeps,
+            repairs,
             stale,
             triggers,
         })
@@ -130,6 +164,23 @@ impl ReminderMetrics {
     /// Counts one deleted job.
     pub fn job_deleted(&self) {
         self.deleted.inc();
+    }
+
+    /// Counts one overdue reminder: scheduled to fire at once (`true`) or found already sent.
+    pub fn overdue(&self, scheduled: bool) {
+        let outcome = if scheduled {
+            "scheduled"
+        } else {
+            "already_sent"
+        };
+        self.overdue.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts one completed sweep and the tasks it repaired.
+    pub fn sweep(&self, repaired: usize) {
+        self.sweeps.inc();
+        self.repairs
+            .inc_by(u64::try_from(repaired).unwrap_or(u64::MAX));
     }
 
     /// Counts one stale task event.
@@ -154,6 +205,8 @@ mod tests {
         reminders.observe_lateness(Duration::from_millis(300));
         reminders.job_scheduled();
         reminders.job_deleted();
+        reminders.overdue(true);
+        reminders.sweep(2);
         reminders.stale_event();
         reminders.trigger(TriggerOutcome::Published);
         let text = metrics.render().unwrap();
@@ -161,6 +214,9 @@ mod tests {
             REMINDER_LATENESS_SECONDS,
             REMINDER_JOBS_SCHEDULED_TOTAL,
             REMINDER_JOBS_DELETED_TOTAL,
+            REMINDER_OVERDUE_TOTAL,
+            REMINDER_SWEEPS_TOTAL,
+            REMINDER_SWEEP_REPAIRS_TOTAL,
             REMINDER_STALE_EVENTS_TOTAL,
             REMINDER_TRIGGERS_TOTAL,
         ] {

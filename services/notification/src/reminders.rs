@@ -22,11 +22,20 @@
 //! between steps 2 and 3 must still reach the Scheduler. A deleted task leaves a tombstone with
 //! a TTL, so a late event cannot revive its job. The trigger handler re-checks the task with
 //! the backend anyway; the guard is what keeps the newest reminder from being *lost*.
+//!
+//! An event can also arrive after its reminder time: it sat in the broker while every replica
+//! was down, or on a sidecar whose app had died until the broker handed it to another one. The
+//! API accepts only reminder times in the future, so such a reminder was wanted and is still
+//! owed unless a trigger already mailed it: it is scheduled to fire at once ([`WantedJob::Overdue`])
+//! unless its sent record exists, for up to [`CATCH_UP_WINDOW`] after its time. The one kind of
+//! reminder that was never in the future is that of a generated occurrence whose time had
+//! passed when it was created (a daily task completed days late): [`TaskRecord::of`] drops a
+//! reminder earlier than its task's creation, so nothing fires for it.
 
 use std::time::Duration;
 
 use axum::extract::State;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use contracts::{TaskEventData, TaskSnapshot, event_types};
 use dapr::{FailurePolicy, Job, SaveItem};
 use middleware::{ConsumeError, Event};
@@ -42,11 +51,23 @@ pub const JOB_PREFIX: &str = "reminder-";
 pub const RECORD_PREFIX: &str = "reminder-task-";
 /// How long a deleted task's tombstone is kept (`ttlInSeconds`): 7 days.
 pub const TOMBSTONE_TTL_SECS: u64 = 7 * 24 * 60 * 60;
-/// What the Scheduler does when a trigger fails: retry every 2 s, 5 times (≈ 10 s of outage).
-pub const JOB_FAILURE_POLICY: FailurePolicy = FailurePolicy::Constant {
-    interval: Duration::from_secs(2),
-    max_retries: Some(5),
+/// What the Scheduler does, by default, when a trigger fails (the backend, broker or state
+/// store is down, or the app died and its sidecar has not noticed yet): retry every 2 s for up
+/// to an hour. A trigger the app cannot take at all (every replica unhealthy or gone) is not a
+/// failure: the Scheduler keeps it until a replica is back, without counting retries.
+/// `REMINDER_RETRY_INTERVAL_SECS` and `REMINDER_MAX_RETRIES` change it.
+pub const DEFAULT_JOB_FAILURE_POLICY: FailurePolicy = FailurePolicy::Constant {
+    interval: Duration::from_secs(DEFAULT_RETRY_INTERVAL_SECS as u64),
+    max_retries: Some(DEFAULT_MAX_RETRIES),
 };
+/// Seconds between retries of a failed trigger, by default.
+pub const DEFAULT_RETRY_INTERVAL_SECS: u32 = 2;
+/// Retries of a failed trigger before the Scheduler gives it up, by default (one hour).
+pub const DEFAULT_MAX_RETRIES: u32 = 1800;
+/// How long after its time a reminder whose task event arrives late is still sent. Shorter
+/// than the sent record's TTL ([`crate::trigger::SENT_RECORD_TTL_SECS`]), so a reminder
+/// already mailed is always recognised rather than mailed again.
+pub const CATCH_UP_WINDOW: TimeDelta = TimeDelta::days(7);
 /// Read-decide-write rounds (and convergence rounds) before answering `RETRY`.
 const MAX_ROUNDS: usize = 8;
 
@@ -107,7 +128,11 @@ impl TaskRecord {
         Some(Self {
             updated_at: task.updated_at,
             deleted,
-            remind_at: task.remind_at.filter(|_| wants_reminder),
+            // Earlier than the task itself: a generated occurrence's reminder that was past
+            // already, never one anybody waited for (see the module docs).
+            remind_at: task
+                .remind_at
+                .filter(|at| wants_reminder && *at >= task.created_at),
         })
     }
 
@@ -124,10 +149,25 @@ impl TaskRecord {
         !stored.deleted && self.updated_at >= stored.updated_at
     }
 
-    /// The job this record wants at `now`: `Some(remind_at)` for a reminder still ahead.
-    pub fn wanted_job(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.remind_at.filter(|at| *at > now)
+    /// The job this record wants at `now`.
+    pub fn wanted_job(&self, now: DateTime<Utc>) -> WantedJob {
+        match self.remind_at {
+            Some(at) if at > now => WantedJob::At(at),
+            Some(at) if now - at <= CATCH_UP_WINDOW => WantedJob::Overdue(at),
+            _ => WantedJob::None,
+        }
     }
+}
+
+/// What a [`TaskRecord`] asks of the Scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WantedJob {
+    /// No reminder (cleared, completed, deleted, or older than [`CATCH_UP_WINDOW`]).
+    None,
+    /// A reminder still ahead, at this time.
+    At(DateTime<Utc>),
+    /// A reminder whose time (given) has passed: fire at once unless it was already sent.
+    Overdue(DateTime<Utc>),
 }
 
 /// `POST /events/task-events`: keeps `reminder-<task_id>` in line with the task.
@@ -151,7 +191,7 @@ pub async fn on_task_event(
         return Ok(());
     }
     let data: TaskEventData = event
-        .data_as()
+        .data_object_as()
         .map_err(|e| ConsumeError::drop_with("task event data is not a task snapshot", e))?;
     let Some(incoming) = TaskRecord::of(ty, &data.task) else {
         return Ok(());
@@ -159,8 +199,9 @@ pub async fn on_task_event(
     apply(&state, data.task.id, incoming, &event.id).await
 }
 
-/// Runs the ordering guard for one event (see the module docs).
-async fn apply(
+/// Runs the ordering guard for one event (see the module docs); `event_id` is for the logs
+/// (the sweep passes `sweep`).
+pub(crate) async fn apply(
     state: &AppState,
     task_id: Uuid,
     incoming: TaskRecord,
@@ -215,34 +256,73 @@ async fn apply_job(
     task_id: Uuid,
     record: &TaskRecord,
 ) -> Result<(), ConsumeError> {
-    let name = job_name(task_id);
     match record.wanted_job(Utc::now()) {
-        Some(remind_at) => {
-            let data = ReminderJobData { task_id, remind_at };
-            let data = serde_json::to_value(&data)
-                .map_err(|e| ConsumeError::drop_with("encoding reminder job data", e))?;
-            let job = Job::once_at(remind_at, data)
-                .with_overwrite(true)
-                .with_failure_policy(JOB_FAILURE_POLICY);
-            state
+        WantedJob::At(remind_at) => schedule_job(state, task_id, remind_at, false).await,
+        WantedJob::Overdue(remind_at) => {
+            let sent = state
                 .dapr
-                .schedule_job(&name, &job)
+                .get_state(
+                    &state.state_store,
+                    &crate::trigger::sent_key(task_id, remind_at),
+                )
                 .await
-                .map_err(|e| ConsumeError::from_dapr("scheduling the reminder job", e))?;
-            state.reminders.job_scheduled();
-            tracing::info!(%task_id, job = %name, remind_at = %rfc3339(remind_at), "reminder job scheduled");
-        }
-        None => {
-            match state.dapr.delete_job(&name).await {
-                Ok(()) => {}
-                // Deleting a job that is not there is the goal reached, however daprd says it.
-                Err(e) if e.api_error().is_some_and(dapr::DaprApiError::is_not_found) => {}
-                Err(e) => return Err(ConsumeError::from_dapr("deleting the reminder job", e)),
+                .map_err(|e| ConsumeError::from_dapr("reading the sent record", e))?;
+            state.reminders.overdue(sent.is_none());
+            if sent.is_some() {
+                delete_job(state, task_id).await
+            } else {
+                schedule_job(state, task_id, remind_at, true).await
             }
-            state.reminders.job_deleted();
-            tracing::info!(%task_id, job = %name, "reminder job deleted");
         }
+        WantedJob::None => delete_job(state, task_id).await,
     }
+}
+
+/// Creates or overwrites `task_id`'s job for the reminder at `remind_at`: due then, or at once
+/// when `overdue`. The job data keeps `remind_at` either way, so the trigger checks the task
+/// and de-duplicates against the reminder that was asked for.
+async fn schedule_job(
+    state: &AppState,
+    task_id: Uuid,
+    remind_at: DateTime<Utc>,
+    overdue: bool,
+) -> Result<(), ConsumeError> {
+    let name = job_name(task_id);
+    let data = ReminderJobData { task_id, remind_at };
+    let data = serde_json::to_value(&data)
+        .map_err(|e| ConsumeError::drop_with("encoding reminder job data", e))?;
+    let job = if overdue {
+        Job::once_after(Duration::ZERO, data)
+    } else {
+        Job::once_at(remind_at, data)
+    };
+    let job = job
+        .with_overwrite(true)
+        .with_failure_policy(state.job_failure_policy);
+    state
+        .dapr
+        .schedule_job(&name, &job)
+        .await
+        .map_err(|e| ConsumeError::from_dapr("scheduling the reminder job", e))?;
+    state.reminders.job_scheduled();
+    tracing::info!(
+        %task_id, job = %name, remind_at = %rfc3339(remind_at), overdue,
+        "reminder job scheduled{}", if overdue { " to fire at once" } else { "" }
+    );
+    Ok(())
+}
+
+/// Deletes `task_id`'s job; a job that is not there counts as deleted.
+async fn delete_job(state: &AppState, task_id: Uuid) -> Result<(), ConsumeError> {
+    let name = job_name(task_id);
+    match state.dapr.delete_job(&name).await {
+        Ok(()) => {}
+        // Deleting a job that is not there is the goal reached, however daprd says it.
+        Err(e) if e.api_error().is_some_and(dapr::DaprApiError::is_not_found) => {}
+        Err(e) => return Err(ConsumeError::from_dapr("deleting the reminder job", e)),
+    }
+    state.reminders.job_deleted();
+    tracing::info!(%task_id, job = %name, "reminder job deleted");
     Ok(())
 }
 
@@ -375,13 +455,26 @@ mod tests {
             "completed": false, "completed_at": null, "priority": "high", "category": null,
             "tags": [], "due_at": null, "remind_at": rfc3339(remind), "recurrence_rule": null,
             "parent_task_id": null, "occurrence_index": 0,
-            "created_at": "2030-01-01T00:00:00Z", "updated_at": "2030-01-01T00:00:00Z"
+            "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-01T00:00:00Z"
         }))
         .unwrap();
         let created = TaskRecord::of(event_types::TASK_CREATED, &task).unwrap();
         assert_eq!(created.remind_at, Some(remind));
-        assert_eq!(created.wanted_job(Utc::now()), Some(remind));
-        assert_eq!(created.wanted_job(remind), None, "due now is not ahead");
+        assert_eq!(created.wanted_job(Utc::now()), WantedJob::At(remind));
+        assert_eq!(
+            created.wanted_job(remind),
+            WantedJob::Overdue(remind),
+            "due now is not ahead but still owed"
+        );
+        assert_eq!(
+            created.wanted_job(remind + CATCH_UP_WINDOW),
+            WantedJob::Overdue(remind)
+        );
+        assert_eq!(
+            created.wanted_job(remind + CATCH_UP_WINDOW + TimeDelta::seconds(1)),
+            WantedJob::None,
+            "too old to send"
+        );
         let completed = TaskRecord::of(event_types::TASK_COMPLETED, &task).unwrap();
         assert_eq!(completed.remind_at, None);
         let deleted = TaskRecord::of(event_types::TASK_DELETED, &task).unwrap();
@@ -397,6 +490,18 @@ mod tests {
             None
         );
         assert_eq!(TaskRecord::of(event_types::REMINDER_SENT, &task), None);
+        // A generated occurrence created after its reminder time gets no reminder at all.
+        let late_occurrence = TaskSnapshot {
+            created_at: remind + TimeDelta::minutes(1),
+            updated_at: remind + TimeDelta::minutes(1),
+            ..task.clone()
+        };
+        let record = TaskRecord::of(event_types::TASK_CREATED, &late_occurrence).unwrap();
+        assert_eq!(record.remind_at, None);
+        assert_eq!(
+            record.wanted_job(remind + TimeDelta::hours(1)),
+            WantedJob::None
+        );
     }
 
     #[test]

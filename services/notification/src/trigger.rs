@@ -13,7 +13,7 @@
 //!   rescheduled task sends nothing, whatever job survived.
 //!
 //! Failures that may pass (sidecar, backend, broker) answer 500 so the Scheduler retries per
-//! [`crate::reminders::JOB_FAILURE_POLICY`]; a reminder is never dropped silently. Publishing
+//! [`crate::reminders::DEFAULT_JOB_FAILURE_POLICY`]; a reminder is never dropped silently. Publishing
 //! before recording means a crash in between re-publishes the same id rather than losing it.
 
 use chrono::{DateTime, Utc};
@@ -35,10 +35,10 @@ pub const REMINDER_EVENT_NAMESPACE: Uuid =
     Uuid::from_u128(0x6f0b_3c1e_9a52_4d7e_8c41_2b9d_5e73_a0f4);
 /// Prefix of the "already published" state keys: `reminder-sent-<task_id>-<remind_at>`.
 pub const SENT_PREFIX: &str = "reminder-sent-";
-/// How long a sent record is kept. It only has to outlive the Scheduler's redeliveries of one
-/// trigger (seconds to minutes); a week leaves a wide margin without keeping a row per reminder
-/// forever.
-pub const SENT_RECORD_TTL_SECS: u64 = 7 * 24 * 3600;
+/// How long a sent record is kept: it must outlive the Scheduler's redeliveries of one trigger
+/// (up to an hour) and the window in which a late task event still sends an overdue reminder
+/// ([`crate::reminders::CATCH_UP_WINDOW`], a week), without keeping a row per reminder forever.
+pub const SENT_RECORD_TTL_SECS: u64 = 8 * 24 * 3600;
 
 /// The CloudEvent id of the `reminder.due` of `task_id` at `remind_at`: the same on every
 /// trigger and every replica, so consumers can de-duplicate it.
@@ -234,5 +234,19 @@ mod tests {
             sent_key(task, at),
             "reminder-sent-00000000-0000-0000-0000-00000000002a-2030-01-02T03:04:05Z"
         );
+    }
+
+    #[test]
+    fn sent_records_outlive_the_catch_up_window_and_the_retries() {
+        let ttl = i64::try_from(SENT_RECORD_TTL_SECS).unwrap();
+        assert!(ttl > crate::reminders::CATCH_UP_WINDOW.num_seconds());
+        let dapr::FailurePolicy::Constant {
+            interval,
+            max_retries: Some(n),
+        } = crate::reminders::DEFAULT_JOB_FAILURE_POLICY
+        else {
+            panic!("the default policy retries a bounded number of times");
+        };
+        assert!(u64::from(n) * interval.as_secs() < SENT_RECORD_TTL_SECS);
     }
 }

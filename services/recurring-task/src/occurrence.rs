@@ -139,7 +139,7 @@ pub fn plan(event: &CloudEvent) -> Result<Plan, ConsumeError> {
     if event.ty != event_types::TASK_COMPLETED {
         return Ok(Plan::Ignore("not a task completion"));
     }
-    let data: TaskEventData = event.data_as().map_err(|e| {
+    let data: TaskEventData = event.data_object_as().map_err(|e| {
         ConsumeError::drop_with(
             format!("event {}: data is not a task snapshot", event.id),
             e,

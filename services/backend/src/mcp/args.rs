@@ -7,8 +7,13 @@
 //!   unknown priority, a number where a string belongs) becomes a `VALIDATION_ERROR` tool
 //!   result naming the argument, which the model can read and correct, instead of a JSON-RPC
 //!   protocol error;
+//! - arguments must be a JSON object (MCP's `arguments` is one, and rmcp refuses any other
+//!   shape at the protocol level; [`Input`] checks again so no array is ever read into a struct
+//!   by position);
 //! - unknown arguments are ignored — in particular `user_id`, which the original tools took
-//!   first and existing prompts may still send: the user always comes from the token;
+//!   first and existing prompts may still send: the user always comes from the token. REST,
+//!   whose callers are programs that can be fixed, refuses unknown fields instead; a model's
+//!   stray argument should not fail a call whose known arguments are right;
 //! - `null` means "not given" everywhere (models often send `null` for every optional
 //!   parameter), so in `update_*` an empty string `""` is what removes a clearable value;
 //! - enum values (`priority`, `status`, `sort_by`, `order`) are case-insensitive;
@@ -65,6 +70,14 @@ impl<T> Input<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Input<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
+        if !value.is_object() {
+            return Ok(Self(Err(InvalidArgument {
+                field: None,
+                message: "invalid arguments: the arguments must be a JSON object of named \
+                          arguments"
+                    .to_owned(),
+            })));
+        }
         Ok(Self(serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
@@ -230,8 +243,8 @@ pub(super) struct AddTaskArgs {
     #[serde(default, deserialize_with = "lenient::ids")]
     tag_ids: Vec<Uuid>,
     /// When the task is due: ISO-8601 timestamp with UTC offset, e.g.
-    /// "2025-06-01T17:00:00+02:00". Required for a recurring task (it is the first
-    /// occurrence).
+    /// "2025-06-01T17:00:00+02:00", between the years 1970 and 9999. Required for a recurring
+    /// task (it is the first occurrence).
     #[serde(default, deserialize_with = "lenient::optional_timestamp")]
     due_date: Option<DateTime<Utc>>,
     /// RFC 5545 RRULE making the task repeat, e.g. "FREQ=WEEKLY;BYDAY=MO,FR" (see the tool
@@ -340,11 +353,13 @@ pub(super) struct UpdateTaskArgs {
     #[serde(default, deserialize_with = "lenient::clearable_id")]
     #[schemars(with = "Option<String>")]
     category_id: Option<Option<Uuid>>,
-    /// New due time (ISO-8601 with UTC offset), or "" to remove the due date.
+    /// New due time (ISO-8601 with UTC offset), or "" to remove the due date (a recurring task
+    /// keeps needing one: pass recurrence_rule="" too).
     #[serde(default, deserialize_with = "lenient::clearable_timestamp")]
     #[schemars(with = "Option<String>")]
     due_date: Option<Option<DateTime<Utc>>>,
-    /// New RRULE, or "" to stop the task repeating.
+    /// New RRULE (the task must have a due date, or get one as due_date in the same call), or ""
+    /// to stop the task repeating.
     #[serde(default, deserialize_with = "lenient::clearable_text")]
     #[schemars(with = "Option<String>")]
     recurrence_rule: Option<Option<String>>,
@@ -602,6 +617,24 @@ mod tests {
         assert!(err.message.contains("title"), "{}", err.message);
         let err = parse::<AddTaskArgs>(json!({"title": "x", "tag_ids": ["nope"]})).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("tag_ids[0]"));
+    }
+
+    #[test]
+    fn arguments_must_be_an_object() {
+        for not_an_object in [
+            json!(["x"]),
+            json!(["t", "d", "urgent"]),
+            json!("x"),
+            json!(null),
+        ] {
+            let err = parse::<AddTaskArgs>(not_an_object.clone()).unwrap_err();
+            assert_eq!(err.field, None, "{not_an_object}");
+            assert!(err.message.contains("JSON object"), "{}", err.message);
+        }
+        // Unknown arguments stay ignored (see the module docs).
+        let args: TaskIdArgs =
+            parse(json!({"task_id": Uuid::nil(), "user_id": "x", "extra": 1})).unwrap();
+        assert_eq!(args.task_id, Uuid::nil());
     }
 
     #[test]

@@ -11,7 +11,7 @@ macro_rules! time_guide {
 \"2025-06-01T15:00:00Z\". Resolve relative phrases (\"tomorrow at 5pm\", \"next friday\", \"in 2 \
 hours\") against the user's current date, time and time zone first. A day without a time: use \
 09:00 local for things to do that day, 23:59 local for deadlines (\"by friday\"). Results are in \
-UTC.\n"
+UTC. Accepted: years 1970 to 9999.\n"
     };
 }
 
@@ -103,7 +103,9 @@ pub(super) const UPDATE_TASK: &str = concat!(
     "Change some fields of a task and return the updated task. Only the fields given change; \
 null or an omitted field leaves the value as it is. To remove a value pass an empty string: \
 category_id=\"\" (no category), due_date=\"\" (no due date), recurrence_rule=\"\" (stop \
-repeating), remind_at=\"\" (cancel the reminder). completed=false reopens a done task; to mark a \
+repeating), remind_at=\"\" (cancel the reminder). A recurring task always needs a due_date: \
+to remove the due date of one, stop it repeating in the same call; to make a task without one \
+repeat, give due_date with recurrence_rule. completed=false reopens a done task; to mark a \
 task done prefer complete_task. Tags are changed with add_tag_to_task / remove_tag_from_task; \
 for a reminder relative to the due date use set_reminder. Same limits as add_task (title 1-200 \
 characters). recurrence_rule uses the RRULE subset described in add_task (e.g. \"every \

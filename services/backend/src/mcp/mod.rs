@@ -25,6 +25,10 @@
 //!   against DNS rebinding for unauthenticated local servers). This server sits behind Dapr,
 //!   ingress and arbitrary host names, and every request must carry a bearer token that a
 //!   rebinding page cannot attach, so the check is disabled.
+//! - **HTTP errors are our JSON.** rmcp refuses a request it cannot take (wrong content type,
+//!   a body that is no JSON-RPC message, a missing `Accept`, a method other than POST) with a
+//!   plain-text body; `json_transport_errors` rewrites those as the `{code, message}` JSON of
+//!   every other route. JSON-RPC errors are JSON already and pass untouched.
 
 mod args;
 mod descriptions;
@@ -34,6 +38,12 @@ mod tools;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::middleware::{Next, from_fn};
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use middleware::ErrorBody;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
@@ -46,7 +56,12 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use tracing::Instrument;
 
 use crate::app::AppState;
+use crate::rest::ApiError;
+use crate::rest::extract::has_json_content_type;
 use crate::service::TaskService;
+
+/// Most of an rmcp plain-text error quoted into the JSON error (they are one line).
+const MAX_TRANSPORT_ERROR_BYTES: usize = 4 * 1024;
 
 /// The MCP router, to be nested at `/mcp` behind `require_user`.
 ///
@@ -68,7 +83,63 @@ pub fn router(state: AppState) -> Router<AppState> {
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    Router::new().route_service("/", service)
+    Router::new()
+        .route_service("/", service)
+        .layer(from_fn(json_transport_errors))
+}
+
+/// Rewrites rmcp's plain-text HTTP errors as our JSON error; leaves every JSON answer alone.
+///
+/// The body is read here, before rmcp: one over the app's body limit then answers `413` JSON,
+/// where rmcp would see a failing stream and answer a plain-text 500.
+async fn json_transport_errors(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let declared_json = has_json_content_type(&parts.headers);
+    let bytes = match Bytes::from_request(Request::new(body), &()).await {
+        Ok(bytes) => bytes,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+        Err(rejection) => return ApiError::BadRequest(rejection.body_text()).into_response(),
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || has_json_content_type(response.headers())
+    {
+        return response;
+    }
+    let (head, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_TRANSPORT_ERROR_BYTES)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    if status.is_server_error() {
+        // Logged once by `ApiError`; rmcp's text may describe internals.
+        return ApiError::Internal(format!("MCP transport answered {status}: {text}"))
+            .into_response();
+    }
+    let (status, message) = match status {
+        // rmcp answers 415 also for a JSON body that is no JSON-RPC message; with a JSON
+        // content type it is the body, not its media type, that is wrong.
+        StatusCode::UNSUPPORTED_MEDIA_TYPE if declared_json => (
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not a JSON-RPC message: {text}"),
+        ),
+        other => (other, text),
+    };
+    let code = status
+        .canonical_reason()
+        .unwrap_or("Bad Request")
+        .to_ascii_uppercase()
+        .replace([' ', '-'], "_");
+    let mut rewritten = ErrorBody::new(code, message).into_response_with(status);
+    if let Some(allow) = head.headers.get(header::ALLOW) {
+        rewritten.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    rewritten
 }
 
 /// One MCP request's handler: the service layer and the shared tool table.

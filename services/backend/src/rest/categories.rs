@@ -16,7 +16,7 @@ use crate::openapi::ErrorResponse;
 #[utoipa::path(post, path = "/categories", tag = "categories", request_body = NewCategory,
     responses(
         (status = 201, description = "The created category", body = Category),
-        (status = 400, description = "Unreadable request", body = ErrorResponse),
+        (status = 400, description = "Unreadable request: malformed JSON, not a JSON object, an unknown field or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 409, description = "A category with this name exists", body = ErrorResponse),
         (status = 422, description = "Validation error or category limit", body = ErrorResponse),
@@ -48,7 +48,7 @@ pub(crate) async fn list_categories(
     params(("id" = Uuid, Path, description = "Category id")),
     responses(
         (status = 200, description = "The changed category", body = Category),
-        (status = 400, description = "Unreadable request", body = ErrorResponse),
+        (status = 400, description = "Unreadable request: malformed JSON, not a JSON object, an unknown field or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 404, description = "No such category", body = ErrorResponse),
         (status = 409, description = "A category with this name exists", body = ErrorResponse),

@@ -51,7 +51,9 @@ impl ApiError {
                 ServiceError::Validation { .. } | ServiceError::LimitExceeded(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
-                ServiceError::Conflict(_) => StatusCode::CONFLICT,
+                ServiceError::Conflict(_) | ServiceError::NotCompleted { .. } => {
+                    StatusCode::CONFLICT
+                }
                 ServiceError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -76,6 +78,7 @@ impl ApiError {
                     ServiceError::NotFound { entity, id } => {
                         body.with_details(json!({ "entity": entity, "id": id }))
                     }
+                    ServiceError::NotCompleted { id } => body.with_details(json!({ "id": id })),
                     ServiceError::Validation {
                         field: Some(field), ..
                     } => body.with_details(json!({ "field": field })),
@@ -178,6 +181,11 @@ mod tests {
             (status, body["code"].as_str()),
             (StatusCode::CONFLICT, Some("CONFLICT"))
         );
+
+        let (status, _, body) = parts(ServiceError::NotCompleted { id }.into()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["code"], "TASK_NOT_COMPLETED");
+        assert_eq!(body["details"]["id"], id.to_string());
 
         let (status, _, body) = parts(ServiceError::LimitExceeded("many".into()).into()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

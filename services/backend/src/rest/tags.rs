@@ -16,7 +16,7 @@ use crate::openapi::ErrorResponse;
 #[utoipa::path(post, path = "/tags", tag = "tags", request_body = NewTag,
     responses(
         (status = 201, description = "The created tag", body = Tag),
-        (status = 400, description = "Unreadable request", body = ErrorResponse),
+        (status = 400, description = "Unreadable request: malformed JSON, not a JSON object, an unknown field or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 409, description = "A tag with this name exists", body = ErrorResponse),
         (status = 422, description = "Validation error", body = ErrorResponse),
@@ -48,7 +48,7 @@ pub(crate) async fn list_tags(
     params(("id" = Uuid, Path, description = "Tag id")),
     responses(
         (status = 200, description = "The changed tag", body = Tag),
-        (status = 400, description = "Unreadable request", body = ErrorResponse),
+        (status = 400, description = "Unreadable request: malformed JSON, not a JSON object, an unknown field or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 404, description = "No such tag", body = ErrorResponse),
         (status = 409, description = "A tag with this name exists", body = ErrorResponse),

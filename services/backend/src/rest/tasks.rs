@@ -21,8 +21,10 @@ use crate::domain::{
 use crate::error::ServiceError;
 use crate::openapi::ErrorResponse;
 
-/// Query of `GET /tasks`.
+/// Query of `GET /tasks`. Unknown keys are refused, so a misspelt filter is not silently
+/// dropped (`statuss=pending` listing every task).
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListTasksParams {
     /// `all` (default), `pending` or `completed`.
@@ -34,9 +36,9 @@ pub(crate) struct ListTasksParams {
     category_id: Option<Uuid>,
     /// Comma-separated tag ids: tasks carrying at least one of them.
     tag_ids: Option<String>,
-    /// Only tasks due before this time (RFC 3339).
+    /// Only tasks due before this time (RFC 3339, 1970 to 9999).
     due_before: Option<DateTime<Utc>>,
-    /// Only tasks due after this time (RFC 3339).
+    /// Only tasks due after this time (RFC 3339, 1970 to 9999).
     due_after: Option<DateTime<Utc>>,
     /// `created` (default), `due` or `priority`; `created_at` and `due_date` are accepted too.
     sort_by: Option<SortBy>,
@@ -77,8 +79,9 @@ impl ListTasksParams {
     }
 }
 
-/// Query of `GET /search`.
+/// Query of `GET /search` (unknown keys refused, as for `GET /tasks`).
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
     /// Words to look for in titles and descriptions.
@@ -91,6 +94,7 @@ pub(crate) struct SearchParams {
 
 /// Body of `PUT /tasks/{id}/reminder`: exactly one of the two fields.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ReminderBody {
     /// Remind this many minutes before the task's due time (the task must have one).
     #[serde(default)]
@@ -126,7 +130,7 @@ impl ReminderBody {
 #[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = NewTask,
     responses(
         (status = 201, description = "The created task", body = Task),
-        (status = 400, description = "Unreadable request", body = ErrorResponse),
+        (status = 400, description = "Unreadable request: malformed JSON, not a JSON object, an unknown field or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 404, description = "Category or tag not found", body = ErrorResponse),
         (status = 422, description = "Validation error or tag limit", body = ErrorResponse),
@@ -144,7 +148,7 @@ pub(crate) async fn create_task(
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListTasksParams),
     responses(
         (status = 200, description = "One page of tasks", body = Page<Task>),
-        (status = 400, description = "Bad query", body = ErrorResponse),
+        (status = 400, description = "Bad query: an unknown key or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
     ))]
 pub(crate) async fn list_tasks(
@@ -178,7 +182,7 @@ pub(crate) async fn get_task(
     params(("id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The changed task", body = Task),
-        (status = 400, description = "Unreadable request", body = ErrorResponse),
+        (status = 400, description = "Unreadable request: malformed JSON, not a JSON object, an unknown field or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 404, description = "No such task or category", body = ErrorResponse),
         (status = 422, description = "Validation error", body = ErrorResponse),
@@ -232,7 +236,7 @@ pub(crate) async fn complete_task(
     params(("id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task with its reminder", body = Task),
-        (status = 400, description = "Unreadable request", body = ErrorResponse),
+        (status = 400, description = "Unreadable request: malformed JSON, not a JSON object, an unknown field or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 404, description = "No such task", body = ErrorResponse),
         (status = 422, description = "Both or neither field, no due time, or a time in the past or after the due time", body = ErrorResponse),
@@ -314,9 +318,9 @@ pub(crate) async fn remove_tag(
 #[utoipa::path(get, path = "/search", tag = "tasks", params(SearchParams),
     responses(
         (status = 200, description = "One page of matching tasks", body = Page<Task>),
-        (status = 400, description = "Bad query", body = ErrorResponse),
+        (status = 400, description = "Bad query: an unknown key or a value of the wrong type", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
-        (status = 422, description = "Empty query", body = ErrorResponse),
+        (status = 422, description = "Empty, too long or control characters in `q`", body = ErrorResponse),
     ))]
 pub(crate) async fn search_tasks(
     State(state): State<AppState>,
@@ -325,12 +329,22 @@ pub(crate) async fn search_tasks(
 ) -> ApiResult<Json<Page<Task>>> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     let offset = params.offset.unwrap_or(0);
-    Ok(Json(
-        state
-            .service
-            .search_tasks(&user, &params.q, limit, offset)
-            .await?,
-    ))
+    let page = state
+        .service
+        .search_tasks(&user, &params.q, limit, offset)
+        .await
+        .map_err(|e| match e {
+            // The service calls it by its MCP name; here the parameter is `q`.
+            ServiceError::Validation {
+                field: Some("query"),
+                message,
+            } => ServiceError::Validation {
+                field: Some("q"),
+                message,
+            },
+            other => other,
+        })?;
+    Ok(Json(page))
 }
 
 #[cfg(test)]

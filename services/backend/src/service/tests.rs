@@ -1638,12 +1638,17 @@ async fn set_reminder_forms_and_errors(pool: PgPool) {
 }
 
 async fn recurring_fixture(svc: &TaskService) -> (Task, Uuid, Uuid) {
+    recurring_fixture_named(svc, "").await
+}
+
+/// A completed weekly task of Alice's, with a new category and tag named after `suffix`.
+async fn recurring_fixture_named(svc: &TaskService, suffix: &str) -> (Task, Uuid, Uuid) {
     let a = alice();
     let cat = svc
         .create_category(
             &a,
             NewCategory {
-                name: "c".into(),
+                name: format!("c{suffix}"),
                 color: None,
             },
         )
@@ -1653,7 +1658,7 @@ async fn recurring_fixture(svc: &TaskService) -> (Task, Uuid, Uuid) {
         .create_tag(
             &a,
             NewTag {
-                name: "g".into(),
+                name: format!("g{suffix}"),
                 color: None,
             },
         )
@@ -1719,7 +1724,8 @@ async fn next_occurrence_copies_the_task_once_per_key(pool: PgPool) {
     assert_eq!(again, second);
     assert!(!woken(&waker));
 
-    // The series goes on from the occurrence, keeping the root as parent.
+    // The series goes on from the occurrence once it is done, keeping the root as parent.
+    svc.complete_task(&alice(), second.id).await.unwrap();
     let (third, created) = svc
         .create_next_occurrence(
             second.id,
@@ -1737,15 +1743,14 @@ async fn next_occurrence_copies_the_task_once_per_key(pool: PgPool) {
         (Some(first.id), 2)
     );
 
-    let rows = outbox(&pool).await;
+    let rows: Vec<Row> = outbox(&pool)
+        .await
+        .into_iter()
+        .filter(|r| r.event_type == event_types::TASK_CREATED)
+        .collect();
     assert_eq!(
-        rows.iter()
-            .map(|r| (r.event_type.as_str(), r.aggregate_id))
-            .collect::<Vec<_>>(),
-        [
-            (event_types::TASK_CREATED, second.id),
-            (event_types::TASK_CREATED, third.id)
-        ]
+        rows.iter().map(|r| r.aggregate_id).collect::<Vec<_>>(),
+        [second.id, third.id]
     );
     assert_eq!(rows[0].event["data"]["user_id"], "auth0|alice");
     // The occurrence belongs to the owner of the series.
@@ -1811,6 +1816,621 @@ async fn concurrent_next_occurrences_with_one_key_create_one_task(pool: PgPool) 
         .await
         .unwrap();
     assert_eq!(count, 1);
+}
+
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// Issue 9: a next occurrence only follows a task that is really completed.
+#[sqlx::test]
+async fn next_occurrence_needs_a_completed_task(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let due = Utc::now() + Duration::hours(1);
+    let pending = svc
+        .create_task(
+            &a,
+            NewTask {
+                due_at: Some(due),
+                recurrence_rule: Some("FREQ=DAILY".into()),
+                ..new_task("daily")
+            },
+        )
+        .await
+        .unwrap();
+    clear_outbox(&pool).await;
+    let next = |key: &str| NextOccurrence {
+        due_at: due + Duration::days(1),
+        remind_at: None,
+        idempotency_key: key.into(),
+    };
+    match assert_code(
+        svc.create_next_occurrence(pending.id, next("k1")).await,
+        "TASK_NOT_COMPLETED",
+    ) {
+        ServiceError::NotCompleted { id } => assert_eq!(id, pending.id),
+        other => panic!("{other:?}"),
+    }
+
+    // Completed, then reopened before the completion event was handled: still refused.
+    svc.complete_task(&a, pending.id).await.unwrap();
+    svc.update_task(
+        &a,
+        pending.id,
+        TaskPatch {
+            completed: Some(false),
+            ..TaskPatch::default()
+        },
+    )
+    .await
+    .unwrap();
+    clear_outbox(&pool).await;
+    assert_code(
+        svc.create_next_occurrence(pending.id, next("k2")).await,
+        "TASK_NOT_COMPLETED",
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM tasks").await, 1);
+    assert!(outbox(&pool).await.is_empty());
+
+    // Completed again: now it goes.
+    svc.complete_task(&a, pending.id).await.unwrap();
+    let (_, created) = svc
+        .create_next_occurrence(pending.id, next("k3"))
+        .await
+        .unwrap();
+    assert!(created);
+}
+
+/// Issue 9: the same completion under another key (a replay with a new event id) answers the
+/// occurrence created first instead of creating a second task for the same date.
+#[sqlx::test]
+async fn next_occurrence_once_per_occurrence_whatever_the_key(pool: PgPool) {
+    let (svc, waker) = service(pool.clone());
+    let (first, _, _) = recurring_fixture(&svc).await;
+    clear_outbox(&pool).await;
+    let _ = woken(&waker);
+    let due = first.due_at.unwrap() + Duration::days(7);
+    let next = |key: &str| NextOccurrence {
+        due_at: due,
+        remind_at: None,
+        idempotency_key: key.into(),
+    };
+    let (second, created) = svc
+        .create_next_occurrence(first.id, next("event-1"))
+        .await
+        .unwrap();
+    assert!(created);
+    assert!(woken(&waker));
+    let (again, created) = svc
+        .create_next_occurrence(first.id, next("event-1-replayed"))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, second);
+    assert!(!woken(&waker));
+
+    // Reopened and completed again: a new completion event, still the same occurrence.
+    let a = alice();
+    let reopen = TaskPatch {
+        completed: Some(false),
+        ..TaskPatch::default()
+    };
+    svc.update_task(&a, first.id, reopen).await.unwrap();
+    svc.complete_task(&a, first.id).await.unwrap();
+    let (again, created) = svc
+        .create_next_occurrence(first.id, next("event-2"))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, second.id);
+
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM tasks WHERE parent_task_id IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    let created_events = outbox(&pool)
+        .await
+        .into_iter()
+        .filter(|r| r.event_type == event_types::TASK_CREATED)
+        .count();
+    assert_eq!(created_events, 1);
+}
+
+#[sqlx::test]
+async fn concurrent_next_occurrences_with_different_keys_create_one_task(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let (first, _, _) = recurring_fixture(&svc).await;
+    let due = Utc::now() + Duration::days(7);
+    let calls: Vec<_> = (0..6)
+        .map(|n| {
+            let svc = svc.clone();
+            let next = NextOccurrence {
+                due_at: due,
+                remind_at: None,
+                idempotency_key: format!("delivery-{n}"),
+            };
+            tokio::spawn(async move { svc.create_next_occurrence(first.id, next).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(call.await.unwrap().unwrap());
+    }
+    assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+    assert!(results.iter().all(|(t, _)| t.id == results[0].0.id));
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM tasks WHERE parent_task_id IS NOT NULL"
+        )
+        .await,
+        1
+    );
+}
+
+/// The unique violation of a racing writer is handled inside the transaction: the call that
+/// loses waits for the winner's commit and answers its task (`created: false`), not a 500.
+#[sqlx::test]
+async fn a_call_racing_for_the_same_occurrence_answers_the_winners_task(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let (first, _, _) = recurring_fixture(&svc).await;
+    let due = micros(Utc::now() + Duration::days(7));
+    // Another writer holds an uncommitted task at (first, 1): the call passes its look-ups,
+    // then its insert waits on the unique index.
+    let mut winner_tx = pool.begin().await.unwrap();
+    let winner = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO tasks (id, user_id, title, due_at, recurrence_rule, parent_task_id, \
+                            occurrence_index, occurrence_key) \
+         VALUES ($1, 'auth0|alice', 'weekly', $2, 'FREQ=WEEKLY;BYDAY=MO', $3, 1, 'winner')",
+    )
+    .bind(winner)
+    .bind(due)
+    .bind(first.id)
+    .execute(&mut *winner_tx)
+    .await
+    .unwrap();
+    let call = tokio::spawn({
+        let svc = svc.clone();
+        async move {
+            svc.create_next_occurrence(
+                first.id,
+                NextOccurrence {
+                    due_at: due,
+                    remind_at: None,
+                    idempotency_key: "loser".into(),
+                },
+            )
+            .await
+        }
+    });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting = count(
+            &pool,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await;
+        if waiting > 0 || call.is_finished() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call neither waited nor finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    winner_tx.commit().await.unwrap();
+    let (task, created) = call.await.unwrap().unwrap();
+    assert!(
+        !created,
+        "a second task was created for the same occurrence"
+    );
+    assert_eq!(task.id, winner);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM tasks WHERE parent_task_id IS NOT NULL"
+        )
+        .await,
+        1
+    );
+}
+
+/// The index itself (migration 0002): one task per (parent, index); deleting a series' first
+/// task (ON DELETE SET NULL) never collides, and orphans go on as their own series.
+#[sqlx::test]
+async fn one_task_per_occurrence_is_a_database_rule(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let (first, _, _) = recurring_fixture(&svc).await;
+    let due = Utc::now() + Duration::days(7);
+    let next = |key: &str| NextOccurrence {
+        due_at: due,
+        remind_at: None,
+        idempotency_key: key.into(),
+    };
+    let (second, _) = svc
+        .create_next_occurrence(first.id, next("e1"))
+        .await
+        .unwrap();
+    let duplicate = sqlx::query(
+        "INSERT INTO tasks (id, user_id, title, parent_task_id, occurrence_index) \
+         VALUES ($1, 'auth0|alice', 'dup', $2, 1)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(first.id)
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    assert!(
+        crate::error::is_unique_violation(&duplicate, "tasks_parent_occurrence_index_key"),
+        "{duplicate}"
+    );
+
+    // A second series at the same index, then both lose their first task.
+    let (other_first, _, _) = recurring_fixture_named(&svc, "other").await;
+    let (other_second, _) = svc
+        .create_next_occurrence(other_first.id, next("e2"))
+        .await
+        .unwrap();
+    svc.delete_task(&a, first.id).await.unwrap();
+    svc.delete_task(&a, other_first.id).await.unwrap();
+    let orphan = svc.get_task(&a, second.id).await.unwrap();
+    assert_eq!((orphan.parent_task_id, orphan.occurrence_index), (None, 1));
+    let other_orphan = svc.get_task(&a, other_second.id).await.unwrap();
+    assert_eq!(other_orphan.parent_task_id, None);
+
+    // A completed orphan starts its own series, guarded like the old one.
+    svc.complete_task(&a, orphan.id).await.unwrap();
+    let (third, created) = svc
+        .create_next_occurrence(orphan.id, next("e3"))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        (third.parent_task_id, third.occurrence_index),
+        (Some(orphan.id), 2)
+    );
+    let (again, created) = svc
+        .create_next_occurrence(orphan.id, next("e3-again"))
+        .await
+        .unwrap();
+    assert_eq!((again.id, created), (third.id, false));
+}
+
+/// Migration 0002 on a database the old behaviour left with duplicate occurrences: the index
+/// is built, the first task of each pair stays in the series, nothing is deleted.
+#[sqlx::test(migrations = false)]
+async fn migration_0002_detaches_duplicates_it_finds(pool: PgPool) {
+    sqlx::raw_sql(include_str!("../../migrations/0001_schema.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (root, dup_a, dup_b, other) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    sqlx::query("INSERT INTO users (id) VALUES ('u')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO tasks (id, user_id, title) VALUES ($1, 'u', 'r')")
+        .bind(root)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (id, index, key, age_minutes) in [
+        (dup_a, 1, "k1", 2),
+        (dup_b, 1, "k2", 1),
+        (other, 2, "k3", 0),
+    ] {
+        sqlx::query(
+            "INSERT INTO tasks (id, user_id, title, parent_task_id, occurrence_index, \
+                                occurrence_key, created_at) \
+             VALUES ($1, 'u', $3, $2, $4, $3, now() - make_interval(mins => $5))",
+        )
+        .bind(id)
+        .bind(root)
+        .bind(key)
+        .bind(index)
+        .bind(age_minutes)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(include_str!(
+        "../../migrations/0002_one_task_per_occurrence.sql"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let rows: Vec<(Uuid, Option<Uuid>)> =
+        sqlx::query_as("SELECT id, parent_task_id FROM tasks ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let parent = |id: Uuid| rows.iter().find(|r| r.0 == id).unwrap().1;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        parent(dup_a),
+        Some(root),
+        "the first one stays in the series"
+    );
+    assert_eq!(parent(dup_b), None);
+    assert_eq!(parent(other), Some(root));
+}
+
+/// Issue 9: a NUL (which PostgreSQL refuses in `text` and `jsonb`) or another control
+/// character in any text input is a validation error naming the field, and nothing is written.
+#[sqlx::test]
+async fn text_with_nul_never_reaches_the_database(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let task = svc.create_task(&a, new_task("t")).await.unwrap();
+    let (first, cat, tag) = recurring_fixture(&svc).await;
+    clear_outbox(&pool).await;
+    let nul = "a\u{0}b".to_owned();
+
+    let with_description = NewTask {
+        description: Some(nul.clone()),
+        ..new_task("t")
+    };
+    assert_field(svc.create_task(&a, with_description).await, "description");
+    assert_field(svc.create_task(&a, new_task(&nul)).await, "title");
+    let with_rule = NewTask {
+        due_at: Some(Utc::now() + Duration::days(1)),
+        recurrence_rule: Some(format!("FREQ=DAILY;{nul}")),
+        ..new_task("t")
+    };
+    assert_field(svc.create_task(&a, with_rule).await, "recurrence_rule");
+    for (patch, field) in [
+        (
+            TaskPatch {
+                description: Some(nul.clone()),
+                ..TaskPatch::default()
+            },
+            "description",
+        ),
+        (
+            TaskPatch {
+                description: Some("bell\u{7}".into()),
+                ..TaskPatch::default()
+            },
+            "description",
+        ),
+        (
+            TaskPatch {
+                title: Some(nul.clone()),
+                ..TaskPatch::default()
+            },
+            "title",
+        ),
+    ] {
+        assert_field(svc.update_task(&a, task.id, patch).await, field);
+    }
+    let new_category = |name: &str, color: Option<&str>| NewCategory {
+        name: name.into(),
+        color: color.map(str::to_owned),
+    };
+    assert_field(
+        svc.create_category(&a, new_category(&nul, None)).await,
+        "name",
+    );
+    assert_field(
+        svc.create_category(&a, new_category("x", Some("#12\u{0}456")))
+            .await,
+        "color",
+    );
+    let rename = CategoryPatch {
+        name: Some(nul.clone()),
+        color: None,
+    };
+    assert_field(svc.update_category(&a, cat, rename).await, "name");
+    let new_tag = NewTag {
+        name: nul.clone(),
+        color: None,
+    };
+    assert_field(svc.create_tag(&a, new_tag).await, "name");
+    let recolour = TagPatch {
+        name: None,
+        color: Some(Some("#\u{0}00000".into())),
+    };
+    assert_field(svc.update_tag(&a, tag, recolour).await, "color");
+    assert_field(svc.search_tasks(&a, &nul, 10, 0).await, "query");
+    let keyed = NextOccurrence {
+        due_at: Utc::now() + Duration::days(7),
+        remind_at: None,
+        idempotency_key: nul.clone(),
+    };
+    assert_field(
+        svc.create_next_occurrence(first.id, keyed).await,
+        "idempotency_key",
+    );
+
+    assert!(outbox(&pool).await.is_empty());
+    assert_eq!(count(&pool, "SELECT count(*) FROM tasks").await, 2);
+    assert_eq!(count(&pool, "SELECT count(*) FROM categories").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM tags").await, 1);
+    // Tabs and line breaks are text, not control characters.
+    let multiline = svc
+        .update_task(
+            &a,
+            task.id,
+            TaskPatch {
+                description: Some("line 1\r\n\tline 2".into()),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(multiline.description, "line 1\r\n\tline 2");
+}
+
+/// Issue 9: every timestamp a client gives lies between 1970 and 9999, on every entry point.
+#[sqlx::test]
+async fn timestamps_outside_1970_to_9999_are_refused_everywhere(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let year_0 = chrono::DateTime::parse_from_rfc3339("0000-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let year_10000 = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59-01:00")
+        .unwrap()
+        .with_timezone(&Utc);
+    let task = svc.create_task(&a, new_task("t")).await.unwrap();
+    let (first, _, _) = recurring_fixture(&svc).await;
+    clear_outbox(&pool).await;
+    for bad in [year_0, year_10000] {
+        let due = NewTask {
+            due_at: Some(bad),
+            ..new_task("t")
+        };
+        assert_field(svc.create_task(&a, due).await, "due_at");
+        let remind = NewTask {
+            remind_at: Some(bad),
+            ..new_task("t")
+        };
+        assert_field(svc.create_task(&a, remind).await, "remind_at");
+        let patch = TaskPatch {
+            due_at: Some(Some(bad)),
+            ..TaskPatch::default()
+        };
+        assert_field(svc.update_task(&a, task.id, patch).await, "due_at");
+        let patch = TaskPatch {
+            remind_at: Some(Some(bad)),
+            ..TaskPatch::default()
+        };
+        assert_field(svc.update_task(&a, task.id, patch).await, "remind_at");
+        assert_field(
+            svc.set_reminder(&a, task.id, ReminderSpec::At(bad)).await,
+            "remind_at",
+        );
+        let filter = TaskFilter {
+            due_before: Some(bad),
+            ..TaskFilter::default()
+        };
+        assert_field(svc.list_tasks(&a, &filter).await, "due_before");
+        let filter = TaskFilter {
+            due_after: Some(bad),
+            ..TaskFilter::default()
+        };
+        assert_field(svc.list_tasks(&a, &filter).await, "due_after");
+        let next = NextOccurrence {
+            due_at: bad,
+            remind_at: None,
+            idempotency_key: "k".into(),
+        };
+        assert_field(svc.create_next_occurrence(first.id, next).await, "due_at");
+        let next = NextOccurrence {
+            due_at: Utc::now() + Duration::days(7),
+            remind_at: Some(year_0),
+            idempotency_key: "k".into(),
+        };
+        assert_field(
+            svc.create_next_occurrence(first.id, next).await,
+            "remind_at",
+        );
+    }
+    assert!(outbox(&pool).await.is_empty());
+    // The edges themselves are fine.
+    let edge = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let far = NewTask {
+        due_at: Some(edge),
+        ..new_task("far")
+    };
+    assert_eq!(svc.create_task(&a, far).await.unwrap().due_at, Some(edge));
+    let filter = TaskFilter {
+        due_after: Some(chrono::DateTime::UNIX_EPOCH),
+        ..TaskFilter::default()
+    };
+    assert_eq!(svc.list_tasks(&a, &filter).await.unwrap().total, 2);
+}
+
+/// Issue 9: REST and MCP share this rule — a recurring task needs a due date, on create and on
+/// every update that touches the rule or the due date.
+#[sqlx::test]
+async fn a_recurring_task_needs_a_due_date(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let a = alice();
+    let undated = NewTask {
+        recurrence_rule: Some("FREQ=DAILY".into()),
+        ..new_task("daily")
+    };
+    assert_field(svc.create_task(&a, undated).await, "due_at");
+
+    let due = Utc::now() + Duration::days(1);
+    let recurring = svc
+        .create_task(
+            &a,
+            NewTask {
+                due_at: Some(due),
+                recurrence_rule: Some("FREQ=DAILY".into()),
+                ..new_task("daily")
+            },
+        )
+        .await
+        .unwrap();
+    let clear_due = TaskPatch {
+        due_at: Some(None),
+        ..TaskPatch::default()
+    };
+    assert_field(svc.update_task(&a, recurring.id, clear_due).await, "due_at");
+    let plain = svc.create_task(&a, new_task("plain")).await.unwrap();
+    let set_rule = TaskPatch {
+        recurrence_rule: Some(Some("FREQ=WEEKLY".into())),
+        ..TaskPatch::default()
+    };
+    assert_field(
+        svc.update_task(&a, plain.id, set_rule.clone()).await,
+        "due_at",
+    );
+    // Both in one patch is fine, either way round.
+    let with_due = TaskPatch {
+        due_at: Some(Some(due)),
+        ..set_rule
+    };
+    let now_recurring = svc.update_task(&a, plain.id, with_due).await.unwrap();
+    assert_eq!(
+        now_recurring.recurrence_rule.as_deref(),
+        Some("FREQ=WEEKLY")
+    );
+    let stop = TaskPatch {
+        due_at: Some(None),
+        recurrence_rule: Some(None),
+        ..TaskPatch::default()
+    };
+    let stopped = svc.update_task(&a, recurring.id, stop).await.unwrap();
+    assert_eq!((stopped.due_at, stopped.recurrence_rule), (None, None));
+
+    // A row from before the rule stays editable and completable.
+    sqlx::query("UPDATE tasks SET recurrence_rule = 'FREQ=DAILY', due_at = NULL WHERE id = $1")
+        .bind(recurring.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let renamed = TaskPatch {
+        title: Some("renamed".into()),
+        ..TaskPatch::default()
+    };
+    assert_eq!(
+        svc.update_task(&a, recurring.id, renamed)
+            .await
+            .unwrap()
+            .title,
+        "renamed"
+    );
+    assert!(svc.complete_task(&a, recurring.id).await.unwrap().completed);
 }
 
 #[sqlx::test]

@@ -27,6 +27,16 @@ macro_rules! task_select {
     };
 }
 
+/// The insert of one task, without a conflict clause.
+macro_rules! task_insert {
+    () => {
+        "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, \
+                            category_id, due_at, remind_at, recurrence_rule, parent_task_id, \
+                            occurrence_index, occurrence_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+    };
+}
+
 /// A task row with its owner.
 #[derive(sqlx::FromRow)]
 struct TaskRow {
@@ -136,7 +146,7 @@ pub(crate) struct Occurrence<'a> {
 }
 
 /// Inserts a task; with an occurrence, returns `false` (and inserts nothing) when its key was
-/// used already.
+/// used already or its series already has a task at its index.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     id: Uuid,
@@ -145,31 +155,33 @@ pub(crate) async fn insert(
     occurrence: Option<Occurrence<'_>>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, \
-                            category_id, due_at, remind_at, recurrence_rule, parent_task_id, \
-                            occurrence_index, occurrence_key, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
-         ON CONFLICT (occurrence_key) DO NOTHING",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(&fields.title)
-    .bind(&fields.description)
-    .bind(fields.completed_at.is_some())
-    .bind(fields.completed_at)
-    .bind(fields.priority.as_str())
-    .bind(fields.category_id)
-    .bind(fields.due_at)
-    .bind(fields.remind_at)
-    .bind(&fields.recurrence_rule)
-    .bind(occurrence.as_ref().map(|o| o.parent_task_id))
-    .bind(occurrence.as_ref().map_or(0, |o| o.index))
-    .bind(occurrence.as_ref().map(|o| o.key))
-    .bind(now)
-    .execute(conn)
-    .await?
-    .rows_affected();
+    // An occurrence can collide on two unique indexes (`tasks_occurrence_key_key` and
+    // `tasks_parent_occurrence_index_key`) and ON CONFLICT takes one target at most, so it
+    // names none: either collision means "already created". A user's task collides on none.
+    let sql = if occurrence.is_some() {
+        concat!(task_insert!(), " ON CONFLICT DO NOTHING")
+    } else {
+        task_insert!()
+    };
+    let inserted = sqlx::query(sql)
+        .bind(id)
+        .bind(user_id)
+        .bind(&fields.title)
+        .bind(&fields.description)
+        .bind(fields.completed_at.is_some())
+        .bind(fields.completed_at)
+        .bind(fields.priority.as_str())
+        .bind(fields.category_id)
+        .bind(fields.due_at)
+        .bind(fields.remind_at)
+        .bind(&fields.recurrence_rule)
+        .bind(occurrence.as_ref().map(|o| o.parent_task_id))
+        .bind(occurrence.as_ref().map_or(0, |o| o.index))
+        .bind(occurrence.as_ref().map(|o| o.key))
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
     Ok(inserted == 1)
 }
 
@@ -276,6 +288,34 @@ pub(crate) async fn get_any(
     row.map(OwnedTask::try_from).transpose()
 }
 
+/// Up to `limit` pending (not completed) tasks of any user whose reminder is in `from..=to`,
+/// in `(remind_at, id)` order, starting after `after` (the last pair of the previous page).
+pub(crate) async fn pending_reminders(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) -> Result<Vec<OwnedTask>, sqlx::Error> {
+    // A cursor before the window is the window's start: `(from, nil)` sorts before every row.
+    let (after_at, after_id) = after.unwrap_or((from, Uuid::nil()));
+    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+        task_select!(),
+        "WHERE t.remind_at IS NOT NULL AND NOT t.completed \
+           AND t.remind_at >= $1 AND t.remind_at <= $2 \
+           AND (t.remind_at, t.id) > ($3, $4) \
+         ORDER BY t.remind_at, t.id LIMIT $5"
+    ))
+    .bind(from)
+    .bind(to)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(OwnedTask::try_from).collect()
+}
+
 /// The task generated for occurrence key `key`, if any.
 pub(crate) async fn get_by_occurrence_key(
     conn: &mut PgConnection,
@@ -286,6 +326,24 @@ pub(crate) async fn get_by_occurrence_key(
             .bind(key)
             .fetch_optional(conn)
             .await?;
+    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
+        .transpose()
+}
+
+/// The generated occurrence `index` of the series whose first task is `parent_task_id`, if any.
+pub(crate) async fn get_occurrence(
+    conn: &mut PgConnection,
+    parent_task_id: Uuid,
+    index: i32,
+) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        task_select!(),
+        "WHERE t.parent_task_id = $1 AND t.occurrence_index = $2"
+    ))
+    .bind(parent_task_id)
+    .bind(index)
+    .fetch_optional(conn)
+    .await?;
     row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
         .transpose()
 }

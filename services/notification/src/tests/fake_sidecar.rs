@@ -64,6 +64,8 @@ pub(crate) struct Fake {
     pub(crate) failing_saves: Option<(String, usize)>,
     /// Backend answers to `GET internal/tasks/{id}`: status and body. Unlisted tasks get 404.
     pub(crate) tasks: HashMap<Uuid, (u16, Value)>,
+    /// Backend answer to `GET internal/reminders`: the pending tasks, as one page.
+    pub(crate) pending_reminders: Vec<Value>,
     /// Every invoked method path.
     pub(crate) invocations: Vec<String>,
     /// Every accepted publish.
@@ -73,7 +75,8 @@ pub(crate) struct Fake {
 }
 
 impl Fake {
-    fn put(&mut self, key: &str, value: Value, metadata: Value) {
+    /// Stores `value` under `key` with a fresh ETag, as a successful save does.
+    pub(crate) fn put(&mut self, key: &str, value: Value, metadata: Value) {
         self.next_etag += 1;
         self.state.insert(
             key.to_owned(),
@@ -190,6 +193,39 @@ async fn handle(State(fake): State<Arc<Mutex<Fake>>>, req: Request) -> Response 
                 }
             }
             StatusCode::NO_CONTENT.into_response()
+        }
+        (Method::POST, ["v1.0", "state", _store, "bulk"]) => {
+            let request: Value = serde_json::from_slice(&body).unwrap();
+            let items: Vec<Value> = request["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|key| {
+                    let key = key.as_str().unwrap();
+                    match fake.state.get(key) {
+                        Some(stored) => {
+                            json!({"key": key, "data": stored.value, "etag": stored.etag})
+                        }
+                        None => json!({"key": key}),
+                    }
+                })
+                .collect();
+            axum::Json(items).into_response()
+        }
+        (
+            Method::GET,
+            [
+                "v1.0",
+                "invoke",
+                "backend",
+                "method",
+                "internal",
+                "reminders",
+            ],
+        ) => {
+            fake.invocations.push("internal/reminders".to_owned());
+            let items = fake.pending_reminders.clone();
+            axum::Json(json!({"items": items, "next": null})).into_response()
         }
         (Method::GET, ["v1.0", "invoke", "backend", "method", rest @ ..]) => {
             fake.invocations.push(rest.join("/"));

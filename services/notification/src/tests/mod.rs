@@ -19,9 +19,11 @@ use self::fake_sidecar::{FakeSidecar, JobCall};
 use crate::app::{AppState, router};
 use crate::metrics::{
     REMINDER_JOBS_DELETED_TOTAL, REMINDER_JOBS_SCHEDULED_TOTAL, REMINDER_LATENESS_SECONDS,
-    REMINDER_STALE_EVENTS_TOTAL, REMINDER_TRIGGERS_TOTAL,
+    REMINDER_OVERDUE_TOTAL, REMINDER_STALE_EVENTS_TOTAL, REMINDER_SWEEP_REPAIRS_TOTAL,
+    REMINDER_SWEEPS_TOTAL, REMINDER_TRIGGERS_TOTAL,
 };
-use crate::reminders::{TOMBSTONE_TTL_SECS, job_name, record_key, rfc3339};
+use crate::reminders::{CATCH_UP_WINDOW, TOMBSTONE_TTL_SECS, job_name, record_key, rfc3339};
+use crate::sweep::SWEEP_JOB;
 use crate::trigger::{reminder_event_id, sent_key};
 use crate::{SERVICE, TASK_EVENTS_ROUTE, subscriptions, subscriptions_yaml};
 
@@ -172,7 +174,7 @@ fn schedule(task: &TaskSnapshot, remind_at: DateTime<Utc>) -> JobCall {
             "dueTime": rfc3339(remind_at),
             "data": job_data(task, remind_at),
             "overwrite": true,
-            "failurePolicy": {"constant": {"interval": "2s", "maxRetries": 5}}
+            "failurePolicy": {"constant": {"interval": "2s", "maxRetries": 1800}}
         }),
     )
 }
@@ -231,15 +233,26 @@ async fn a_moved_reminder_overwrites_the_job() {
     assert_eq!(jobs[&job_name(created.id)]["dueTime"], rfc3339(moved));
 }
 
+/// The job of an overdue reminder: due at once, with the reminder time it was asked for.
+fn schedule_now(task: &TaskSnapshot, remind_at: DateTime<Utc>) -> JobCall {
+    match schedule(task, remind_at) {
+        JobCall::Schedule(name, mut body) => {
+            body["dueTime"] = json!("0s");
+            JobCall::Schedule(name, body)
+        }
+        other => other,
+    }
+}
+
 #[tokio::test]
-async fn a_cleared_or_past_reminder_deletes_the_job() {
+async fn a_cleared_or_too_old_reminder_deletes_the_job() {
     let h = Harness::new().await;
     let t0 = from_now(TimeDelta::zero());
     let created = task(t0, Some(from_now(TimeDelta::hours(1))));
     let cleared = task(t0 + TimeDelta::seconds(1), None);
-    let past = task(
+    let ancient = task(
         t0 + TimeDelta::seconds(2),
-        Some(from_now(-TimeDelta::minutes(5))),
+        Some(from_now(-CATCH_UP_WINDOW - TimeDelta::minutes(5))),
     );
     assert_eq!(
         h.deliver(event_types::TASK_CREATED, &created).await,
@@ -249,12 +262,115 @@ async fn a_cleared_or_past_reminder_deletes_the_job() {
         h.deliver(event_types::TASK_UPDATED, &cleared).await,
         "SUCCESS"
     );
-    assert_eq!(h.deliver(event_types::TASK_UPDATED, &past).await, "SUCCESS");
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &ancient).await,
+        "SUCCESS"
+    );
 
     let calls = h.job_calls();
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[1..], [delete(&created), delete(&created)]);
     assert!(h.sidecar.lock().jobs.is_empty());
+}
+
+/// An event that arrives after its reminder time (it waited in the broker while notification
+/// was down) still gets its reminder, at once — unless a trigger already sent it.
+#[tokio::test]
+async fn an_overdue_reminder_fires_at_once_unless_already_sent() {
+    let h = Harness::new().await;
+    let remind_at = from_now(-TimeDelta::minutes(5));
+    let created = task(remind_at - TimeDelta::hours(1), Some(remind_at));
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &created).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.job_calls(), [schedule_now(&created, remind_at)]);
+    assert!(
+        h.metric_line(&format!("{REMINDER_OVERDUE_TOTAL}{{outcome=\"scheduled\""))
+            .is_some_and(|l| l.ends_with(" 1")),
+        "{:?}",
+        h.metrics.render()
+    );
+
+    // Once the trigger recorded it as sent, a later event about the task (a new title, say)
+    // must not send it again: the job is removed instead.
+    h.sidecar.lock().put(
+        &sent_key(created.id, remind_at),
+        json!({"event_id": "x"}),
+        json!({}),
+    );
+    let renamed = TaskSnapshot {
+        title: "Water the plants (balcony)".to_owned(),
+        ..task(created.updated_at + TimeDelta::minutes(10), Some(remind_at))
+    };
+    assert_eq!(
+        h.deliver(event_types::TASK_UPDATED, &renamed).await,
+        "SUCCESS"
+    );
+    assert_eq!(h.job_calls()[1..], [delete(&created)]);
+    assert!(
+        h.metric_line(&format!(
+            "{REMINDER_OVERDUE_TOTAL}{{outcome=\"already_sent\""
+        ))
+        .is_some_and(|l| l.ends_with(" 1"))
+    );
+}
+
+/// The sweep applies the pending tasks whose events never arrived — scheduling the future
+/// reminder, firing the one whose time has passed — and leaves alone what events applied.
+#[tokio::test]
+async fn the_sweep_applies_tasks_whose_events_never_arrived() {
+    let h = Harness::new().await;
+    let remind_at = from_now(TimeDelta::minutes(1));
+    let applied = task(from_now(-TimeDelta::minutes(1)), Some(remind_at));
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &applied).await,
+        "SUCCESS"
+    );
+    let lost = TaskSnapshot {
+        id: Uuid::from_u128(0xa1),
+        ..task(from_now(-TimeDelta::minutes(1)), Some(remind_at))
+    };
+    let overdue_at = from_now(-TimeDelta::minutes(1));
+    let overdue = TaskSnapshot {
+        id: Uuid::from_u128(0xa2),
+        ..task(from_now(-TimeDelta::minutes(10)), Some(overdue_at))
+    };
+    h.sidecar.lock().pending_reminders = [&applied, &lost, &overdue]
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap())
+        .collect();
+
+    assert_eq!(h.trigger(SWEEP_JOB, &Value::Null).await, StatusCode::OK);
+    assert_eq!(
+        h.job_calls(),
+        [
+            schedule(&applied, remind_at),
+            schedule(&lost, remind_at),
+            schedule_now(&overdue, overdue_at)
+        ]
+    );
+    assert!(h.stored(&record_key(lost.id)).is_some());
+    let line = |name: &str| h.metric_line(name).unwrap_or_default();
+    assert!(line(REMINDER_SWEEP_REPAIRS_TOTAL).ends_with(" 2"));
+
+    // Everything applied now: the next sweep reads the records and does nothing else.
+    assert_eq!(h.trigger(SWEEP_JOB, &Value::Null).await, StatusCode::OK);
+    assert_eq!(h.job_calls().len(), 3);
+    assert!(line(REMINDER_SWEEP_REPAIRS_TOTAL).ends_with(" 2"));
+    assert!(line(REMINDER_SWEEPS_TOTAL).ends_with(" 2"));
+    let asked = h.sidecar.lock().invocations.clone();
+    assert_eq!(asked, ["internal/reminders", "internal/reminders"]);
+}
+
+#[test]
+fn the_sweep_is_a_recurring_job_that_is_never_retried() {
+    let job = serde_json::to_value(crate::sweep::sweep_job()).unwrap();
+    assert_eq!(job["schedule"], "@every 30s");
+    assert_eq!(job["overwrite"], true);
+    assert_eq!(job["failurePolicy"], json!({"drop": {}}));
+    assert!(crate::sweep::AHEAD.to_std().unwrap() > crate::sweep::SWEEP_EVERY);
+    assert!(!SWEEP_JOB.starts_with(crate::reminders::JOB_PREFIX));
 }
 
 #[tokio::test]
