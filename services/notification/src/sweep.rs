@@ -11,10 +11,16 @@
 //! `[now − LOOKBACK, now + AHEAD]` (`GET /internal/reminders`) and feeds each snapshot that is
 //! newer than the record of the ordering guard (or has none) through that guard, exactly as if
 //! its event had been delivered: the job is scheduled, or — the time having passed — set to
-//! fire at once unless it was sent. Snapshots already applied cost one bulk state read per
-//! page and nothing else. So a reminder whose event never comes is still scheduled at least
-//! [`AHEAD`] before its time, and one that falls due meanwhile is sent within about one sweep
-//! interval.
+//! fire at once unless it was sent. So a reminder whose event never comes is still scheduled at
+//! least [`AHEAD`] before its time, and one that falls due meanwhile is sent within about one
+//! sweep interval.
+//!
+//! A record can also be current while its job is missing: the process died between writing
+//! the record and scheduling the job, and the redelivery that would finish the work is held by
+//! a broker (a RabbitMQ delivery stays with the dead app's sidecar). So for each reminder whose
+//! time has passed and that is not settled (no sent record), the sweep asks whether its job
+//! still exists — a job being retried does — and applies the task again when it does not.
+//! Snapshots applied and settled cost two bulk state reads per page and nothing else.
 //!
 //! Every replica registers the job when it starts (with overwrite, so it exists once); a failed
 //! sweep is dropped, as the next one follows [`SWEEP_EVERY`] later.
@@ -128,47 +134,93 @@ pub async fn on_sweep_job(state: AppState, _trigger: JobTrigger) -> Result<(), J
     Ok(())
 }
 
-/// Applies the snapshots of `tasks` that the guard has not seen; returns how many.
+/// Applies the snapshots of `tasks` that the guard has not seen, and those due, unsettled and
+/// without a job; returns how many.
 async fn repair(state: &AppState, tasks: &[TaskSnapshot]) -> Result<usize, JobError> {
     if tasks.is_empty() {
         return Ok(0);
     }
-    let keys: Vec<String> = tasks.iter().map(|t| record_key(t.id)).collect();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let stored = state
-        .dapr
-        .get_bulk_state(&state.state_store, &key_refs)
-        .await
-        .map_err(|e| JobError::transient(format!("reading reminder records: {e}")))?;
-    let mut repaired = 0;
-    for task in tasks {
-        let key = record_key(task.id);
-        let item = stored.iter().find(|i| i.key == key);
-        if let Some(error) = item.and_then(|i| i.error.as_deref()) {
-            return Err(JobError::transient(format!("reading {key}: {error}")));
-        }
-        // An unreadable record counts as missing, as it does for events.
-        let record: Option<TaskRecord> = item.and_then(|i| i.json().ok().flatten());
-        if record
+    let records = bulk_read(state, tasks.iter().map(|t| record_key(t.id))).await?;
+    let now = Utc::now();
+    let mut applied = Vec::new();
+    let mut due = Vec::new();
+    for (task, record) in tasks.iter().zip(records) {
+        let record: Option<TaskRecord> = record.and_then(|v| serde_json::from_value(v).ok());
+        let current = record
             .as_ref()
-            .is_some_and(|r| r.deleted || r.updated_at >= task.updated_at)
-        {
+            .is_some_and(|r| r.deleted || r.updated_at >= task.updated_at);
+        if !current {
+            tracing::info!(
+                task_id = %task.id,
+                remind_at = ?task.remind_at.map(rfc3339),
+                applied_updated_at = ?record.as_ref().map(|r| r.updated_at),
+                task_updated_at = %task.updated_at,
+                "reminder sweep: the task's newest event has not been applied; applying the task"
+            );
+            applied.push(task);
+        } else if let Some(at) = record.and_then(|r| r.remind_at).filter(|at| *at <= now) {
+            due.push((task, at));
+        }
+    }
+    // Due and applied: settled, or its job still exists (firing or being retried)?
+    let settled = bulk_read(
+        state,
+        due.iter()
+            .map(|(task, at)| crate::trigger::sent_key(task.id, *at)),
+    )
+    .await?;
+    for ((task, at), settled) in due.into_iter().zip(settled) {
+        if settled.is_some() {
             continue;
         }
+        let job = state
+            .dapr
+            .get_job(&reminders::job_name(task.id))
+            .await
+            .map_err(|e| {
+                JobError::transient(format!("looking up the job of task {}: {e}", task.id))
+            })?;
+        if job.is_none() {
+            tracing::info!(
+                task_id = %task.id, remind_at = %rfc3339(at),
+                "reminder sweep: the reminder is due, not sent and has no job; applying the task again"
+            );
+            applied.push(task);
+        }
+    }
+    for task in &applied {
         let Some(incoming) = TaskRecord::of(event_types::TASK_UPDATED, task) else {
             continue;
         };
-        tracing::info!(
-            task_id = %task.id,
-            remind_at = ?task.remind_at.map(rfc3339),
-            applied_updated_at = ?record.as_ref().map(|r| r.updated_at),
-            task_updated_at = %task.updated_at,
-            "reminder sweep: the task's newest event has not been applied; applying the task"
-        );
         reminders::apply(state, task.id, incoming, "sweep")
             .await
             .map_err(|e| JobError::transient(format!("applying task {}: {e}", task.id)))?;
-        repaired += 1;
     }
-    Ok(repaired)
+    Ok(applied.len())
+}
+
+/// The values stored under `keys`, in order (`None`: absent); one bulk read.
+async fn bulk_read(
+    state: &AppState,
+    keys: impl Iterator<Item = String>,
+) -> Result<Vec<Option<Value>>, JobError> {
+    let keys: Vec<String> = keys.collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let items = state
+        .dapr
+        .get_bulk_state(&state.state_store, &key_refs)
+        .await
+        .map_err(|e| JobError::transient(format!("reading state: {e}")))?;
+    keys.iter()
+        .map(|key| {
+            let item = items.iter().find(|i| &i.key == key);
+            if let Some(error) = item.and_then(|i| i.error.as_deref()) {
+                return Err(JobError::transient(format!("reading {key}: {error}")));
+            }
+            Ok(item.and_then(|i| i.data.clone()))
+        })
+        .collect()
 }

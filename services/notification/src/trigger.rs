@@ -33,7 +33,8 @@ use crate::reminders::{ReminderJobData, job_name, rfc3339};
 /// Namespace of [`reminder_event_id`] (a fixed random UUID; changing it changes every id).
 pub const REMINDER_EVENT_NAMESPACE: Uuid =
     Uuid::from_u128(0x6f0b_3c1e_9a52_4d7e_8c41_2b9d_5e73_a0f4);
-/// Prefix of the "already published" state keys: `reminder-sent-<task_id>-<remind_at>`.
+/// Prefix of the "settled" state keys, `reminder-sent-<task_id>-<remind_at>`: the reminder was
+/// published, or found to have nobody to go to.
 pub const SENT_PREFIX: &str = "reminder-sent-";
 /// How long a sent record is kept: it must outlive the Scheduler's redeliveries of one trigger
 /// (up to an hour) and the window in which a late task event still sends an overdue reminder
@@ -140,6 +141,15 @@ async fn fire(
     }
     let Some(recipient) = lookup.owner_email.clone().filter(|e| !e.trim().is_empty()) else {
         tracing::warn!(%task_id, user_id = %task.user_id, "task owner has no email address; reminder not sent");
+        // Settled all the same: the sweep takes a due reminder without this record and
+        // without a job for a lost one, and would fire it again every pass.
+        let record = SaveItem::new(sent, json!({"outcome": "no_recipient"}))
+            .with_ttl_seconds(SENT_RECORD_TTL_SECS);
+        state
+            .dapr
+            .insert_state_if_absent(store, record)
+            .await
+            .map_err(|e| transient("recording the unsent reminder", &e))?;
         return Ok(TriggerOutcome::NoRecipient);
     };
 

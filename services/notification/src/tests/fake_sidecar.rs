@@ -171,6 +171,17 @@ async fn handle(State(fake): State<Arc<Mutex<Fake>>>, req: Request) -> Response 
             after_job_call(&mut fake);
             StatusCode::NO_CONTENT.into_response()
         }
+        (Method::GET, ["v1.0", "jobs", name]) => match fake.jobs.get(*name) {
+            Some(job) => axum::Json(job.clone()).into_response(),
+            // What daprd answers for a job the Scheduler does not have.
+            None => dapr_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "DAPR_SCHEDULER_GET_JOB",
+                &format!(
+                    "failed to get job due to: rpc error: code = NotFound desc = job not found: {name}"
+                ),
+            ),
+        },
         (Method::DELETE, ["v1.0", "jobs", name]) => {
             fake.jobs.remove(*name);
             fake.job_calls.push(JobCall::Delete((*name).to_owned()));

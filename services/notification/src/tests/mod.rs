@@ -354,13 +354,45 @@ async fn the_sweep_applies_tasks_whose_events_never_arrived() {
     let line = |name: &str| h.metric_line(name).unwrap_or_default();
     assert!(line(REMINDER_SWEEP_REPAIRS_TOTAL).ends_with(" 2"));
 
-    // Everything applied now: the next sweep reads the records and does nothing else.
+    // Everything applied now (the overdue one's job exists, firing or retried): the next
+    // sweep reads and looks, and does nothing else.
     assert_eq!(h.trigger(SWEEP_JOB, &Value::Null).await, StatusCode::OK);
     assert_eq!(h.job_calls().len(), 3);
     assert!(line(REMINDER_SWEEP_REPAIRS_TOTAL).ends_with(" 2"));
     assert!(line(REMINDER_SWEEPS_TOTAL).ends_with(" 2"));
     let asked = h.sidecar.lock().invocations.clone();
     assert_eq!(asked, ["internal/reminders", "internal/reminders"]);
+
+    // The process died between the record and the job, and the redelivery is held elsewhere:
+    // a due reminder, applied, not sent, without a job, is applied again. One that is settled
+    // (sent, or nobody to send it to) is left alone although its job is gone too.
+    let settled_at = from_now(-TimeDelta::minutes(2));
+    let settled = TaskSnapshot {
+        id: Uuid::from_u128(0xa3),
+        ..task(from_now(-TimeDelta::minutes(10)), Some(settled_at))
+    };
+    assert_eq!(
+        h.deliver(event_types::TASK_CREATED, &settled).await,
+        "SUCCESS"
+    );
+    {
+        let mut fake = h.sidecar.lock();
+        fake.jobs.clear();
+        fake.put(
+            &sent_key(settled.id, settled_at),
+            json!({"outcome": "no_recipient"}),
+            json!({}),
+        );
+        fake.pending_reminders
+            .push(serde_json::to_value(&settled).unwrap());
+    }
+    let calls_before = h.job_calls().len();
+    assert_eq!(h.trigger(SWEEP_JOB, &Value::Null).await, StatusCode::OK);
+    assert_eq!(
+        h.job_calls()[calls_before..],
+        [schedule_now(&overdue, overdue_at)]
+    );
+    assert!(line(REMINDER_SWEEP_REPAIRS_TOTAL).ends_with(" 3"));
 }
 
 #[test]
@@ -681,7 +713,18 @@ async fn a_completed_changed_deleted_or_unaddressable_task_gets_no_reminder() {
     let fake = h.sidecar.lock();
     assert!(fake.published.is_empty(), "{:?}", fake.published);
     assert_eq!(fake.invocations.len(), 5);
-    assert!(fake.state.keys().all(|k| !k.starts_with("reminder-sent-")));
+    // Only the reminder with nobody to go to is settled (so the sweep leaves it alone); the
+    // others are not owed at this time any more.
+    let settled: Vec<&String> = fake
+        .state
+        .keys()
+        .filter(|k| k.starts_with("reminder-sent-"))
+        .collect();
+    assert_eq!(settled, [&sent_key(no_email.id, remind_at)]);
+    assert_eq!(
+        fake.state[&sent_key(no_email.id, remind_at)].value,
+        json!({"outcome": "no_recipient"})
+    );
 }
 
 #[tokio::test]
