@@ -11,10 +11,12 @@ What it does, each step able to fail:
                 identical to `dapr/subscriptions/*.yaml` and `grafana/dashboards/*.json`
                 (`--sync` rewrites the copies; it needs only the standard library);
   2. values     every value in values.yaml is documented (`# --`), every key of the override
-                files exists in values.yaml, and no values file holds a secret value;
+                files exists in values.yaml, no values file holds a secret value, and
+                values.schema.json is a valid draft-07 schema with a description everywhere;
   3. lint       `helm lint --strict` (Helm v4 SDK) for the default, minikube, oke and each
-                `ci/*-values.yaml` value set;
-  4. render     the same value sets rendered offline;
+                `ci/*-values.yaml` value set (oke with `OKE_FILLED` over its placeholders);
+  4. render     the same value sets rendered offline (Helm validates them against
+                values.schema.json first, as install, upgrade and template do);
   5. k8s        rendered core objects through `kubernetes-validate --strict -k 1.30.0`;
   6. dapr       rendered Dapr objects (and the local `dapr/` manifests) through
                 `check-jsonschema` with the schemas in `schemas/`;
@@ -63,6 +65,25 @@ SECRET_TEXT = [
 DAPR_SECRET_FIELDS_ALLOWED_LITERAL = {"authType", "saslMechanism"}
 
 SERVICES = ["backend", "notification", "email-delivery", "recurring-task"]
+
+# What an operator fills in for the `<placeholders>` of values-oke.yaml, merged over that file
+# the way a second `-f` file would be (the chart refuses to render while one is left; a negative
+# test renders the file as shipped). OCIR is addressed by region key, the other endpoints by
+# region identifier.
+OKE_FILLED: dict[str, Any] = {
+    "image": {"registry": "fra.ocir.io/axk4example"},
+    "pubsub": {
+        "kafka": {"brokers": ["cell-1.streaming.eu-frankfurt-1.oci.oraclecloud.com:9092"]}
+    },
+    "services": {
+        "email-delivery": {
+            "env": {
+                "SMTP_HOST": "smtp.email.eu-frankfurt-1.oci.oraclecloud.com",
+                "SMTP_FROM": "Todo Reminders <reminders@todo.example.com>",
+            }
+        }
+    },
+}
 
 
 def is_secret_name(name: str) -> bool:
@@ -158,7 +179,10 @@ def value_sets(yaml: Any) -> list[tuple[str, dict[str, Any] | None, Path | None]
     sets: list[tuple[str, dict[str, Any] | None, Path | None]] = [("default", None, None)]
     for name in ("minikube", "oke"):
         path = CHART / f"values-{name}.yaml"
-        sets.append((name, yaml.safe_load(path.read_text()) or {}, path))
+        values = yaml.safe_load(path.read_text()) or {}
+        if name == "oke":
+            _merge(values, copy.deepcopy(OKE_FILLED))
+        sets.append((name, values, path))
     for path in sorted((CHART / "ci").glob("*-values.yaml")):
         sets.append(
             (
@@ -318,6 +342,9 @@ def clean(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(helm: Any, chart_dir: Path, values: dict[str, Any] | None) -> dict[str, str]:
+    """Renders like `helm template`: the SDK coalesces the values with the chart's defaults and
+    validates them against values.schema.json first (a HelmValuesError naming each offending
+    path), then renders (a HelmRenderError for a template's `fail`)."""
     with helm.Chart.load(str(chart_dir)) as chart:
         return chart.render(
             values=copy.deepcopy(values) if values else None,
@@ -366,6 +393,34 @@ def check_jsonschema(schema: Path, files: list[Path]) -> tuple[bool, str]:
         check=False,
     )
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
+def check_metaschema(schema: Path) -> tuple[bool, str]:
+    """Whether `schema` is a valid JSON Schema of the draft it names in `$schema`."""
+    proc = subprocess.run(
+        [venv_tool("check-jsonschema"), "--check-metaschema", str(schema)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
+def undescribed_properties(schema: Any, path: str = "") -> list[str]:
+    """Properties anywhere in a JSON Schema (definitions included) without a `description`."""
+    out = []
+    if isinstance(schema, dict):
+        for key, sub in schema.items():
+            here = f"{path}/{key}"
+            if key == "properties" and isinstance(sub, dict):
+                for name, prop in sub.items():
+                    if not (isinstance(prop, dict) and str(prop.get("description", "")).strip()):
+                        out.append(f"{here}/{name}")
+            out += undescribed_properties(sub, here)
+    elif isinstance(schema, list):
+        for i, sub in enumerate(schema):
+            out += undescribed_properties(sub, f"{path}/{i}")
+    return out
 
 
 DAPR_KIND_SCHEMA = {
@@ -879,9 +934,8 @@ def set_specific_tests(
         assert ann.get("service.beta.kubernetes.io/oci-load-balancer-shape") == "flexible"
         for svc, d in deployments(r).items():
             image = container(d)["image"]
-            assert re.match(rf"^<region>\.ocir\.io/<tenancy-namespace>/todo-dapr/{svc}:", image), (
-                image
-            )
+            registry = re.escape(OKE_FILLED["image"]["registry"])
+            assert re.match(rf"^{registry}/todo-dapr/{svc}:", image), image
         assert "oci-bv" in r.text, "storage class hint missing from the notes"
 
     def t_overrides() -> None:
@@ -929,13 +983,139 @@ def set_specific_tests(
 def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
     """The guards and validators must reject bad input, or the green above means nothing."""
 
-    def render_fails(values: dict[str, Any], needle: str) -> None:
+    def render_fails(values: dict[str, Any], *needles: str, chart: Path = CHART) -> None:
+        """Rendering fails, and the message holds every needle (the offending path and why)."""
         try:
-            render(helm, CHART, values)
+            render(helm, chart, values)
         except helm.HelmError as e:
-            assert needle in str(e), f"failed for another reason: {e}"
+            missing = [n for n in needles if n not in str(e)]
+            assert not missing, f"failed without naming {missing}: {e}"
         else:
             raise AssertionError("rendered though it must not")
+
+    # values.schema.json: Helm names the path (a JSON pointer) and the broken constraint.
+
+    def t_schema_negative_replicas() -> None:
+        render_fails(
+            {"services": {"backend": {"replicas": -1}}},
+            "at '/services/backend/replicas'",
+            "minimum: got -1, want 1",
+        )
+
+    def t_schema_fractional_replicas() -> None:
+        render_fails(
+            {"services": {"notification": {"replicas": 2.5}}},
+            "at '/services/notification/replicas'",
+            "want integer",
+        )
+
+    def t_schema_string_for_boolean() -> None:
+        render_fails(
+            {"rbac": {"create": "false"}}, "at '/rbac/create'", "got string, want boolean"
+        )
+
+    def t_schema_typo_top_level() -> None:
+        render_fails({"rbca": {"create": False}}, "additional properties 'rbca' not allowed")
+
+    def t_schema_typo_nested() -> None:
+        render_fails(
+            {"pubsub": {"kafka": {"intialOffset": "oldest"}}},
+            "at '/pubsub/kafka'",
+            "additional properties 'intialOffset' not allowed",
+        )
+
+    def t_schema_typo_service_name() -> None:
+        # A misspelt app-id would be a fifth, half-configured service.
+        render_fails(
+            {"services": {"notifcation": {"replicas": 3}}},
+            "at '/services'",
+            "additional properties 'notifcation' not allowed",
+        )
+
+    def t_schema_unknown_initial_offset() -> None:
+        render_fails(
+            {"pubsub": {"kafka": {"initialOffset": "latest"}}},
+            "at '/pubsub/kafka/initialOffset'",
+            "value must be one of 'oldest', 'newest'",
+        )
+
+    def t_schema_unknown_sasl_mechanism() -> None:
+        # Dapr matches SHA-512 and SHA-256 exactly and falls back to SASL/PLAIN for anything else.
+        render_fails(
+            {"pubsub": {"kafka": {"sasl": {"mechanism": "SCRAM-SHA-512"}}}},
+            "at '/pubsub/kafka/sasl/mechanism'",
+            "value must be one of 'SHA-512', 'SHA-256', 'PLAINTEXT'",
+        )
+
+    def t_schema_unknown_auth_type() -> None:
+        render_fails(
+            {"pubsub": {"kafka": {"authType": "mtls"}}},
+            "at '/pubsub/kafka/authType'",
+            "value must be one of 'password', 'none'",
+        )
+
+    def t_schema_pubsub_redis() -> None:
+        render_fails({"pubsub": {"type": "redis"}}, "at '/pubsub/type'", "value must be 'kafka'")
+
+    def t_schema_port_range() -> None:
+        render_fails(
+            {"services": {"backend": {"port": 70000}}},
+            "at '/services/backend/port'",
+            "maximum: got 70,000, want 65,535",
+        )
+
+    def t_schema_pull_policy() -> None:
+        render_fails(
+            {"image": {"pullPolicy": "IfNotExists"}},
+            "at '/image/pullPolicy'",
+            "value must be one of 'Always', 'IfNotPresent', 'Never'",
+        )
+
+    def t_schema_log_level() -> None:
+        render_fails(
+            {"services": {"notification": {"dapr": {"logLevel": "verbose"}}}},
+            "at '/services/notification/dapr/logLevel'",
+            "value must be one of",
+        )
+
+    # The templates' own guards.
+
+    def t_pubsub_redis_without_schema() -> None:
+        # `--skip-schema-validation` must not bring back the silent fallback to Kafka.
+        copy_dir = work / "chart-without-schema"
+        shutil.copytree(CHART, copy_dir)
+        (copy_dir / "values.schema.json").unlink()
+        render_fails(
+            {"pubsub": {"type": "redis"}},
+            'pubsub.type "redis" is not supported',
+            "pubsub.type: kafka",
+            chart=copy_dir,
+        )
+
+    def t_placeholder_in_image() -> None:
+        render_fails(
+            {"image": {"registry": "<region-key>.ocir.io/<tenancy-namespace>"}},
+            "unreplaced <placeholders>",
+            "image.registry (<region-key> <tenancy-namespace>)",
+        )
+
+    def t_oke_file_as_shipped_fails() -> None:
+        render_fails(
+            yaml.safe_load((CHART / "values-oke.yaml").read_text()),
+            "unreplaced <placeholders>",
+            "image.registry (<region-key> <tenancy-namespace>)",
+            "pubsub.kafka.brokers[0] (<region>)",
+            "services.email-delivery.env.SMTP_HOST (<region>)",
+            "services.email-delivery.env.SMTP_FROM (<approved-sender-domain>)",
+        )
+
+    def t_mail_address_is_no_placeholder() -> None:
+        r = render(
+            helm,
+            CHART,
+            {"services": {"email-delivery": {"env": {"SMTP_FROM": "Todo <todo@example.com>"}}}},
+        )
+        assert "Todo <todo@example.com>" in "".join(r.values())
 
     def t_env_secret_literal() -> None:
         render_fails(
@@ -1073,6 +1253,11 @@ def main() -> int:
     ROOT_DEFAULTS.update(yaml.safe_load(defaults_text))
     missing = undocumented_values(defaults_text)
     rep.check("values.yaml documented", not missing, f"no `# --` comment for {missing}")
+    schema_path = CHART / "values.schema.json"
+    ok, out = check_metaschema(schema_path)
+    rep.check("values.schema.json is a valid draft-07 schema", ok, out)
+    undescribed = undescribed_properties(json.loads(schema_path.read_text()))
+    rep.check("values.schema.json describes every property", not undescribed, f"{undescribed}")
     sets = value_sets(yaml)
     for name, override, path in sets:
         files = (

@@ -352,3 +352,65 @@ pub(crate) fn cache_root() -> anyhow::Result<PathBuf> {
         .context("neither XDG_CACHE_HOME nor HOME is set")?;
     Ok(base.join("todo-dapr"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `"1.18.2"` → `(1, 18, 2)`.
+    fn version(text: &str) -> (u32, u32, u32) {
+        let parts: Vec<u32> = text
+            .trim()
+            .split('.')
+            .map(|p| {
+                p.parse()
+                    .unwrap_or_else(|_| panic!("`{text}` is not x.y.z"))
+            })
+            .collect();
+        assert_eq!(parts.len(), 3, "`{text}` is not x.y.z");
+        (parts[0], parts[1], parts[2])
+    }
+
+    /// The chart, its README, the README and the control-plane values name the Dapr version
+    /// the tests run: a user who follows them gets a sidecar that serves `/v1.0/jobs`.
+    #[test]
+    fn every_document_names_the_tested_dapr_version() {
+        let root = harness::repo_root();
+        let chart: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+            &std::fs::read_to_string(root.join("helm/todo-dapr/Chart.yaml")).unwrap(),
+        )
+        .unwrap();
+        let range = chart["annotations"]["todo-dapr/dapr-runtime"]
+            .as_str()
+            .expect("the dapr-runtime annotation");
+        let (low, high) = range
+            .split_once(' ')
+            .and_then(|(lo, hi)| Some((lo.strip_prefix(">=")?, hi.strip_prefix('<')?)))
+            .unwrap_or_else(|| panic!("`{range}` is not `>=x.y.z <x.y.z`"));
+        let pinned = version(RUNTIME_VERSION);
+        assert!(
+            version(low) <= pinned && pinned < version(high),
+            "Chart.yaml says {range}, the tests run {RUNTIME_VERSION}"
+        );
+
+        let mut seen = 0;
+        for doc in [
+            "README.md",
+            "helm/todo-dapr/README.md",
+            "helm/dapr-control-plane/values-minikube.yaml",
+            "helm/dapr-control-plane/values-oke.yaml",
+        ] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            for (i, _) in text.match_indices("dapr/dapr --version ") {
+                let rest = &text[i + "dapr/dapr --version ".len()..];
+                let named = rest.split_whitespace().next().unwrap_or_default();
+                assert_eq!(named, RUNTIME_VERSION, "{doc} installs Dapr {named}");
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 4,
+            "only {seen} control-plane install commands found"
+        );
+    }
+}

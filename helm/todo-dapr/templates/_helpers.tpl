@@ -83,14 +83,14 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 
 {{/*
-A service's image reference: `[registry/]repository(:tag|@digest)`. Each field falls back to the
-chart-wide `image` values; the tag falls back to the chart's appVersion. A digest wins over a tag.
-Takes the per-service dict.
+A service's image reference: `[registry/]repository(:tag|@digest)`. The registry is the
+chart-wide `image.registry`; tag and digest fall back to the chart-wide `image` values, the tag
+then to the chart's appVersion. A digest wins over a tag. Takes the per-service dict.
 */}}
 {{- define "todo-dapr.image" -}}
 {{- $global := .root.Values.image }}
 {{- $own := .svc.image | default dict }}
-{{- $registry := $own.registry | default $global.registry }}
+{{- $registry := $global.registry }}
 {{- $repository := required (printf "services.%s.image.repository is required" .name) $own.repository }}
 {{- $digest := $own.digest | default $global.digest }}
 {{- $tag := $own.tag | default $global.tag | default .root.Chart.AppVersion | toString }}
