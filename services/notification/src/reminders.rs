@@ -494,7 +494,7 @@ mod tests {
         let late_occurrence = TaskSnapshot {
             created_at: remind + TimeDelta::minutes(1),
             updated_at: remind + TimeDelta::minutes(1),
-            ..task.clone()
+            ..task
         };
         let record = TaskRecord::of(event_types::TASK_CREATED, &late_occurrence).unwrap();
         assert_eq!(record.remind_at, None);
