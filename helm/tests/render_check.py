@@ -547,6 +547,23 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
                 assert ref == {"name": token, "key": "token"}, f"{svc}: APP_API_TOKEN ref {ref}"
             else:
                 assert "dapr.io/app-token-secret" not in a and "APP_API_TOKEN" not in env
+            ca = (values["services"][svc].get("caSecret") or {}).get("name")
+            mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+            vols = {v["name"]: v for v in d["spec"]["template"]["spec"].get("volumes", [])}
+            if ca:
+                key = values["services"][svc]["caSecret"]["key"]
+                assert mounts["ca"] == {
+                    "name": "ca", "mountPath": "/etc/todo-dapr/ca", "readOnly": True
+                }, f"{svc}: ca mount {mounts.get('ca')}"
+                assert vols["ca"]["secret"] == {
+                    "secretName": ca, "items": [{"key": key, "path": key}]
+                }, f"{svc}: ca volume {vols.get('ca')}"
+                assert a.get("dapr.io/volume-mounts") == "ca:/etc/todo-dapr/ca", (
+                    f"{svc}: the sidecar does not see the CA"
+                )
+            else:
+                assert "ca" not in mounts and "ca" not in vols, f"{svc}: ca mounted though unset"
+                assert "dapr.io/volume-mounts" not in a, f"{svc}: volume-mounts though no CA"
             health = want_dapr["appHealthCheck"]
             if health["enabled"]:
                 for key, ann in (

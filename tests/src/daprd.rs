@@ -187,14 +187,13 @@ impl Daprd {
 
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{http_port}/v1.0/healthz/outbound");
-        wait::until(
+        wait::until_running(
             &format!("daprd {} outbound health", opts.app_id),
             Duration::from_secs(60),
+            &mut process,
             || {
-                let running = process.ensure_running();
                 let req = client.get(&url).send();
                 async move {
-                    running?;
                     Ok::<_, anyhow::Error>((req.await?.status().as_u16() == 204).then_some(()))
                 }
             },

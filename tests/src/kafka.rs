@@ -102,11 +102,9 @@ impl Kafka {
         };
         let mut process = ManagedProcess::spawn("kafka", cmd, log_dir, stop, detached)?;
         let log = process.log_path().to_path_buf();
-        wait::until("kafka to start", START_TIMEOUT, || {
-            let running = process.ensure_running();
+        wait::until_running("kafka to start", START_TIMEOUT, &mut process, || {
             let log = log.clone();
             async move {
-                running?;
                 let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
                 if !text.contains("Kafka Server started") {
                     return Ok(None);

@@ -31,7 +31,7 @@ pub mod wait;
 pub use binaries::Binaries;
 pub use daprd::{AppHealthCheck, Daprd, DaprdOptions, DaprdPorts};
 pub use kafka::Kafka;
-pub use postgres::Postgres;
+pub use postgres::{Postgres, ServerTls};
 pub use process::ManagedProcess;
 pub use prometheus::Prometheus;
 pub use rabbitmq::RabbitMq;

@@ -2,6 +2,8 @@
 //!
 //! PostgreSQL refuses to run as root, and CI runs as root: there the cluster is created and run
 //! as Debian's `postgres` user. Unix sockets are switched off; everything connects over TCP.
+//! [`Postgres::start_tls`] starts one that accepts TLS connections only, as managed databases
+//! (OCI Database with PostgreSQL) do.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,22 @@ pub struct Postgres {
     psql: PathBuf,
 }
 
+/// The server side of TLS: a certificate (PEM, chain allowed) and its private key (PEM).
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server certificate, then any intermediates.
+    pub cert_pem: String,
+    /// The certificate's private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a test fixture, but keys stay out of logs all the same.
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
+
 impl Postgres {
     /// Creates a cluster under `root/postgres` and starts it; returns once it accepts queries.
     pub async fn start(
@@ -33,6 +51,27 @@ impl Postgres {
         root: &Path,
         log_dir: &Path,
         detached: bool,
+    ) -> anyhow::Result<Self> {
+        Self::launch(bins, root, log_dir, detached, None).await
+    }
+
+    /// [`Postgres::start`], but the server presents `tls` and refuses connections without TLS
+    /// (`hostssl` only in `pg_hba.conf`), so whatever connects proves it speaks TLS.
+    pub async fn start_tls(
+        bins: &Binaries,
+        root: &Path,
+        log_dir: &Path,
+        tls: &ServerTls,
+    ) -> anyhow::Result<Self> {
+        Self::launch(bins, root, log_dir, false, Some(tls)).await
+    }
+
+    async fn launch(
+        bins: &Binaries,
+        root: &Path,
+        log_dir: &Path,
+        detached: bool,
+        tls: Option<&ServerTls>,
     ) -> anyhow::Result<Self> {
         let data = root.join("postgres");
         std::fs::create_dir_all(&data)?;
@@ -64,6 +103,15 @@ impl Postgres {
             // Test data is disposable: trade durability for speed.
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=200"]);
+        if let Some(tls) = tls {
+            install_tls(&data, tls, owner)?;
+            cmd.args(["-c", "ssl=on"]).args([
+                "-c",
+                "ssl_cert_file=server.crt",
+                "-c",
+                "ssl_key_file=server.key",
+            ]);
+        }
         apply_owner(&mut cmd, owner);
         // SIGINT is PostgreSQL's "fast shutdown": roll back sessions and stop at once.
         let stop = StopPolicy {
@@ -74,18 +122,15 @@ impl Postgres {
 
         let pg_isready = bins.pg("pg_isready");
         let port_arg = port.to_string();
-        wait::until(
+        wait::until_running(
             "postgres to accept connections",
             Duration::from_secs(30),
+            &mut process,
             || {
                 let ready = Command::new(&pg_isready)
                     .args(["-q", "-h", "127.0.0.1", "-p", &port_arg, "-U", SUPERUSER])
                     .status();
-                let running = process.ensure_running();
-                async move {
-                    running?;
-                    Ok::<_, anyhow::Error>(ready?.success().then_some(()))
-                }
+                async move { Ok::<_, anyhow::Error>(ready?.success().then_some(())) }
             },
         )
         .await?;
@@ -159,6 +204,31 @@ impl Postgres {
     pub fn detach(self) -> Option<u32> {
         self.process.detach()
     }
+}
+
+/// Writes the certificate and key into the data directory (the key readable by the server's
+/// user only, as PostgreSQL demands) and lets loopback clients in over TLS only.
+fn install_tls(data: &Path, tls: &ServerTls, owner: Option<(Uid, Gid)>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let files = [
+        ("server.crt", tls.cert_pem.as_str(), 0o644),
+        ("server.key", tls.key_pem.as_str(), 0o600),
+        (
+            "pg_hba.conf",
+            "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            0o600,
+        ),
+    ];
+    for (name, text, mode) in files {
+        let path = data.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&path, Some(uid.as_raw()), Some(gid.as_raw()))
+                .with_context(|| format!("chown {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// When we are root, PostgreSQL must run as another user: returns that user's ids and hands it

@@ -146,14 +146,15 @@ impl Prometheus {
             .timeout(Duration::from_secs(10))
             .build()?;
         let url = format!("http://127.0.0.1:{port}/-/ready");
-        wait::until("prometheus /-/ready", Duration::from_secs(60), || {
-            let running = process.ensure_running();
-            let req = http.get(&url).send();
-            async move {
-                running?;
-                Ok::<_, anyhow::Error>((req.await?.status() == 200).then_some(()))
-            }
-        })
+        wait::until_running(
+            "prometheus /-/ready",
+            Duration::from_secs(60),
+            &mut process,
+            || {
+                let req = http.get(&url).send();
+                async move { Ok::<_, anyhow::Error>((req.await?.status() == 200).then_some(())) }
+            },
+        )
         .await?;
         Ok(Self {
             process,

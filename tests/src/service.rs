@@ -66,14 +66,13 @@ impl Service {
         )?;
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{}/healthz", opts.port);
-        wait::until(
+        wait::until_running(
             &format!("{} /healthz", opts.log_name),
             Duration::from_secs(60),
+            &mut process,
             || {
-                let running = process.ensure_running();
                 let req = client.get(&url).send();
                 async move {
-                    running?;
                     Ok::<_, anyhow::Error>(req.await.ok().filter(|r| r.status() == 200).map(drop))
                 }
             },

@@ -64,6 +64,34 @@ where
     }
 }
 
+/// [`until`] for a process that is starting: `check` is polled while `process` runs, and a
+/// process that exits ends the wait at once with its exit and the end of its log (rather than
+/// when `timeout` runs out).
+pub async fn until_running<T, E, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    process: &mut crate::ManagedProcess,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+    E: std::fmt::Display,
+{
+    until(what, timeout, || {
+        let running = process.ensure_running();
+        let checked = check();
+        async move {
+            if let Err(exited) = running {
+                // `Some`: stop waiting; the exit is the answer.
+                return Ok::<_, E>(Some(Err(exited)));
+            }
+            Ok(checked.await?.map(Ok))
+        }
+    })
+    .await?
+}
+
 /// Waits until an HTTP GET of `url` answers with `expected` status.
 pub async fn http_status(
     client: &reqwest::Client,

@@ -17,7 +17,8 @@ pub const ENV_HELP: &str = "\
 Environment (defaults in brackets):
   BACKEND_HOST           address to listen on [127.0.0.1]
   BACKEND_PORT           port for REST, MCP, internal, health and metrics routes [8000]
-  DATABASE_URL           PostgreSQL URL; when unset, read from the secret store
+  DATABASE_URL           PostgreSQL URL; when unset, read from the secret store. TLS (rustls):
+                         add ?sslmode=verify-full&sslrootcert=<CA file> to verify the server
   DATABASE_MAX_CONNECTIONS  pool size [10]
   RUN_MIGRATIONS         apply database migrations at start-up [true]
   JWT_SECRET             HS256 key; when unset and JWT_JWKS_URL is unset, read from the secret store
