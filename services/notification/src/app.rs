@@ -2,8 +2,8 @@
 //!
 //! Routes: `GET /dapr/subscribe` (the subscription table), `POST /events/task-events` (task
 //! events), `POST /job/{name}` (reminder triggers and the reminder sweep), `/healthz`,
-//! `/readyz`, `/metrics`. Every
-//! route but the probes and metrics is called by our own sidecar only.
+//! `/readyz`, `/metrics`. Every route but the probes and metrics is called by our own sidecar
+//! only.
 
 use std::sync::Arc;
 
