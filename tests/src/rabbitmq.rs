@@ -89,14 +89,15 @@ impl RabbitMq {
             .env("ERL_EPMD_ADDRESS", "127.0.0.1");
         let mut epmd =
             ManagedProcess::spawn("epmd", epmd_cmd, log_dir, StopPolicy::default(), detached)?;
-        wait::until("epmd to listen", Duration::from_secs(10), || {
-            let running = epmd.ensure_running();
-            async move {
-                running?;
+        wait::until_running(
+            "epmd to listen",
+            Duration::from_secs(10),
+            &mut epmd,
+            || async move {
                 TcpStream::connect(("127.0.0.1", epmd_port)).await?;
                 Ok::<_, anyhow::Error>(Some(()))
-            }
-        })
+            },
+        )
         .await?;
 
         let mut cmd = Command::new(&server_bin);
@@ -132,17 +133,20 @@ impl RabbitMq {
         let script_pid = server.pid().context("rabbitmq-server did not start")?;
         // From here on a failure must still stop the VM: find it as soon as it exists.
         let mut vm = Vm::default();
-        let ready = wait::until("rabbitmq to accept AMQP", START_TIMEOUT, || {
-            let running = server.ensure_running();
-            if vm.pid.is_none() {
-                vm = Vm::find(script_pid);
-            }
-            async move {
-                running?;
-                amqp_handshake(port).await?;
-                Ok::<_, anyhow::Error>(Some(()))
-            }
-        })
+        let ready = wait::until_running(
+            "rabbitmq to accept AMQP",
+            START_TIMEOUT,
+            &mut server,
+            || {
+                if vm.pid.is_none() {
+                    vm = Vm::find(script_pid);
+                }
+                async move {
+                    amqp_handshake(port).await?;
+                    Ok::<_, anyhow::Error>(Some(()))
+                }
+            },
+        )
         .await;
         if vm.pid.is_none() {
             vm = Vm::find(script_pid);

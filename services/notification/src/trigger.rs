@@ -143,11 +143,7 @@ async fn fire(
         tracing::warn!(%task_id, user_id = %task.user_id, "task owner has no email address; reminder not sent");
         // Settled all the same: the sweep takes a due reminder without this record and
         // without a job for a lost one, and would fire it again every pass.
-        let record = SaveItem::new(sent, json!({"outcome": "no_recipient"}))
-            .with_ttl_seconds(SENT_RECORD_TTL_SECS);
-        state
-            .dapr
-            .insert_state_if_absent(store, record)
+        settle(state, sent, json!({"outcome": "no_recipient"}))
             .await
             .map_err(|e| transient("recording the unsent reminder", &e))?;
         return Ok(TriggerOutcome::NoRecipient);
@@ -192,17 +188,26 @@ async fn fire(
 
     // A failure here retries the trigger, which re-publishes the same id: a duplicate that
     // email-delivery absorbs, never a lost reminder.
-    let record = SaveItem::new(
-        sent,
-        json!({"event_id": event_id, "published_at": rfc3339(Utc::now())}),
-    )
-    .with_ttl_seconds(SENT_RECORD_TTL_SECS);
-    state
-        .dapr
-        .insert_state_if_absent(store, record)
+    let record = json!({"event_id": event_id, "published_at": rfc3339(Utc::now())});
+    settle(state, sent, record)
         .await
         .map_err(|e| transient("recording the sent reminder", &e))?;
     Ok(TriggerOutcome::Published)
+}
+
+/// Writes the settled record `key` (first write wins; it expires after
+/// [`SENT_RECORD_TTL_SECS`]).
+async fn settle(
+    state: &AppState,
+    key: String,
+    value: serde_json::Value,
+) -> Result<(), dapr::Error> {
+    let record = SaveItem::new(key, value).with_ttl_seconds(SENT_RECORD_TTL_SECS);
+    state
+        .dapr
+        .insert_state_if_absent(&state.state_store, record)
+        .await
+        .map(drop)
 }
 
 fn transient(what: &str, error: &(dyn std::error::Error + 'static)) -> JobError {
