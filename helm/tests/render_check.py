@@ -177,7 +177,7 @@ def sync() -> None:
 def value_sets(yaml: Any) -> list[tuple[str, dict[str, Any] | None, Path | None]]:
     """(name, override values, file) for every value set the chart is tested with."""
     sets: list[tuple[str, dict[str, Any] | None, Path | None]] = [("default", None, None)]
-    for name in ("minikube", "oke"):
+    for name in ("minikube", "oke", "local"):
         path = CHART / f"values-{name}.yaml"
         values = yaml.safe_load(path.read_text()) or {}
         if name == "oke":
@@ -551,7 +551,8 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
             mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
             vols = {v["name"]: v for v in d["spec"]["template"]["spec"].get("volumes", [])}
             if ca:
-                key = values["services"][svc]["caSecret"]["key"]
+                # Only the backend's defaults name a key; the chart falls back to ca.crt.
+                key = values["services"][svc]["caSecret"].get("key") or "ca.crt"
                 assert mounts["ca"] == {
                     "name": "ca", "mountPath": "/etc/todo-dapr/ca", "readOnly": True
                 }, f"{svc}: ca mount {mounts.get('ca')}"

@@ -7,8 +7,15 @@
 //! `java -cp '<lib>/*' kafka.Kafka server.properties` after formatting its storage with
 //! `kafka.tools.StorageTool` from the same jars. Java 17 and Maven come from Debian
 //! (`cargo xtask deps --broker kafka`).
+//!
+//! [`Kafka::start_with`] takes [`KafkaOptions`]: the client listener on another IPv4 address
+//! (pods of a local Kubernetes reach the host through a veth address, not 127.0.0.1), and
+//! optionally `SASL_SSL` with mechanism `PLAIN` — what OCI Streaming's Kafka endpoint speaks. The
+//! controller, the inter-broker listener and a PLAINTEXT admin listener for the harness's own
+//! tools stay on 127.0.0.1 (see [`SaslSsl`] for why).
 
 use std::io::Read;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -18,6 +25,7 @@ use nix::sys::signal::Signal;
 
 use crate::binaries::find_on_path;
 use crate::process::{ManagedProcess, StopPolicy};
+use crate::tls::ServerTls;
 use crate::{ports, repo_root, wait};
 
 /// The pom that pins the broker's jars, relative to the repository root.
@@ -35,25 +43,141 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub struct Kafka {
     process: ManagedProcess,
+    host: Ipv4Addr,
     port: u16,
+    admin_port: u16,
+    sasl_ssl: bool,
     java: PathBuf,
     lib: PathBuf,
     tools_log_config: PathBuf,
+}
+
+/// How [`Kafka::start_with`] starts the broker. The default is what [`Kafka::start`] does: one
+/// PLAINTEXT listener on 127.0.0.1.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    /// The IPv4 address of the client listener ([`Kafka::address`]); an address of this machine.
+    pub listen: Ipv4Addr,
+    /// Make the client listener `SASL_SSL` (mechanism `PLAIN`); `None`: `PLAINTEXT`.
+    pub sasl_ssl: Option<SaslSsl>,
+    /// Own process group, to outlive the terminal (`cargo xtask up --detach`).
+    pub detached: bool,
+}
+
+impl Default for KafkaOptions {
+    fn default() -> Self {
+        Self {
+            listen: Ipv4Addr::LOCALHOST,
+            sasl_ssl: None,
+            detached: false,
+        }
+    }
+}
+
+/// A `SASL_SSL` client listener with SASL/PLAIN: the broker presents `tls` and accepts one
+/// user, `username` with `password` — like OCI Streaming, whose clients authenticate with
+/// SASL/PLAIN over TLS (Dapr's `authType: password`, `saslMechanism: PLAINTEXT`).
+///
+/// Only the client listener is secured. The KRaft controller listener and the inter-broker
+/// listener stay PLAINTEXT on 127.0.0.1, as does an admin listener for the harness's readiness
+/// check and [`Kafka::topic_messages`]: on one node that traffic never leaves the host, no pod
+/// ever needs it (a managed service exposes only its client endpoint), and securing it would
+/// need the broker to be a SASL and TLS client of itself — more configuration that no client
+/// of the broker exercises.
+#[derive(Clone)]
+pub struct SaslSsl {
+    /// The broker's certificate (its SANs must name [`KafkaOptions::listen`], which clients
+    /// dial) and its unencrypted PKCS#8 key.
+    pub tls: ServerTls,
+    /// The one SASL user: ASCII letters, digits, `-` and `_`, starting with a letter (it
+    /// becomes part of a JAAS option name, `user_<name>`).
+    pub username: String,
+    /// Its password: any text without control characters.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslSsl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslSsl")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SaslSsl {
+    /// Refuses what the broker's JAAS configuration could not carry.
+    fn check(&self) -> anyhow::Result<()> {
+        self.tls.check()?;
+        let name_ok = self
+            .username
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && self
+                .username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        anyhow::ensure!(
+            name_ok,
+            "SASL username `{}` must be ASCII letters, digits, `-` or `_`, starting with a letter",
+            self.username
+        );
+        anyhow::ensure!(
+            !self.password.is_empty() && !self.password.chars().any(char::is_control),
+            "the SASL password of `{}` is empty or holds a control character",
+            self.username
+        );
+        Ok(())
+    }
+}
+
+/// Where the broker listens: the ports, and what the client listener speaks.
+#[derive(Clone, Copy, Debug)]
+struct Layout<'a> {
+    host: Ipv4Addr,
+    port: u16,
+    /// The PLAINTEXT listener on 127.0.0.1 for inter-broker traffic and the harness's tools;
+    /// the client listener itself when that is PLAINTEXT.
+    admin_port: u16,
+    controller_port: u16,
+    sasl_ssl: Option<&'a SaslSsl>,
 }
 
 impl Kafka {
     /// Formats a single-node KRaft cluster under `root/kafka` and starts it; returns once the
     /// broker reports it has started and accepts connections on its client port.
     pub async fn start(root: &Path, log_dir: &Path, detached: bool) -> anyhow::Result<Self> {
+        let opts = KafkaOptions {
+            detached,
+            ..KafkaOptions::default()
+        };
+        Self::start_with(root, log_dir, &opts).await
+    }
+
+    /// [`Kafka::start`] with the client listener `opts` describes; returns once the broker has
+    /// started and accepts connections on the client and admin ports.
+    pub async fn start_with(
+        root: &Path,
+        log_dir: &Path,
+        opts: &KafkaOptions,
+    ) -> anyhow::Result<Self> {
+        if let Some(sasl) = &opts.sasl_ssl {
+            sasl.check()?;
+        }
         let lib = ensure_jars()?;
         let java = java()?;
         let dir = root.join("kafka");
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
-        let [port, controller_port] = ports::free_ports::<2>()?;
+        let layout = layout(opts).with_context(|| {
+            format!(
+                "finding free ports on {} (is it an address of this machine?)",
+                opts.listen
+            )
+        })?;
 
         let config = dir.join("server.properties");
-        std::fs::write(&config, server_properties(port, controller_port, &data))?;
+        write_private(&config, &server_properties(&layout, &data))?;
         let log_config = dir.join("log4j2.properties");
         std::fs::write(&log_config, LOG4J2_BROKER)?;
         let tools_log_config = dir.join("log4j2-tools.properties");
@@ -100,8 +224,14 @@ impl Kafka {
             signal: Signal::SIGTERM,
             grace: Duration::from_secs(20),
         };
-        let mut process = ManagedProcess::spawn("kafka", cmd, log_dir, stop, detached)?;
+        let mut process = ManagedProcess::spawn("kafka", cmd, log_dir, stop, opts.detached)?;
         let log = process.log_path().to_path_buf();
+        let Layout {
+            host,
+            port,
+            admin_port,
+            ..
+        } = layout;
         wait::until_running("kafka to start", START_TIMEOUT, &mut process, || {
             let log = log.clone();
             async move {
@@ -109,28 +239,52 @@ impl Kafka {
                 if !text.contains("Kafka Server started") {
                     return Ok(None);
                 }
-                tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                // Every listener is bound before that line; connecting proves each is where we
+                // meant (the TLS handshake and SASL are the clients' to prove).
+                tokio::net::TcpStream::connect((host, port)).await?;
+                tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, admin_port)).await?;
                 Ok::<_, anyhow::Error>(Some(()))
             }
         })
         .await?;
         Ok(Self {
             process,
+            host,
             port,
+            admin_port,
+            sasl_ssl: layout.sasl_ssl.is_some(),
             java,
             lib,
             tools_log_config,
         })
     }
 
-    /// `127.0.0.1:<port>`, as Dapr's `brokers` metadata wants it.
+    /// `<listen address>:<port>` of the client listener, as Dapr's `brokers` metadata wants it
+    /// (`127.0.0.1:<port>` by default).
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
-    /// The client (PLAINTEXT) port.
+    /// The client listener's port (PLAINTEXT, or SASL_SSL with [`KafkaOptions::sasl_ssl`]).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The client listener's address.
+    pub fn host(&self) -> Ipv4Addr {
+        self.host
+    }
+
+    /// Whether the client listener is `SASL_SSL` (else `PLAINTEXT`).
+    pub fn is_sasl_ssl(&self) -> bool {
+        self.sasl_ssl
+    }
+
+    /// `127.0.0.1:<port>` of the PLAINTEXT listener the harness's own tools use: the client
+    /// listener itself when that is PLAINTEXT on 127.0.0.1, else a listener of its own. Not for
+    /// the system under test, which must go through [`Kafka::address`].
+    pub fn admin_address(&self) -> String {
+        format!("127.0.0.1:{}", self.admin_port)
     }
 
     /// The broker process.
@@ -207,7 +361,7 @@ impl Kafka {
                 self.tools_log_config.display()
             ))
             .arg(main)
-            .args(["--bootstrap-server", &self.address()])
+            .args(["--bootstrap-server", &self.admin_address()])
             .args(rest)
             .output()
             .with_context(|| format!("running {main}"))?;
@@ -249,18 +403,71 @@ const JVM_OPTS: &[&str] = &[
     "-Dlog4j2.shutdownHookEnabled=false",
 ];
 
-fn server_properties(port: u16, controller_port: u16, data: &Path) -> String {
+/// The ports of `opts`. The admin listener is the client listener when that is PLAINTEXT on
+/// loopback (exactly the broker [`Kafka::start`] always ran); otherwise it gets its own port.
+fn layout(opts: &KafkaOptions) -> std::io::Result<Layout<'_>> {
+    let plain_loopback = opts.sasl_ssl.is_none() && opts.listen == Ipv4Addr::LOCALHOST;
+    let [port, admin_port, controller_port] = if plain_loopback {
+        let [port, controller_port] = ports::free_ports::<2>()?;
+        [port, port, controller_port]
+    } else {
+        ports::free_ports_on([opts.listen, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST])?
+    };
+    Ok(Layout {
+        host: opts.listen,
+        port,
+        admin_port,
+        controller_port,
+        sasl_ssl: opts.sasl_ssl.as_ref(),
+    })
+}
+
+fn server_properties(layout: &Layout<'_>, data: &Path) -> String {
+    let Layout {
+        host,
+        port,
+        admin_port,
+        controller_port,
+        sasl_ssl,
+    } = *layout;
+    let client_protocol = if sasl_ssl.is_some() {
+        "SASL_SSL"
+    } else {
+        "PLAINTEXT"
+    };
+    let listeners = if admin_port == port {
+        format!(
+            "listeners=PLAINTEXT://{host}:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+"
+        )
+    } else {
+        // A SASL_SSL client listener is named after its protocol, so its settings read
+        // `listener.name.sasl_ssl.*` as Kafka's documentation spells them.
+        let name = if sasl_ssl.is_some() {
+            "SASL_SSL"
+        } else {
+            "CLIENT"
+        };
+        format!(
+            "# Clients: {client_protocol} on {host}. The broker itself, the controller and the
+# harness's tools: PLAINTEXT on loopback.
+listeners={name}://{host}:{port},PLAINTEXT://127.0.0.1:{admin_port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners={name}://{host}:{port},PLAINTEXT://127.0.0.1:{admin_port}
+listener.security.protocol.map={name}:{client_protocol},PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+"
+        )
+    };
+    let sasl = sasl_ssl.map(sasl_ssl_properties).unwrap_or_default();
     format!(
-        "# Written by the todo-dapr test harness: one KRaft node, loopback only.
+        "# Written by the todo-dapr test harness: one KRaft node.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
+{listeners}controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={data}
+{sasl}log.dirs={data}
 # Dapr creates topics on first use (publish or subscribe).
 auto.create.topics.enable=true
 num.partitions={PARTITIONS}
@@ -280,6 +487,85 @@ group.initial.rebalance.delay.ms=0
 ",
         data = data.display()
     )
+}
+
+/// The SASL_SSL listener's settings: PLAIN, its user database as JAAS options
+/// (`user_<name>="<password>"`), and the key and certificate chain inline in PEM.
+///
+/// Kafka takes an unencrypted key only inline (`ssl.keystore.key`): a PEM keystore *file* must
+/// hold an encrypted key and its password, and a PKCS12 keystore would need `keytool` or
+/// openssl. Kafka logs these values as `[hidden]`; the file is readable by its owner only.
+fn sasl_ssl_properties(sasl: &SaslSsl) -> String {
+    let jaas = format!(
+        "org.apache.kafka.common.security.plain.PlainLoginModule required user_{}={};",
+        sasl.username,
+        jaas_quote(&sasl.password)
+    );
+    let settings = [
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        (
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            jaas.as_str(),
+        ),
+        ("listener.name.sasl_ssl.ssl.keystore.type", "PEM"),
+        (
+            "listener.name.sasl_ssl.ssl.keystore.certificate.chain",
+            sasl.tls.cert_pem.trim(),
+        ),
+        (
+            "listener.name.sasl_ssl.ssl.keystore.key",
+            sasl.tls.key_pem.trim(),
+        ),
+    ];
+    settings
+        .iter()
+        .map(|(key, value)| format!("{key}={}\n", properties_escape(value)))
+        .collect()
+}
+
+/// A JAAS option value in double quotes; the JAAS parser (a `StreamTokenizer`) reads `\\` and
+/// `\"` inside quotes as escapes.
+fn jaas_quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A value for a Java `.properties` file: backslashes and line breaks escaped (so a PEM block
+/// stays one logical line), a leading space kept, anything outside printable ASCII as `\uXXXX`
+/// (the file is read as ISO-8859-1).
+fn properties_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' ' if i == 0 => out.push_str("\\ "),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Writes a file only its owner may read (the broker config may hold a password and a key).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Broker log: INFO to stdout (captured in `kafka.log`), where the readiness line appears.
@@ -473,15 +759,119 @@ mod tests {
         assert!(pinned_version("<x/>").is_err());
     }
 
+    fn sasl_fixture() -> SaslSsl {
+        SaslSsl {
+            tls: ServerTls {
+                cert_pem: "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n".into(),
+                key_pem: "-----BEGIN PRIVATE KEY-----\nREVG\n-----END PRIVATE KEY-----\n".into(),
+            },
+            username: "todo-app".into(),
+            password: "p\"w\\d é".into(),
+        }
+    }
+
+    fn props_of(opts: &KafkaOptions) -> String {
+        let layout = Layout {
+            host: opts.listen,
+            port: 9092,
+            admin_port: if opts.sasl_ssl.is_none() && opts.listen == Ipv4Addr::LOCALHOST {
+                9092
+            } else {
+                9094
+            },
+            controller_port: 9093,
+            sasl_ssl: opts.sasl_ssl.as_ref(),
+        };
+        server_properties(&layout, Path::new("/tmp/k"))
+    }
+
+    fn value<'a>(props: &'a str, key: &str) -> &'a str {
+        props
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key} in {props}"))
+    }
+
     #[test]
     fn server_properties_stay_on_loopback() {
-        let props = server_properties(9092, 9093, Path::new("/tmp/k"));
+        let props = props_of(&KafkaOptions::default());
         for line in props.lines().filter(|l| l.contains("://")) {
             assert!(
                 !line.contains("0.0.0.0") && line.contains("127.0.0.1"),
                 "{line}"
             );
         }
+        assert_eq!(
+            value(&props, "listeners"),
+            "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+        );
+        assert!(!props.contains("sasl"), "{props}");
         assert!(props.contains("log.dirs=/tmp/k"));
+    }
+
+    #[test]
+    fn sasl_ssl_serves_clients_on_the_listen_address_and_keeps_the_rest_on_loopback() {
+        let opts = KafkaOptions {
+            listen: Ipv4Addr::new(10, 201, 0, 1),
+            sasl_ssl: Some(sasl_fixture()),
+            detached: false,
+        };
+        let props = props_of(&opts);
+        assert_eq!(
+            value(&props, "advertised.listeners"),
+            "SASL_SSL://10.201.0.1:9092,PLAINTEXT://127.0.0.1:9094"
+        );
+        assert_eq!(
+            value(&props, "listener.security.protocol.map"),
+            "SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+        assert_eq!(value(&props, "inter.broker.listener.name"), "PLAINTEXT");
+        assert_eq!(value(&props, "sasl.enabled.mechanisms"), "PLAIN");
+        // The password's quote and backslash are escaped for JAAS, then every backslash for
+        // the properties file; `é` becomes a \u escape.
+        assert_eq!(
+            value(&props, "listener.name.sasl_ssl.plain.sasl.jaas.config"),
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_todo-app="p\\"w\\\\d \u00e9";"#
+        );
+        assert_eq!(
+            value(&props, "listener.name.sasl_ssl.ssl.keystore.key"),
+            r"-----BEGIN PRIVATE KEY-----\nREVG\n-----END PRIVATE KEY-----"
+        );
+        // Only the client listener leaves loopback.
+        let listeners = value(&props, "listeners");
+        for listener in listeners.split(',') {
+            assert!(
+                listener.starts_with("SASL_SSL://10.201.0.1:") || listener.contains("//127.0.0.1:"),
+                "{listener}"
+            );
+        }
+        assert!(!format!("{opts:?}").contains("p\\\"w"), "{opts:?}");
+    }
+
+    #[test]
+    fn plaintext_elsewhere_keeps_an_admin_listener_on_loopback() {
+        let opts = KafkaOptions {
+            listen: Ipv4Addr::new(127, 0, 0, 2),
+            ..KafkaOptions::default()
+        };
+        let props = props_of(&opts);
+        assert_eq!(
+            value(&props, "listeners"),
+            "CLIENT://127.0.0.2:9092,PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093"
+        );
+        assert!(!props.contains("sasl"), "{props}");
+    }
+
+    #[test]
+    fn sasl_users_must_fit_jaas() {
+        sasl_fixture().check().unwrap();
+        for (username, password) in [("1abc", "pw"), ("a b", "pw"), ("ok", ""), ("ok", "a\nb")] {
+            let sasl = SaslSsl {
+                username: username.into(),
+                password: password.into(),
+                ..sasl_fixture()
+            };
+            assert!(sasl.check().is_err(), "{username:?} {password:?}");
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! of the chosen profile (Redis by default; Apache Kafka in KRaft mode from Maven Central jars, or
 //! Debian's RabbitMQ), the Dapr Scheduler and one `daprd` per app — as child processes on free
 //! 127.0.0.1 ports, with data in a temporary directory and each process's output in a log file.
+//! PostgreSQL, Kafka and the SMTP sink can also listen on another IPv4 address of the host, as
+//! TLS-only servers with passwords ([`PostgresOptions`], [`KafkaOptions`]), for pods of a local
+//! Kubernetes that reach the host through a veth pair and expect managed cloud services.
 //! Every process is stopped by the PID this harness started, when its handle is dropped (also
 //! when a test fails), never by name.
 //!
@@ -14,6 +17,7 @@ pub mod binaries;
 pub mod daprd;
 pub mod grafana;
 pub mod kafka;
+pub mod net;
 pub mod ports;
 pub mod postgres;
 pub mod process;
@@ -26,12 +30,14 @@ pub mod service;
 pub mod smtp;
 pub mod stack;
 pub mod suite;
+pub mod tls;
 pub mod wait;
 
 pub use binaries::Binaries;
 pub use daprd::{AppHealthCheck, Daprd, DaprdOptions, DaprdPorts};
-pub use kafka::Kafka;
-pub use postgres::{Postgres, ServerTls};
+pub use kafka::{Kafka, KafkaOptions, SaslSsl};
+pub use net::Ipv4Cidr;
+pub use postgres::{Postgres, PostgresOptions};
 pub use process::ManagedProcess;
 pub use prometheus::Prometheus;
 pub use rabbitmq::RabbitMq;
@@ -41,6 +47,7 @@ pub use scheduler::Scheduler;
 pub use service::{Service, ServiceOptions};
 pub use smtp::{DataGate, SmtpSink};
 pub use stack::{BrokerServer, Infra, InfraOptions, TopicGrant};
+pub use tls::ServerTls;
 
 /// Root of the repository (the workspace), found from this crate's manifest directory.
 pub fn repo_root() -> std::path::PathBuf {

@@ -1,4 +1,6 @@
 //! An SMTP sink: a real SMTP server on a free loopback port that keeps what it receives.
+//! [`SmtpSink::start_at`] listens on another IPv4 address instead (pods of a local Kubernetes
+//! reach the host through a veth address, not through its 127.0.0.1).
 //!
 //! It speaks the part of SMTP a mail client needs (EHLO/HELO, MAIL, RCPT, DATA with
 //! dot-unstuffing, RSET, NOOP, QUIT), so the services under test hold real SMTP conversations.
@@ -7,7 +9,7 @@
 //! the reply to every `RCPT`, and hold the reply to `DATA` until they release it (a send in
 //! flight while something else happens).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -95,7 +97,12 @@ impl SmtpSink {
 
     /// Starts a sink on 127.0.0.1:`port` (0: a free port).
     pub async fn start_on(port: u16) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        Self::start_at(Ipv4Addr::LOCALHOST, port).await
+    }
+
+    /// Starts a sink on `ip`:`port` (0: a free port); `ip` must be an address of this machine.
+    pub async fn start_at(ip: Ipv4Addr, port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind((ip, port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let accept = Some(tokio::spawn(accept_loop(listener, Arc::clone(&shared))));
@@ -109,6 +116,12 @@ impl SmtpSink {
     /// The port it listens on (also while stopped: `resume` binds it again).
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The address and port it listens on (`127.0.0.1:<port>` unless started with
+    /// [`SmtpSink::start_at`]), for a mail client's host and port settings.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Every message received so far, in order.
@@ -301,7 +314,11 @@ mod tests {
     use super::*;
 
     async fn converse(port: u16, script: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        converse_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), script).await
+    }
+
+    async fn converse_at(addr: SocketAddr, script: &[&str]) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
         for line in script {
             stream.write_all(line.as_bytes()).await.unwrap();
         }
@@ -363,5 +380,21 @@ mod tests {
         sink.resume().await.unwrap();
         let out = converse(port, &["QUIT\r\n"]).await;
         assert!(out.starts_with("220"), "{out}");
+    }
+
+    /// 127.0.0.2 is on Linux's loopback without configuration: "not 127.0.0.1" for free.
+    #[tokio::test]
+    async fn listens_on_the_address_it_is_given_only() {
+        let ip = Ipv4Addr::new(127, 0, 0, 2);
+        let sink = SmtpSink::start_at(ip, 0).await.unwrap();
+        assert_eq!(sink.addr().ip(), ip);
+        let out = converse_at(sink.addr(), &["HELO me\r\n", "QUIT\r\n"]).await;
+        assert!(out.starts_with("220"), "{out}");
+        assert!(
+            TcpStream::connect((Ipv4Addr::LOCALHOST, sink.port()))
+                .await
+                .is_err(),
+            "the sink also answers on 127.0.0.1"
+        );
     }
 }

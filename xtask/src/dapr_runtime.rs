@@ -168,7 +168,7 @@ pub(crate) fn ensure_cli(version: &str) -> anyhow::Result<()> {
 
 /// Copies `module@v<version>` out of the Go module cache (downloading it through the proxy if
 /// needed) into a writable `dest`, so that it builds as the main module with its own go.mod.
-fn fetch_module_source(module: &str, version: &str, dest: &Path) -> anyhow::Result<()> {
+pub(crate) fn fetch_module_source(module: &str, version: &str, dest: &Path) -> anyhow::Result<()> {
     let module = format!("{module}@v{version}");
     let out = go_command()
         .args(["mod", "download", "-json", &module])
@@ -233,7 +233,7 @@ fn build_runtime(version: &str, cache: &Path) -> anyhow::Result<()> {
 
 /// `go` with the settings of Dapr's release builds: static binaries, reproducible paths, and
 /// the machine's own Go (no toolchain download).
-fn go_command() -> Command {
+pub(crate) fn go_command() -> Command {
     let mut cmd = Command::new("go");
     cmd.env("GOTOOLCHAIN", "local")
         .env("CGO_ENABLED", "0")
@@ -243,7 +243,7 @@ fn go_command() -> Command {
 
 /// Runs a long `go` command, writing its output to `log` and printing a progress line every
 /// 20 s (modules downloaded, packages compiled) instead of thousands of lines or silence.
-fn run_with_progress(what: &str, mut cmd: Command, log: &Path) -> anyhow::Result<()> {
+pub(crate) fn run_with_progress(what: &str, mut cmd: Command, log: &Path) -> anyhow::Result<()> {
     let mut log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -304,7 +304,7 @@ fn run_with_progress(what: &str, mut cmd: Command, log: &Path) -> anyhow::Result
     Ok(())
 }
 
-fn run_quiet(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run_quiet(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(

@@ -35,6 +35,20 @@ pub(crate) struct DepsArgs {
     pub(crate) image_tools: bool,
 }
 
+impl DepsArgs {
+    /// What `cluster up` needs besides the node: the Dapr runtime's build (its module holds
+    /// Dapr's chart and the control plane's sources), PostgreSQL, and Kafka's jars and JVM.
+    pub(crate) fn for_cluster() -> Self {
+        Self {
+            runtime_version: dapr_runtime::RUNTIME_VERSION.into(),
+            cli_version: dapr_runtime::CLI_VERSION.into(),
+            no_cli: true,
+            broker: Broker::Kafka,
+            image_tools: false,
+        }
+    }
+}
+
 /// A Debian package and how to tell that its program is already here.
 struct Package {
     name: &'static str,
@@ -99,6 +113,35 @@ const IMAGE_TOOL_PACKAGES: &[Package] = &[
         present: || find_on_path("oci-image-tool").is_some(),
     },
 ];
+
+/// What the local Kubernetes node adds (`cargo xtask cluster`): the container runtime and the
+/// tools kube-proxy and kubelet call. containerd's service start is refused like the others';
+/// the cluster runs its own containerd.
+const CLUSTER_PACKAGES: &[Package] = &[
+    Package {
+        name: "containerd",
+        present: || find_on_path("containerd").is_some() && find_on_path("ctr").is_some(),
+    },
+    Package {
+        name: "runc",
+        present: || find_on_path("runc").is_some(),
+    },
+    Package {
+        name: "conntrack",
+        present: || find_on_path("conntrack").is_some(),
+    },
+    Package {
+        name: "containernetworking-plugins",
+        present: || std::path::Path::new("/usr/lib/cni/bridge").is_file(),
+    },
+];
+
+/// Installs (or reuses) the packages of the local Kubernetes node.
+pub(crate) fn install_cluster_packages() -> anyhow::Result<()> {
+    step::run("Debian packages (Kubernetes node)", || {
+        install_packages(&CLUSTER_PACKAGES.iter().collect::<Vec<_>>())
+    })
+}
 
 /// The Debian packages a run with `broker` (and the image tools, if asked) needs.
 fn packages(broker: Broker, image_tools: bool) -> Vec<&'static Package> {

@@ -99,7 +99,7 @@ fn echo(output: &Output) {
 }
 
 /// The repository root: the parent of the xtask crate.
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
     xtask.parent().unwrap_or(xtask).to_path_buf()
 }

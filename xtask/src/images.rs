@@ -20,11 +20,16 @@
 //! and requires identical digests, checks the size limit, and has skopeo, umoci and
 //! oci-image-tool read each layout; the binary unpacked by umoci then runs through the image's
 //! own dynamic loader and libraries.
+//!
+//! The layer, config and layout writing ([`Layer`], [`OciImage`]) is shared with
+//! `cluster_images`, which packs Dapr's control plane and the pause program by the same rules and
+//! writes every image as an archive for `ctr images import` as well.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
 use flate2::{Compression, GzBuilder};
@@ -53,9 +58,9 @@ const CREATED: &str = "1970-01-01T00:00:01Z";
 /// The mtime of every tar entry: the same second as [`CREATED`].
 const MTIME: u64 = 1;
 /// The entrypoint's user, as in `nix/images.nix`: numeric, so runAsNonRoot can verify it.
-const USER: &str = "65532:65532";
-const PASSWD: &str = "nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n";
-const GROUP: &str = "nonroot:x:65532:\n";
+pub(crate) const USER: &str = "65532:65532";
+pub(crate) const PASSWD: &str = "nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n";
+pub(crate) const GROUP: &str = "nonroot:x:65532:\n";
 /// Where the binary lives in the image (and so the entrypoint).
 const BIN_DIR: &str = "usr/local/bin";
 /// Part of the digest: changing it changes every layer blob, so it is fixed here, not defaulted.
@@ -132,7 +137,7 @@ pub(crate) fn check() -> anyhow::Result<()> {
 
 /// Builds the service binaries for the host in the image profile; returns service → executable
 /// as cargo reports it (so `CARGO_TARGET_DIR` and the profile directory need no guessing).
-fn build_binaries() -> anyhow::Result<BTreeMap<&'static str, PathBuf>> {
+pub(crate) fn build_binaries() -> anyhow::Result<BTreeMap<&'static str, PathBuf>> {
     // xtask runs on the host it was built for: the runtime layer is this host's glibc.
     ensure!(
         cfg!(all(target_os = "linux", target_env = "gnu")),
@@ -178,17 +183,17 @@ fn build_binaries() -> anyhow::Result<BTreeMap<&'static str, PathBuf>> {
 
 /// A regular file of a layer: its bytes and permission bits (owner root, group root).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct FileEntry {
-    data: Vec<u8>,
-    mode: u32,
+pub(crate) struct FileEntry {
+    pub(crate) data: Vec<u8>,
+    pub(crate) mode: u32,
 }
 
 /// A layer's files by path, relative to `/` (`etc/passwd`); directories are implied.
-type Tree = BTreeMap<String, FileEntry>;
+pub(crate) type Tree = BTreeMap<String, FileEntry>;
 
 /// A finished layer: the gzip blob and what the manifest and config say about it.
 #[derive(Debug)]
-struct Layer {
+pub(crate) struct Layer {
     blob: Vec<u8>,
     digest: Digest,
     /// The sha256 of the uncompressed tar, as the config's `rootfs.diff_ids` wants it.
@@ -197,7 +202,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn build(files: &Tree) -> anyhow::Result<Self> {
+    pub(crate) fn build(files: &Tree) -> anyhow::Result<Self> {
         let tar = tar_layer(files)?;
         let blob = gzip(&tar)?;
         Ok(Self {
@@ -217,10 +222,20 @@ impl Layer {
     }
 }
 
-/// A deterministic tar stream of `files`: entries in byte order of their paths, each parent
-/// directory before its contents, uid/gid 0, mtime [`MTIME`], no user names, xattrs or device
-/// numbers, and nothing read from the file system's metadata.
+/// A layer's tar stream: see [`write_tar`].
 fn tar_layer(files: &Tree) -> anyhow::Result<Vec<u8>> {
+    let entries = files
+        .iter()
+        .map(|(path, file)| (path.as_str(), (file.data.as_slice(), file.mode)))
+        .collect();
+    write_tar(Vec::new(), &entries)
+}
+
+/// Writes a deterministic tar stream of `files` (path → bytes and mode) to `out`: entries in byte
+/// order of their paths, each parent directory (0755) before its contents, uid/gid 0, mtime
+/// [`MTIME`], no user names, xattrs or device numbers, and nothing read from the file system's
+/// metadata. Used for layers and for whole layouts (`ctr images import` archives) alike.
+fn write_tar<W: Write>(out: W, files: &BTreeMap<&str, (&[u8], u32)>) -> anyhow::Result<W> {
     let mut dirs = BTreeSet::new();
     for path in files.keys() {
         ensure!(
@@ -234,15 +249,15 @@ fn tar_layer(files: &Tree) -> anyhow::Result<Vec<u8>> {
         }
     }
     // One ordering over files and directories, so `lib/x/libc.so.6` never precedes `lib/x`.
-    let mut entries: BTreeMap<&str, Option<&FileEntry>> =
+    let mut entries: BTreeMap<&str, Option<(&[u8], u32)>> =
         dirs.iter().map(|d| (d.as_str(), None)).collect();
     for (path, file) in files {
         ensure!(
-            entries.insert(path.as_str(), Some(file)).is_none(),
+            entries.insert(path, Some(*file)).is_none(),
             "`{path}` is both a file and a directory"
         );
     }
-    let mut builder = tar::Builder::new(Vec::new());
+    let mut builder = tar::Builder::new(out);
     for (path, file) in entries {
         let mut header = tar::Header::new_ustar();
         header.set_uid(0);
@@ -255,11 +270,11 @@ fn tar_layer(files: &Tree) -> anyhow::Result<Vec<u8>> {
                 header.set_size(0);
                 builder.append_data(&mut header, format!("{path}/"), std::io::empty())?;
             }
-            Some(file) => {
+            Some((data, mode)) => {
                 header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(file.mode);
-                header.set_size(file.data.len() as u64);
-                builder.append_data(&mut header, path, file.data.as_slice())?;
+                header.set_mode(mode);
+                header.set_size(data.len() as u64);
+                builder.append_data(&mut header, path, data)?;
             }
         }
     }
@@ -275,7 +290,7 @@ fn gzip(data: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(encoder.finish()?)
 }
 
-fn sha256(data: &[u8]) -> anyhow::Result<Digest> {
+pub(crate) fn sha256(data: &[u8]) -> anyhow::Result<Digest> {
     use sha2::Digest as _;
     let hex = format!("{:x}", Sha256::digest(data));
     Ok(Digest::try_from(format!("sha256:{hex}"))?)
@@ -374,7 +389,7 @@ fn shared_objects(binary: &Path) -> anyhow::Result<Vec<SharedObject>> {
 
 /// A host file as a layer entry: its bytes (symbolic links followed, so the image holds regular
 /// files) and 0755 if the host file is executable at all, else 0644.
-fn host_file(path: &Path) -> anyhow::Result<FileEntry> {
+pub(crate) fn host_file(path: &Path) -> anyhow::Result<FileEntry> {
     use std::os::unix::fs::PermissionsExt;
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let host_mode = std::fs::metadata(path)
@@ -419,16 +434,25 @@ impl BuiltImage {
     }
 }
 
-fn megabytes(bytes: u64) -> String {
+pub(crate) fn megabytes(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
 }
 
-/// Writes `out/<service>/` for every service; the shared libraries every binary needs form one
+/// A service's image, built in memory: the image and what the run check needs to know about it.
+#[derive(Debug)]
+pub(crate) struct ServiceImage {
+    pub(crate) service: &'static str,
+    pub(crate) image: OciImage,
+    /// Image paths of the loader and the libraries, for the run check.
+    interpreter: String,
+    library_dirs: Vec<String>,
+}
+
+/// Builds every service's image in memory; the shared libraries every binary needs form one
 /// runtime layer, the same bytes in every image. Returns the images and a line on that layer.
-fn write_images(
+pub(crate) fn build_service_images(
     binaries: &BTreeMap<&'static str, PathBuf>,
-    out: &Path,
-) -> anyhow::Result<(Vec<BuiltImage>, String)> {
+) -> anyhow::Result<(Vec<ServiceImage>, String)> {
     let mut needs = BTreeMap::new();
     for (service, binary) in binaries {
         needs.insert(*service, shared_objects(binary)?);
@@ -441,7 +465,7 @@ fn write_images(
         .map(|o| o.path.clone())
         .context("the binaries do not share one dynamic loader")?;
     let runtime_tree = objects_tree(&common)?;
-    let runtime = Layer::build(&runtime_tree)?;
+    let runtime = Arc::new(Layer::build(&runtime_tree)?);
 
     let mut images = Vec::new();
     for (service, binary) in binaries {
@@ -457,22 +481,30 @@ fn write_images(
         files.insert(format!("{BIN_DIR}/{service}"), executable);
         files.insert("etc/passwd".into(), text_file(PASSWD));
         files.insert("etc/group".into(), text_file(GROUP));
-        let own = Layer::build(&files)?;
+        let own = Arc::new(Layer::build(&files)?);
         let library_dirs: BTreeSet<String> = needs[service]
             .iter()
             .filter(|o| !o.interpreter)
             .filter_map(|o| Path::new(&o.path).parent())
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let image = write_layout(
+        let config = ImageConfig {
+            title: service,
+            version: env!("CARGO_PKG_VERSION"),
+            entrypoint: &format!("/{BIN_DIR}/{service}"),
+            history: &[
+                "cargo xtask images: shared libraries (ldd)",
+                "cargo xtask images: service binary and nonroot user",
+            ],
+        };
+        let image = OciImage::build(&config, vec![Arc::clone(&runtime), own])
+            .with_context(|| format!("building the image of {service}"))?;
+        images.push(ServiceImage {
             service,
-            &out.join(service),
-            &[&runtime, &own],
-            &interpreter,
-            library_dirs.into_iter().collect(),
-        )
-        .with_context(|| format!("writing the image of {service}"))?;
-        images.push(image);
+            image,
+            interpreter: interpreter.clone(),
+            library_dirs: library_dirs.into_iter().collect(),
+        });
     }
     let runtime_line = format!(
         "runtime layer of every image: {}, {} uncompressed: /{}",
@@ -483,7 +515,42 @@ fn write_images(
     Ok((images, runtime_line))
 }
 
-fn text_file(text: &str) -> FileEntry {
+/// Writes `out/<service>/` for every service (see [`build_service_images`]), each layout naming
+/// its image by the content-derived tag. Returns the images and a line on the runtime layer.
+fn write_images(
+    binaries: &BTreeMap<&'static str, PathBuf>,
+    out: &Path,
+) -> anyhow::Result<(Vec<BuiltImage>, String)> {
+    let (images, runtime_line) = build_service_images(binaries)?;
+    let mut built = Vec::new();
+    for ServiceImage {
+        service,
+        image,
+        interpreter,
+        library_dirs,
+    } in images
+    {
+        let dir = out.join(service);
+        let tag = image.tag();
+        let index_json = image
+            .write_layout(&dir, &[(ANNOTATION_REF_NAME, &tag)])
+            .with_context(|| format!("writing the image of {service}"))?;
+        built.push(BuiltImage {
+            service,
+            dir,
+            tag,
+            manifest_digest: image.manifest_digest.clone(),
+            index_json,
+            compressed: image.compressed(),
+            uncompressed: image.uncompressed(),
+            interpreter,
+            library_dirs,
+        });
+    }
+    Ok((built, runtime_line))
+}
+
+pub(crate) fn text_file(text: &str) -> FileEntry {
     FileEntry {
         data: text.as_bytes().to_vec(),
         mode: 0o644,
@@ -500,131 +567,234 @@ fn objects_tree(objects: &[SharedObject]) -> anyhow::Result<Tree> {
     Ok(tree)
 }
 
-/// Writes one OCI image layout: blobs, `oci-layout`, and `index.json` naming the manifest by tag.
-///
-/// The tag is the first [`TAG_LEN`] hex digits of the manifest digest. The tag lives only in
-/// `index.json` (`org.opencontainers.image.ref.name`), outside the manifest it names, so there is
-/// no cycle: like nix2container's store-path hash, it changes exactly when the config or a layer
-/// does, and two different images never share a tag. The workspace version is in the config's
-/// labels instead, where it cannot pretend two different builds are the same image.
-fn write_layout(
-    service: &'static str,
-    dir: &Path,
-    layers: &[&Layer],
-    interpreter: &str,
-    library_dirs: Vec<String>,
-) -> anyhow::Result<BuiltImage> {
-    let labels = HashMap::from([
-        (ANNOTATION_TITLE.to_owned(), service.to_owned()),
-        (
-            ANNOTATION_VERSION.to_owned(),
-            env!("CARGO_PKG_VERSION").to_owned(),
-        ),
-    ]);
-    let image_binary = format!("/{BIN_DIR}/{service}");
-    let history = ["shared libraries (ldd)", "service binary and nonroot user"]
-        .into_iter()
-        .map(|what| {
-            HistoryBuilder::default()
-                .created(CREATED)
-                .created_by(format!("cargo xtask images: {what}"))
-                .build()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let config = ImageConfigurationBuilder::default()
-        .created(CREATED)
-        .architecture(Arch::default())
-        .os(Os::Linux)
-        .config(
-            ConfigBuilder::default()
-                .user(USER)
-                .entrypoint(vec![image_binary])
-                .working_dir("/")
-                .labels(labels)
-                .build()?,
-        )
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers")
-                .diff_ids(
-                    layers
-                        .iter()
-                        .map(|l| l.diff_id.to_string())
-                        .collect::<Vec<_>>(),
-                )
-                .build()?,
-        )
-        .history(history)
-        .build()?;
-    let config_json = canonical_json(&config)?;
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(
-            DescriptorBuilder::default()
-                .media_type(MediaType::ImageConfig)
-                .digest(sha256(&config_json)?)
-                .size(config_json.len() as u64)
-                .build()?,
-        )
-        .layers(
-            layers
-                .iter()
-                .map(|l| l.descriptor())
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        )
-        .build()?;
-    let manifest_json = canonical_json(&manifest)?;
-    let manifest_digest = sha256(&manifest_json)?;
-    let tag: String = manifest_digest.digest().chars().take(TAG_LEN).collect();
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(vec![
-            DescriptorBuilder::default()
-                .media_type(MediaType::ImageManifest)
-                .digest(manifest_digest.clone())
-                .size(manifest_json.len() as u64)
-                .platform(
-                    PlatformBuilder::default()
-                        .architecture(Arch::default())
-                        .os(Os::Linux)
-                        .build()?,
-                )
-                .annotations(HashMap::from([(
-                    ANNOTATION_REF_NAME.to_owned(),
-                    tag.clone(),
-                )]))
-                .build()?,
-        ])
-        .build()?;
-    let index_json = canonical_json(&index)?;
-
-    replace_dir(dir)?;
-    let blobs = dir.join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
-    let mut blob_list: Vec<&[u8]> = layers.iter().map(|l| l.blob.as_slice()).collect();
-    blob_list.push(&config_json);
-    blob_list.push(&manifest_json);
-    for blob in &blob_list {
-        let path = blobs.join(sha256(blob)?.digest());
-        std::fs::write(&path, blob).with_context(|| format!("writing {}", path.display()))?;
-    }
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    std::fs::write(dir.join("index.json"), &index_json)?;
-
-    Ok(BuiltImage {
-        service,
-        dir: dir.to_owned(),
-        tag,
-        manifest_digest,
-        index_json,
-        compressed: blob_list.iter().map(|b| b.len() as u64).sum(),
-        uncompressed: layers.iter().map(|l| l.uncompressed).sum(),
-        interpreter: interpreter.to_owned(),
-        library_dirs,
-    })
+/// What an image's config says besides its layers. Every image of ours runs as [`USER`] in `/`,
+/// was created at [`CREATED`] and has its one program as the entrypoint.
+#[derive(Debug)]
+pub(crate) struct ImageConfig<'a> {
+    /// The `org.opencontainers.image.title` label: what the image packs (a service, a program).
+    pub(crate) title: &'a str,
+    /// The `org.opencontainers.image.version` label: the version of what it packs.
+    pub(crate) version: &'a str,
+    /// The absolute path of the program in the image.
+    pub(crate) entrypoint: &'a str,
+    /// The `created_by` of each layer's history entry, in layer order.
+    pub(crate) history: &'a [&'a str],
 }
+
+/// One image built in memory: its layers and the config and manifest blobs that name them, ready
+/// to be written as an OCI image layout ([`OciImage::write_layout`]) or as a tar of one
+/// ([`OciImage::write_archive`]). Layers are shared, so images with a common layer hold it once.
+#[derive(Debug)]
+pub(crate) struct OciImage {
+    layers: Vec<Arc<Layer>>,
+    config_json: Vec<u8>,
+    manifest_json: Vec<u8>,
+    pub(crate) manifest_digest: Digest,
+}
+
+impl OciImage {
+    pub(crate) fn build(config: &ImageConfig<'_>, layers: Vec<Arc<Layer>>) -> anyhow::Result<Self> {
+        ensure!(
+            config.history.len() == layers.len(),
+            "{} history entries for {} layers",
+            config.history.len(),
+            layers.len()
+        );
+        let labels = HashMap::from([
+            (ANNOTATION_TITLE.to_owned(), config.title.to_owned()),
+            (ANNOTATION_VERSION.to_owned(), config.version.to_owned()),
+        ]);
+        let history = config
+            .history
+            .iter()
+            .map(|created_by| {
+                HistoryBuilder::default()
+                    .created(CREATED)
+                    .created_by(*created_by)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let image_config = ImageConfigurationBuilder::default()
+            .created(CREATED)
+            .architecture(Arch::default())
+            .os(Os::Linux)
+            .config(
+                ConfigBuilder::default()
+                    .user(USER)
+                    .entrypoint(vec![config.entrypoint.to_owned()])
+                    .working_dir("/")
+                    .labels(labels)
+                    .build()?,
+            )
+            .rootfs(
+                RootFsBuilder::default()
+                    .typ("layers")
+                    .diff_ids(
+                        layers
+                            .iter()
+                            .map(|l| l.diff_id.to_string())
+                            .collect::<Vec<_>>(),
+                    )
+                    .build()?,
+            )
+            .history(history)
+            .build()?;
+        let config_json = canonical_json(&image_config)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(
+                DescriptorBuilder::default()
+                    .media_type(MediaType::ImageConfig)
+                    .digest(sha256(&config_json)?)
+                    .size(config_json.len() as u64)
+                    .build()?,
+            )
+            .layers(
+                layers
+                    .iter()
+                    .map(|l| l.descriptor())
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            )
+            .build()?;
+        let manifest_json = canonical_json(&manifest)?;
+        Ok(Self {
+            manifest_digest: sha256(&manifest_json)?,
+            layers,
+            config_json,
+            manifest_json,
+        })
+    }
+
+    /// The content-derived tag: the first [`TAG_LEN`] hex digits of the manifest digest.
+    ///
+    /// The tag lives only in `index.json` (`org.opencontainers.image.ref.name`), outside the
+    /// manifest it names, so there is no cycle: like nix2container's store-path hash, it changes
+    /// exactly when the config or a layer does, and two different images never share a tag. The
+    /// workspace version is in the config's labels instead, where it cannot pretend two different
+    /// builds are the same image.
+    pub(crate) fn tag(&self) -> String {
+        self.manifest_digest
+            .digest()
+            .chars()
+            .take(TAG_LEN)
+            .collect()
+    }
+
+    /// Layer blobs as stored (gzip), plus config and manifest.
+    pub(crate) fn compressed(&self) -> u64 {
+        self.blobs().iter().map(|b| b.len() as u64).sum()
+    }
+
+    /// The layers' tar streams: what a node's disk holds once the image is unpacked.
+    pub(crate) fn uncompressed(&self) -> u64 {
+        self.layers.iter().map(|l| l.uncompressed).sum()
+    }
+
+    fn blobs(&self) -> Vec<&[u8]> {
+        let mut blobs: Vec<&[u8]> = self.layers.iter().map(|l| l.blob.as_slice()).collect();
+        blobs.push(&self.config_json);
+        blobs.push(&self.manifest_json);
+        blobs
+    }
+
+    /// `index.json` of a layout holding this image alone; `annotations` go on the manifest's
+    /// descriptor (the tag as `org.opencontainers.image.ref.name`, for instance).
+    fn index_json(&self, annotations: &[(&str, &str)]) -> anyhow::Result<Vec<u8>> {
+        let index = ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(vec![
+                DescriptorBuilder::default()
+                    .media_type(MediaType::ImageManifest)
+                    .digest(self.manifest_digest.clone())
+                    .size(self.manifest_json.len() as u64)
+                    .platform(
+                        PlatformBuilder::default()
+                            .architecture(Arch::default())
+                            .os(Os::Linux)
+                            .build()?,
+                    )
+                    .annotations(
+                        annotations
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                            .collect::<HashMap<_, _>>(),
+                    )
+                    .build()?,
+            ])
+            .build()?;
+        canonical_json(&index)
+    }
+
+    /// Writes the image as an OCI image layout in `dir` (replacing one already there, see
+    /// [`replace_dir`]): blobs, `oci-layout`, and `index.json` with `annotations` on the
+    /// manifest's descriptor. Returns the `index.json` written.
+    pub(crate) fn write_layout(
+        &self,
+        dir: &Path,
+        annotations: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<u8>> {
+        let index_json = self.index_json(annotations)?;
+        replace_dir(dir)?;
+        let blobs = dir.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+        for blob in self.blobs() {
+            let path = blobs.join(sha256(blob)?.digest());
+            std::fs::write(&path, blob).with_context(|| format!("writing {}", path.display()))?;
+        }
+        std::fs::write(dir.join("oci-layout"), OCI_LAYOUT)?;
+        std::fs::write(dir.join("index.json"), &index_json)?;
+        Ok(index_json)
+    }
+
+    /// Writes the same layout as [`OciImage::write_layout`] as one deterministic tar file at
+    /// `path`: the form `ctr images import` reads. Written to a temporary file in the same
+    /// directory and renamed, so `path` is either the old archive or the complete new one.
+    pub(crate) fn write_archive(
+        &self,
+        path: &Path,
+        annotations: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let index_json = self.index_json(annotations)?;
+        let mut names = Vec::new();
+        for blob in self.blobs() {
+            names.push((format!("blobs/sha256/{}", sha256(blob)?.digest()), blob));
+        }
+        let mut files: BTreeMap<&str, (&[u8], u32)> = names
+            .iter()
+            .map(|(name, blob)| (name.as_str(), (*blob, 0o644)))
+            .collect();
+        files.insert("oci-layout", (OCI_LAYOUT, 0o644));
+        files.insert("index.json", (&index_json, 0o644));
+
+        let dir = path
+            .parent()
+            .with_context(|| format!("{} has no parent directory", path.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let out = write_tar(std::io::BufWriter::new(tmp), &files)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let tmp = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", path.display()))?;
+        let mut permissions = tmp.as_file().metadata()?.permissions();
+        // A temporary file is private (0600); the archive is build output like the layouts.
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
+        tmp.as_file()
+            .set_permissions(permissions)
+            .and_then(|()| tmp.as_file().sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+        tmp.persist(path)
+            .with_context(|| format!("renaming the new archive to {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// The `oci-layout` file of every layout: the layout version.
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Empties `dir` for a new layout. An existing directory is removed only if it is empty or an
 /// OCI layout: `--out` may point anywhere, and stale blobs must not survive a rebuild.
@@ -930,6 +1100,72 @@ mod tests {
             text.starts_with(r#"{"k0":"0","k1":"1","k10":"10""#),
             "{text}"
         );
+    }
+
+    /// `ctr images import` reads the archive as the layout `cargo xtask images` writes: the same
+    /// files with the same bytes, only `index.json` carrying the annotations each is given.
+    #[test]
+    fn archive_holds_the_files_of_the_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = ImageConfig {
+            title: "svc",
+            version: "0.1.0",
+            entrypoint: "/usr/local/bin/svc",
+            history: &["runtime", "binary"],
+        };
+        let shared = Arc::new(Layer::build(&sample()).unwrap());
+        let own =
+            Arc::new(Layer::build(&Tree::from([("svc".to_owned(), text_file("x"))])).unwrap());
+        let image = OciImage::build(&config, vec![shared, own]).unwrap();
+        let annotations = [(ANNOTATION_REF_NAME, "tag")];
+        let index_json = image
+            .write_layout(&tmp.path().join("layout"), &annotations)
+            .unwrap();
+        image
+            .write_archive(&tmp.path().join("image.tar"), &annotations)
+            .unwrap();
+
+        let mut from_layout = BTreeMap::new();
+        let layout = tmp.path().join("layout");
+        for rel in ["oci-layout", "index.json"] {
+            from_layout.insert(rel.to_owned(), std::fs::read(layout.join(rel)).unwrap());
+        }
+        for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            let blob = blob.unwrap();
+            let name = format!("blobs/sha256/{}", blob.file_name().to_string_lossy());
+            from_layout.insert(name, std::fs::read(blob.path()).unwrap());
+        }
+        let mut from_archive = BTreeMap::new();
+        let bytes = std::fs::read(tmp.path().join("image.tar")).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.header().entry_type().is_dir() {
+                continue;
+            }
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            from_archive.insert(path, data);
+        }
+        assert_eq!(from_archive, from_layout);
+        assert_eq!(from_layout["index.json"], index_json);
+        // Layer, layer, config, manifest, oci-layout, index.json.
+        assert_eq!(from_layout.len(), 6);
+        assert_eq!(image.tag().len(), TAG_LEN);
+        assert!(image.manifest_digest.digest().starts_with(&image.tag()));
+    }
+
+    #[test]
+    fn an_image_needs_one_history_entry_per_layer() {
+        let layer = Arc::new(Layer::build(&sample()).unwrap());
+        let config = ImageConfig {
+            title: "svc",
+            version: "0.1.0",
+            entrypoint: "/svc",
+            history: &[],
+        };
+        assert!(OciImage::build(&config, vec![layer]).is_err());
     }
 
     #[test]

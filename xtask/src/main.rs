@@ -7,10 +7,13 @@
 
 mod bench;
 mod cargo;
+mod cluster;
+mod cluster_images;
 mod dapr_runtime;
 mod deps;
 mod helm_check;
 mod images;
+mod kube_build;
 mod nix_check;
 mod observability;
 mod smtp_sink;
@@ -43,6 +46,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Build one reproducible OCI image layout per service (no Nix), or prove them (`--check`).
     Images(images::ImagesArgs),
+    /// A real single-node Kubernetes cluster on this machine (programs, images, up/down).
+    Cluster(cluster::ClusterArgs),
     /// Run an SMTP sink that prints and keeps every mail it receives (`up` starts one).
     SmtpSink(smtp_sink::SmtpSinkArgs),
 }
@@ -57,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Images(args) => images::run(&args),
         Command::SmtpSink(args) => smtp_sink::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -15,7 +15,10 @@ use harness::SmtpSink;
 /// Options of `cargo xtask smtp-sink`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SmtpSinkArgs {
-    /// Port on 127.0.0.1 to listen on (0: any free port, printed at start).
+    /// Address to listen on (`cluster up` uses the host's end of the link to the node).
+    #[arg(long, default_value_t = std::net::Ipv4Addr::LOCALHOST)]
+    host: std::net::Ipv4Addr,
+    /// Port to listen on (0: any free port, printed at start).
     #[arg(long, default_value_t = 2525)]
     port: u16,
     /// Directory to write received mails into (`<n>.eml`); none: only print them.
@@ -26,10 +29,10 @@ pub(crate) struct SmtpSinkArgs {
 pub(crate) fn run(args: &SmtpSinkArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let sink = SmtpSink::start_on(args.port)
+        let sink = SmtpSink::start_at(args.host, args.port)
             .await
-            .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
-        println!("SMTP sink listening on 127.0.0.1:{}", sink.port());
+            .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+        println!("SMTP sink listening on {}:{}", args.host, sink.port());
         if let Some(dir) = &args.mail_dir {
             std::fs::create_dir_all(dir)?;
         }

@@ -20,6 +20,9 @@ pub(crate) struct TestArgs {
     /// Run the broker suites only on `--broker`, not also on the other profiles (CI runs all).
     #[arg(long)]
     one_broker: bool,
+    /// Skip the Kubernetes suite (a local node with Dapr's control plane and our chart).
+    #[arg(long)]
+    no_cluster: bool,
     #[command(flatten)]
     deps: DepsArgs,
     /// Extra arguments for `cargo test` (e.g. `-- --nocapture`, or a test name filter).
@@ -142,11 +145,49 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
             )?;
         }
     }
+    if !args.no_cluster {
+        cluster_suite(&args.cargo_test_args)?;
+    }
     step::info(&format!(
         "all green in {}",
         step::format_duration(start.elapsed())
     ));
     Ok(())
+}
+
+/// The Kubernetes suite: `cluster up` (node, Dapr's chart, our chart), the scenarios of
+/// `tests/tests/cluster_e2e.rs` against it, then `cluster down` with its check that the machine
+/// is as before — also when the scenarios or the start failed.
+fn cluster_suite(cargo_test_args: &[String]) -> anyhow::Result<()> {
+    let started = step::run(
+        "Kubernetes: node, Dapr control plane, todo-dapr chart",
+        crate::cluster::up,
+    );
+    let tests = started.and_then(|_| {
+        let state = crate::cluster::state_file();
+        step::run("cluster suite (tests/tests/cluster_e2e.rs)", || {
+            let mut suite = vec![
+                "test",
+                "--locked",
+                "-p",
+                "todo-dapr-tests",
+                "--test",
+                "cluster_e2e",
+            ];
+            suite.extend(cargo_test_args.iter().map(String::as_str));
+            cargo(&suite, &[("TODO_CLUSTER_STATE", state.as_os_str())])
+        })
+    });
+    // Whatever happened, a recorded cluster is stopped.
+    let stopped = if crate::cluster::state_file().exists() {
+        step::run(
+            "Kubernetes: down, and nothing left behind",
+            crate::cluster::down,
+        )
+    } else {
+        Ok(())
+    };
+    tests.and(stopped)
 }
 
 fn cargo(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<()> {

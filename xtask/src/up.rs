@@ -345,7 +345,7 @@ fn demo_token(key: &str) -> anyhow::Result<String> {
 }
 
 /// `bytes` random bytes from the kernel, hex-encoded.
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())

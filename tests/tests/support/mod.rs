@@ -1,6 +1,7 @@
 //! Pieces shared by the end-to-end suites (each suite uses a different subset).
 #![allow(dead_code)]
 
+pub(crate) mod ca;
 pub(crate) mod metrics;
 pub(crate) mod observer;
 pub(crate) mod tokens;

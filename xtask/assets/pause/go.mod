@@ -1,0 +1,3 @@
+module todo-dapr.local/pause
+
+go 1.24
