@@ -1291,6 +1291,24 @@ def main() -> int:
             rep.check(
                 f"[{name}] every key exists in values.yaml", not unknown, f"unknown keys {unknown}"
             )
+            # A CA for the database goes to every sidecar that loads the state store too: its DSN
+            # names the same file (the local cluster found notification's sidecar failing
+            # without it).
+            services = override.get("services") or {}
+            if ((services.get("backend") or {}).get("caSecret") or {}).get("name"):
+                scopes = (override.get("statestore") or {}).get("scopes") or ROOT_DEFAULTS[
+                    "statestore"
+                ]["scopes"]
+                missing = [
+                    app
+                    for app in scopes
+                    if not ((services.get(app) or {}).get("caSecret") or {}).get("name")
+                ]
+                rep.check(
+                    f"[{name}] the state store's apps mount the database CA",
+                    not missing,
+                    f"no caSecret for {missing}",
+                )
 
     step(f"helm lint --strict and render: {', '.join(n for n, _, _ in sets)}")
     rendered: dict[str, Rendered] = {}

@@ -21,7 +21,6 @@ use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, SecondsFormat, Utc};
 use harness::suite::{self, Parallelism};
 use harness::wait;
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 /// The state file `cargo xtask cluster up` writes.
@@ -184,20 +183,8 @@ impl Env {
     }
 
     /// A bearer token for `user`, signed with the key the backend reads from its Secret.
-    fn token(&self, user: &str) -> anyhow::Result<String> {
-        let now = Utc::now().timestamp();
-        let claims = json!({
-            "sub": user,
-            "email": format!("{user}@example.test"),
-            "name": user,
-            "iat": now,
-            "exp": now + 3600,
-        });
-        Ok(encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(self.jwt_key.as_bytes()),
-        )?)
+    fn token(&self, user: &str) -> String {
+        support::tokens::token_signed_with(user, &self.jwt_key)
     }
 
     /// A request to the backend through its Service.
@@ -211,7 +198,7 @@ impl Env {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.backend))
-            .bearer_auth(self.token(user)?);
+            .bearer_auth(self.token(user));
         if let Some(body) = body {
             req = req.json(body);
         }
@@ -245,6 +232,17 @@ impl Env {
                 text.contains(marker).then_some((text, saved))
             })
             .collect()
+    }
+
+    /// email-delivery's count of mails the server accepted.
+    async fn emails_sent(&self) -> anyhow::Result<f64> {
+        self.counter(
+            "email-delivery",
+            8002,
+            "todo_emails_sent_total",
+            r#"outcome="sent""#,
+        )
+        .await
     }
 
     /// The sum of a counter over every pod of `component`, scraped at its pod address.
@@ -370,7 +368,7 @@ fn pod_name(pod: &Value) -> anyhow::Result<String> {
 }
 
 /// 1. Every pod of the release is Ready with a `daprd` container the injector added, and so is
-///    every part of Dapr's control plane.
+///    every part of Dapr's control plane, which runs with mTLS on.
 async fn every_pod_is_ready_with_an_injected_sidecar(env: &Env) -> anyhow::Result<()> {
     for (component, replicas) in REPLICAS {
         let pods = env.pods(component)?;
@@ -398,6 +396,17 @@ async fn every_pod_is_ready_with_an_injected_sidecar(env: &Env) -> anyhow::Resul
             .with_context(|| format!("no {app} pod in dapr-system"))?;
         ensure!(is_ready(pod), "{app} is not Ready");
     }
+    // mTLS between sidecars and the control plane, as in production.
+    let mtls = env.kubectl(&[
+        "--namespace",
+        "dapr-system",
+        "get",
+        "configurations.dapr.io",
+        "daprsystem",
+        "-o",
+        "jsonpath={.spec.mtls.enabled}",
+    ])?;
+    ensure!(mtls.trim() == "true", "Dapr's mTLS is {mtls:?}");
     Ok(())
 }
 
@@ -406,14 +415,7 @@ async fn every_pod_is_ready_with_an_injected_sidecar(env: &Env) -> anyhow::Resul
 async fn a_reminder_set_over_rest_is_mailed_once_on_time(env: &Env) -> anyhow::Result<()> {
     let title = unique("call-mom");
     let remind_at = Utc::now() + chrono::Duration::seconds(20);
-    let sent_before = env
-        .counter(
-            "email-delivery",
-            8002,
-            "todo_emails_sent_total",
-            r#"outcome="sent""#,
-        )
-        .await?;
+    let sent_before = env.emails_sent().await?;
     env.create_task(
         &unique("k1"),
         json!({"title": title, "due_at": rfc3339(remind_at + chrono::Duration::hours(1)), "remind_at": rfc3339(remind_at)}),
@@ -436,14 +438,7 @@ async fn a_reminder_set_over_rest_is_mailed_once_on_time(env: &Env) -> anyhow::R
     );
     // Positive evidence of one delivery: email-delivery counted exactly one more send, and the
     // sink holds one mail about the task.
-    let sent_after = env
-        .counter(
-            "email-delivery",
-            8002,
-            "todo_emails_sent_total",
-            r#"outcome="sent""#,
-        )
-        .await?;
+    let sent_after = env.emails_sent().await?;
     ensure!(
         (sent_after - sent_before - 1.0).abs() < f64::EPSILON,
         "email-delivery sent {} mails, expected 1",
@@ -664,14 +659,7 @@ async fn deleting_a_notification_pod_while_reminders_fire_loses_and_duplicates_n
     let user = unique("k6");
     let batch = unique("batch");
     let start = Utc::now() + chrono::Duration::seconds(10);
-    let sent_before = env
-        .counter(
-            "email-delivery",
-            8002,
-            "todo_emails_sent_total",
-            r#"outcome="sent""#,
-        )
-        .await?;
+    let sent_before = env.emails_sent().await?;
     let mut titles = Vec::new();
     for n in 0..12 {
         let title = format!("{batch}-{n:02}");
@@ -716,14 +704,7 @@ async fn deleting_a_notification_pod_while_reminders_fire_loses_and_duplicates_n
         per_task.values().all(|n| *n == 1),
         "duplicates: {per_task:?}"
     );
-    let sent_after = env
-        .counter(
-            "email-delivery",
-            8002,
-            "todo_emails_sent_total",
-            r#"outcome="sent""#,
-        )
-        .await?;
+    let sent_after = env.emails_sent().await?;
     ensure!(
         (sent_after - sent_before - 12.0).abs() < f64::EPSILON,
         "email-delivery sent {} mails for 12 reminders",

@@ -65,10 +65,24 @@ async fn the_backend_writes_over_verified_tls() -> anyhow::Result<()> {
     std::fs::write(&ca_file, ca.cert_pem())?;
 
     let backend = start_backend(&postgres, &ca_file, &logs).await?;
+    creates_a_task_over_tls(&backend, &postgres, "tls-user", "over TLS").await?;
+    let rows = postgres.psql("backend", "SELECT title FROM tasks")?;
+    ensure!(rows == "over TLS", "tasks table holds {rows:?}");
+    Ok(())
+}
+
+/// Creates a task through `backend` and proves from the server's side that the backend's
+/// sessions are encrypted.
+async fn creates_a_task_over_tls(
+    backend: &Service,
+    postgres: &Postgres,
+    user: &str,
+    title: &str,
+) -> anyhow::Result<()> {
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/tasks", backend.base_url()))
-        .bearer_auth(token_for("tls-user"))
-        .json(&serde_json::json!({"title": "over TLS"}))
+        .bearer_auth(token_for(user))
+        .json(&serde_json::json!({ "title": title }))
         .send()
         .await?;
     let status = response.status();
@@ -77,8 +91,6 @@ async fn the_backend_writes_over_verified_tls() -> anyhow::Result<()> {
         "create answered {status}: {}",
         response.text().await?
     );
-
-    // Positive evidence from the server's side: the backend's sessions are encrypted.
     let encrypted = postgres.psql(
         "postgres",
         "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
@@ -86,8 +98,6 @@ async fn the_backend_writes_over_verified_tls() -> anyhow::Result<()> {
     )?;
     let n: u32 = encrypted.parse().context("pg_stat_ssl count")?;
     ensure!(n >= 1, "no TLS session of the backend in pg_stat_ssl");
-    let rows = postgres.psql("backend", "SELECT title FROM tasks")?;
-    ensure!(rows == "over TLS", "tasks table holds {rows:?}");
     Ok(())
 }
 
@@ -170,25 +180,7 @@ async fn the_backend_logs_in_with_a_password_over_verified_tls_on_a_non_loopback
     std::fs::write(&ca_file, ca.cert_pem())?;
 
     let backend = start_backend(&postgres, &ca_file, &logs).await?;
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/tasks", backend.base_url()))
-        .bearer_auth(token_for("pw-user"))
-        .json(&serde_json::json!({"title": "with a password"}))
-        .send()
-        .await?;
-    let status = response.status();
-    ensure!(
-        status == 201,
-        "create answered {status}: {}",
-        response.text().await?
-    );
-    let encrypted = postgres.psql(
-        "postgres",
-        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-         WHERE a.datname = 'backend' AND s.ssl",
-    )?;
-    let n: u32 = encrypted.parse().context("pg_stat_ssl count")?;
-    ensure!(n >= 1, "no TLS session of the backend in pg_stat_ssl");
+    creates_a_task_over_tls(&backend, &postgres, "pw-user", "with a password").await?;
 
     // The same DSN Dapr's state store would get, verified against the CA.
     let verified = format!(

@@ -698,14 +698,16 @@ pub(crate) fn import(images: &[ImageArchive], ctr_address: &Path) -> anyhow::Res
         cmd
     };
     for image in images {
-        run(ctr()
-            .args(["images", "import", "--snapshotter", SNAPSHOTTER])
-            .arg(&image.archive))
+        images::stdout_of(
+            ctr()
+                .args(["images", "import", "--snapshotter", SNAPSHOTTER])
+                .arg(&image.archive),
+        )
         .with_context(|| format!("importing {}", image.reference))?;
     }
-    let listed = parse_image_list(&run(ctr().args(["images", "ls"]))?)?;
+    let listed = parse_image_list(&images::stdout_of(ctr().args(["images", "ls"]))?)?;
     let ready: BTreeSet<String> =
-        run(ctr().args(["images", "check", "-q", "--snapshotter", SNAPSHOTTER]))?
+        images::stdout_of(ctr().args(["images", "check", "-q", "--snapshotter", SNAPSHOTTER]))?
             .lines()
             .map(|l| l.trim().to_owned())
             .collect();
@@ -783,21 +785,6 @@ fn index_manifest_digest(index: &serde_json::Value) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .context("the manifest has no digest")
-}
-
-/// Runs `cmd`; its stdout, or an error with the command and its output.
-fn run(cmd: &mut Command) -> anyhow::Result<String> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("starting {shown}"))?;
-    if !out.status.success() {
-        bail!(
-            "{shown} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim_end(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-    }
-    String::from_utf8(out.stdout).with_context(|| format!("{shown}: non-UTF-8 output"))
 }
 
 #[cfg(test)]

@@ -956,7 +956,7 @@ fn run_unpacked(image: &BuiltImage, rootfs: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs `cmd`, returns its stdout; on failure the error carries the command and its stderr.
-fn stdout_of(cmd: &mut Command) -> anyhow::Result<String> {
+pub(crate) fn stdout_of(cmd: &mut Command) -> anyhow::Result<String> {
     let shown = format!("{cmd:?}");
     let out = cmd.output().with_context(|| format!("starting {shown}"))?;
     if !out.status.success() {

@@ -8,6 +8,11 @@ pub(crate) const JWT_FIXTURE_KEY: &str = "test-fixture-jwt-key-not-a-secret";
 
 /// A bearer token for `sub` with an email, valid for an hour.
 pub(crate) fn token_for(sub: &str) -> String {
+    token_signed_with(sub, JWT_FIXTURE_KEY)
+}
+
+/// The same, signed with `key` (a cluster's generated key instead of the fixture).
+pub(crate) fn token_signed_with(sub: &str, key: &str) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
         "sub": sub,
@@ -19,7 +24,7 @@ pub(crate) fn token_for(sub: &str) -> String {
     encode(
         &Header::default(),
         &claims,
-        &EncodingKey::from_secret(JWT_FIXTURE_KEY.as_bytes()),
+        &EncodingKey::from_secret(key.as_bytes()),
     )
     .expect("encoding a fixture token")
 }
