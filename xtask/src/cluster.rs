@@ -123,6 +123,10 @@ pub(crate) fn up() -> anyhow::Result<ClusterState> {
     leaks::HostSnapshot::take()?.save(&data_dir.join("host-before.json"))?;
     let node = step::run("node", || {
         host::start(&tools, cluster_images::PAUSE_IMAGE, &data_dir)
+    })
+    .inspect_err(|_| {
+        // Nothing of the node runs (start stops what it started): drop its files too.
+        let _ = remove_data(&data_dir);
     })?;
     let mut state = ClusterState {
         node,

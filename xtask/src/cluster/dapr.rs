@@ -86,5 +86,16 @@ spec:
         "--timeout",
         "10m",
     ])?;
+    // helm's --wait can return while a pod of a ready Deployment restarts (sentry does once
+    // while the trust bundle is made); the injector must be serving before our chart's pods.
+    kube.kubectl(&[
+        "wait",
+        "--namespace",
+        "dapr-system",
+        "--for=condition=Ready",
+        "pods",
+        "--all",
+        "--timeout=300s",
+    ])?;
     Ok(())
 }

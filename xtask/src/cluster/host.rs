@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::addresses::{
     API_PORT, BRIDGE, BRIDGE_IP, BRIDGE_PREFIX, CGROUP_ROOT, CLUSTER_CIDR, HOST_IP, HOST_LINK,
-    KUBERNETES_SERVICE_IP, LINK_PREFIX, NODE_IP, NODE_LINK, NODE_NAME, SERVICE_CIDR,
+    LINK_PREFIX, NODE_IP, NODE_LINK, NODE_NAME, SERVICE_CIDR,
 };
 use super::node::{NodePlan, Readiness, Step, tail};
 use super::{config, pki};
@@ -323,10 +323,10 @@ pub(crate) fn start(
     let plan_path = data_dir.join("node-plan.json");
     std::fs::write(&plan_path, serde_json::to_vec_pretty(&plan)?)?;
 
-    let init_exe = std::env::current_exe()?;
+    let init_exe = own_copy(data_dir)?;
     let node_log = logs.join("node.log");
     let log_file = std::fs::File::create(&node_log)?;
-    let unshare = Command::new("unshare")
+    let mut unshare = Command::new("unshare")
         .args(["--pid", "--mount", "--net", "--fork", "--mount-proc"])
         .args(["--propagation", "private", "--kill-child=SIGTERM", "--"])
         .arg(&init_exe)
@@ -339,7 +339,15 @@ pub(crate) fn start(
         .spawn()
         .context("starting unshare")?;
     let unshare_pid = unshare.id();
-    let init_pid = wait_for_child(unshare_pid)?;
+    let init_pid = match wait_for_child(unshare_pid) {
+        Ok(pid) => pid,
+        Err(e) => {
+            // Nothing was recorded yet: stop our own child here.
+            let _ = unshare.kill();
+            let _ = unshare.wait();
+            return Err(e.context(format!("the node's log:\n{}", tail(&node_log, 10))));
+        }
+    };
     let record = NodeRecord {
         unshare_pid,
         init_pid,
@@ -364,6 +372,20 @@ pub(crate) fn start(
         return Err(e);
     }
     Ok(record)
+}
+
+/// The node's copy of this program, which runs its init (and the SMTP sink of the release):
+/// `cargo xtask test` rebuilds `target/debug/xtask` while a cluster runs, and a copy keeps the
+/// recorded executable (checked before `down` signals it) the one that was started.
+pub(crate) fn own_copy(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let copy = data_dir.join("bin/xtask");
+    if !copy.exists() {
+        std::fs::create_dir_all(data_dir.join("bin"))?;
+        // /proc/self/exe still reads when the file behind it was replaced.
+        std::fs::copy("/proc/self/exe", &copy)
+            .with_context(|| format!("copying this program to {}", copy.display()))?;
+    }
+    Ok(copy)
 }
 
 /// PATH for the node's programs: the machine's, with the sbin directories (`ip`, `iptables`,
@@ -449,7 +471,6 @@ fn wait_ready(record: &NodeRecord, node_log: &Path) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let _ = KUBERNETES_SERVICE_IP;
     Ok(())
 }
 

@@ -97,7 +97,7 @@ pub(crate) fn start_servers(data_dir: &Path, bins: &Binaries) -> anyhow::Result<
 
     let mail_dir = data_dir.join("mail");
     let sink_port = harness::ports::free_port()?;
-    let xtask_exe = std::env::current_exe()?;
+    let xtask_exe = super::host::own_copy(data_dir)?;
     let mut cmd = std::process::Command::new(&xtask_exe);
     cmd.args([
         "smtp-sink",
@@ -221,6 +221,15 @@ pub(crate) fn install_chart(
         "--wait",
         "--timeout",
         "10m",
+    ])?;
+    kube.kubectl(&[
+        "wait",
+        "--namespace",
+        NAMESPACE,
+        "--for=condition=Ready",
+        "pods",
+        "--all",
+        "--timeout=300s",
     ])?;
     Ok(())
 }
