@@ -807,11 +807,24 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
         sm, pm = r.kind("ServiceMonitor"), r.kind("PodMonitor")
         assert bool(sm) == values["metrics"]["serviceMonitor"]["enabled"]
         assert bool(pm) == values["metrics"]["podMonitor"]["enabled"]
+        def labels_set(endpoint: dict[str, Any], job: str) -> None:
+            # The jobs and app_id label the dashboards and rules select on (grafana/README.md).
+            rules = endpoint.get("relabelings", [])
+            assert {"targetLabel": "job", "replacement": job} in rules, f"job {job}: {rules}"
+            assert {
+                "sourceLabels": ["__meta_kubernetes_pod_annotation_dapr_io_app_id"],
+                "targetLabel": "app_id",
+            } in rules, f"app_id for {job}: {rules}"
+
         for m in sm:
             endpoint = m["spec"]["endpoints"][0]
             assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics"), endpoint
+            assert endpoint.get("honorLabels") is True, "the services' `service` label is renamed"
+            labels_set(endpoint, "todo-dapr")
         for m in pm:
-            assert m["spec"]["podMetricsEndpoints"][0]["port"] == "dapr-metrics"
+            endpoint = m["spec"]["podMetricsEndpoints"][0]
+            assert (endpoint["port"], endpoint["path"]) == ("dapr-metrics", "/"), endpoint
+            labels_set(endpoint, "daprd")
 
     def t_dashboards() -> None:
         files = sorted((CHART / "dashboards").glob("*.json"))

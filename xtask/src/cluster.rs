@@ -3,8 +3,10 @@
 //! The node's programs are built from their upstream Go modules (`kube_build`), its images
 //! from Dapr's module and this repository (`cluster_images`). `up` starts the node in
 //! namespaces of its own (see `cluster/node.rs`), linked to the host by a veth pair, imports
-//! the images into its containerd and waits until the node is Ready; `down` stops it by the
-//! PIDs it recorded and checks that nothing of it is left on the machine.
+//! the images into its containerd, then runs the sequence a user runs on Minikube or OKE:
+//! Dapr's control plane with Dapr's chart (`cluster/dapr.rs`), the Secrets and our chart with
+//! OKE-shaped values (`cluster/release.rs`). `down` stops everything by the PIDs it recorded
+//! and checks that nothing of it is left on the machine (`cluster/leaks.rs`).
 
 #![allow(clippy::print_stdout)] // Addresses and paths are the command's output.
 
@@ -37,9 +39,12 @@ enum ClusterCommand {
     Tools,
     /// Build (or reuse) the images the node runs and print their references.
     Images,
-    /// Start the node and leave it running; `cluster down` stops it.
+    /// Start the node, install Dapr's control plane (Dapr's chart) and todo-dapr (our chart, with
+    /// PostgreSQL, Kafka and an SMTP sink on the host), and leave it running; `cluster down`
+    /// stops it.
     Up,
-    /// Stop the node started by `cluster up` and check that it left nothing behind.
+    /// Stop what `cluster up` started (by its recorded PIDs) and check that the machine's
+    /// interfaces, iptables rules, mounts and cgroups are as before.
     Down,
     /// The node's init (run by `up` inside the node's namespaces; not for direct use).
     #[command(hide = true)]

@@ -156,7 +156,7 @@ async fn start(plan: &NodePlan, running: &mut Vec<Running>) -> anyhow::Result<()
             Step::Run { name, argv } => {
                 let deadline = Instant::now() + STEP_DEADLINE;
                 loop {
-                    let out = Command::new(&argv[0]).args(&argv[1..]).output()?;
+                    let out = command(argv)?.output()?;
                     if out.status.success() {
                         log(&format!("{name} done"));
                         break;
@@ -210,8 +210,7 @@ async fn wait_ready(
                     .await
                     .is_ok_and(|r| r.is_ok())
             }
-            Readiness::Command(argv) => Command::new(&argv[0])
-                .args(&argv[1..])
+            Readiness::Command(argv) => command(argv)?
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -403,11 +402,20 @@ async fn prepare_network(plan: &NodePlan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `argv` as a command (the plan's commands are never empty; an empty one is an error).
+fn command<S: AsRef<std::ffi::OsStr>>(argv: &[S]) -> anyhow::Result<Command> {
+    let (program, args) = argv
+        .split_first()
+        .context("an empty command in the node's plan")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    Ok(cmd)
+}
+
 fn sh(argv: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
+    let out = command(argv)?
         .output()
-        .with_context(|| format!("running {}", argv[0]))?;
+        .with_context(|| format!("running {}", argv.join(" ")))?;
     if !out.status.success() {
         bail!(
             "{} failed: {}",
