@@ -51,10 +51,6 @@ const HELM_VERSION: &str = "3.21.4";
 
 /// Where each program of the node is.
 #[derive(Clone, Debug)]
-#[allow(
-    dead_code,
-    reason = "`cluster tools` only prints them; the node's start-up, written alongside, reads them"
-)]
 pub(crate) struct KubeTools {
     pub(crate) apiserver: PathBuf,
     pub(crate) controller_manager: PathBuf,
