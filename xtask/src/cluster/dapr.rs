@@ -70,32 +70,8 @@ spec:
         ));
     }
     kube.apply(&manifest)?;
-    let chart = chart()?;
-    let values = repo.join(VALUES);
-    kube.helm(&[
-        "upgrade",
-        "--install",
-        "dapr",
-        &chart.display().to_string(),
-        "--namespace",
-        "dapr-system",
-        "--create-namespace",
-        "-f",
-        &values.display().to_string(),
-        "--wait",
-        "--timeout",
-        "10m",
-    ])?;
-    // helm's --wait can return while a pod of a ready Deployment restarts (sentry does once
-    // while the trust bundle is made); the injector must be serving before our chart's pods.
-    kube.kubectl(&[
-        "wait",
-        "--namespace",
-        "dapr-system",
-        "--for=condition=Ready",
-        "pods",
-        "--all",
-        "--timeout=300s",
-    ])?;
+    // The injector must be serving before our chart's pods are created: `install` waits for
+    // every control-plane pod to be Ready.
+    kube.install("dapr", &chart()?, "dapr-system", &[&repo.join(VALUES)])?;
     Ok(())
 }

@@ -34,6 +34,44 @@ impl Kube {
         run(self.command(&self.helm).args(args), None)
     }
 
+    /// `helm upgrade --install` of `chart` as `release` with the `values` files, then waits
+    /// until every pod of the namespace is Ready: helm's own `--wait` can return while a pod
+    /// of a ready Deployment restarts (Dapr's sentry does once while its trust bundle is made).
+    pub(crate) fn install(
+        &self,
+        release: &str,
+        chart: &Path,
+        namespace: &str,
+        values: &[&Path],
+    ) -> anyhow::Result<()> {
+        let chart = chart.display().to_string();
+        let values: Vec<String> = values.iter().map(|v| v.display().to_string()).collect();
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            release,
+            &chart,
+            "--namespace",
+            namespace,
+            "--create-namespace",
+        ];
+        for file in &values {
+            args.extend(["-f", file.as_str()]);
+        }
+        args.extend(["--wait", "--timeout", "10m"]);
+        self.helm(&args)?;
+        self.kubectl(&[
+            "wait",
+            "--namespace",
+            namespace,
+            "--for=condition=Ready",
+            "pods",
+            "--all",
+            "--timeout=300s",
+        ])?;
+        Ok(())
+    }
+
     fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("KUBECONFIG", &self.kubeconfig)

@@ -207,30 +207,12 @@ pub(crate) fn install_chart(
         &overlay,
         run_values(images, &servers.kafka_address, servers.sink_port),
     )?;
-    kube.helm(&[
-        "upgrade",
-        "--install",
+    kube.install(
         RELEASE,
-        &repo.join("helm/todo-dapr").display().to_string(),
-        "--namespace",
+        &repo.join("helm/todo-dapr"),
         NAMESPACE,
-        "-f",
-        &repo.join(VALUES).display().to_string(),
-        "-f",
-        &overlay.display().to_string(),
-        "--wait",
-        "--timeout",
-        "10m",
-    ])?;
-    kube.kubectl(&[
-        "wait",
-        "--namespace",
-        NAMESPACE,
-        "--for=condition=Ready",
-        "pods",
-        "--all",
-        "--timeout=300s",
-    ])?;
+        &[&repo.join(VALUES), &overlay],
+    )?;
     Ok(())
 }
 
