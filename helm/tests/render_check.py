@@ -134,6 +134,7 @@ def mirror_pairs() -> list[tuple[Path, Path, str]]:
     return [
         (REPO / "dapr" / "subscriptions", CHART / "files" / "subscriptions", "*.yaml"),
         (REPO / "grafana" / "dashboards", CHART / "dashboards", "*.json"),
+        (REPO / "grafana" / "rules", CHART / "files" / "rules", "*.rules.yaml"),
     ]
 
 
@@ -804,9 +805,32 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
                 assert scope in SERVICES, f"scope {scope} is no app-id"
 
     def t_monitoring() -> None:
-        sm, pm = r.kind("ServiceMonitor"), r.kind("PodMonitor")
+        sm = r.kind("ServiceMonitor")
+        pods = r.kind("PodMonitor")
+        pm = [m for m in pods if not m["metadata"]["name"].endswith("-dapr-scheduler")]
+        scheduler = [m for m in pods if m["metadata"]["name"].endswith("-dapr-scheduler")]
         assert bool(sm) == values["metrics"]["serviceMonitor"]["enabled"]
         assert bool(pm) == values["metrics"]["podMonitor"]["enabled"]
+        assert bool(scheduler) == values["metrics"]["schedulerMonitor"]["enabled"]
+        for m in scheduler:
+            # Dapr's Scheduler pods, in Dapr's namespace, as the job its dashboard selects.
+            assert m["spec"]["namespaceSelector"] == {
+                "matchNames": [values["metrics"]["schedulerMonitor"]["namespace"]]
+            }, m["spec"]
+            assert m["spec"]["selector"] == {"matchLabels": {"app": "dapr-scheduler-server"}}
+            endpoint = m["spec"]["podMetricsEndpoints"][0]
+            assert (endpoint["port"], endpoint["path"]) == ("metrics", "/"), endpoint
+            assert {"targetLabel": "job", "replacement": "dapr-scheduler"} in endpoint[
+                "relabelings"
+            ], endpoint
+        rules = r.kind("PrometheusRule")
+        assert bool(rules) == values["metrics"]["prometheusRule"]["enabled"]
+        for rule in rules:
+            # The rule file as written: recording rules, alerts and their `{{ $labels }}`.
+            want = yaml.safe_load((REPO / "grafana/rules/todo-dapr.rules.yaml").read_text())
+            assert rule["spec"]["groups"] == want["groups"], "PrometheusRule != grafana/rules"
+            for key, value in values["metrics"]["prometheusRule"]["labels"].items():
+                assert rule["metadata"]["labels"][key] == value, rule["metadata"]["labels"]
         def labels_set(endpoint: dict[str, Any], job: str) -> None:
             # The jobs and app_id label the dashboards and rules select on (grafana/README.md).
             rules = endpoint.get("relabelings", [])

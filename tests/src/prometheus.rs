@@ -115,7 +115,7 @@ pub struct Prometheus {
     process: ManagedProcess,
     port: u16,
     config: PathBuf,
-    http: reqwest::Client,
+    api: PrometheusApi,
 }
 
 impl Prometheus {
@@ -142,16 +142,14 @@ impl Prometheus {
             .arg("--log.level=info");
         let mut process =
             ManagedProcess::spawn("prometheus", cmd, log_dir, StopPolicy::default(), false)?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        let url = format!("http://127.0.0.1:{port}/-/ready");
+        let api = PrometheusApi::new(format!("http://127.0.0.1:{port}"))?;
+        let url = format!("{}/-/ready", api.base_url());
         wait::until_running(
             "prometheus /-/ready",
             Duration::from_secs(60),
             &mut process,
             || {
-                let req = http.get(&url).send();
+                let req = api.http.get(&url).send();
                 async move { Ok::<_, anyhow::Error>((req.await?.status() == 200).then_some(())) }
             },
         )
@@ -160,7 +158,7 @@ impl Prometheus {
             process,
             port,
             config,
-            http,
+            api,
         })
     }
 
@@ -174,12 +172,66 @@ impl Prometheus {
         &self.config
     }
 
+    /// Its HTTP API.
+    pub fn api(&self) -> &PrometheusApi {
+        &self.api
+    }
+
+    /// [`PrometheusApi::instant_query`].
+    pub async fn instant_query(&self, expr: &str) -> anyhow::Result<Vec<Sample>> {
+        self.api.instant_query(expr).await
+    }
+
+    /// [`PrometheusApi::rule_groups`].
+    pub async fn rule_groups(&self) -> anyhow::Result<Vec<RuleGroup>> {
+        self.api.rule_groups().await
+    }
+
+    /// [`PrometheusApi::targets`].
+    pub async fn targets(&self) -> anyhow::Result<Vec<(String, String, String, String)>> {
+        self.api.targets().await
+    }
+
+    /// [`PrometheusApi::wait_targets_up`].
+    pub async fn wait_targets_up(&self, expected: usize, timeout: Duration) -> anyhow::Result<()> {
+        self.api.wait_targets_up(expected, timeout).await
+    }
+
+    /// The process (logs).
+    pub fn process_mut(&mut self) -> &mut ManagedProcess {
+        &mut self.process
+    }
+}
+
+/// The HTTP API of a Prometheus, whoever runs it (the harness, or an operator in a cluster).
+#[derive(Clone, Debug)]
+pub struct PrometheusApi {
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl PrometheusApi {
+    /// The API at `base_url` (`http://host:port`, no trailing slash).
+    pub fn new(base_url: impl Into<String>) -> anyhow::Result<Self> {
+        Ok(Self {
+            base_url: base_url.into(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+        })
+    }
+
+    /// `http://host:port`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// Evaluates `expr` at the current time (`/api/v1/query`); a scalar or string result is
     /// one sample without labels. Fails on a PromQL error, with Prometheus's message.
     pub async fn instant_query(&self, expr: &str) -> anyhow::Result<Vec<Sample>> {
         let body: Value = self
             .http
-            .get(format!("{}/api/v1/query", self.base_url()))
+            .get(format!("{}/api/v1/query", self.base_url))
             .query(&[("query", expr)])
             .send()
             .await?
@@ -193,7 +245,7 @@ impl Prometheus {
     pub async fn rule_groups(&self) -> anyhow::Result<Vec<RuleGroup>> {
         let body: Value = self
             .http
-            .get(format!("{}/api/v1/rules", self.base_url()))
+            .get(format!("{}/api/v1/rules", self.base_url))
             .send()
             .await?
             .json()
@@ -208,7 +260,7 @@ impl Prometheus {
     pub async fn targets(&self) -> anyhow::Result<Vec<(String, String, String, String)>> {
         let body: Value = self
             .http
-            .get(format!("{}/api/v1/targets?state=active", self.base_url()))
+            .get(format!("{}/api/v1/targets?state=active", self.base_url))
             .send()
             .await?
             .json()
@@ -249,11 +301,6 @@ impl Prometheus {
         })
         .await?;
         Ok(())
-    }
-
-    /// The process (logs).
-    pub fn process_mut(&mut self) -> &mut ManagedProcess {
-        &mut self.process
     }
 }
 

@@ -10,8 +10,8 @@
 //! only this proves the names, labels and selectors match the series the processes really
 //! export.
 //!
-//! What cannot have data outside Kubernetes is listed in [`EXCEPTIONS`], each with its reason;
-//! the list is printed, and an entry that no longer names a dashboard query fails the test.
+//! The queries over the kubelet's cAdvisor series need a kubelet: `cluster_monitoring` checks
+//! them, with every other query again, against the Prometheus Operator in the local cluster.
 
 #![allow(clippy::print_stderr)] // The exception list and timings are part of the report.
 
@@ -47,47 +47,10 @@ const REDRIVE_EVERY: Duration = Duration::from_secs(10);
 /// `$__rate_interval` etc. as Grafana would send them for a 1 h dashboard and a 15 s scrape.
 const RATE_INTERVAL: &str = "1m";
 
-/// Queries that cannot return data on a local stack. Each entry: the query's place (as
-/// [`Origin`] prints it), a string its text must contain (so the entry stays tied to its
-/// reason), and the reason. An entry whose place is not a dashboard query containing that
-/// string any more fails the test, so the list cannot rot.
-const EXCEPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "sidecar-overhead.json: panel \"Memory working set: daprd vs app container\" A",
-        "container_memory_working_set_bytes",
-        "cAdvisor (kubelet) series; no kubelet scrapes local processes",
-    ),
-    (
-        "sidecar-overhead.json: panel \"Memory working set: daprd vs app container\" B",
-        "container_memory_working_set_bytes",
-        "cAdvisor (kubelet) series, joined on namespace/pod; no kubelet locally",
-    ),
-    (
-        "sidecar-overhead.json: panel \"daprd memory / its limit\" A",
-        "container_spec_memory_limit_bytes",
-        "cAdvisor container limit; local processes have no container or limit",
-    ),
-    (
-        "sidecar-overhead.json: panel \"CPU: daprd vs app container\" A",
-        "container_cpu_usage_seconds_total",
-        "cAdvisor (kubelet) series; no kubelet scrapes local processes",
-    ),
-    (
-        "sidecar-overhead.json: panel \"CPU: daprd vs app container\" B",
-        "container_cpu_usage_seconds_total",
-        "cAdvisor (kubelet) series, joined on namespace/pod; no kubelet locally",
-    ),
-    (
-        "sidecar-overhead.json: panel \"daprd share of pod memory\" A",
-        "container_memory_working_set_bytes",
-        "cAdvisor (kubelet) series per namespace/pod/container; Kubernetes only",
-    ),
-    (
-        "sidecar-overhead.json: variable $namespace",
-        "container_memory_working_set_bytes",
-        "namespaces come from cAdvisor's container series; Kubernetes only",
-    ),
-];
+/// The prefix of the kubelet's cAdvisor series (`container_memory_working_set_bytes`, …): no
+/// kubelet runs locally, so the queries over them are checked by `cluster_monitoring`, where
+/// every query of every dashboard must return data.
+const KUBELET_SERIES: &str = "container_";
 
 /// A service process and its sidecar, stopped together (like a pod).
 struct Pod {
@@ -670,33 +633,15 @@ async fn drive_job_failures(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A query left out of the check, with the reason from [`EXCEPTIONS`].
-type Excepted = (Query, &'static str);
-
-/// The queries to check: every panel target and variable query of every dashboard, and every
-/// recording rule. Fails if an exception names no such query or no longer fits its reason.
-fn queries_and_exceptions() -> anyhow::Result<(Vec<Query>, Vec<Excepted>)> {
+/// The queries to check here: every panel target and variable query of every dashboard, and
+/// every recording rule, except those over the kubelet's series (see [`KUBELET_SERIES`]).
+fn local_and_kubelet_queries() -> anyhow::Result<(Vec<Query>, Vec<Query>)> {
     let grafana_dir = repo_root().join("grafana");
     let mut all = grafana::dashboard_queries(&grafana_dir.join("dashboards"), &intervals())?;
     all.extend(grafana::recording_rule_queries(&rules_file())?);
-    let mut excepted = Vec::new();
-    let mut stale = Vec::new();
-    for (place, needs, reason) in EXCEPTIONS {
-        match all.iter().position(|q| q.origin.to_string() == *place) {
-            Some(i) if all[i].raw.contains(needs) => excepted.push((all.remove(i), *reason)),
-            Some(i) => stale.push(format!(
-                "{place}: no longer uses {needs} (now `{}`)",
-                all[i].raw
-            )),
-            None => stale.push(format!("{place}: no such query in the dashboards")),
-        }
-    }
-    ensure!(
-        stale.is_empty(),
-        "stale entries in EXCEPTIONS (update the list):\n  {}",
-        stale.join("\n  ")
-    );
-    Ok((all, excepted))
+    Ok(all
+        .into_iter()
+        .partition(|q| !q.promql.contains(KUBELET_SERIES)))
 }
 
 fn dashboard_of(origin: &Origin) -> &str {
@@ -766,14 +711,11 @@ async fn the_rule_file_loads_and_evaluates_without_errors(env: &Env) -> anyhow::
 /// Every panel, variable and recording rule returns data once traffic has flowed.
 async fn every_dashboard_query_and_recording_rule_returns_data(env: &Env) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (queries, excepted) = queries_and_exceptions()?;
+    let (queries, kubelet) = local_and_kubelet_queries()?;
     eprintln!(
-        "not checked locally ({} queries; each needs Kubernetes):",
-        excepted.len()
+        "{} queries over the kubelet's series are checked in the cluster (cluster_monitoring)",
+        kubelet.len()
     );
-    for (q, reason) in &excepted {
-        eprintln!("  - {}: {reason}", q.origin);
-    }
     let mut per_dashboard: BTreeMap<&str, usize> = BTreeMap::new();
     for q in &queries {
         *per_dashboard.entry(dashboard_of(&q.origin)).or_default() += 1;

@@ -5,7 +5,8 @@
 //! namespaces of its own (see `cluster/node.rs`), linked to the host by a veth pair, imports
 //! the images into its containerd, then runs the sequence a user runs on Minikube or OKE:
 //! Dapr's control plane with Dapr's chart (`cluster/dapr.rs`), the Secrets and our chart with
-//! OKE-shaped values (`cluster/release.rs`). `down` stops everything by the PIDs it recorded
+//! OKE-shaped values (`cluster/release.rs`), watched by a Prometheus the Prometheus Operator runs
+//! (`cluster/monitoring.rs`). `down` stops everything by the PIDs it recorded
 //! and checks that nothing of it is left on the machine (`cluster/leaks.rs`).
 
 #![allow(clippy::print_stdout)] // Addresses and paths are the command's output.
@@ -16,6 +17,7 @@ mod dapr;
 mod host;
 mod kube;
 mod leaks;
+mod monitoring;
 mod node;
 mod pki;
 mod release;
@@ -35,7 +37,7 @@ pub(crate) struct ClusterArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum ClusterCommand {
-    /// Build (or reuse) the node's programs and print where they are.
+    /// Build (or reuse) the node's programs (and its monitoring's) and print where they are.
     Tools,
     /// Build (or reuse) the images the node runs and print their references.
     Images,
@@ -62,6 +64,8 @@ pub(crate) fn run(args: &ClusterArgs) -> anyhow::Result<()> {
             deps::install_cluster_packages()?;
             let tools = step::run("Kubernetes programs", kube_build::ensure_kubernetes)?;
             println!("{tools:#?}");
+            let monitoring = step::run("monitoring programs", kube_build::ensure_monitoring)?;
+            println!("{monitoring:#?}");
         }
         ClusterCommand::Images => {
             let images = step::run("node images", cluster_images::ensure_images)?;
@@ -119,6 +123,7 @@ pub(crate) fn up() -> anyhow::Result<ClusterState> {
     let install = deps::run(&deps::DepsArgs::for_cluster())?;
     let bins = install.binaries()?;
     let tools = step::run("Kubernetes programs", kube_build::ensure_kubernetes)?;
+    let monitoring_tools = step::run("monitoring programs", kube_build::ensure_monitoring)?;
     let images = step::run("node images", cluster_images::ensure_node_images)?;
     let data_dir = tempfile::Builder::new()
         .prefix("todo-dapr-cluster-")
@@ -162,6 +167,11 @@ pub(crate) fn up() -> anyhow::Result<ClusterState> {
         step::run("Dapr control plane (Dapr's Helm chart)", || {
             dapr::install(&kube, &repo, &state.node.data_dir)
         })?;
+        // Before our chart, whose monitors and rules are resources of the operator's CRDs.
+        step::run(
+            "Prometheus Operator and Prometheus (the operator's manifests)",
+            || monitoring::install(&kube, &monitoring_tools),
+        )?;
         let servers = step::run(
             "PostgreSQL (TLS), Kafka (SASL_SSL), SMTP sink on the host end of the link",
             || release::start_servers(&state.node.data_dir, &bins),

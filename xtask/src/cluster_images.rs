@@ -12,6 +12,8 @@
 //!   `dapr_runtime` builds daprd from.
 //! - The pod sandbox image [`PAUSE_IMAGE`] for containerd's CRI `sandbox_image`: our own
 //!   program, `xtask/assets/pause`.
+//! - The cluster's monitoring: the Prometheus Operator, its config reloader and Prometheus, built
+//!   by `kube_build`, named like their upstream images with our registry for `quay.io`.
 //! - Our four services, `todo-dapr.local/todo-dapr/<service>:<tag>` — the chart's default
 //!   repository `todo-dapr/<service>` behind `image.registry`, as on OCIR — with the tag of
 //!   `cargo xtask images`.
@@ -34,7 +36,7 @@ use oci_spec::image::ANNOTATION_REF_NAME;
 
 use crate::dapr_runtime::{self, RUNTIME_VERSION};
 use crate::images::{self, ImageConfig, Layer, OciImage, Tree};
-use crate::step;
+use crate::{kube_build, step};
 
 /// The registry part of every reference we import. Unresolvable (see the module docs).
 pub(crate) const REGISTRY: &str = "todo-dapr.local";
@@ -42,6 +44,11 @@ pub(crate) const REGISTRY: &str = "todo-dapr.local";
 pub(crate) const DAPR_REGISTRY: &str = "todo-dapr.local/dapr";
 /// Dapr's `global.tag`: the version of the control plane we build.
 pub(crate) const DAPR_TAG: &str = RUNTIME_VERSION;
+/// Where the monitoring images are: the upstream registry `quay.io` swapped for ours, so the
+/// operator's example manifests name our images once that one word is replaced.
+pub(crate) const MONITORING_REGISTRY: &str = "todo-dapr.local";
+/// The upstream registry of the Prometheus projects' images.
+pub(crate) const UPSTREAM_MONITORING_REGISTRY: &str = "quay.io";
 /// containerd's CRI `sandbox_image`.
 pub(crate) const PAUSE_IMAGE: &str = "todo-dapr.local/pause:1";
 
@@ -96,6 +103,8 @@ pub(crate) struct NodeImages {
     pub(crate) dapr: Vec<ImageArchive>,
     pub(crate) pause: ImageArchive,
     pub(crate) services: Vec<ServiceImageArchive>,
+    /// The Prometheus Operator, its config reloader and Prometheus.
+    pub(crate) monitoring: Vec<ImageArchive>,
 }
 
 impl NodeImages {
@@ -104,6 +113,7 @@ impl NodeImages {
         let mut all = self.dapr.clone();
         all.push(self.pause.clone());
         all.extend(self.services.iter().map(|s| s.image.clone()));
+        all.extend(self.monitoring.iter().cloned());
         all
     }
 }
@@ -118,10 +128,12 @@ pub(crate) fn ensure_node_images() -> anyhow::Result<NodeImages> {
     let dapr = dapr_images()?;
     let pause = pause_image()?;
     let services = service_images()?;
+    let monitoring = monitoring_images()?;
     Ok(NodeImages {
         dapr,
         pause,
         services,
+        monitoring,
     })
 }
 
@@ -176,6 +188,7 @@ fn dapr_images() -> anyhow::Result<Vec<ImageArchive>> {
                 reference: format!("{DAPR_REGISTRY}/{program}:{DAPR_TAG}"),
                 archive: dir.join(format!("{program}.tar")),
                 program,
+                path: (*program).to_owned(),
                 version: DAPR_TAG,
                 binary: binary.clone(),
                 history: format!(
@@ -185,6 +198,59 @@ fn dapr_images() -> anyhow::Result<Vec<ImageArchive>> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     run_jobs(jobs)
+}
+
+/// The reference of a monitoring image: `<registry>/<project>/<name>:v<version>`, the shape of
+/// the upstream `quay.io` references.
+pub(crate) fn monitoring_reference(project: &str, name: &str, version: &str) -> String {
+    format!("{MONITORING_REGISTRY}/{project}/{name}:v{version}")
+}
+
+/// The Prometheus Operator, its config reloader and Prometheus, from `kube_build`'s builds. The
+/// operator runs the reloader as `/bin/prometheus-config-reloader`; the other two run by
+/// entrypoint.
+fn monitoring_images() -> anyhow::Result<Vec<ImageArchive>> {
+    let tools = kube_build::ensure_monitoring()?;
+    let dir = dapr_runtime::cache_root()?.join("cluster-images");
+    let operator = kube_build::PROMETHEUS_OPERATOR_VERSION;
+    let prometheus = kube_build::PROMETHEUS_VERSION;
+    let job =
+        |project: &str, program: &'static str, path: &str, version: &'static str, binary: &Path| {
+            ArchiveJob {
+                reference: monitoring_reference(project, program, version),
+                archive: dir.join(format!("{program}-{version}.tar")),
+                program,
+                path: path.to_owned(),
+                version,
+                binary: binary.to_owned(),
+                history: format!(
+                    "cargo xtask cluster images: {project} {program} {version} and nonroot user"
+                ),
+            }
+        };
+    run_jobs(vec![
+        job(
+            "prometheus-operator",
+            "prometheus-operator",
+            "operator",
+            operator,
+            &tools.operator,
+        ),
+        job(
+            "prometheus-operator",
+            "prometheus-config-reloader",
+            "bin/prometheus-config-reloader",
+            operator,
+            &tools.config_reloader,
+        ),
+        job(
+            "prometheus",
+            "prometheus",
+            "bin/prometheus",
+            prometheus,
+            &tools.prometheus,
+        ),
+    ])
 }
 
 /// The pause image: the program of `xtask/assets/pause` at `/pause`.
@@ -197,6 +263,7 @@ fn pause_image() -> anyhow::Result<ImageArchive> {
             .join("cluster-images")
             .join(format!("pause-{tag}.tar")),
         program: "pause",
+        path: "pause".to_owned(),
         version: tag,
         binary,
         history: format!("cargo xtask cluster images: {repository} and nonroot user"),
@@ -211,6 +278,9 @@ struct ArchiveJob {
     reference: String,
     archive: PathBuf,
     program: &'static str,
+    /// Where the program is in the image (and the entrypoint): `/<program>` unless whoever
+    /// starts the container names another path.
+    path: String,
     version: &'static str,
     binary: PathBuf,
     history: String,
@@ -231,7 +301,7 @@ impl ArchiveJob {
         Ok(format!(
             "{RECIPE}\n{}\nentrypoint /{}\nuser {}\n{}{}binary {} {} {mtime}\n",
             self.reference,
-            self.program,
+            self.path,
             images::USER,
             images::PASSWD,
             images::GROUP,
@@ -246,12 +316,12 @@ impl ArchiveJob {
         let mut binary = images::host_file(&self.binary)?;
         binary.mode = 0o755;
         let files = Tree::from([
-            (self.program.to_owned(), binary),
+            (self.path.clone(), binary),
             ("etc/passwd".to_owned(), images::text_file(images::PASSWD)),
             ("etc/group".to_owned(), images::text_file(images::GROUP)),
         ]);
         let layer = Arc::new(Layer::build(&files)?);
-        let entrypoint = format!("/{}", self.program);
+        let entrypoint = format!("/{}", self.path);
         let config = ImageConfig {
             title: self.program,
             version: self.version,

@@ -155,8 +155,8 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Kubernetes suite: `cluster up` (node, Dapr's chart, our chart), the scenarios of
-/// `tests/tests/cluster_e2e.rs` against it, then `cluster down` with its check that the machine
+/// The Kubernetes suite: `cluster up` (node, Dapr's chart, monitoring, our chart), the scenarios
+/// of `tests/tests/cluster_e2e.rs` and `cluster_monitoring.rs` against it, then `cluster down` with its check that the machine
 /// is as before — also when the scenarios or the start failed.
 fn cluster_suite(cargo_test_args: &[String]) -> anyhow::Result<()> {
     let started = step::run(
@@ -165,18 +165,24 @@ fn cluster_suite(cargo_test_args: &[String]) -> anyhow::Result<()> {
     );
     let tests = started.and_then(|_| {
         let state = crate::cluster::state_file();
-        step::run("cluster suite (tests/tests/cluster_e2e.rs)", || {
-            let mut suite = vec![
-                "test",
-                "--locked",
-                "-p",
-                "todo-dapr-tests",
-                "--test",
-                "cluster_e2e",
-            ];
-            suite.extend(cargo_test_args.iter().map(String::as_str));
-            cargo(&suite, &[("TODO_CLUSTER_STATE", state.as_os_str())])
-        })
+        step::run(
+            "cluster suites (cluster_e2e, then cluster_monitoring)",
+            || {
+                // In this order: the monitoring suite's figures include the traffic before it.
+                let mut suite = vec![
+                    "test",
+                    "--locked",
+                    "-p",
+                    "todo-dapr-tests",
+                    "--test",
+                    "cluster_e2e",
+                    "--test",
+                    "cluster_monitoring",
+                ];
+                suite.extend(cargo_test_args.iter().map(String::as_str));
+                cargo(&suite, &[("TODO_CLUSTER_STATE", state.as_os_str())])
+            },
+        )
     });
     // Whatever happened, a recorded cluster is stopped.
     let stopped = if crate::cluster::state_file().exists() {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod ca;
+pub(crate) mod cluster;
 pub(crate) mod metrics;
 pub(crate) mod observer;
 pub(crate) mod tokens;

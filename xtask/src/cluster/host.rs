@@ -282,6 +282,11 @@ pub(crate) fn start(
                 &p(&pki.kubelet_kubeconfig),
                 "--container-runtime-endpoint",
                 &format!("unix://{}", p(&socket)),
+                // cAdvisor asks containerd at this (deprecated, still honoured) address for
+                // each container's pod, namespace and name; at its default path it finds none,
+                // and `/metrics/cadvisor` has per-container series without those labels.
+                "--containerd",
+                &p(&socket),
                 "--root-dir",
                 &p(&data_dir.join("kubelet")),
                 "--hostname-override",

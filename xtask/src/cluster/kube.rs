@@ -29,6 +29,16 @@ impl Kube {
         .map(|_| ())
     }
 
+    /// `kubectl apply --namespace <namespace> -f -` of `yaml`.
+    pub(crate) fn apply_in(&self, namespace: &str, yaml: &str) -> anyhow::Result<()> {
+        run(
+            self.command(&self.kubectl)
+                .args(["apply", "--namespace", namespace, "-f", "-"]),
+            Some(yaml),
+        )
+        .map(|_| ())
+    }
+
     /// `helm <args>`; its standard output.
     pub(crate) fn helm(&self, args: &[&str]) -> anyhow::Result<String> {
         run(self.command(&self.helm).args(args), None)
