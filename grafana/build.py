@@ -20,9 +20,9 @@ import pathlib
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
-SIDECAR_BUDGET_BYTES = 128 * 1024 * 1024  # DESIGN.md §7: sidecar < 128 MB; chart limit 128Mi
+SIDECAR_BUDGET_BYTES = 128 * 1024 * 1024  # docs/architecture.md, Targets: sidecar < 128 MiB; chart limit 128Mi
 PUBLISH_P95_TARGET_S = 0.1  # the original plan's publish p95 target
-REMINDER_LATENESS_TARGET_S = 1.0  # DESIGN.md §7: fires <= 1 s after remind_at
+REMINDER_LATENESS_TARGET_S = 1.0  # docs/architecture.md, Targets: fires <= 1 s after remind_at
 
 # Scrape jobs (see README.md): the services, their sidecars, the Scheduler.
 APP_JOB = "todo-dapr"

@@ -1,8 +1,9 @@
 //! The Jobs API: schedule, read and delete jobs the Dapr Scheduler triggers back at `/job/{name}`.
 //!
 //! Jobs are scoped to the calling app's id, so only this app's sidecar can read or delete them
-//! and only this app is called back. We use the stable `/v1.0/jobs/{name}` path (daprd ≥ 1.15
-//! also serves the deprecated `/v1.0-alpha1` one).
+//! and only this app is called back. We use the stable `/v1.0/jobs/{name}` path, which daprd
+//! serves from 1.18 on (beside the deprecated `/v1.0-alpha1` one); older sidecars serve only
+//! `/v1.0-alpha1` (see `docs/dapr.md`, "Troubleshooting").
 
 use std::time::Duration;
 

@@ -4,7 +4,8 @@
 //! transactions), secrets, jobs, service invocation, metadata and health. Inbound:
 //! [`SubscriptionTable`] answers `GET /dapr/subscribe` (and renders the same subscriptions as
 //! declarative YAML), [`JobRouter`] serves `POST /job/{name}`. Paths, status codes and bodies
-//! follow daprd's code where it disagrees with Dapr's docs (see `shared/reference/dapr-contract.md`).
+//! follow daprd's code where it disagrees with Dapr's docs (see `docs/dapr.md`, "daprd behaviour
+//! the code relies on").
 
 pub mod client;
 pub mod cloudevent;

@@ -14,7 +14,7 @@ use serde_yaml_ng::Value;
 /// Broker profiles: which directory under `dapr/components/` supplies the `pubsub` component.
 ///
 /// Services and tests only ever name the component `pubsub`; the profile decides which broker
-/// the harness starts and which component file daprd loads (DESIGN §2 "Brokers are swappable").
+/// the harness starts and which component file daprd loads (`docs/architecture.md`, "Brokers are swappable").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Broker {
     /// Redis Streams (`pubsub.redis`), the default.

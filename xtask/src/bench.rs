@@ -5,7 +5,7 @@
 //!
 //! 1. samples the idle RSS of the backend and its sidecar;
 //! 2. bursts `--burst` task creations and times them until notification has consumed every
-//!    resulting event (DESIGN §7: 1000 tasks consumed end to end in < 2 s), read from its
+//!    resulting event (the target in `docs/architecture.md`: 1000 tasks consumed end to end in < 2 s), read from its
 //!    `todo_events_consumed_total`;
 //! 3. creates `--tasks` tasks over REST from `--concurrency` workers, timing each request and
 //!    sampling RSS every 50 ms;
@@ -137,7 +137,8 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return rerun_optimised();
     }
     let Target::Backend = args.target;
-    // BENCHMARKS.md describes, and DESIGN §7 sets targets for, the default Redis profile.
+    // BENCHMARKS.md describes, and the targets in docs/architecture.md are for, the default Redis
+    // profile.
     anyhow::ensure!(
         args.deps.broker == harness::Broker::Redis,
         "benchmarks run on the default broker profile (redis), not {}",
@@ -721,7 +722,7 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
 |---|---|---|\n\
 | backend | {bi} | {bp} |\n\
 | daprd (backend's sidecar) | {di} | {dp} |\n\n\
-## Targets (DESIGN.md §7)\n\n\
+## Targets ([docs/architecture.md](docs/architecture.md#targets))\n\n\
 | target | measured |\n\
 |---|---|\n\
 | publish p99 < 5 ms on loopback (Redis) | our publisher p99 {ours_p99:.2} ms (a bare POST to the same daprd: {bare_p99:.2} ms) |\n\

@@ -1,9 +1,9 @@
 //! Builds the Dapr runtime (daprd, Scheduler) and the dapr CLI from Dapr's Go modules.
 //!
-//! "Route A" of `shared/reference/daprd-build.md`: the unmodified `github.com/dapr/dapr` module
-//! is fetched through the Go module proxy, copied out of the module cache into our build cache
-//! (so that it is the main module and its `replace` directives apply) and built there with
-//! `go build`. Nothing from Dapr is written into this repository.
+//! The unmodified `github.com/dapr/dapr` module is fetched through the Go module proxy, copied
+//! out of the module cache into our build cache (so that it is the main module and its
+//! `replace` directives apply) and built there with `go build`. Nothing from Dapr is written
+//! into this repository. The README ("The Dapr runtime") gives the versions and build times.
 
 #![allow(clippy::print_stdout)] // Build progress goes to the console.
 

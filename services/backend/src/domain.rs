@@ -330,6 +330,39 @@ impl Default for TaskFilter {
     }
 }
 
+/// Words and filters of `search_tasks`: the full-text query, narrowed by the same priority,
+/// category and tag filters as [`TaskFilter`] (a category or tag id that is not the caller's
+/// matches nothing, as in a list), then paged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchQuery {
+    /// The words to look for.
+    pub query: String,
+    /// Only this priority.
+    pub priority: Option<Priority>,
+    /// Only tasks in this category.
+    pub category_id: Option<Uuid>,
+    /// Only tasks carrying at least one of these tags.
+    pub tag_ids: Vec<Uuid>,
+    /// Page size, default 50, at most 200 (larger values are clamped, 0 means the default).
+    pub limit: u32,
+    /// Number of matches to skip.
+    pub offset: u32,
+}
+
+impl SearchQuery {
+    /// A search for `query` alone: no filters, the first page of the default size.
+    pub fn words(query: impl Into<String>) -> Self {
+        Self {
+            query: query.into(),
+            priority: None,
+            category_id: None,
+            tag_ids: Vec::new(),
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
 /// One page of results.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 pub struct Page<T> {

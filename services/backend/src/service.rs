@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     AuthUser, Category, CategoryPatch, NewCategory, NewTag, NewTask, NextOccurrence, Page,
-    ReminderSpec, Tag, TagPatch, Task, TaskFilter, TaskPatch,
+    ReminderSpec, SearchQuery, Tag, TagPatch, Task, TaskFilter, TaskPatch,
 };
 use crate::error::{MAX_CATEGORIES_PER_USER, MAX_TAGS_PER_TASK, ServiceError, is_unique_violation};
 use crate::outbox::{TaskChange, enqueue_task_event};
@@ -447,28 +447,30 @@ impl TaskService {
     }
 
     /// Full-text search over the caller's titles and descriptions (prefix match on every
-    /// word), best match first: title hits above description hits, then newest.
+    /// word), narrowed by priority, category and tags as in [`TaskService::list_tasks`], best
+    /// match first: title hits above description hits, then newest.
     pub async fn search_tasks(
         &self,
         user: &AuthUser,
-        query: &str,
-        limit: u32,
-        offset: u32,
+        search: &SearchQuery,
     ) -> Result<Page<Task>, ServiceError> {
-        let query = validation::search_query(query)?;
-        let limit = validation::limit(limit);
-        let (items, total) = match task_store::tsquery(&query) {
+        let search = SearchQuery {
+            query: validation::search_query(&search.query)?,
+            limit: validation::limit(search.limit),
+            ..search.clone()
+        };
+        let (items, total) = match task_store::tsquery(&search.query) {
             None => (Vec::new(), 0),
             Some(tsquery) => {
                 let mut conn = self.pool.acquire().await?;
-                task_store::search(&mut conn, &user.id, &tsquery, limit, offset).await?
+                task_store::search(&mut conn, &user.id, &tsquery, &search).await?
             }
         };
         Ok(Page {
             items,
             total,
-            limit,
-            offset,
+            limit: search.limit,
+            offset: search.offset,
         })
     }
 

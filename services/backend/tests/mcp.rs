@@ -236,9 +236,19 @@ async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
             "list_tasks.{p}"
         );
     }
-    for p in ["query", "limit"] {
-        assert!(props("search_tasks").contains(&p.to_owned()));
-    }
+    // The original contract's search parameters, filters included.
+    assert_eq!(
+        props("search_tasks"),
+        [
+            "category_id",
+            "limit",
+            "offset",
+            "priority",
+            "query",
+            "tag_ids"
+        ]
+    );
+    assert_eq!(required("search_tasks"), Some(json!(["query"])));
     assert_eq!(
         props("set_reminder"),
         ["remind_at", "remind_before_minutes", "task_id"]
@@ -587,6 +597,150 @@ async fn list_and_search_filter_sort_and_page(pool: PgPool) {
     assert_eq!(found["limit"], 5);
     let none = ok(&client, "search_tasks", json!({"query": "spaceship"})).await;
     assert_eq!(none["total"], 0);
+    client.cancel().await.unwrap();
+}
+
+/// MCP parity: `search_tasks` takes the original contract's `priority`, `category_id`,
+/// `tag_ids` and `offset`, each narrowing the matches, and reports a malformed value as a
+/// `VALIDATION_ERROR` naming the argument.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn search_tasks_filters_by_the_original_parameters(pool: PgPool) {
+    let url = serve(pool).await;
+    let client = connect(&url, "alice").await;
+    let home = ok(&client, "create_category", json!({"name": "Home"})).await;
+    let garden = ok(&client, "create_tag", json!({"name": "garden"})).await;
+    let kitchen = ok(&client, "create_tag", json!({"name": "kitchen"})).await;
+    let lawn = ok(
+        &client,
+        "add_task",
+        json!({"title": "Fix the lawn", "priority": "low", "category_id": id(&home),
+               "tag_ids": [id(&garden)]}),
+    )
+    .await;
+    let sink = ok(
+        &client,
+        "add_task",
+        json!({"title": "Fix the sink", "priority": "urgent", "category_id": id(&home),
+               "tag_ids": [id(&kitchen)]}),
+    )
+    .await;
+    let bike = ok(
+        &client,
+        "add_task",
+        json!({"title": "Fix the bike", "priority": "urgent"}),
+    )
+    .await;
+    // Matches every filter below but not the words.
+    ok(
+        &client,
+        "add_task",
+        json!({"title": "Paint the fence", "priority": "urgent", "category_id": id(&home),
+               "tag_ids": [id(&garden)]}),
+    )
+    .await;
+
+    let search = |args: Value| {
+        let client = &client;
+        async move {
+            let page = ok(client, "search_tasks", args).await;
+            (page["total"].as_i64().unwrap(), ids(&page["items"]))
+        }
+    };
+    let all = search(json!({"query": "fix"})).await;
+    assert_eq!(all, (3, BTreeSet::from([id(&lawn), id(&sink), id(&bike)])));
+    assert_eq!(
+        search(json!({"query": "fix", "priority": "URGENT"})).await,
+        (2, BTreeSet::from([id(&sink), id(&bike)]))
+    );
+    assert_eq!(
+        search(json!({"query": "fix", "category_id": id(&home)})).await,
+        (2, BTreeSet::from([id(&lawn), id(&sink)]))
+    );
+    assert_eq!(
+        search(json!({"query": "fix", "tag_ids": [id(&garden)]})).await,
+        (1, BTreeSet::from([id(&lawn)]))
+    );
+    assert_eq!(
+        search(json!({"query": "fix", "tag_ids": [id(&garden), id(&kitchen)]})).await,
+        (2, BTreeSet::from([id(&lawn), id(&sink)]))
+    );
+    assert_eq!(
+        search(
+            json!({"query": "fix", "priority": "urgent", "category_id": id(&home),
+                      "tag_ids": [id(&kitchen)]})
+        )
+        .await,
+        (1, BTreeSet::from([id(&sink)]))
+    );
+    // Nulls, as models send them, mean "no filter".
+    assert_eq!(
+        search(
+            json!({"query": "fix", "priority": null, "category_id": null,
+                      "tag_ids": null, "offset": null})
+        )
+        .await,
+        all
+    );
+
+    // offset pages through the filtered matches; the pages together are the whole set.
+    let mut paged = BTreeSet::new();
+    for offset in 0..3 {
+        let page = ok(
+            &client,
+            "search_tasks",
+            json!({"query": "fix", "limit": 1, "offset": offset}),
+        )
+        .await;
+        assert_eq!(
+            (page["total"].as_i64(), page["offset"].as_i64()),
+            (Some(3), Some(offset))
+        );
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+        paged.extend(ids(&page["items"]));
+    }
+    assert_eq!(paged, all.1);
+    let past_the_end = ok(
+        &client,
+        "search_tasks",
+        json!({"query": "fix", "offset": 3}),
+    )
+    .await;
+    assert_eq!(past_the_end["total"], 3);
+    assert_eq!(past_the_end["items"], json!([]));
+
+    // Malformed values are tool errors naming the argument.
+    for (args, field) in [
+        (json!({"query": "fix", "priority": "asap"}), "priority"),
+        (
+            json!({"query": "fix", "category_id": "home"}),
+            "category_id",
+        ),
+        (json!({"query": "fix", "category_id": 7}), "category_id"),
+        (
+            json!({"query": "fix", "tag_ids": [id(&garden), "x"]}),
+            "tag_ids[1]",
+        ),
+        (json!({"query": "fix", "tag_ids": id(&garden)}), "tag_ids"),
+        (json!({"query": "fix", "offset": -1}), "offset"),
+        (json!({"query": "fix", "offset": "2"}), "offset"),
+    ] {
+        let body = err(&client, "search_tasks", args.clone(), "VALIDATION_ERROR").await;
+        assert_eq!(body["field"], field, "{args}: {body}");
+    }
+
+    // Another user's category or tag narrows Bob's search to nothing (it is not his).
+    let bob = connect(&url, "bob").await;
+    ok(&bob, "add_task", json!({"title": "Fix the roof"})).await;
+    let mine = ok(&bob, "search_tasks", json!({"query": "fix"})).await;
+    assert_eq!(mine["total"], 1);
+    for args in [
+        json!({"query": "fix", "category_id": id(&home)}),
+        json!({"query": "fix", "tag_ids": [id(&garden)]}),
+    ] {
+        let page = ok(&bob, "search_tasks", args).await;
+        assert_eq!(page["total"], 0, "{page}");
+    }
+    bob.cancel().await.unwrap();
     client.cancel().await.unwrap();
 }
 

@@ -552,6 +552,78 @@ async fn search_finds_words_in_title_and_description(pool: PgPool) {
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
 }
 
+/// `GET /search` takes the same priority, category and tag filters as the `search_tasks` tool.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn search_narrows_by_priority_category_and_tags(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let home = api.create_category(&api.alice, "Home").await;
+    let red = api.create_tag(&api.alice, "red").await;
+    let blue = api.create_tag(&api.alice, "blue").await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "bread a", "priority": "low", "category_id": id(&home), "tag_ids": [id(&red)]}),
+    )
+    .await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "bread b", "priority": "urgent", "category_id": id(&home), "tag_ids": [id(&blue)]}),
+    )
+    .await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "bread c", "priority": "urgent"}),
+    )
+    .await;
+    api.create_task(
+        &api.alice,
+        json!({"title": "cake", "priority": "urgent", "category_id": id(&home), "tag_ids": [id(&red)]}),
+    )
+    .await;
+
+    let search = |query: String| {
+        let api = &api;
+        async move {
+            let page = api
+                .get(&api.alice, &format!("/api/v1/search?q=bread{query}"))
+                .await
+                .expect(StatusCode::OK);
+            let mut found: Vec<String> = titles(&page).into_iter().map(str::to_owned).collect();
+            found.sort_unstable();
+            found
+        }
+    };
+    assert_eq!(
+        search(String::new()).await,
+        ["bread a", "bread b", "bread c"]
+    );
+    assert_eq!(
+        search("&priority=urgent".into()).await,
+        ["bread b", "bread c"]
+    );
+    assert_eq!(
+        search(format!("&category_id={}", id(&home))).await,
+        ["bread a", "bread b"]
+    );
+    assert_eq!(
+        search(format!("&tag_ids={},{}", id(&red), id(&blue))).await,
+        ["bread a", "bread b"]
+    );
+    assert_eq!(
+        search(format!("&priority=urgent&tag_ids={}", id(&blue))).await,
+        ["bread b"]
+    );
+    for bad in [
+        "&priority=critical",
+        "&category_id=nope",
+        "&tag_ids=nope",
+        "&offset=-1",
+    ] {
+        api.get(&api.alice, &format!("/api/v1/search?q=bread{bad}"))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    }
+}
+
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn reminders_set_and_clear(pool: PgPool) {
     let api = Api::new(pool).await;

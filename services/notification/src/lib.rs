@@ -1,6 +1,6 @@
 //! todo-dapr notification: task events in, reminder jobs kept, `reminder.due` events out.
 //!
-//! Data flow (DESIGN §2): the backend's task events arrive on `task-events`
+//! Data flow (`docs/architecture.md`): the backend's task events arrive on `task-events`
 //! ([`subscriptions`]); [`reminders`] keeps exactly one one-shot Dapr job
 //! `reminder-<task_id>` per task in line with the newest snapshot, scheduled through **our
 //! own** sidecar because Dapr calls a job back only on the app id that scheduled it. When the

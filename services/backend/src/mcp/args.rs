@@ -32,8 +32,8 @@ use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
 use crate::domain::{
-    CategoryPatch, DEFAULT_LIMIT, NewCategory, NewTag, NewTask, Priority, ReminderSpec, SortBy,
-    SortOrder, StatusFilter, TagPatch, TaskFilter, TaskPatch,
+    CategoryPatch, DEFAULT_LIMIT, NewCategory, NewTag, NewTask, Priority, ReminderSpec,
+    SearchQuery, SortBy, SortOrder, StatusFilter, TagPatch, TaskFilter, TaskPatch,
 };
 
 /// A malformed or inconsistent tool argument, reported as `VALIDATION_ERROR`.
@@ -389,28 +389,39 @@ impl UpdateTaskArgs {
     }
 }
 
-/// Arguments of `search_tasks`.
+/// Arguments of `search_tasks`: the original contract's `query`, `limit`, `offset` and its
+/// structured filters `priority`, `category_id` and `tag_ids` (read as in `list_tasks`).
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct SearchTasksArgs {
     /// Words to look for in titles and descriptions (full-text, ranked by relevance).
-    pub(super) query: String,
+    query: String,
+    /// Only tasks of this priority: "low", "medium", "high" or "urgent".
+    #[serde(default, deserialize_with = "lenient::optional_enum")]
+    priority: Option<Priority>,
+    /// Only tasks in this category (an id from list_categories).
+    #[serde(default)]
+    category_id: Option<Uuid>,
+    /// Only tasks carrying at least one of these tags (ids from list_tags).
+    #[serde(default, deserialize_with = "lenient::ids")]
+    tag_ids: Vec<Uuid>,
     /// Most results to return: default 50, at most 200.
     #[serde(default)]
     limit: Option<u32>,
-    /// Number of results to skip. Default 0.
+    /// Number of results to skip (for the next page: offset + limit). Default 0.
     #[serde(default)]
     offset: Option<u32>,
 }
 
-impl SearchTasksArgs {
-    /// The page size asked for (the service clamps it).
-    pub(super) fn limit(&self) -> u32 {
-        self.limit.unwrap_or(DEFAULT_LIMIT)
-    }
-
-    /// The offset asked for.
-    pub(super) fn offset(&self) -> u32 {
-        self.offset.unwrap_or(0)
+impl From<SearchTasksArgs> for SearchQuery {
+    fn from(a: SearchTasksArgs) -> Self {
+        Self {
+            query: a.query,
+            priority: a.priority,
+            category_id: a.category_id,
+            tag_ids: a.tag_ids,
+            limit: a.limit.unwrap_or(DEFAULT_LIMIT),
+            offset: a.offset.unwrap_or(0),
+        }
     }
 }
 
@@ -667,6 +678,53 @@ mod tests {
         );
         assert_eq!(filter.sort, SortBy::Due);
         assert_eq!(filter.status, StatusFilter::Pending);
+    }
+
+    #[test]
+    fn search_reads_the_original_filters() {
+        let tag = Uuid::now_v7();
+        let category = Uuid::now_v7();
+        let search = SearchQuery::from(
+            parse::<SearchTasksArgs>(json!({
+                "query": "dentist",
+                "priority": "Urgent",
+                "category_id": category,
+                "tag_ids": [tag],
+                "offset": 5,
+                "user_id": 7,
+            }))
+            .unwrap(),
+        );
+        assert_eq!(
+            search,
+            SearchQuery {
+                priority: Some(Priority::Urgent),
+                category_id: Some(category),
+                tag_ids: vec![tag],
+                offset: 5,
+                ..SearchQuery::words("dentist")
+            }
+        );
+        // Nulls are "not given", as everywhere.
+        let plain = SearchQuery::from(
+            parse::<SearchTasksArgs>(json!({
+                "query": "x", "priority": null, "category_id": null, "tag_ids": null,
+                "limit": null, "offset": null,
+            }))
+            .unwrap(),
+        );
+        assert_eq!(plain, SearchQuery::words("x"));
+        // A bad value names its argument.
+        for (args, field) in [
+            (json!({"query": "x", "priority": "asap"}), "priority"),
+            (json!({"query": "x", "category_id": 3}), "category_id"),
+            (json!({"query": "x", "tag_ids": ["work"]}), "tag_ids[0]"),
+            (json!({"query": "x", "tag_ids": "work"}), "tag_ids"),
+            (json!({"query": "x", "offset": -1}), "offset"),
+        ] {
+            let err = parse::<SearchTasksArgs>(args.clone()).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{args}: {}", err.message);
+        }
     }
 
     #[test]

@@ -165,8 +165,11 @@ task. The tag itself stays (delete_tag removes it everywhere).";
 
 pub(super) const SEARCH_TASKS: &str = "Full-text search over the titles and descriptions of \
 the user's tasks, best matches first (\"find my task about the dentist\" → query=\"dentist\"). \
-Returns {items, total, limit, offset}. query: 1-200 characters. For structured filters \
-(status, priority, due dates, category, tags) use list_tasks instead.";
+Returns {items, total, limit, offset}. query: 1-200 characters. Optional filters narrow the \
+matches: priority (\"low\", \"medium\", \"high\", \"urgent\"), category_id (from \
+list_categories), tag_ids (tasks carrying at least one of them, from list_tags). Page with \
+limit (default 50, at most 200) and offset. To filter by completion or due dates without \
+search words, use list_tasks.";
 
 pub(super) const SET_REMINDER: &str = concat!(
     "Set or replace the reminder of a task and return the updated task (with remind_at). Give \

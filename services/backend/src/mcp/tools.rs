@@ -241,12 +241,8 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<SearchTasksArgs>>,
     ) -> Reply {
-        let args = args.parse()?;
-        let page = self
-            .service
-            .search_tasks(&user, &args.query, args.limit(), args.offset())
-            .await?;
-        ok(page)
+        let search = args.parse()?.into();
+        ok(self.service.search_tasks(&user, &search).await?)
     }
 
     #[tool(

@@ -15,8 +15,8 @@ use super::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::domain::{
-    DEFAULT_LIMIT, NewTask, Page, Priority, PrioritySchema, ReminderSpec, SortBy, SortOrder,
-    StatusFilter, Task, TaskFilter, TaskPatch,
+    DEFAULT_LIMIT, NewTask, Page, Priority, PrioritySchema, ReminderSpec, SearchQuery, SortBy,
+    SortOrder, StatusFilter, Task, TaskFilter, TaskPatch,
 };
 use crate::error::ServiceError;
 use crate::openapi::ErrorResponse;
@@ -52,18 +52,7 @@ pub(crate) struct ListTasksParams {
 
 impl ListTasksParams {
     fn into_filter(self) -> ApiResult<TaskFilter> {
-        let tag_ids = self
-            .tag_ids
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<Uuid>()
-                    .map_err(|_| ApiError::BadRequest(format!("tag_ids: `{s}` is not a UUID")))
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
+        let tag_ids = tag_id_list(self.tag_ids.as_deref())?;
         Ok(TaskFilter {
             status: self.status.unwrap_or_default(),
             priority: self.priority,
@@ -79,17 +68,51 @@ impl ListTasksParams {
     }
 }
 
+/// The tag ids of a comma-separated `tag_ids` query value (blank items skipped).
+fn tag_id_list(value: Option<&str>) -> ApiResult<Vec<Uuid>> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<Uuid>()
+                .map_err(|_| ApiError::BadRequest(format!("tag_ids: `{s}` is not a UUID")))
+        })
+        .collect()
+}
+
 /// Query of `GET /search` (unknown keys refused, as for `GET /tasks`).
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
     /// Words to look for in titles and descriptions.
     q: String,
+    /// Only this priority.
+    #[param(value_type = Option<PrioritySchema>)]
+    priority: Option<Priority>,
+    /// Only tasks in this category.
+    category_id: Option<Uuid>,
+    /// Comma-separated tag ids: tasks carrying at least one of them.
+    tag_ids: Option<String>,
     /// Page size: default 50, at most 200.
     limit: Option<u32>,
     /// Number of tasks to skip.
     offset: Option<u32>,
+}
+
+impl SearchParams {
+    fn into_search(self) -> ApiResult<SearchQuery> {
+        Ok(SearchQuery {
+            tag_ids: tag_id_list(self.tag_ids.as_deref())?,
+            query: self.q,
+            priority: self.priority,
+            category_id: self.category_id,
+            limit: self.limit.unwrap_or(DEFAULT_LIMIT),
+            offset: self.offset.unwrap_or(0),
+        })
+    }
 }
 
 /// Body of `PUT /tasks/{id}/reminder`: exactly one of the two fields.
@@ -318,7 +341,7 @@ pub(crate) async fn remove_tag(
 #[utoipa::path(get, path = "/search", tag = "tasks", params(SearchParams),
     responses(
         (status = 200, description = "One page of matching tasks", body = Page<Task>),
-        (status = 400, description = "Bad query: an unknown key or a value of the wrong type", body = ErrorResponse),
+        (status = 400, description = "Bad query: an unknown key or a value of the wrong type (a priority, category or tag id)", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 422, description = "Empty, too long or control characters in `q`", body = ErrorResponse),
     ))]
@@ -327,11 +350,10 @@ pub(crate) async fn search_tasks(
     CurrentUser(user): CurrentUser,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> ApiResult<Json<Page<Task>>> {
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    let offset = params.offset.unwrap_or(0);
+    let search = params.into_search()?;
     let page = state
         .service
-        .search_tasks(&user, &params.q, limit, offset)
+        .search_tasks(&user, &search)
         .await
         .map_err(|e| match e {
             // The service calls it by its MCP name; here the parameter is `q`.

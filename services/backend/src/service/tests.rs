@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{Priority, SortBy, SortOrder, StatusFilter};
+use crate::domain::{Priority, SearchQuery, SortBy, SortOrder, StatusFilter};
 
 /// A clock that starts at the real time and advances 1 ms per reading, so creation order is
 /// strict and "future" means the same as for a real clock.
@@ -936,22 +936,31 @@ async fn search_ranks_title_hits_first(pool: PgPool) {
         .await
         .unwrap();
 
-    let page = svc.search_tasks(&a, "dentist", 50, 0).await.unwrap();
+    let page = svc
+        .search_tasks(&a, &SearchQuery::words("dentist"))
+        .await
+        .unwrap();
     assert_eq!(page.total, 2);
     let ids: Vec<_> = page.items.iter().map(|t| t.id).collect();
     assert_eq!(ids, [in_title.id, in_description.id]);
 
     // Prefixes match, every word must match, case does not matter.
-    assert_eq!(svc.search_tasks(&a, "DENT", 50, 0).await.unwrap().total, 2);
     assert_eq!(
-        svc.search_tasks(&a, "call dent", 50, 0)
+        svc.search_tasks(&a, &SearchQuery::words("DENT"))
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    assert_eq!(
+        svc.search_tasks(&a, &SearchQuery::words("call dent"))
             .await
             .unwrap()
             .total,
         1
     );
     assert_eq!(
-        svc.search_tasks(&a, "dentist zebra", 50, 0)
+        svc.search_tasks(&a, &SearchQuery::words("dentist zebra"))
             .await
             .unwrap()
             .total,
@@ -959,18 +968,197 @@ async fn search_ranks_title_hits_first(pool: PgPool) {
     );
     // Query syntax characters are just separators.
     assert_eq!(
-        svc.search_tasks(&a, "dentist & | ! (", 50, 0)
+        svc.search_tasks(&a, &SearchQuery::words("dentist & | ! ("))
             .await
             .unwrap()
             .total,
         2
     );
-    assert_eq!(svc.search_tasks(&a, "?!", 50, 0).await.unwrap().total, 0);
-    let paged = svc.search_tasks(&a, "dentist", 1, 1).await.unwrap();
+    assert_eq!(
+        svc.search_tasks(&a, &SearchQuery::words("?!"))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    let paged = svc
+        .search_tasks(
+            &a,
+            &SearchQuery {
+                limit: 1,
+                offset: 1,
+                ..SearchQuery::words("dentist")
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!((paged.total, paged.items.len()), (2, 1));
     assert_eq!(paged.items[0].id, in_description.id);
-    assert_field(svc.search_tasks(&a, "  ", 50, 0).await, "query");
-    assert_field(svc.search_tasks(&a, &"q".repeat(201), 50, 0).await, "query");
+    assert_field(
+        svc.search_tasks(&a, &SearchQuery::words("  ")).await,
+        "query",
+    );
+    assert_field(
+        svc.search_tasks(&a, &SearchQuery::words("q".repeat(201)))
+            .await,
+        "query",
+    );
+}
+
+/// MCP parity: `search_tasks` narrows its matches by the original contract's priority,
+/// category and tag filters, each alone and together, and pages what is left.
+#[sqlx::test]
+async fn search_narrows_by_priority_category_and_tags(pool: PgPool) {
+    let (svc, _) = service(pool);
+    let a = alice();
+    let label = |name: &str| NewTag {
+        name: name.into(),
+        color: None,
+    };
+    let home = svc
+        .create_category(
+            &a,
+            NewCategory {
+                name: "Home".into(),
+                color: None,
+            },
+        )
+        .await
+        .unwrap();
+    let garden = svc.create_tag(&a, label("garden")).await.unwrap();
+    let kitchen = svc.create_tag(&a, label("kitchen")).await.unwrap();
+    let unused = svc.create_tag(&a, label("unused")).await.unwrap();
+    let task = |title: &str, priority, category_id, tag_ids| NewTask {
+        priority: Some(priority),
+        category_id,
+        tag_ids,
+        ..new_task(title)
+    };
+    let lawn = svc
+        .create_task(
+            &a,
+            task(
+                "fix the lawn",
+                Priority::Low,
+                Some(home.id),
+                vec![garden.id],
+            ),
+        )
+        .await
+        .unwrap();
+    let sink = svc
+        .create_task(
+            &a,
+            task(
+                "fix the sink",
+                Priority::Urgent,
+                Some(home.id),
+                vec![kitchen.id],
+            ),
+        )
+        .await
+        .unwrap();
+    let bike = svc
+        .create_task(&a, task("fix the bike", Priority::Urgent, None, vec![]))
+        .await
+        .unwrap();
+    // A task the words do not match, though every filter would.
+    svc.create_task(
+        &a,
+        task(
+            "paint the fence",
+            Priority::Low,
+            Some(home.id),
+            vec![garden.id],
+        ),
+    )
+    .await
+    .unwrap();
+
+    let found = |search: SearchQuery| {
+        let svc = svc.clone();
+        let a = a.clone();
+        async move {
+            let page = svc.search_tasks(&a, &search).await.unwrap();
+            let mut ids: Vec<Uuid> = page.items.iter().map(|t| t.id).collect();
+            ids.sort();
+            (page.total, ids)
+        }
+    };
+    let sorted = |mut ids: Vec<Uuid>| {
+        ids.sort();
+        ids
+    };
+    let fix = || SearchQuery::words("fix");
+    assert_eq!(
+        found(fix()).await,
+        (3, sorted(vec![lawn.id, sink.id, bike.id]))
+    );
+    let urgent = SearchQuery {
+        priority: Some(Priority::Urgent),
+        ..fix()
+    };
+    assert_eq!(
+        found(urgent.clone()).await,
+        (2, sorted(vec![sink.id, bike.id]))
+    );
+    let at_home = SearchQuery {
+        category_id: Some(home.id),
+        ..fix()
+    };
+    assert_eq!(
+        found(at_home.clone()).await,
+        (2, sorted(vec![lawn.id, sink.id]))
+    );
+    // Any of the tags; a tag no task carries adds nothing.
+    let tagged = SearchQuery {
+        tag_ids: vec![garden.id, kitchen.id, unused.id],
+        ..fix()
+    };
+    assert_eq!(found(tagged).await, (2, sorted(vec![lawn.id, sink.id])));
+    let only_unused = SearchQuery {
+        tag_ids: vec![unused.id],
+        ..fix()
+    };
+    assert_eq!(found(only_unused).await, (0, vec![]));
+    // Filters combine with AND.
+    let urgent_at_home = SearchQuery {
+        category_id: Some(home.id),
+        ..urgent.clone()
+    };
+    assert_eq!(found(urgent_at_home).await, (1, vec![sink.id]));
+    // The total counts every filtered match; offset skips within them.
+    let second = SearchQuery {
+        limit: 1,
+        offset: 1,
+        ..at_home
+    };
+    let page = svc.search_tasks(&a, &second).await.unwrap();
+    assert_eq!((page.total, page.items.len(), page.offset), (2, 1, 1));
+    // Another user's category or tag, or one that never existed, matches nothing.
+    svc.create_task(&bob(), new_task("fix the roof"))
+        .await
+        .unwrap();
+    let bobs = svc.search_tasks(&bob(), &fix()).await.unwrap();
+    assert_eq!(bobs.total, 1);
+    for other in [
+        SearchQuery {
+            category_id: Some(home.id),
+            ..SearchQuery::words("fix")
+        },
+        SearchQuery {
+            tag_ids: vec![garden.id],
+            ..SearchQuery::words("fix")
+        },
+    ] {
+        let page = svc.search_tasks(&bob(), &other).await.unwrap();
+        assert_eq!(page.total, 0);
+    }
+    let nowhere = SearchQuery {
+        category_id: Some(Uuid::now_v7()),
+        ..fix()
+    };
+    assert_eq!(found(nowhere).await, (0, vec![]));
 }
 
 #[sqlx::test]
@@ -1085,7 +1273,13 @@ async fn other_users_tasks_and_labels_are_invisible(pool: PgPool) {
     );
     assert!(svc.list_tags(&b).await.unwrap().is_empty());
     assert!(svc.list_categories(&b).await.unwrap().is_empty());
-    assert_eq!(svc.search_tasks(&b, "alice", 50, 0).await.unwrap().total, 0);
+    assert_eq!(
+        svc.search_tasks(&b, &SearchQuery::words("alice"))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
     // Nothing of Alice's changed.
     assert_eq!(svc.get_task(&a, task.id).await.unwrap(), task);
     assert_eq!(outbox(&pool).await.len(), rows_before);
@@ -2245,7 +2439,11 @@ async fn text_with_nul_never_reaches_the_database(pool: PgPool) {
         color: Some(Some("#\u{0}00000".into())),
     };
     assert_field(svc.update_tag(&a, tag, recolour).await, "color");
-    assert_field(svc.search_tasks(&a, &nul, 10, 0).await, "query");
+    assert_field(
+        svc.search_tasks(&a, &SearchQuery::words(nul.as_str()))
+            .await,
+        "query",
+    );
     let keyed = NextOccurrence {
         due_at: Utc::now() + Duration::days(7),
         remind_at: None,

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::decode_error;
 use crate::domain::{
-    CategoryRef, Priority, SortBy, SortOrder, StatusFilter, TagRef, Task, TaskFilter, TaskSummary,
+    CategoryRef, Priority, SearchQuery, SortBy, SortOrder, StatusFilter, TagRef, Task, TaskFilter,
+    TaskSummary,
 };
 
 /// The select list and joins every task read shares: the task, its category and its tags
@@ -362,6 +363,29 @@ pub(crate) async fn delete(
     Ok(done.rows_affected() == 1)
 }
 
+/// Pushes the `AND …` conditions that list and search share: priority, category and tags
+/// (any of them).
+fn push_label_filter(
+    q: &mut QueryBuilder<Postgres>,
+    priority: Option<Priority>,
+    category_id: Option<Uuid>,
+    tag_ids: &[Uuid],
+) {
+    if let Some(p) = priority {
+        q.push(" AND t.priority = ").push_bind(p.as_str());
+    }
+    if let Some(c) = category_id {
+        q.push(" AND t.category_id = ").push_bind(c);
+    }
+    if !tag_ids.is_empty() {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM task_tags ft WHERE ft.task_id = t.id AND ft.tag_id = ANY(",
+        )
+        .push_bind(tag_ids)
+        .push("))");
+    }
+}
+
 /// Pushes the `WHERE` clause of a list query.
 fn push_filter(q: &mut QueryBuilder<Postgres>, user_id: &str, f: &TaskFilter) {
     q.push("WHERE t.user_id = ").push_bind(user_id);
@@ -374,19 +398,7 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, user_id: &str, f: &TaskFilter) {
             q.push(" AND t.completed");
         }
     }
-    if let Some(p) = f.priority {
-        q.push(" AND t.priority = ").push_bind(p.as_str());
-    }
-    if let Some(c) = f.category_id {
-        q.push(" AND t.category_id = ").push_bind(c);
-    }
-    if !f.tag_ids.is_empty() {
-        q.push(
-            " AND EXISTS (SELECT 1 FROM task_tags ft WHERE ft.task_id = t.id AND ft.tag_id = ANY(",
-        )
-        .push_bind(&f.tag_ids)
-        .push("))");
-    }
+    push_label_filter(q, f.priority, f.category_id, &f.tag_ids);
     if let Some(before) = f.due_before {
         q.push(" AND t.due_at < ").push_bind(before);
     }
@@ -448,39 +460,38 @@ pub(crate) fn tsquery(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" & "))
 }
 
-/// The caller's tasks matching `tsquery` (from [`tsquery`]), best first: title matches rank
-/// above description matches, then newer above older.
+/// Pushes the `WHERE` clause of a search query; the tsquery must be in scope as `q`.
+fn push_search_filter(q: &mut QueryBuilder<Postgres>, user_id: &str, s: &SearchQuery) {
+    q.push("WHERE t.user_id = ")
+        .push_bind(user_id)
+        .push(" AND t.search_vector @@ q");
+    push_label_filter(q, s.priority, s.category_id, &s.tag_ids);
+}
+
+/// The caller's tasks matching `tsquery` (from [`tsquery`]) and the filters of `search` (its
+/// `limit` already clamped), best first: title matches rank above description matches, then
+/// newer above older. Also the number of all matches.
 pub(crate) async fn search(
     conn: &mut PgConnection,
     user_id: &str,
     tsquery: &str,
-    limit: u32,
-    offset: u32,
+    search: &SearchQuery,
 ) -> Result<(Vec<Task>, i64), sqlx::Error> {
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM tasks t \
-         WHERE t.user_id = $1 AND t.search_vector @@ to_tsquery('simple', $2)",
-    )
-    .bind(user_id)
-    .bind(tsquery)
-    .fetch_one(&mut *conn)
-    .await?;
+    let mut count = QueryBuilder::new("SELECT count(*) FROM tasks t, to_tsquery('simple', ");
+    count.push_bind(tsquery).push(") AS q ");
+    push_search_filter(&mut count, user_id, search);
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
     if total == 0 {
         return Ok((Vec::new(), 0));
     }
-    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
-        task_select!(),
-        ", to_tsquery('simple', $2) AS q \
-         WHERE t.user_id = $1 AND t.search_vector @@ q \
-         ORDER BY ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.id DESC \
-         LIMIT $3 OFFSET $4"
-    ))
-    .bind(user_id)
-    .bind(tsquery)
-    .bind(i64::from(limit))
-    .bind(i64::from(offset))
-    .fetch_all(conn)
-    .await?;
+    let mut q = QueryBuilder::new(concat!(task_select!(), ", to_tsquery('simple', "));
+    q.push_bind(tsquery).push(") AS q ");
+    push_search_filter(&mut q, user_id, search);
+    q.push(" ORDER BY ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.id DESC LIMIT ")
+        .push_bind(i64::from(search.limit))
+        .push(" OFFSET ")
+        .push_bind(i64::from(search.offset));
+    let rows: Vec<TaskRow> = q.build_query_as().fetch_all(conn).await?;
     Ok((into_tasks(rows)?, total))
 }
 

@@ -2,7 +2,7 @@
 //! semantics, publishes, secrets and the outbound health probe, all recorded.
 //!
 //! Only what email-delivery calls is implemented, the way daprd answers it (see
-//! `shared/reference/dapr-contract.md` §1, §4, §5): a refused `first-write` is a generic 500,
+//! `docs/dapr.md`, "daprd behaviour the code relies on"): a refused `first-write` is a generic 500,
 //! a stale ETag a 409, a missing key a 204, a missing secret a 500 saying "not found".
 
 use std::collections::{BTreeMap, HashMap};
