@@ -51,11 +51,50 @@ KUBE_VERSION = "1.30.0"
 RELEASE = "todo"
 NAMESPACE = "todo"
 
-# Mirrors `todo-dapr.isSecretName` in templates/_helpers.tpl.
-SECRET_NAME = re.compile(
-    r"(?i)(password|passwd|token|dsn|connection.?string|(client|tls|private|api).?key|credentials?$)"
-)
-SECRET_EXACT = {"DATABASE_URL", "JWT_SECRET", "SMTP_USERNAME"}
+# Mirrors `todo-dapr.isSecretName` in templates/_helpers.tpl (a negative test holds the two
+# together on SECRET_NAME_CASES).
+SECRET_WORDS = {
+    "secret", "secrets", "key", "keys", "apikey", "pass", "passwd", "password", "passphrase",
+    "pwd", "token", "credential", "credentials", "dsn",
+}
+LOCATOR_WORDS = {
+    "endpoint", "url", "uri", "host", "type", "mechanism", "prefix", "path", "file", "store",
+    "name", "ttl",
+}
+SECRET_EXACT = {"DATABASE_URL", "SMTP_USERNAME"}
+SECRET_STORE_NAMES = {"DATABASE_URL_SECRET", "JWT_SECRET_SECRET", "SMTP_CREDENTIALS_SECRET"}
+# name -> whether it holds a secret.
+SECRET_NAME_CASES = {
+    "oidcClientSecret": True,
+    "awsSecretKey": True,
+    "awsAccessKey": True,
+    "awsSessionToken": True,
+    "schemaRegistryAPISecret": True,
+    "schemaRegistryAPIKey": True,
+    "saslPassword": True,
+    "clientKey": True,
+    "connectionString": True,
+    "DB_PASS": True,
+    "JWT_SIGNING_KEY": True,
+    "JWT_SECRET": True,
+    "OIDC_CLIENT_SECRET": True,
+    "DATABASE_URL": True,
+    "SMTP_USERNAME": True,
+    "REDIS_DSN": True,
+    "oidcTokenEndpoint": False,
+    "keyPrefix": False,
+    "authType": False,
+    "saslMechanism": False,
+    "saslUsername": False,
+    "SECRET_STORE": False,
+    "DATABASE_URL_SECRET": False,
+    "JWT_SECRET_SECRET": False,
+    "SMTP_CREDENTIALS_SECRET": False,
+    "JWT_JWKS_URL": False,
+    "maxMessageBytes": False,
+    "passthrough": False,
+    "RUST_LOG": False,
+}
 # Text that is a secret wherever it appears.
 SECRET_TEXT = [
     (re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@\"']+:[^/\s@\"']+@"), "URL with a password"),
@@ -86,8 +125,23 @@ OKE_FILLED: dict[str, Any] = {
 }
 
 
+def name_words(name: str) -> list[str]:
+    """`schemaRegistryAPISecret` -> ["schema", "registry", "api", "secret"]."""
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
+    return [w for w in re.split(r"[^a-z0-9]+", s.lower()) if w]
+
+
 def is_secret_name(name: str) -> bool:
-    return name.upper() in SECRET_EXACT or bool(SECRET_NAME.search(name))
+    upper = name.upper()
+    words = name_words(name)
+    if upper in SECRET_EXACT:
+        return True
+    if upper in SECRET_STORE_NAMES or not words or words[-1] in LOCATOR_WORDS:
+        return False
+    if "connection_string" in "_".join(words):
+        return True
+    return any(w in SECRET_WORDS for w in words)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,6 +373,12 @@ class Rendered:
     def __init__(self, name: str, manifests: dict[str, str], yaml: Any) -> None:
         self.name = name
         self.text = "\n---\n".join(manifests[k] for k in sorted(manifests))
+        self.duplicates = [
+            f"{template}: {key}"
+            for template in sorted(manifests)
+            if not template.endswith("NOTES.txt")
+            for key in duplicate_keys(yaml, manifests[template])
+        ]
         self.docs: list[dict[str, Any]] = []
         for template in sorted(manifests):
             if template.endswith("NOTES.txt"):
@@ -335,6 +395,29 @@ class Rendered:
         found = [d for d in self.kind(kind) if d["metadata"]["name"] == name]
         assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
         return found[0]
+
+
+def duplicate_keys(yaml: Any, text: str) -> list[str]:
+    """Keys that appear twice in one mapping: YAML parsers keep the last silently, Kubernetes'
+    strict decoding rejects them (a duplicated pod annotation, for one)."""
+    found: list[str] = []
+
+    class Strict(yaml.SafeLoader):  # type: ignore[misc, name-defined]
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in seen:
+                found.append(f"{key} (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    for _ in yaml.load_all(text, Loader=Strict):
+        pass
+    return found
 
 
 def clean(doc: dict[str, Any]) -> dict[str, Any]:
@@ -498,6 +581,9 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
     enabled = sorted(k for k, v in values["services"].items() if v["enabled"])
     deps = deployments(r)
     dapr_cfg = r.kind("Configuration")
+
+    def t_no_duplicate_keys() -> None:
+        assert not r.duplicates, f"keys given twice: {r.duplicates}"
 
     def t_deployments() -> None:
         assert sorted(deps) == enabled, f"deployments {sorted(deps)} != enabled services {enabled}"
@@ -1169,6 +1255,112 @@ def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
             {"pubsub": {"kafka": {"extraMetadata": [{"name": "saslPassword", "value": "x"}]}}},
             "looks like a secret",
         )
+
+    def rendered(values: dict[str, Any]) -> Rendered:
+        return Rendered("custom", render(helm, CHART, values), yaml)
+
+    def t_secret_name_rule() -> None:
+        # The Python mirror and the template agree on every case, and both on the expectation.
+        wrong = [n for n, secret in SECRET_NAME_CASES.items() if is_secret_name(n) != secret]
+        assert not wrong, f"render_check.is_secret_name disagrees on {wrong}"
+        for name, secret in SECRET_NAME_CASES.items():
+            values = {"services": {"backend": {"env": {name: "literal"}}}}
+            if secret:
+                render_fails(values, f"services.backend.env.{name} looks like a secret")
+            else:
+                env = env_of(container(deployments(rendered(values))["backend"]))
+                assert env[name]["value"] == "literal", f"{name}: {env.get(name)}"
+
+    def t_component_metadata_secret_literals() -> None:
+        for name in ("oidcClientSecret", "awsSecretKey", "schemaRegistryAPISecret"):
+            render_fails(
+                {"pubsub": {"kafka": {"extraMetadata": [{"name": name, "value": "x"}]}}},
+                f"pubsub.kafka.extraMetadata {name} looks like a secret",
+            )
+        render_fails(
+            {"statestore": {"extraMetadata": [{"name": "awsSecretKey", "value": "x"}]}},
+            "statestore.extraMetadata awsSecretKey looks like a secret",
+        )
+        # The same field from a Secret renders as a secretKeyRef.
+        r = rendered(
+            {
+                "pubsub": {
+                    "kafka": {
+                        "extraMetadata": [
+                            {
+                                "name": "oidcClientSecret",
+                                "secretKeyRef": {"name": "kafka-oidc", "key": "clientSecret"},
+                            },
+                            {"name": "oidcTokenEndpoint", "value": "https://idp.example.com/t"},
+                        ]
+                    }
+                }
+            }
+        )
+        md = {i["name"]: i for i in r.one("Component", "pubsub")["spec"]["metadata"]}
+        assert md["oidcClientSecret"] == {
+            "name": "oidcClientSecret",
+            "secretKeyRef": {"name": "kafka-oidc", "key": "clientSecret"},
+        }, md["oidcClientSecret"]
+        assert md["oidcTokenEndpoint"]["value"] == "https://idp.example.com/t"
+
+    def t_extra_env_signing_key_literal() -> None:
+        render_fails(
+            {"services": {"backend": {"extraEnv": [{"name": "JWT_SIGNING_KEY", "value": "x"}]}}},
+            "services.backend.extraEnv JWT_SIGNING_KEY looks like a secret",
+        )
+
+    def t_dapr_env_joins_the_charts() -> None:
+        r = rendered(
+            {
+                "dapr": {"extraAnnotations": {"dapr.io/env": "FOO=1, BAR=2"}},
+                "services": {
+                    "notification": {
+                        "dapr": {"extraAnnotations": {"dapr.io/env": "GOMEMLIMIT=90MiB,BAZ=3"}}
+                    }
+                },
+            }
+        )
+        assert not r.duplicates, r.duplicates
+        got = {svc: pod_annotations(d)["dapr.io/env"] for svc, d in deployments(r).items()}
+        assert got["backend"] == "GOMEMLIMIT=110MiB,FOO=1,BAR=2", got
+        # The service's block replaces the chart-wide extraAnnotations key by key (as every
+        # other `dapr` value), and its own GOMEMLIMIT wins over the chart's.
+        assert got["notification"] == "GOMEMLIMIT=90MiB,BAZ=3", got
+
+    def t_annotations_override_once() -> None:
+        r = rendered(
+            {
+                "dapr": {"extraAnnotations": {"dapr.io/log-level": "debug"}},
+                "podAnnotations": {
+                    "dapr.io/sidecar-memory-limit": "256Mi",
+                    "dapr.io/volume-mounts": "extra:/mnt/extra",
+                    "example.com/team": "todo",
+                },
+                "services": {"backend": {"caSecret": {"name": "postgres-ca"}}},
+            }
+        )
+        assert not r.duplicates, r.duplicates
+        for svc, d in deployments(r).items():
+            a = pod_annotations(d)
+            assert a["dapr.io/log-level"] == "debug", f"{svc}: {a['dapr.io/log-level']}"
+            assert a["dapr.io/sidecar-memory-limit"] == "256Mi", svc
+            assert a["example.com/team"] == "todo", svc
+            want = "ca:/etc/todo-dapr/ca,extra:/mnt/extra" if svc == "backend" else "extra:/mnt/extra"
+            assert a["dapr.io/volume-mounts"] == want, f"{svc}: {a['dapr.io/volume-mounts']}"
+
+    def t_app_id_is_the_charts() -> None:
+        render_fails(
+            {"podAnnotations": {"dapr.io/app-id": "other"}},
+            "podAnnotations sets dapr.io/app-id",
+        )
+        render_fails(
+            {"dapr": {"extraAnnotations": {"dapr.io/app-port": "9999"}}},
+            "dapr.extraAnnotations sets dapr.io/app-port",
+        )
+
+    def t_duplicate_key_detector() -> None:
+        assert duplicate_keys(yaml, "a:\n  b: 1\n  b: 2\n") == ["b (line 3)"]
 
     def t_secret_scan_catches() -> None:
         found = secret_values_in({"a": {"password": "hunter2"}, "b": "postgres://u:p@h/db"})
