@@ -115,6 +115,7 @@ OKE_FILLED: dict[str, Any] = {
         "kafka": {"brokers": ["cell-1.streaming.eu-frankfurt-1.oci.oraclecloud.com:9092"]}
     },
     "services": {
+        "backend": {"service": {"loadBalancerSourceRanges": ["203.0.113.0/24"]}},
         "email-delivery": {
             "env": {
                 "SMTP_HOST": "smtp.email.eu-frankfurt-1.oci.oraclecloud.com",
@@ -525,6 +526,10 @@ def deployments(r: Rendered) -> dict[str, dict[str, Any]]:
     return out
 
 
+def component(doc: dict[str, Any]) -> str:
+    return str(doc["metadata"]["labels"].get("app.kubernetes.io/component", ""))
+
+
 def pod_annotations(d: dict[str, Any]) -> dict[str, str]:
     return d["spec"]["template"]["metadata"].get("annotations", {})
 
@@ -729,7 +734,16 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
         for d in deps.values():
             sel = d["spec"]["selector"]["matchLabels"]
             assert sel.items() <= pods[d["metadata"]["name"]].items(), "selector not in pod labels"
-        for s in r.kind("Service") + r.kind("PodDisruptionBudget"):
+        metrics_service = f"{RELEASE}-todo-dapr-metrics"
+        for s in r.kind("Service"):
+            if s["metadata"]["name"] == metrics_service:
+                # The one Service with an endpoint in every pod of every service.
+                sel = s["spec"]["selector"]
+                hits = sorted(p for p, labels in pods.items() if sel.items() <= labels.items())
+                assert hits == sorted(pods), f"{metrics_service} selects {hits}"
+        for s in [
+            x for x in r.kind("Service") if x["metadata"]["name"] != metrics_service
+        ] + r.kind("PodDisruptionBudget"):
             sel = (
                 s["spec"]["selector"]
                 if s["kind"] == "Service"
@@ -739,13 +753,40 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
             assert len(hits) == 1, f"{s['kind']}/{s['metadata']['name']} selects {hits}"
 
     def t_services() -> None:
-        for s in r.kind("Service"):
-            assert s["spec"]["ports"][0]["targetPort"] == "http"
+        metrics_port = values["metrics"]["port"]
+        app_services = [s for s in r.kind("Service") if component(s) != "metrics"]
+        for s in app_services:
+            # The app port only: /metrics never rides on a Service that carries clients.
+            ports = [(p["name"], p["targetPort"]) for p in s["spec"]["ports"]]
+            assert ports == [("http", "http")], f"{s['metadata']['name']}: ports {ports}"
+            assert metrics_port not in [p["port"] for p in s["spec"]["ports"]]
         want = sorted(k for k in enabled if values["services"][k]["service"]["enabled"])
-        got = sorted(
-            s["metadata"]["labels"]["app.kubernetes.io/component"] for s in r.kind("Service")
-        )
+        got = sorted(s["metadata"]["labels"]["app.kubernetes.io/component"] for s in app_services)
         assert got == want, f"services {got} != {want}"
+        metrics = [s for s in r.kind("Service") if s not in app_services]
+        assert len(metrics) == int(values["metrics"]["serviceMonitor"]["enabled"]), metrics
+        for s in metrics:
+            assert s["spec"]["type"] == "ClusterIP" and s["spec"]["clusterIP"] == "None", s["spec"]
+            want_port = {"name": "metrics", "port": metrics_port, "targetPort": "metrics"}
+            assert s["spec"]["ports"] == [{**want_port, "protocol": "TCP"}], s["spec"]["ports"]
+
+    def t_metrics_port() -> None:
+        port = values["metrics"]["port"]
+        for svc, d in deps.items():
+            c = container(d)
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            assert ports == {"http": values["services"][svc]["port"], "metrics": port}, (
+                f"{svc}: container ports {ports}"
+            )
+            assert env_of(c)["METRICS_PORT"]["value"] == str(port), f"{svc}: METRICS_PORT"
+
+    def t_node_architecture() -> None:
+        arch = values.get("nodeArchitecture") or ""
+        for svc, d in deps.items():
+            selector = d["spec"]["template"]["spec"].get("nodeSelector") or {}
+            assert selector.get("kubernetes.io/arch", "") == arch, f"{svc}: nodeSelector {selector}"
+            for k, v in (values.get("nodeSelector") or {}).items():
+                assert selector.get(k) == v, f"{svc}: nodeSelector {k} lost"
 
     def t_pdb() -> None:
         want = sorted(k for k in enabled if values["services"][k]["podDisruptionBudget"]["enabled"])
@@ -902,9 +943,18 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
                 "targetLabel": "app_id",
             } in rules, f"app_id for {job}: {rules}"
 
+        metrics_services = [s for s in r.kind("Service") if component(s) == "metrics"]
         for m in sm:
             endpoint = m["spec"]["endpoints"][0]
-            assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics"), endpoint
+            assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics"), endpoint
+            selected = [
+                s["metadata"]["name"]
+                for s in r.kind("Service")
+                if m["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+            ]
+            assert selected == [s["metadata"]["name"] for s in metrics_services], (
+                f"ServiceMonitor selects {selected}"
+            )
             assert endpoint.get("honorLabels") is True, "the services' `service` label is renamed"
             labels_set(endpoint, "todo-dapr")
         for m in pm:
@@ -1049,6 +1099,14 @@ def set_specific_tests(
         ann = backend["metadata"].get("annotations", {})
         assert backend["spec"]["type"] == "LoadBalancer"
         assert ann.get("service.beta.kubernetes.io/oci-load-balancer-shape") == "flexible"
+        # HTTPS only, from the named ranges only, and no metrics port.
+        assert [p["port"] for p in backend["spec"]["ports"]] == [443], backend["spec"]["ports"]
+        assert ann.get("service.beta.kubernetes.io/oci-load-balancer-ssl-ports") == "443", ann
+        assert ann.get("service.beta.kubernetes.io/oci-load-balancer-tls-secret") == "todo-api-tls"
+        assert backend["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"], backend["spec"]
+        for svc, d in deployments(r).items():
+            selector = d["spec"]["template"]["spec"]["nodeSelector"]
+            assert selector == {"kubernetes.io/arch": "amd64"}, f"{svc}: {selector}"
         for svc, d in deployments(r).items():
             image = container(d)["image"]
             registry = re.escape(OKE_FILLED["image"]["registry"])
@@ -1222,6 +1280,7 @@ def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
             "unreplaced <placeholders>",
             "image.registry (<region-key> <tenancy-namespace>)",
             "pubsub.kafka.brokers[0] (<region>)",
+            "services.backend.service.loadBalancerSourceRanges[0] (<client-cidr>)",
             "services.email-delivery.env.SMTP_HOST (<region>)",
             "services.email-delivery.env.SMTP_FROM (<approved-sender-domain>)",
         )
@@ -1346,7 +1405,9 @@ def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
             assert a["dapr.io/log-level"] == "debug", f"{svc}: {a['dapr.io/log-level']}"
             assert a["dapr.io/sidecar-memory-limit"] == "256Mi", svc
             assert a["example.com/team"] == "todo", svc
-            want = "ca:/etc/todo-dapr/ca,extra:/mnt/extra" if svc == "backend" else "extra:/mnt/extra"
+            want = "extra:/mnt/extra"
+            if svc == "backend":
+                want = "ca:/etc/todo-dapr/ca," + want
             assert a["dapr.io/volume-mounts"] == want, f"{svc}: {a['dapr.io/volume-mounts']}"
 
     def t_app_id_is_the_charts() -> None:
@@ -1361,6 +1422,75 @@ def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
 
     def t_duplicate_key_detector() -> None:
         assert duplicate_keys(yaml, "a:\n  b: 1\n  b: 2\n") == ["b (line 3)"]
+
+    def t_load_balancer_without_tls() -> None:
+        lb = {"services": {"backend": {"service": {"type": "LoadBalancer", "port": 443}}}}
+        render_fails(lb, "services.backend.service is a LoadBalancer without TLS")
+        # Accepted when asked for, or with TLS the chart renders.
+        _merge(lb, {"services": {"backend": {"service": {"allowPlainHttp": True}}}})
+        rendered(lb)
+        r = rendered(
+            {
+                "services": {
+                    "backend": {
+                        "service": {
+                            "type": "LoadBalancer",
+                            "port": 8443,
+                            "tls": {"secretName": "api-tls"},
+                            "loadBalancerSourceRanges": ["198.51.100.0/24", "2001:db8::/32"],
+                        }
+                    }
+                }
+            }
+        )
+        backend = r.one("Service", f"{RELEASE}-todo-dapr-backend")
+        ann = backend["metadata"]["annotations"]
+        assert ann["service.beta.kubernetes.io/oci-load-balancer-ssl-ports"] == "8443", ann
+        assert ann["service.beta.kubernetes.io/oci-load-balancer-tls-secret"] == "api-tls", ann
+        assert backend["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24", "2001:db8::/32"]
+
+    def t_tls_needs_a_load_balancer() -> None:
+        render_fails(
+            {"services": {"backend": {"service": {"tls": {"secretName": "api-tls"}}}}},
+            "apply to a LoadBalancer only",
+        )
+        render_fails(
+            {"services": {"backend": {"service": {"loadBalancerSourceRanges": ["10.0.0.0/8"]}}}},
+            "apply to a LoadBalancer only",
+        )
+
+    def t_schema_source_range() -> None:
+        render_fails(
+            {
+                "services": {
+                    "backend": {
+                        "service": {
+                            "type": "LoadBalancer",
+                            "loadBalancerSourceRanges": ["everyone"],
+                        }
+                    }
+                }
+            },
+            "loadBalancerSourceRanges/0",
+        )
+
+    def t_metrics_port_apart() -> None:
+        render_fails({"metrics": {"port": 8000}}, "metrics.port 8000 is also services.backend.port")
+        render_fails({"metrics": {"port": 9090}}, "sidecar's dapr.metricsPort")
+        r = rendered({"metrics": {"port": 9100, "serviceMonitor": {"enabled": True}}})
+        (svc,) = [s for s in r.kind("Service") if s["metadata"]["name"].endswith("-metrics")]
+        assert svc["spec"]["ports"][0]["port"] == 9100
+
+    def t_node_architecture_pin() -> None:
+        r = rendered({"nodeArchitecture": "arm64", "nodeSelector": {"pool": "a1"}})
+        for svc, d in deployments(r).items():
+            selector = d["spec"]["template"]["spec"]["nodeSelector"]
+            assert selector == {"kubernetes.io/arch": "arm64", "pool": "a1"}, f"{svc}: {selector}"
+        render_fails(
+            {"nodeArchitecture": "amd64", "nodeSelector": {"kubernetes.io/arch": "arm64"}},
+            'nodeSelector kubernetes.io/arch is "arm64" but nodeArchitecture is "amd64"',
+        )
+        render_fails({"nodeArchitecture": "x86_64"}, "at '/nodeArchitecture'")
 
     def t_secret_scan_catches() -> None:
         found = secret_values_in({"a": {"password": "hunter2"}, "b": "postgres://u:p@h/db"})

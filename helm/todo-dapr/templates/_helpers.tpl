@@ -302,3 +302,21 @@ fails. Takes a dict: `root`, `name`, `svc`, `dapr` (the merged Dapr values), `ca
 {{- end }}
 {{- toYaml $a }}
 {{- end }}
+
+{{/*
+The node selector of every service pod, as YAML: `nodeSelector` plus `kubernetes.io/arch` from
+`nodeArchitecture`. Fails when the two name different architectures.
+*/}}
+{{- define "todo-dapr.nodeSelector" -}}
+{{- $selector := deepCopy (.Values.nodeSelector | default dict) }}
+{{- with .Values.nodeArchitecture }}
+{{- $given := get $selector "kubernetes.io/arch" }}
+{{- if and $given (ne $given .) }}
+{{- fail (printf "nodeSelector kubernetes.io/arch is %q but nodeArchitecture is %q: set the architecture once, in nodeArchitecture" $given .) }}
+{{- end }}
+{{- $_ := set $selector "kubernetes.io/arch" . }}
+{{- end }}
+{{- if $selector }}
+{{- toYaml $selector }}
+{{- end }}
+{{- end }}
