@@ -1085,6 +1085,16 @@ def set_specific_tests(
             "default render must hold every generated subscription"
         )
 
+    def t_cluster_suite_scrapes_the_metrics_port() -> None:
+        # tests/tests/cluster_e2e.rs reads counters at each pod's metrics port.
+        suite = (REPO / "tests" / "tests" / "cluster_e2e.rs").read_text()
+        m = re.search(r"const METRICS_PORT: u16 = (\d+);", suite)
+        assert m, "cluster_e2e.rs has no METRICS_PORT"
+        assert int(m.group(1)) == merged["local"]["metrics"]["port"], (
+            f"cluster_e2e.rs scrapes {m.group(1)}, values-local.yaml serves "
+            f"{merged['local']['metrics']['port']}"
+        )
+
     def t_minikube() -> None:
         r = by_name["minikube"]
         backend = r.one("Service", f"{RELEASE}-todo-dapr-backend")

@@ -25,6 +25,9 @@ use serde_json::{Value, json};
 
 /// The state file `cargo xtask cluster up` writes.
 const STATE_ENV: &str = "TODO_CLUSTER_STATE";
+/// The chart's `metrics.port` (helm/todo-dapr/values.yaml), which values-local.yaml keeps: every
+/// pod serves `/metrics` there, not on its app port.
+const METRICS_PORT: u16 = 9464;
 /// Generous for two cores running a whole cluster; waits return as soon as the condition holds.
 const DEADLINE: Duration = Duration::from_secs(120);
 /// How late a reminder may arrive, from `remind_at` to the sink (the sidecar-level suite holds
@@ -238,21 +241,16 @@ impl Env {
     async fn emails_sent(&self) -> anyhow::Result<f64> {
         self.counter(
             "email-delivery",
-            8002,
             "todo_emails_sent_total",
             r#"outcome="sent""#,
         )
         .await
     }
 
-    /// The sum of a counter over every pod of `component`, scraped at its pod address.
-    async fn counter(
-        &self,
-        component: &str,
-        port: u16,
-        metric: &str,
-        filter: &str,
-    ) -> anyhow::Result<f64> {
+    /// The sum of a counter over every pod of `component`, scraped at its pod address on the
+    /// chart's metrics port (the app port no longer serves `/metrics` there).
+    async fn counter(&self, component: &str, metric: &str, filter: &str) -> anyhow::Result<f64> {
+        let port = METRICS_PORT;
         let mut sum = 0.0;
         for pod in self.pods(component)? {
             if let Some(ip) = pod["status"]["podIP"].as_str() {
@@ -454,7 +452,7 @@ async fn completing_a_recurring_task_yields_one_next_occurrence(env: &Env) -> an
     let user = unique("k3");
     let title = unique("water-plants");
     let created_before = env
-        .counter("recurring-task", 8003, "todo_occurrences_created_total", "")
+        .counter("recurring-task", "todo_occurrences_created_total", "")
         .await?;
     let task = env
         .create_task(
@@ -499,7 +497,7 @@ async fn completing_a_recurring_task_yields_one_next_occurrence(env: &Env) -> an
         DEADLINE,
         || async {
             let n = env
-                .counter("recurring-task", 8003, "todo_occurrences_created_total", "")
+                .counter("recurring-task", "todo_occurrences_created_total", "")
                 .await?;
             Ok::<_, anyhow::Error>((n > created_before).then_some(n))
         },
