@@ -1,12 +1,17 @@
 # One OCI image per service with nix2container, and `packages.images`: the four as OCI layouts.
 #
 # Layout rules (the same as `cargo xtask images`): only the binary's runtime closure, a non-root
-# numeric user, a fixed creation time, the binary as the entrypoint, a content-derived tag, and the
-# shared runtime libraries in a layer of their own.
+# numeric user, a fixed creation time, the binary as the entrypoint, and the shared runtime
+# libraries in a layer of their own. Named `<registry>/todo-dapr/<service>` and tagged with the
+# workspace version, the reference the chart pulls by default (`image.registry` +
+# `services.<svc>.image.repository` + the chart's appVersion).
 {
   pkgs,
   services,
   version,
+  registry,
+  # The OCI architecture of the binaries: `amd64` or `arm64` (the system the flake builds for).
+  arch,
   nix2container,
   skopeo,
 }:
@@ -39,11 +44,13 @@ let
   };
 
   mkImage =
-    name: package:
+    service: package:
     nix2container.buildImage {
-      inherit name created;
-      # No `tag`: nix2container tags the image with the hash of its own store path, which changes
-      # exactly when the image does.
+      name = "${registry}/todo-dapr/${service}";
+      # The chart's default tag. Builds are reproducible, so the digest pins an exact image when
+      # the same version is rebuilt (`services.<svc>.image.digest`).
+      tag = version;
+      inherit created arch;
       layers = [ runtimeLayer ];
       # The service layer: the binary and whatever of its closure the runtime layer lacks, plus
       # the user entries. No shell, no coreutils, no CA bundle (TLS roots are compiled in).
@@ -53,7 +60,7 @@ let
         User = "${uid}:${uid}";
         WorkingDir = "/";
         Labels = {
-          "org.opencontainers.image.title" = name;
+          "org.opencontainers.image.title" = service;
           "org.opencontainers.image.version" = version;
         };
       };
@@ -62,8 +69,9 @@ let
   serviceImages = lib.mapAttrs mkImage services;
 in
 # `nix build .#images` gives result/<service>/, an OCI layout (index.json, blobs/) holding the
-# service's image under its hash tag: what skopeo, umoci and oci-image-tool read. To push one
-# image: `nix run .#images.backend.copyToRegistry` (the images are in passthru).
+# service's image under its version tag: what skopeo, umoci and oci-image-tool read. To push one
+# image to its registry: `nix run .#images.backend.copyToRegistry` (the images are in passthru;
+# README.md "Images" sets the registry).
 pkgs.runCommand "todo-dapr-images-${version}"
   {
     nativeBuildInputs = [ skopeo ];

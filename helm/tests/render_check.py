@@ -51,11 +51,50 @@ KUBE_VERSION = "1.30.0"
 RELEASE = "todo"
 NAMESPACE = "todo"
 
-# Mirrors `todo-dapr.isSecretName` in templates/_helpers.tpl.
-SECRET_NAME = re.compile(
-    r"(?i)(password|passwd|token|dsn|connection.?string|(client|tls|private|api).?key|credentials?$)"
-)
-SECRET_EXACT = {"DATABASE_URL", "JWT_SECRET", "SMTP_USERNAME"}
+# Mirrors `todo-dapr.isSecretName` in templates/_helpers.tpl (a negative test holds the two
+# together on SECRET_NAME_CASES).
+SECRET_WORDS = {
+    "secret", "secrets", "key", "keys", "apikey", "pass", "passwd", "password", "passphrase",
+    "pwd", "token", "credential", "credentials", "dsn",
+}
+LOCATOR_WORDS = {
+    "endpoint", "url", "uri", "host", "type", "mechanism", "prefix", "path", "file", "store",
+    "name", "ttl",
+}
+SECRET_EXACT = {"DATABASE_URL", "SMTP_USERNAME"}
+SECRET_STORE_NAMES = {"DATABASE_URL_SECRET", "JWT_SECRET_SECRET", "SMTP_CREDENTIALS_SECRET"}
+# name -> whether it holds a secret.
+SECRET_NAME_CASES = {
+    "oidcClientSecret": True,
+    "awsSecretKey": True,
+    "awsAccessKey": True,
+    "awsSessionToken": True,
+    "schemaRegistryAPISecret": True,
+    "schemaRegistryAPIKey": True,
+    "saslPassword": True,
+    "clientKey": True,
+    "connectionString": True,
+    "DB_PASS": True,
+    "JWT_SIGNING_KEY": True,
+    "JWT_SECRET": True,
+    "OIDC_CLIENT_SECRET": True,
+    "DATABASE_URL": True,
+    "SMTP_USERNAME": True,
+    "REDIS_DSN": True,
+    "oidcTokenEndpoint": False,
+    "keyPrefix": False,
+    "authType": False,
+    "saslMechanism": False,
+    "saslUsername": False,
+    "SECRET_STORE": False,
+    "DATABASE_URL_SECRET": False,
+    "JWT_SECRET_SECRET": False,
+    "SMTP_CREDENTIALS_SECRET": False,
+    "JWT_JWKS_URL": False,
+    "maxMessageBytes": False,
+    "passthrough": False,
+    "RUST_LOG": False,
+}
 # Text that is a secret wherever it appears.
 SECRET_TEXT = [
     (re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@\"']+:[^/\s@\"']+@"), "URL with a password"),
@@ -76,6 +115,7 @@ OKE_FILLED: dict[str, Any] = {
         "kafka": {"brokers": ["cell-1.streaming.eu-frankfurt-1.oci.oraclecloud.com:9092"]}
     },
     "services": {
+        "backend": {"service": {"loadBalancerSourceRanges": ["203.0.113.0/24"]}},
         "email-delivery": {
             "env": {
                 "SMTP_HOST": "smtp.email.eu-frankfurt-1.oci.oraclecloud.com",
@@ -86,8 +126,23 @@ OKE_FILLED: dict[str, Any] = {
 }
 
 
+def name_words(name: str) -> list[str]:
+    """`schemaRegistryAPISecret` -> ["schema", "registry", "api", "secret"]."""
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
+    return [w for w in re.split(r"[^a-z0-9]+", s.lower()) if w]
+
+
 def is_secret_name(name: str) -> bool:
-    return name.upper() in SECRET_EXACT or bool(SECRET_NAME.search(name))
+    upper = name.upper()
+    words = name_words(name)
+    if upper in SECRET_EXACT:
+        return True
+    if upper in SECRET_STORE_NAMES or not words or words[-1] in LOCATOR_WORDS:
+        return False
+    if "connection_string" in "_".join(words):
+        return True
+    return any(w in SECRET_WORDS for w in words)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,6 +375,12 @@ class Rendered:
     def __init__(self, name: str, manifests: dict[str, str], yaml: Any) -> None:
         self.name = name
         self.text = "\n---\n".join(manifests[k] for k in sorted(manifests))
+        self.duplicates = [
+            f"{template}: {key}"
+            for template in sorted(manifests)
+            if not template.endswith("NOTES.txt")
+            for key in duplicate_keys(yaml, manifests[template])
+        ]
         self.docs: list[dict[str, Any]] = []
         for template in sorted(manifests):
             if template.endswith("NOTES.txt"):
@@ -336,6 +397,29 @@ class Rendered:
         found = [d for d in self.kind(kind) if d["metadata"]["name"] == name]
         assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
         return found[0]
+
+
+def duplicate_keys(yaml: Any, text: str) -> list[str]:
+    """Keys that appear twice in one mapping: YAML parsers keep the last silently, Kubernetes'
+    strict decoding rejects them (a duplicated pod annotation, for one)."""
+    found: list[str] = []
+
+    class Strict(yaml.SafeLoader):  # type: ignore[misc, name-defined]
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in seen:
+                found.append(f"{key} (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    for _ in yaml.load_all(text, Loader=Strict):
+        pass
+    return found
 
 
 def clean(doc: dict[str, Any]) -> dict[str, Any]:
@@ -443,6 +527,10 @@ def deployments(r: Rendered) -> dict[str, dict[str, Any]]:
     return out
 
 
+def component(doc: dict[str, Any]) -> str:
+    return str(doc["metadata"]["labels"].get("app.kubernetes.io/component", ""))
+
+
 def pod_annotations(d: dict[str, Any]) -> dict[str, str]:
     return d["spec"]["template"]["metadata"].get("annotations", {})
 
@@ -499,6 +587,9 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
     enabled = sorted(k for k, v in values["services"].items() if v["enabled"])
     deps = deployments(r)
     dapr_cfg = r.kind("Configuration")
+
+    def t_no_duplicate_keys() -> None:
+        assert not r.duplicates, f"keys given twice: {r.duplicates}"
 
     def t_deployments() -> None:
         assert sorted(deps) == enabled, f"deployments {sorted(deps)} != enabled services {enabled}"
@@ -644,7 +735,16 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
         for d in deps.values():
             sel = d["spec"]["selector"]["matchLabels"]
             assert sel.items() <= pods[d["metadata"]["name"]].items(), "selector not in pod labels"
-        for s in r.kind("Service") + r.kind("PodDisruptionBudget"):
+        metrics_service = f"{RELEASE}-todo-dapr-metrics"
+        for s in r.kind("Service"):
+            if s["metadata"]["name"] == metrics_service:
+                # The one Service with an endpoint in every pod of every service.
+                sel = s["spec"]["selector"]
+                hits = sorted(p for p, labels in pods.items() if sel.items() <= labels.items())
+                assert hits == sorted(pods), f"{metrics_service} selects {hits}"
+        for s in [
+            x for x in r.kind("Service") if x["metadata"]["name"] != metrics_service
+        ] + r.kind("PodDisruptionBudget"):
             sel = (
                 s["spec"]["selector"]
                 if s["kind"] == "Service"
@@ -654,13 +754,40 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
             assert len(hits) == 1, f"{s['kind']}/{s['metadata']['name']} selects {hits}"
 
     def t_services() -> None:
-        for s in r.kind("Service"):
-            assert s["spec"]["ports"][0]["targetPort"] == "http"
+        metrics_port = values["metrics"]["port"]
+        app_services = [s for s in r.kind("Service") if component(s) != "metrics"]
+        for s in app_services:
+            # The app port only: /metrics never rides on a Service that carries clients.
+            ports = [(p["name"], p["targetPort"]) for p in s["spec"]["ports"]]
+            assert ports == [("http", "http")], f"{s['metadata']['name']}: ports {ports}"
+            assert metrics_port not in [p["port"] for p in s["spec"]["ports"]]
         want = sorted(k for k in enabled if values["services"][k]["service"]["enabled"])
-        got = sorted(
-            s["metadata"]["labels"]["app.kubernetes.io/component"] for s in r.kind("Service")
-        )
+        got = sorted(s["metadata"]["labels"]["app.kubernetes.io/component"] for s in app_services)
         assert got == want, f"services {got} != {want}"
+        metrics = [s for s in r.kind("Service") if s not in app_services]
+        assert len(metrics) == int(values["metrics"]["serviceMonitor"]["enabled"]), metrics
+        for s in metrics:
+            assert s["spec"]["type"] == "ClusterIP" and s["spec"]["clusterIP"] == "None", s["spec"]
+            want_port = {"name": "metrics", "port": metrics_port, "targetPort": "metrics"}
+            assert s["spec"]["ports"] == [{**want_port, "protocol": "TCP"}], s["spec"]["ports"]
+
+    def t_metrics_port() -> None:
+        port = values["metrics"]["port"]
+        for svc, d in deps.items():
+            c = container(d)
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            assert ports == {"http": values["services"][svc]["port"], "metrics": port}, (
+                f"{svc}: container ports {ports}"
+            )
+            assert env_of(c)["METRICS_PORT"]["value"] == str(port), f"{svc}: METRICS_PORT"
+
+    def t_node_architecture() -> None:
+        arch = values.get("nodeArchitecture") or ""
+        for svc, d in deps.items():
+            selector = d["spec"]["template"]["spec"].get("nodeSelector") or {}
+            assert selector.get("kubernetes.io/arch", "") == arch, f"{svc}: nodeSelector {selector}"
+            for k, v in (values.get("nodeSelector") or {}).items():
+                assert selector.get(k) == v, f"{svc}: nodeSelector {k} lost"
 
     def t_pdb() -> None:
         want = sorted(k for k in enabled if values["services"][k]["podDisruptionBudget"]["enabled"])
@@ -840,9 +967,18 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
                 "targetLabel": "app_id",
             } in rules, f"app_id for {job}: {rules}"
 
+        metrics_services = [s for s in r.kind("Service") if component(s) == "metrics"]
         for m in sm:
             endpoint = m["spec"]["endpoints"][0]
-            assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics"), endpoint
+            assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics"), endpoint
+            selected = [
+                s["metadata"]["name"]
+                for s in r.kind("Service")
+                if m["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+            ]
+            assert selected == [s["metadata"]["name"] for s in metrics_services], (
+                f"ServiceMonitor selects {selected}"
+            )
             assert endpoint.get("honorLabels") is True, "the services' `service` label is renamed"
             labels_set(endpoint, "todo-dapr")
         for m in pm:
@@ -973,6 +1109,17 @@ def set_specific_tests(
             "default render must hold every generated subscription"
         )
 
+    def t_cluster_suite_scrapes_the_metrics_port() -> None:
+        # The cluster suites (tests/tests/support/cluster.rs) read counters at each pod's
+        # metrics port.
+        suite = (REPO / "tests" / "tests" / "support" / "cluster.rs").read_text()
+        m = re.search(r"const METRICS_PORT: u16 = (\d+);", suite)
+        assert m, "support/cluster.rs has no METRICS_PORT"
+        assert int(m.group(1)) == merged["local"]["metrics"]["port"], (
+            f"support/cluster.rs scrapes {m.group(1)}, values-local.yaml serves "
+            f"{merged['local']['metrics']['port']}"
+        )
+
     def t_minikube() -> None:
         r = by_name["minikube"]
         backend = r.one("Service", f"{RELEASE}-todo-dapr-backend")
@@ -987,6 +1134,14 @@ def set_specific_tests(
         ann = backend["metadata"].get("annotations", {})
         assert backend["spec"]["type"] == "LoadBalancer"
         assert ann.get("service.beta.kubernetes.io/oci-load-balancer-shape") == "flexible"
+        # HTTPS only, from the named ranges only, and no metrics port.
+        assert [p["port"] for p in backend["spec"]["ports"]] == [443], backend["spec"]["ports"]
+        assert ann.get("service.beta.kubernetes.io/oci-load-balancer-ssl-ports") == "443", ann
+        assert ann.get("service.beta.kubernetes.io/oci-load-balancer-tls-secret") == "todo-api-tls"
+        assert backend["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"], backend["spec"]
+        for svc, d in deployments(r).items():
+            selector = d["spec"]["template"]["spec"]["nodeSelector"]
+            assert selector == {"kubernetes.io/arch": "amd64"}, f"{svc}: {selector}"
         for svc, d in deployments(r).items():
             image = container(d)["image"]
             registry = re.escape(OKE_FILLED["image"]["registry"])
@@ -1160,6 +1315,7 @@ def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
             "unreplaced <placeholders>",
             "image.registry (<region-key> <tenancy-namespace>)",
             "pubsub.kafka.brokers[0] (<region>)",
+            "services.backend.service.loadBalancerSourceRanges[0] (<client-cidr>)",
             "services.email-delivery.env.SMTP_HOST (<region>)",
             "services.email-delivery.env.SMTP_FROM (<approved-sender-domain>)",
         )
@@ -1193,6 +1349,183 @@ def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
             {"pubsub": {"kafka": {"extraMetadata": [{"name": "saslPassword", "value": "x"}]}}},
             "looks like a secret",
         )
+
+    def rendered(values: dict[str, Any]) -> Rendered:
+        return Rendered("custom", render(helm, CHART, values), yaml)
+
+    def t_secret_name_rule() -> None:
+        # The Python mirror and the template agree on every case, and both on the expectation.
+        wrong = [n for n, secret in SECRET_NAME_CASES.items() if is_secret_name(n) != secret]
+        assert not wrong, f"render_check.is_secret_name disagrees on {wrong}"
+        for name, secret in SECRET_NAME_CASES.items():
+            values = {"services": {"backend": {"env": {name: "literal"}}}}
+            if secret:
+                render_fails(values, f"services.backend.env.{name} looks like a secret")
+            else:
+                env = env_of(container(deployments(rendered(values))["backend"]))
+                assert env[name]["value"] == "literal", f"{name}: {env.get(name)}"
+
+    def t_component_metadata_secret_literals() -> None:
+        for name in ("oidcClientSecret", "awsSecretKey", "schemaRegistryAPISecret"):
+            render_fails(
+                {"pubsub": {"kafka": {"extraMetadata": [{"name": name, "value": "x"}]}}},
+                f"pubsub.kafka.extraMetadata {name} looks like a secret",
+            )
+        render_fails(
+            {"statestore": {"extraMetadata": [{"name": "awsSecretKey", "value": "x"}]}},
+            "statestore.extraMetadata awsSecretKey looks like a secret",
+        )
+        # The same field from a Secret renders as a secretKeyRef.
+        r = rendered(
+            {
+                "pubsub": {
+                    "kafka": {
+                        "extraMetadata": [
+                            {
+                                "name": "oidcClientSecret",
+                                "secretKeyRef": {"name": "kafka-oidc", "key": "clientSecret"},
+                            },
+                            {"name": "oidcTokenEndpoint", "value": "https://idp.example.com/t"},
+                        ]
+                    }
+                }
+            }
+        )
+        md = {i["name"]: i for i in r.one("Component", "pubsub")["spec"]["metadata"]}
+        assert md["oidcClientSecret"] == {
+            "name": "oidcClientSecret",
+            "secretKeyRef": {"name": "kafka-oidc", "key": "clientSecret"},
+        }, md["oidcClientSecret"]
+        assert md["oidcTokenEndpoint"]["value"] == "https://idp.example.com/t"
+
+    def t_extra_env_signing_key_literal() -> None:
+        render_fails(
+            {"services": {"backend": {"extraEnv": [{"name": "JWT_SIGNING_KEY", "value": "x"}]}}},
+            "services.backend.extraEnv JWT_SIGNING_KEY looks like a secret",
+        )
+
+    def t_dapr_env_joins_the_charts() -> None:
+        r = rendered(
+            {
+                "dapr": {"extraAnnotations": {"dapr.io/env": "FOO=1, BAR=2"}},
+                "services": {
+                    "notification": {
+                        "dapr": {"extraAnnotations": {"dapr.io/env": "GOMEMLIMIT=90MiB,BAZ=3"}}
+                    }
+                },
+            }
+        )
+        assert not r.duplicates, r.duplicates
+        got = {svc: pod_annotations(d)["dapr.io/env"] for svc, d in deployments(r).items()}
+        assert got["backend"] == "GOMEMLIMIT=110MiB,FOO=1,BAR=2", got
+        # The service's block replaces the chart-wide extraAnnotations key by key (as every
+        # other `dapr` value), and its own GOMEMLIMIT wins over the chart's.
+        assert got["notification"] == "GOMEMLIMIT=90MiB,BAZ=3", got
+
+    def t_annotations_override_once() -> None:
+        r = rendered(
+            {
+                "dapr": {"extraAnnotations": {"dapr.io/log-level": "debug"}},
+                "podAnnotations": {
+                    "dapr.io/sidecar-memory-limit": "256Mi",
+                    "dapr.io/volume-mounts": "extra:/mnt/extra",
+                    "example.com/team": "todo",
+                },
+                "services": {"backend": {"caSecret": {"name": "postgres-ca"}}},
+            }
+        )
+        assert not r.duplicates, r.duplicates
+        for svc, d in deployments(r).items():
+            a = pod_annotations(d)
+            assert a["dapr.io/log-level"] == "debug", f"{svc}: {a['dapr.io/log-level']}"
+            assert a["dapr.io/sidecar-memory-limit"] == "256Mi", svc
+            assert a["example.com/team"] == "todo", svc
+            want = "extra:/mnt/extra"
+            if svc == "backend":
+                want = "ca:/etc/todo-dapr/ca," + want
+            assert a["dapr.io/volume-mounts"] == want, f"{svc}: {a['dapr.io/volume-mounts']}"
+
+    def t_app_id_is_the_charts() -> None:
+        render_fails(
+            {"podAnnotations": {"dapr.io/app-id": "other"}},
+            "podAnnotations sets dapr.io/app-id",
+        )
+        render_fails(
+            {"dapr": {"extraAnnotations": {"dapr.io/app-port": "9999"}}},
+            "dapr.extraAnnotations sets dapr.io/app-port",
+        )
+
+    def t_duplicate_key_detector() -> None:
+        assert duplicate_keys(yaml, "a:\n  b: 1\n  b: 2\n") == ["b (line 3)"]
+
+    def t_load_balancer_without_tls() -> None:
+        lb = {"services": {"backend": {"service": {"type": "LoadBalancer", "port": 443}}}}
+        render_fails(lb, "services.backend.service is a LoadBalancer without TLS")
+        # Accepted when asked for, or with TLS the chart renders.
+        _merge(lb, {"services": {"backend": {"service": {"allowPlainHttp": True}}}})
+        rendered(lb)
+        r = rendered(
+            {
+                "services": {
+                    "backend": {
+                        "service": {
+                            "type": "LoadBalancer",
+                            "port": 8443,
+                            "tls": {"secretName": "api-tls"},
+                            "loadBalancerSourceRanges": ["198.51.100.0/24", "2001:db8::/32"],
+                        }
+                    }
+                }
+            }
+        )
+        backend = r.one("Service", f"{RELEASE}-todo-dapr-backend")
+        ann = backend["metadata"]["annotations"]
+        assert ann["service.beta.kubernetes.io/oci-load-balancer-ssl-ports"] == "8443", ann
+        assert ann["service.beta.kubernetes.io/oci-load-balancer-tls-secret"] == "api-tls", ann
+        assert backend["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24", "2001:db8::/32"]
+
+    def t_tls_needs_a_load_balancer() -> None:
+        render_fails(
+            {"services": {"backend": {"service": {"tls": {"secretName": "api-tls"}}}}},
+            "apply to a LoadBalancer only",
+        )
+        render_fails(
+            {"services": {"backend": {"service": {"loadBalancerSourceRanges": ["10.0.0.0/8"]}}}},
+            "apply to a LoadBalancer only",
+        )
+
+    def t_schema_source_range() -> None:
+        render_fails(
+            {
+                "services": {
+                    "backend": {
+                        "service": {
+                            "type": "LoadBalancer",
+                            "loadBalancerSourceRanges": ["everyone"],
+                        }
+                    }
+                }
+            },
+            "loadBalancerSourceRanges/0",
+        )
+
+    def t_metrics_port_apart() -> None:
+        render_fails({"metrics": {"port": 8000}}, "metrics.port 8000 is also services.backend.port")
+        render_fails({"metrics": {"port": 9090}}, "sidecar's dapr.metricsPort")
+        r = rendered({"metrics": {"port": 9100, "serviceMonitor": {"enabled": True}}})
+        (svc,) = [s for s in r.kind("Service") if s["metadata"]["name"].endswith("-metrics")]
+        assert svc["spec"]["ports"][0]["port"] == 9100
+
+    def t_node_architecture_pin() -> None:
+        r = rendered({"nodeArchitecture": "arm64", "nodeSelector": {"pool": "a1"}})
+        for svc, d in deployments(r).items():
+            selector = d["spec"]["template"]["spec"]["nodeSelector"]
+            assert selector == {"kubernetes.io/arch": "arm64", "pool": "a1"}, f"{svc}: {selector}"
+        render_fails(
+            {"nodeArchitecture": "amd64", "nodeSelector": {"kubernetes.io/arch": "arm64"}},
+            'nodeSelector kubernetes.io/arch is "arm64" but nodeArchitecture is "amd64"',
+        )
+        render_fails({"nodeArchitecture": "x86_64"}, "at '/nodeArchitecture'")
 
     def t_secret_scan_catches() -> None:
         found = secret_values_in({"a": {"password": "hunter2"}, "b": "postgres://u:p@h/db"})

@@ -16,6 +16,9 @@ use std::time::Duration;
 use crate::LogFormat;
 use crate::app_token::APP_API_TOKEN_ENV;
 
+/// The variable that moves `/metrics` to a port of its own (see [`ServiceEnv::metrics_listen`]).
+pub const METRICS_PORT_ENV: &str = "METRICS_PORT";
+
 /// Every problem found in the environment, reported together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration:\n  {}", .problems.join("\n  "))]
@@ -217,6 +220,9 @@ pub struct ServiceEnv {
     /// `<PREFIX>_HOST` (an IP address, default `127.0.0.1`) and `<PREFIX>_PORT` (0 lets the
     /// system pick).
     pub listen: SocketAddr,
+    /// `METRICS_PORT`: where `/metrics` is served instead of on `listen` (same host), so a
+    /// Service that carries clients to `listen` never exposes it. Unset: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// `APP_API_TOKEN` as set, not trimmed, as [`crate::AppTokenLayer`] reads it; empty or unset
     /// is `None` (no check).
     pub app_api_token: Option<String>,
@@ -233,6 +239,7 @@ impl fmt::Debug for ServiceEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceEnv")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field(
                 "app_api_token",
                 &self.app_api_token.as_ref().map(|_| "<redacted>"),
@@ -245,17 +252,31 @@ impl fmt::Debug for ServiceEnv {
 }
 
 impl ServiceEnv {
-    /// Reads `<prefix>_HOST`, `<prefix>_PORT` (default `default_port`), `APP_API_TOKEN`,
-    /// `SHUTDOWN_GRACE_SECS`, `LOG_FORMAT` and `RUST_LOG`, recording problems in `env`.
+    /// Reads `<prefix>_HOST`, `<prefix>_PORT` (default `default_port`), `METRICS_PORT`,
+    /// `APP_API_TOKEN`, `SHUTDOWN_GRACE_SECS`, `LOG_FORMAT` and `RUST_LOG`, recording problems
+    /// in `env`.
     pub fn read(env: &mut EnvReader<'_>, prefix: &str, default_port: u16) -> Self {
         let host = env.parse(
             &format!("{prefix}_HOST"),
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             "an IP address",
         );
-        let port = env.parse(&format!("{prefix}_PORT"), default_port, "a port number");
+        let port_var = format!("{prefix}_PORT");
+        let port = env.parse(&port_var, default_port, "a port number");
+        let metrics_port = env.optional(METRICS_PORT_ENV).and_then(|_| {
+            env.check(METRICS_PORT_ENV, "", |v| {
+                v.parse::<u16>().map_err(|_| "is not a port number")
+            })
+        });
+        // Port 0 asks the system for a free one, so two zeros are two different ports.
+        if metrics_port.is_some_and(|m| m != 0 && m == port) {
+            env.problem(format!(
+                "{METRICS_PORT_ENV}: `{port}` is also {port_var}; the metrics port must be its own"
+            ));
+        }
         Self {
             listen: SocketAddr::new(host, port),
+            metrics_listen: metrics_port.map(|m| SocketAddr::new(host, m)),
             app_api_token: env.raw(APP_API_TOKEN_ENV).filter(|t| !t.is_empty()),
             shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 10),
             log_format: env.parse("LOG_FORMAT", LogFormat::Auto, "json, pretty or auto"),
@@ -413,6 +434,7 @@ mod tests {
             service,
             ServiceEnv {
                 listen: "127.0.0.1:8001".parse().unwrap(),
+                metrics_listen: None,
                 app_api_token: None,
                 shutdown_grace: Duration::from_secs(10),
                 log_format: LogFormat::Auto,
@@ -442,6 +464,43 @@ mod tests {
         assert_eq!(service.log_format, LogFormat::Json);
         assert_eq!(service.log_filter, "debug");
         assert!(!format!("{service:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn service_env_metrics_port_is_its_own_on_the_same_host() {
+        let (service, result) = with(
+            &[
+                ("SVC_HOST", "0.0.0.0"),
+                ("SVC_PORT", "8001"),
+                ("METRICS_PORT", " 9464 "),
+            ],
+            |env| ServiceEnv::read(env, "SVC", 8001),
+        );
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(
+            service.metrics_listen,
+            Some("0.0.0.0:9464".parse().unwrap())
+        );
+
+        let (_, result) = with(&[("SVC_PORT", "8001"), ("METRICS_PORT", "8001")], |env| {
+            ServiceEnv::read(env, "SVC", 8001)
+        });
+        assert_eq!(
+            result.unwrap_err().problems,
+            ["METRICS_PORT: `8001` is also SVC_PORT; the metrics port must be its own"]
+        );
+        let (_, result) = with(&[("METRICS_PORT", "metrics")], |env| {
+            ServiceEnv::read(env, "SVC", 8001)
+        });
+        assert_eq!(
+            result.unwrap_err().problems,
+            ["METRICS_PORT: `metrics` is not a port number"]
+        );
+        let (service, result) = with(&[("SVC_PORT", "0"), ("METRICS_PORT", "0")], |env| {
+            ServiceEnv::read(env, "SVC", 8001)
+        });
+        assert!(result.is_ok(), "two system-picked ports are two ports");
+        assert_eq!(service.metrics_listen.map(|a| a.port()), Some(0));
     }
 
     #[test]

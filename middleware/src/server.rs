@@ -90,6 +90,70 @@ pub async fn serve(
     }
 }
 
+/// Like [`serve`], with `/metrics` moved to a listener of its own when `metrics` is given
+/// (`METRICS_PORT`, [`crate::env::ServiceEnv::metrics_listen`]): the app's router keeps its
+/// `/metrics` route for local runs and tests, and on the app listener that path now answers 404,
+/// so a Service or load balancer in front of the app port cannot serve it. The metrics listener
+/// stops after the app's, so scrapes see the drain. Without `metrics`, exactly [`serve`].
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    app: Router,
+    metrics: Option<(TcpListener, crate::Metrics)>,
+    signal: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<Stopped> {
+    let Some((metrics_listener, registry)) = metrics else {
+        return serve(listener, app, signal, grace).await;
+    };
+    let app = app.layer(axum::middleware::from_fn(not_on_the_app_port));
+    let (stop, stopped) = watch::channel(false);
+    let metrics_server = tokio::spawn(serve(
+        metrics_listener,
+        crate::metrics_router(registry),
+        async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+        grace,
+    ));
+    let result = serve(listener, app, signal, grace).await;
+    let _ = stop.send(true);
+    match metrics_server.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics server failed"),
+        Err(e) => tracing::warn!(error = %e, "metrics server task failed"),
+    }
+    result
+}
+
+/// Binds the metrics listener of [`serve_with_metrics`] when `address` is set
+/// (`METRICS_PORT`); `None` keeps `/metrics` on the app listener.
+pub async fn bind_metrics(
+    address: Option<std::net::SocketAddr>,
+    metrics: &crate::Metrics,
+) -> std::io::Result<Option<(TcpListener, crate::Metrics)>> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("binding the metrics port {address}: {e}"))
+    })?;
+    tracing::info!(address = %address, "metrics listening");
+    Ok(Some((listener, metrics.clone())))
+}
+
+/// 404 for `/metrics` on the app listener once metrics have a port of their own.
+async fn not_on_the_app_port(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.uri().path() == "/metrics" {
+        return http::StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(request).await
+}
+
 /// A service's `main` once its flags are handled: checks `config`, sets up logging, awaits `run`.
 ///
 /// - `config` is an error: prints `<service>: <error>` to stderr (logging needs the config) and
@@ -176,6 +240,51 @@ mod tests {
         .await;
         assert_eq!(code, ExitCode::from(2));
         assert!(!ran);
+    }
+
+    #[tokio::test]
+    async fn metrics_move_to_their_own_listener() {
+        let app_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app_addr = app_listener.local_addr().unwrap();
+        let metrics_addr = metrics_listener.local_addr().unwrap();
+        let metrics = crate::Metrics::new("svc").unwrap();
+        // The app's router serves /metrics itself, as every service's does.
+        let app = Router::new()
+            .route("/hello", get(|| async { "hi" }))
+            .merge(crate::metrics_router(metrics.clone()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_with_metrics(
+            app_listener,
+            app,
+            Some((metrics_listener, metrics)),
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(1),
+        ));
+        let client = reqwest::Client::new();
+        let get = |addr: std::net::SocketAddr, path: &str| {
+            let request = client.get(format!("http://{addr}{path}"));
+            async move { request.send().await.unwrap() }
+        };
+        assert_eq!(get(app_addr, "/hello").await.text().await.unwrap(), "hi");
+        assert_eq!(get(app_addr, "/metrics").await.status(), 404);
+        let scraped = get(metrics_addr, "/metrics").await;
+        assert_eq!(scraped.status(), 200);
+        assert!(
+            scraped.text().await.unwrap().contains("# TYPE"),
+            "the registry in the Prometheus text format"
+        );
+        assert_eq!(get(metrics_addr, "/hello").await.status(), 404);
+
+        tx.send(()).unwrap();
+        let stopped = server.await.unwrap().unwrap();
+        assert_eq!(stopped, Stopped::Drained);
+        assert!(
+            tokio::net::TcpStream::connect(metrics_addr).await.is_err(),
+            "the metrics listener stops with the app"
+        );
     }
 
     #[tokio::test]

@@ -139,7 +139,7 @@ async fn completing_a_recurring_task_yields_one_next_occurrence(env: &Env) -> an
     let user = unique("k3");
     let title = unique("water-plants");
     let created_before = env
-        .counter("recurring-task", 8003, "todo_occurrences_created_total", "")
+        .counter("recurring-task", "todo_occurrences_created_total", "")
         .await?;
     let task = env
         .create_task(
@@ -184,7 +184,7 @@ async fn completing_a_recurring_task_yields_one_next_occurrence(env: &Env) -> an
         DEADLINE,
         || async {
             let n = env
-                .counter("recurring-task", 8003, "todo_occurrences_created_total", "")
+                .counter("recurring-task", "todo_occurrences_created_total", "")
                 .await?;
             Ok::<_, anyhow::Error>((n > created_before).then_some(n))
         },

@@ -12,7 +12,7 @@
 #![allow(clippy::print_stdout)] // Addresses and paths are the command's output.
 
 mod addresses;
-mod config;
+pub(crate) mod config;
 mod dapr;
 mod host;
 mod kube;

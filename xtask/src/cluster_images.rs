@@ -38,8 +38,9 @@ use crate::dapr_runtime::{self, RUNTIME_VERSION};
 use crate::images::{self, ImageConfig, Layer, OciImage, Tree};
 use crate::{kube_build, step};
 
-/// The registry part of every reference we import. Unresolvable (see the module docs).
-pub(crate) const REGISTRY: &str = "todo-dapr.local";
+/// The registry part of every reference we import. Unresolvable (see the module docs); the
+/// default of `cargo xtask images` and the flake too.
+pub(crate) const REGISTRY: &str = images::DEFAULT_REGISTRY;
 /// Dapr's `global.registry`: the chart makes `<registry>/<image.name>:<global.tag>` of it.
 pub(crate) const DAPR_REGISTRY: &str = "todo-dapr.local/dapr";
 /// Dapr's `global.tag`: the version of the control plane we build.
@@ -70,7 +71,7 @@ const CONTROL_PLANE_BUILDS: [&str; 4] = ["operator", "injector", "sentry", "plac
 /// The manifest annotation `ctr images import` names an image by: the full reference. Without
 /// it ctr would take `org.opencontainers.image.ref.name`, prefixed by `import-<date>` when that is
 /// only a tag.
-const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+pub(crate) const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 /// The containerd namespace of the CRI plugin, where the kubelet's images are.
 const CTR_NAMESPACE: &str = "k8s.io";
 /// The CRI plugin's (and containerd's) default snapshotter: images must be unpacked for it.
@@ -146,8 +147,10 @@ pub(crate) fn service_images() -> anyhow::Result<Vec<ServiceImageArchive>> {
     let dir = crate::cargo::target_dir()?.join("cluster-images");
     let mut out = Vec::new();
     for images::ServiceImage { service, image, .. } in built {
-        // The chart's default repository, behind `image.registry` (values-local.yaml).
-        let repository = format!("{REGISTRY}/todo-dapr/{service}");
+        // The chart's default repository, behind `image.registry` (values-local.yaml). The tag
+        // is the content's, not the version, so every rebuild is a new reference the run's
+        // values name and the node never keeps serving a stale image under a reused tag.
+        let repository = images::repository(REGISTRY, service);
         let tag = image.tag();
         let reference = format!("{repository}:{tag}");
         let archive = dir.join(format!("{service}.tar"));

@@ -58,7 +58,12 @@ struct Package {
 const PACKAGES: &[Package] = &[
     Package {
         name: "postgresql",
-        present: || newest_postgres_bin().is_some(),
+        // PG_BIN_DIR: the harness' override, which the Nix dev shell sets.
+        present: || {
+            std::env::var_os("PG_BIN_DIR")
+                .is_some_and(|dir| PathBuf::from(dir).join("postgres").is_file())
+                || newest_postgres_bin().is_some()
+        },
     },
     Package {
         name: "redis-server",
@@ -92,7 +97,12 @@ const KAFKA_PACKAGES: &[Package] = &[
 const RABBITMQ_PACKAGES: &[Package] = &[Package {
     name: "rabbitmq-server",
     present: || {
-        std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").is_file()
+        std::env::var_os("RABBITMQ_SERVER")
+            .map_or_else(
+                || PathBuf::from("/usr/lib/rabbitmq/bin/rabbitmq-server"),
+                PathBuf::from,
+            )
+            .is_file()
             && find_on_path("epmd").is_some()
     },
 }];
@@ -132,7 +142,11 @@ const CLUSTER_PACKAGES: &[Package] = &[
     },
     Package {
         name: "containernetworking-plugins",
-        present: || std::path::Path::new("/usr/lib/cni/bridge").is_file(),
+        present: || {
+            crate::cluster::config::cni_bin_dir()
+                .join("bridge")
+                .is_file()
+        },
     },
 ];
 

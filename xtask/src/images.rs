@@ -41,6 +41,7 @@ use oci_spec::image::{
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::cluster_images::CONTAINERD_IMAGE_NAME;
 use crate::step;
 
 /// The services that get an image; each is the package and binary of the same name.
@@ -50,6 +51,21 @@ const SERVICES: [&str; 4] = [
     "email-delivery",
     "recurring-task",
 ];
+/// The registry the images are named for unless told otherwise (`--registry`, and the flake's
+/// TODO_DAPR_REGISTRY): the name the local cluster imports under, which resolves nowhere, so an
+/// image is never pushed to a public registry by accident.
+pub(crate) const DEFAULT_REGISTRY: &str = "todo-dapr.local";
+
+/// A service's repository: `<registry>/todo-dapr/<service>`, the chart's `image.registry` plus
+/// `services.<service>.image.repository`; the same in Nix (`nix/images.nix`) and the cluster.
+pub(crate) fn repository(registry: &str, service: &str) -> String {
+    format!("{}/todo-dapr/{service}", registry.trim_end_matches('/'))
+}
+
+/// The tag every service image gets: the workspace version, which is the chart's appVersion and
+/// so its default tag (`nix_check` holds the two together).
+pub(crate) const VERSION_TAG: &str = env!("CARGO_PKG_VERSION");
+
 /// The cargo profile of the image binaries (root `Cargo.toml`).
 const PROFILE: &str = "image";
 /// Fixed, so the config (and with it the digest) depends on the contents only; the same value as
@@ -82,6 +98,11 @@ pub(crate) struct ImagesArgs {
     /// 25 MB, skopeo, umoci and oci-image-tool accept it, and the unpacked binary runs.
     #[arg(long, conflicts_with = "out")]
     check: bool,
+    /// Registry the images are named for: `<registry>/todo-dapr/<service>:<version>` (OCIR:
+    /// `<region-key>.ocir.io/<tenancy-namespace>`). Only the name in each layout's annotations
+    /// and the push commands printed; the layout itself holds the version tag.
+    #[arg(long, env = "TODO_DAPR_REGISTRY", default_value = DEFAULT_REGISTRY)]
+    registry: String,
 }
 
 /// `cargo xtask images [--out DIR] [--check]`.
@@ -99,12 +120,21 @@ pub(crate) fn run(args: &ImagesArgs) -> anyhow::Result<()> {
         build_binaries,
     )?;
     let (images, runtime) = step::run(&format!("OCI layouts in {}", out.display()), || {
-        write_images(&binaries, &out)
+        write_images(&binaries, &out, &args.registry)
     })?;
     for image in &images {
         step::info(&image.summary());
     }
     step::info(&runtime);
+    step::info("push each to its registry (after `skopeo login <registry host>`):");
+    for image in &images {
+        step::info(&format!(
+            "  skopeo copy oci:{}:{} docker://{}",
+            image.dir.display(),
+            image.tag,
+            image.name
+        ));
+    }
     Ok(())
 }
 
@@ -120,8 +150,9 @@ pub(crate) fn check() -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("todo-dapr-images-")
         .tempdir()?;
-    let (first, runtime) = write_images(&binaries, &scratch.path().join("first"))?;
-    let (second, _) = write_images(&binaries, &scratch.path().join("second"))?;
+    let (first, runtime) =
+        write_images(&binaries, &scratch.path().join("first"), DEFAULT_REGISTRY)?;
+    let (second, _) = write_images(&binaries, &scratch.path().join("second"), DEFAULT_REGISTRY)?;
     check_reproducible(&first, &second)?;
     step::info("two builds from the same binaries: identical manifests and index.json");
     for image in &first {
@@ -406,6 +437,8 @@ struct BuiltImage {
     service: &'static str,
     dir: PathBuf,
     tag: String,
+    /// `<registry>/todo-dapr/<service>:<tag>`.
+    name: String,
     manifest_digest: Digest,
     index_json: Vec<u8>,
     /// Layer blobs as stored (gzip), plus config and manifest.
@@ -420,10 +453,10 @@ struct BuiltImage {
 impl BuiltImage {
     fn summary(&self) -> String {
         format!(
-            "{}: {} (tag {}), {} compressed, {} uncompressed",
+            "{}: {} ({}), {} compressed, {} uncompressed",
             self.service,
             self.manifest_digest,
-            self.tag,
+            self.name,
             megabytes(self.compressed),
             megabytes(self.uncompressed)
         )
@@ -515,11 +548,14 @@ pub(crate) fn build_service_images(
     Ok((images, runtime_line))
 }
 
-/// Writes `out/<service>/` for every service (see [`build_service_images`]), each layout naming
-/// its image by the content-derived tag. Returns the images and a line on the runtime layer.
+/// Writes `out/<service>/` for every service (see [`build_service_images`]), each layout holding
+/// its image under the version tag (the chart's default tag) and, as containerd's image-name
+/// annotation, its full name `<registry>/todo-dapr/<service>:<version>`. Returns the images and
+/// a line on the runtime layer.
 fn write_images(
     binaries: &BTreeMap<&'static str, PathBuf>,
     out: &Path,
+    registry: &str,
 ) -> anyhow::Result<(Vec<BuiltImage>, String)> {
     let (images, runtime_line) = build_service_images(binaries)?;
     let mut built = Vec::new();
@@ -531,14 +567,19 @@ fn write_images(
     } in images
     {
         let dir = out.join(service);
-        let tag = image.tag();
+        let tag = VERSION_TAG.to_owned();
+        let name = format!("{}:{tag}", repository(registry, service));
         let index_json = image
-            .write_layout(&dir, &[(ANNOTATION_REF_NAME, &tag)])
+            .write_layout(
+                &dir,
+                &[(ANNOTATION_REF_NAME, &tag), (CONTAINERD_IMAGE_NAME, &name)],
+            )
             .with_context(|| format!("writing the image of {service}"))?;
         built.push(BuiltImage {
             service,
             dir,
             tag,
+            name,
             manifest_digest: image.manifest_digest.clone(),
             index_json,
             compressed: image.compressed(),
@@ -1234,6 +1275,7 @@ mod tests {
             service,
             dir: PathBuf::new(),
             tag: String::new(),
+            name: String::new(),
             manifest_digest: sha256(&[digest_byte]).unwrap(),
             index_json: index.to_vec(),
             compressed: 0,

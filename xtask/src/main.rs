@@ -19,6 +19,7 @@ mod observability;
 mod smtp_sink;
 mod step;
 mod test;
+mod tools;
 mod up;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,8 @@
 //! The Nix flake, proven as far as a machine without nixpkgs can: `flake.nix` and `nix/*.nix`
 //! parse, and the flake's outputs evaluate, with the expected names and shapes, against the stub
-//! inputs in `nix/stubs/` (see `nix/stubs/README.md`).
+//! inputs in `nix/stubs/` (see `nix/stubs/README.md`): for both systems, the dev shell holds every
+//! program of `tools::TOOLS`, and the images are `<registry>/todo-dapr/<service>:<appVersion>`
+//! for the system's architecture, with the default registry and with `TODO_DAPR_REGISTRY`.
 //!
 //! Nix only sees the git-tracked files of a flake in a git repository, so the evaluation runs on
 //! a scratch copy of the working tree (tracked and untracked-but-not-ignored files) that gets its
@@ -19,7 +21,14 @@ use serde_json::Value;
 
 use crate::step;
 
+/// The system whose outputs are checked in depth (the one this project's machines build).
 const SYSTEM: &str = "x86_64-linux";
+/// Every system the flake describes, with the OCI architecture of its images.
+const SYSTEMS: [(&str, &str); 2] = [("x86_64-linux", "amd64"), ("aarch64-linux", "arm64")];
+/// A registry given through TODO_DAPR_REGISTRY in the second evaluation of the image names.
+const OCIR_EXAMPLE: &str = "fra.ocir.io/axk4example";
+/// The environment the dev shell sets for what has no program on PATH (see nix/devshell.nix).
+const SHELL_ENV: [&str; 4] = ["PG_BIN_DIR", "JAVA_HOME", "RABBITMQ_SERVER", "CNI_BIN_DIR"];
 const SERVICES: [&str; 4] = [
     "backend",
     "notification",
@@ -126,7 +135,148 @@ fn evaluate(repo: &Path, scratch: &Path) -> anyhow::Result<()> {
         expected_packages.join(", "),
         CHECKS.join(", ")
     ));
+
+    let version = chart_app_version(&flake)?;
+    for (system, arch) in SYSTEMS {
+        let shell = nix.eval_json(&format!("devShells.{system}.default"), &shell_summary())?;
+        check_shell_tools(system, &shell)?;
+        let images = nix.eval_json(&format!("packages.{system}.images"), &images_summary())?;
+        check_image_names(
+            system,
+            arch,
+            &images,
+            crate::images::DEFAULT_REGISTRY,
+            &version,
+        )?;
+    }
+    step::info(&format!(
+        "devShells {{{}}}: each holds every program xtask looks for ({} of them)",
+        SYSTEMS.map(|(s, _)| s).join(", "),
+        crate::tools::TOOLS.len()
+    ));
+    let images = nix.eval_json_with_env(
+        &format!("packages.{SYSTEM}.images"),
+        &images_summary(),
+        ("TODO_DAPR_REGISTRY", OCIR_EXAMPLE),
+    )?;
+    check_image_names(SYSTEM, "amd64", &images, OCIR_EXAMPLE, &version)?;
+    step::info(&format!(
+        "images: {}/todo-dapr/<service>:{version} (amd64, arm64), and under TODO_DAPR_REGISTRY",
+        crate::images::DEFAULT_REGISTRY
+    ));
     Ok(())
+}
+
+/// `--apply` for a dev shell: the programs its packages hold (the stub nixpkgs records them) and
+/// the variables of [`SHELL_ENV`] it sets.
+fn shell_summary() -> String {
+    let vars = SHELL_ENV.map(|v| format!("\"{v}\"")).join(" ");
+    format!(
+        "sh: {{ programs = builtins.concatMap (p: p.stubPrograms or \
+         [ (p.meta.mainProgram or p.name) ]) sh.packages; env = builtins.listToAttrs (map (n: \
+         {{ name = n; value = sh.${{n}} or null; }}) [ {vars} ]); }}"
+    )
+}
+
+/// `--apply` for `packages.<system>.images`: each service image's name, tag and architecture.
+fn images_summary() -> String {
+    let services = SERVICES.map(|s| format!("\"{s}\"")).join(" ");
+    format!(
+        "set: builtins.listToAttrs (map (s: {{ name = s; value = {{ name = set.${{s}}.imageName; \
+         tag = set.${{s}}.imageTag; arch = set.${{s}}.arch or null; }}; }}) [ {services} ])"
+    )
+}
+
+/// Every program of `tools::TOOLS` is in the shell's packages (except those nixpkgs lacks, which
+/// are named with their reason), and the shell sets the variables for what has no program.
+fn check_shell_tools(system: &str, shell: &Value) -> anyhow::Result<()> {
+    let programs: BTreeSet<&str> = shell["programs"]
+        .as_array()
+        .with_context(|| format!("devShells.{system}.default lists no packages"))?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let missing: Vec<&str> = crate::tools::TOOLS
+        .iter()
+        .map(|(program, _)| *program)
+        .filter(|program| !programs.contains(program))
+        .filter(|program| {
+            !crate::tools::NOT_IN_NIXPKGS
+                .iter()
+                .any(|(p, _)| p == program)
+        })
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "devShells.{system}.default lacks {missing:?}: add their packages to nix/devshell.nix \
+         (inside `nix develop`, `cargo xtask` would install them with apt-get)"
+    );
+    for var in SHELL_ENV {
+        ensure!(
+            shell["env"][var]
+                .as_str()
+                .is_some_and(|v| v.starts_with("/nix/store/")),
+            "devShells.{system}.default does not set {var} to a store path"
+        );
+    }
+    Ok(())
+}
+
+/// Each image is `<registry>/todo-dapr/<service>:<appVersion>` for `arch`: the reference the chart
+/// pulls with `image.registry: <registry>` and its default tag.
+fn check_image_names(
+    system: &str,
+    arch: &str,
+    images: &Value,
+    registry: &str,
+    version: &str,
+) -> anyhow::Result<()> {
+    for service in SERVICES {
+        let image = &images[service];
+        let want = crate::images::repository(registry, service);
+        ensure!(
+            image["name"].as_str() == Some(want.as_str()),
+            "packages.{system}.images.{service} is named {}, expected {want}",
+            image["name"]
+        );
+        ensure!(
+            image["tag"].as_str() == Some(version),
+            "packages.{system}.images.{service} is tagged {}, expected the chart's appVersion {version}",
+            image["tag"]
+        );
+        ensure!(
+            image["arch"].as_str() == Some(arch),
+            "packages.{system}.images.{service} is built for {}, expected {arch}",
+            image["arch"]
+        );
+    }
+    Ok(())
+}
+
+/// The chart's appVersion, its default image tag; the workspace version must be the same.
+fn chart_app_version(flake: &Path) -> anyhow::Result<String> {
+    let chart = std::fs::read_to_string(flake.join("helm/todo-dapr/Chart.yaml"))?;
+    // A top-level scalar: one line, optionally quoted (no YAML parser in xtask's dependencies).
+    let version = chart
+        .lines()
+        .find_map(|line| line.strip_prefix("appVersion:"))
+        .map(|v| v.trim().trim_matches('"').trim_matches('\'').to_owned())
+        .filter(|v| !v.is_empty())
+        .context("helm/todo-dapr/Chart.yaml has no appVersion")?;
+    ensure!(
+        version == env!("CARGO_PKG_VERSION"),
+        "Chart.yaml appVersion {version} is not the workspace version {}: the images are tagged \
+         with the workspace version and the chart pulls its appVersion",
+        env!("CARGO_PKG_VERSION")
+    );
+    let values = std::fs::read_to_string(flake.join("helm/todo-dapr/values.yaml"))?;
+    for service in SERVICES {
+        ensure!(
+            values.contains(&format!("repository: todo-dapr/{service}\n")),
+            "helm/todo-dapr/values.yaml: services.{service}.image.repository is not todo-dapr/{service}"
+        );
+    }
+    Ok(version)
 }
 
 /// `--apply` for an output set: each attribute's type, name and dependency build (if any).
@@ -349,6 +499,24 @@ impl Nix {
     fn eval_json(&self, attr: &str, apply: &str) -> anyhow::Result<Value> {
         let out = run(&mut self.command(&["eval", "--json"], Some(attr), &["--apply", apply]))
             .with_context(|| format!("evaluating {attr}"))?;
+        serde_json::from_str(&out).with_context(|| format!("parsing the evaluation of {attr}"))
+    }
+
+    /// Like [`Nix::eval_json`], `--impure` with one more environment variable (what the flake
+    /// reads with `builtins.getEnv`).
+    fn eval_json_with_env(
+        &self,
+        attr: &str,
+        apply: &str,
+        (key, value): (&str, &str),
+    ) -> anyhow::Result<Value> {
+        let mut cmd = self.command(
+            &["eval", "--json", "--impure"],
+            Some(attr),
+            &["--apply", apply],
+        );
+        cmd.env(key, value);
+        let out = run(&mut cmd).with_context(|| format!("evaluating {attr} with {key}={value}"))?;
         serde_json::from_str(&out).with_context(|| format!("parsing the evaluation of {attr}"))
     }
 }

@@ -1,16 +1,17 @@
-# Offline stand-in for nixpkgs (see ../README.md): `lib` and `legacyPackages.x86_64-linux` with
-# just the attributes todo-dapr's flake uses. Evaluates; builds nothing.
+# Offline stand-in for nixpkgs (see ../README.md): `lib` and `legacyPackages.<system>` (x86_64-linux
+# and aarch64-linux) with just the attributes todo-dapr's flake uses. Evaluates; builds nothing.
 {
   description = "Stub nixpkgs for evaluating todo-dapr's flake offline";
 
   outputs =
     { self }:
     let
-      system = "x86_64-linux";
       lib = import ./lib.nix;
     in
     {
       inherit lib;
-      legacyPackages.${system} = import ./pkgs.nix { inherit lib system; };
+      legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
+        system: import ./pkgs.nix { inherit lib system; }
+      );
     };
 }

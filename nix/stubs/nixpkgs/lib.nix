@@ -155,6 +155,17 @@ in
 
   mapAttrsToList = f: set: map (name: f name set.${name}) (attrNames set);
 
+  genAttrs =
+    names: f:
+    builtins.listToAttrs (
+      map (name: {
+        inherit name;
+        value = f name;
+      }) names
+    );
+
+  optionalString = cond: s: if cond then s else "";
+
   concatStrings = concatStringsSep "";
 
   escapeShellArgs = args: concatStringsSep " " (map (a: "'${replaceStrings [ "'" ] [ "'\\''" ] a}'") args);

@@ -17,6 +17,7 @@ pub const ENV_HELP: &str = "\
 Environment (defaults in brackets):
   BACKEND_HOST           address to listen on [127.0.0.1]
   BACKEND_PORT           port for REST, MCP, internal, health and metrics routes [8000]
+  METRICS_PORT           serve /metrics on this port (same host) instead of the one above [unset]
   DATABASE_URL           PostgreSQL URL; when unset, read from the secret store. TLS (rustls):
                          add ?sslmode=verify-full&sslrootcert=<CA file> to verify the server
   DATABASE_MAX_CONNECTIONS  pool size [10]
@@ -40,6 +41,8 @@ Environment (defaults in brackets):
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Database URL given in the environment (else: secret store).
     pub database_url: Option<String>,
     /// Connection pool size.
@@ -84,6 +87,7 @@ impl Config {
         // `APP_API_TOKEN` is read by `AppTokenLayer::from_env` in `main.rs`, the same way.
         let ServiceEnv {
             listen,
+            metrics_listen,
             app_api_token: _,
             shutdown_grace,
             log_format,
@@ -100,6 +104,7 @@ impl Config {
         }
         let config = Self {
             listen,
+            metrics_listen,
             database_url: env.optional("DATABASE_URL"),
             database_max_connections,
             run_migrations,

@@ -73,6 +73,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let metrics = Metrics::new("backend")?;
+    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
+        .await
+        .context("METRICS_PORT")?;
     let relay_metrics = RelayMetrics::register(metrics.registry())?;
     let waker = Arc::new(Notify::new());
     let service = TaskService::new(pool.clone(), Arc::clone(&waker));
@@ -114,9 +117,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(address = %config.listen, "backend listening");
 
-    middleware::server::serve(
+    middleware::server::serve_with_metrics(
         listener,
         app,
+        metrics_listener,
         middleware::server::shutdown_signal(),
         config.shutdown_grace,
     )

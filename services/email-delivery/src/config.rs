@@ -22,6 +22,7 @@ pub const ENV_HELP: &str = "\
 Environment (defaults in brackets):
   EMAIL_DELIVERY_HOST    address to listen on [127.0.0.1]
   EMAIL_DELIVERY_PORT    port for Dapr deliveries, health and metrics [8002]
+  METRICS_PORT           serve /metrics on this port (same host) instead of the one above [unset]
   SMTP_HOST              mail server host name or address [127.0.0.1]
   SMTP_PORT              mail server port [25]
   SMTP_TLS               none | starttls | tls (implicit TLS, usually port 465) [none]
@@ -122,6 +123,8 @@ pub struct SmtpConfig {
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// The mail server.
     pub smtp: SmtpConfig,
     /// Dapr secret store name.
@@ -213,6 +216,7 @@ impl Config {
 
         let config = Self {
             listen: service.listen,
+            metrics_listen: service.metrics_listen,
             smtp: SmtpConfig {
                 host: smtp_host,
                 port: smtp_port,

@@ -76,6 +76,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Mailer::new(&config.smtp, credentials.as_ref()).context("setting up the SMTP client")?;
 
     let metrics = Metrics::new(SERVICE)?;
+    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
+        .await
+        .context("METRICS_PORT")?;
     let email_metrics = EmailMetrics::register(&metrics)?;
     // Few, quick retries: a delivery waiting on a publish holds its Dapr delivery slot, and a
     // failed publish is retried through the event's redelivery anyway.
@@ -113,9 +116,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(address = %config.listen, "{SERVICE} listening");
 
-    middleware::server::serve(
+    middleware::server::serve_with_metrics(
         listener,
         app,
+        metrics_listener,
         middleware::server::shutdown_signal(),
         config.shutdown_grace,
     )

@@ -21,6 +21,7 @@ Environment (defaults in brackets):
   NOTIFICATION_HOST      address to listen on [127.0.0.1]
   NOTIFICATION_PORT      port for Dapr callbacks (/dapr/subscribe, /events/*, /job/*), health
                          and metrics routes [8001]
+  METRICS_PORT           serve /metrics on this port (same host) instead of the one above [unset]
   BACKEND_APP_ID         Dapr app id of the backend, asked about a task when its reminder
                          fires [backend]
   STATE_STORE            Dapr state store for the ordering and de-duplication records
@@ -41,6 +42,8 @@ Environment (defaults in brackets):
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// App id of the backend (service invocation target).
     pub backend_app_id: String,
     /// Dapr state store name.
@@ -79,6 +82,7 @@ impl Config {
         env.finish()?;
         Ok(Self {
             listen: service.listen,
+            metrics_listen: service.metrics_listen,
             backend_app_id,
             state_store,
             job_failure_policy,

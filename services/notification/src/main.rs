@@ -36,6 +36,9 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
     let metrics = Metrics::new(notification::SERVICE)?;
+    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
+        .await
+        .context("METRICS_PORT")?;
     let publisher =
         Publisher::dapr(dapr.clone(), &PublisherConfig::default()).with_metrics(metrics.clone());
     let state = AppState::new(
@@ -54,9 +57,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(address = %config.listen, backend = %config.backend_app_id, "notification listening");
-    middleware::server::serve(
+    middleware::server::serve_with_metrics(
         listener,
         app,
+        metrics_listener,
         middleware::server::shutdown_signal(),
         config.shutdown_grace,
     )

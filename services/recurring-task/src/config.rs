@@ -16,6 +16,7 @@ pub const ENV_HELP: &str = "\
 Environment (defaults in brackets):
   RECURRING_TASK_HOST    address to listen on [127.0.0.1]
   RECURRING_TASK_PORT    port for event deliveries, health and metrics routes [8003]
+  METRICS_PORT           serve /metrics on this port (same host) instead of the one above [unset]
   BACKEND_APP_ID         Dapr app id of the backend, called for each next occurrence [backend]
   DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
   APP_API_TOKEN          token daprd must present on every call into this app [none]
@@ -28,6 +29,8 @@ Environment (defaults in brackets):
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Dapr app id of the backend.
     pub backend_app_id: String,
     /// How to reach our sidecar.
@@ -47,6 +50,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("backend_app_id", &self.backend_app_id)
             .field("dapr", &self.dapr)
             .field(
@@ -75,6 +79,7 @@ impl Config {
         env.finish()?;
         Ok(Self {
             listen: service.listen,
+            metrics_listen: service.metrics_listen,
             backend_app_id,
             dapr,
             app_api_token: service.app_api_token,

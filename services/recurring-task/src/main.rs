@@ -50,6 +50,9 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
     let metrics = Metrics::new(recurring_task::APP_ID)?;
+    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
+        .await
+        .context("METRICS_PORT")?;
     let state = AppState::new(dapr.clone(), config.backend_app_id.as_str(), metrics)
         .context("registering metrics")?;
     let app = app::router(state, AppTokenLayer::new(config.app_api_token.clone()));
@@ -68,9 +71,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "dapr sidecar not ready yet"),
         }
     });
-    middleware::server::serve(
+    middleware::server::serve_with_metrics(
         listener,
         app,
+        metrics_listener,
         middleware::server::shutdown_signal(),
         config.shutdown_grace,
     )

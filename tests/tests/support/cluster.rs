@@ -18,6 +18,9 @@ use serde_json::Value;
 
 /// The state file `cargo xtask cluster up` writes.
 pub(crate) const STATE_ENV: &str = "TODO_CLUSTER_STATE";
+/// The chart's `metrics.port` (helm/todo-dapr/values.yaml), which values-local.yaml keeps: every
+/// pod serves `/metrics` there, not on its app port.
+pub(crate) const METRICS_PORT: u16 = 9464;
 /// Generous for two cores running a whole cluster; waits return as soon as the condition holds.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -198,21 +201,21 @@ impl Env {
     pub(crate) async fn emails_sent(&self) -> anyhow::Result<f64> {
         self.counter(
             "email-delivery",
-            8002,
             "todo_emails_sent_total",
             r#"outcome="sent""#,
         )
         .await
     }
 
-    /// The sum of a counter over every pod of `component`, scraped at its pod address.
+    /// The sum of a counter over every pod of `component`, scraped at its pod address on the
+    /// chart's metrics port (the app port does not serve `/metrics` in the cluster).
     pub(crate) async fn counter(
         &self,
         component: &str,
-        port: u16,
         metric: &str,
         filter: &str,
     ) -> anyhow::Result<f64> {
+        let port = METRICS_PORT;
         let mut sum = 0.0;
         for pod in self.pods(component)? {
             if let Some(ip) = pod["status"]["podIP"].as_str() {

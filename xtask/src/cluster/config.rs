@@ -1,6 +1,6 @@
 //! The node's configuration files, rendered from its addresses and data directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::addresses::{
     BRIDGE, BRIDGE_IP, CGROUP_ROOT, CLUSTER_CIDR, CLUSTER_DOMAIN, HOST_IP, LINK_PREFIX, NODE_NAME,
@@ -8,9 +8,17 @@ use super::addresses::{
 };
 use super::pki::COREDNS_USER;
 
+/// Where the CNI plugins are: `CNI_BIN_DIR` (the Nix dev shell sets it), else Debian's
+/// `containernetworking-plugins` directory.
+pub(crate) fn cni_bin_dir() -> PathBuf {
+    std::env::var_os("CNI_BIN_DIR").map_or_else(|| PathBuf::from("/usr/lib/cni"), PathBuf::from)
+}
+
 /// containerd's own reference for the pause image (the pod sandbox).
 pub(crate) fn containerd_toml(dir: &Path, pause_image: &str) -> String {
     let d = dir.display();
+    let cni = cni_bin_dir();
+    let cni = cni.display();
     format!(
         r#"version = 2
 root = "{d}/containerd/root"
@@ -54,7 +62,7 @@ disabled_plugins = [
         SystemdCgroup = false
 
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "{cni}"
     conf_dir = "{d}/cni/net.d"
 "#
     )
