@@ -163,10 +163,25 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     print_results(&results);
     if !args.no_write {
         let path = harness::repo_root().join("BENCHMARKS.md");
-        std::fs::write(&path, render_markdown(&results))?;
+        let previous = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut text = render_markdown(&results);
+        text.push_str(kept_sections(&previous));
+        std::fs::write(&path, text)?;
         step::info(&format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// The heading of the part of BENCHMARKS.md this command does not measure: the sidecars in the
+/// local cluster, whose figures `cluster_monitoring` prints. It is kept as it is, from this
+/// heading to the end.
+const CLUSTER_SECTION: &str = "\n## Sidecar overhead in the cluster";
+
+/// The sections of `previous` to keep after the freshly rendered ones (empty without them).
+fn kept_sections(previous: &str) -> &str {
+    previous
+        .find(CLUSTER_SECTION)
+        .map_or("", |at| &previous[at..])
 }
 
 /// Runs this same command again from a release build of xtask. The load generator and the
@@ -761,6 +776,16 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewrite_keeps_the_cluster_section_only() {
+        let previous = "# Benchmarks\nold figures\n\n## Sidecar overhead in the cluster\nkept\n";
+        assert_eq!(
+            kept_sections(previous),
+            "\n## Sidecar overhead in the cluster\nkept\n"
+        );
+        assert_eq!(kept_sections("# Benchmarks\nold figures\n"), "");
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
