@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use chrono::Utc;
 use contracts::{event_types, topics};
-use harness::grafana::{self, Intervals, Query, Rule};
 use harness::prometheus::{PrometheusApi, Sample};
-use harness::{repo_root, wait};
+use harness::wait;
 use serde_json::{Value, json};
 use support::cluster::{DEADLINE, Env, PortForward, pod_name, rfc3339, unique};
+use support::dashboards;
 
 /// Where `cluster up` runs Prometheus (see `xtask/src/cluster/monitoring.rs`).
 const MONITORING_NAMESPACE: &str = "monitoring";
@@ -87,10 +87,6 @@ fn prometheus(env: &Env) -> anyhow::Result<PrometheusApi> {
         .as_str()
         .context("no Prometheus pod with an address in `monitoring`")?;
     PrometheusApi::new(format!("http://{ip}:9090"))
-}
-
-fn rules_file() -> std::path::PathBuf {
-    repo_root().join("grafana/rules/todo-dapr.rules.yaml")
 }
 
 /// 1. Every service, every sidecar, the Scheduler's three replicas and the kubelet are scraped,
@@ -161,45 +157,8 @@ fn label(sample: &Sample, name: &str) -> String {
 ///    PrometheusRule, and none fails to evaluate.
 async fn the_prometheus_rule_loads_and_evaluates_without_errors(env: &Env) -> anyhow::Result<()> {
     let api = prometheus(env)?;
-    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for rule in grafana::rules(&rules_file())? {
-        let (group, name) = match rule {
-            Rule::Recording { group, record, .. } => (group, record),
-            Rule::Alerting { group, alert, .. } => (group, alert),
-        };
-        expected.entry(group).or_default().push(name);
-    }
-    let groups = wait::until("every rule loaded and evaluated", DEADLINE, || async {
-        let groups = api.rule_groups().await?;
-        let loaded: BTreeMap<String, Vec<String>> = groups
-            .iter()
-            .map(|g| {
-                (
-                    g.name.clone(),
-                    g.rules.iter().map(|r| r.name.clone()).collect(),
-                )
-            })
-            .collect();
-        let unevaluated = groups
-            .iter()
-            .flat_map(|g| &g.rules)
-            .any(|r| r.health == "unknown");
-        if loaded == expected && !unevaluated {
-            Ok(Some(groups))
-        } else {
-            Err(anyhow::anyhow!(
-                "loaded {loaded:?} (some unevaluated: {unevaluated}), want {expected:?}"
-            ))
-        }
-    })
-    .await?;
-    let failing: Vec<String> = groups
-        .iter()
-        .flat_map(|g| &g.rules)
-        .filter(|r| r.health != "ok" || r.last_error.as_deref().is_some_and(|e| !e.is_empty()))
-        .map(|r| format!("{} ({}): {} {:?}", r.name, r.kind, r.health, r.last_error))
-        .collect();
-    ensure!(failing.is_empty(), "rules failing: {failing:#?}");
+    let groups =
+        dashboards::rules_load_and_evaluate(&api, &dashboards::rules_file(), DEADLINE).await?;
     eprintln!(
         "PrometheusRule: {} groups loaded from {}",
         groups.len(),
@@ -257,6 +216,22 @@ async fn scheduler_counter_moves(
     Ok(now)
 }
 
+/// Waits until `due` (plus a second, for the Scheduler's trigger) has passed by the clock and
+/// the Scheduler's `metric` has moved above `before`.
+async fn after_due(
+    api: &PrometheusApi,
+    due: chrono::DateTime<Utc>,
+    metric: &str,
+    before: f64,
+) -> anyhow::Result<f64> {
+    let after = due + chrono::Duration::seconds(1);
+    wait::until(&format!("{} to pass", rfc3339(after)), DEADLINE, || async {
+        Ok::<_, std::convert::Infallible>((Utc::now() > after).then_some(()))
+    })
+    .await?;
+    scheduler_counter_moves(api, metric, before).await
+}
+
 /// Waits for the mail of the reminder titled `title`; fails on a second one.
 async fn one_mail(env: &Env, title: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
     let saved = wait::until(&format!("the mail about {title}"), DEADLINE, || async {
@@ -295,15 +270,17 @@ async fn reminders_outlive_the_backend_and_every_notification_replica_being_down
     )
     .await?;
     scale(env, "backend", 0).await?;
-    let failed =
-        scheduler_counter_moves(&api, "dapr_scheduler_jobs_failed_total", failed_before).await;
+    // Down until the reminder has fallen due (its trigger met no backend) and failed.
+    let failed = after_due(&api, due, "dapr_scheduler_jobs_failed_total", failed_before).await;
     scale(env, "backend", 1).await?;
     failed?;
     let mailed = one_mail(env, &title).await?;
-    eprintln!(
-        "backend down: reminder mailed {:.1} s after its time",
-        (mailed - due).num_milliseconds() as f64 / 1000.0
+    let late = (mailed - due).num_milliseconds() as f64 / 1000.0;
+    ensure!(
+        late >= 1.0,
+        "mailed {late} s after its time: the backend was back before it fell due"
     );
+    eprintln!("backend down: reminder mailed {late:.1} s after its time");
 
     let undelivered_before =
         scheduler_counter(&api, "dapr_scheduler_jobs_undelivered_total").await?;
@@ -318,8 +295,10 @@ async fn reminders_outlive_the_backend_and_every_notification_replica_being_down
     // The task event must reach notification (the job exists) before its replicas go.
     scheduler_counter_moves(&api, "dapr_scheduler_jobs_created_total", created_before).await?;
     scale(env, "notification", 0).await?;
-    let undelivered = scheduler_counter_moves(
+    // Down until the reminder has fallen due with no replica to take it.
+    let undelivered = after_due(
         &api,
+        due,
         "dapr_scheduler_jobs_undelivered_total",
         undelivered_before,
     )
@@ -327,10 +306,12 @@ async fn reminders_outlive_the_backend_and_every_notification_replica_being_down
     scale(env, "notification", notification_replicas).await?;
     undelivered?;
     let mailed = one_mail(env, &title).await?;
-    eprintln!(
-        "every notification replica down: reminder mailed {:.1} s after its time",
-        (mailed - due).num_milliseconds() as f64 / 1000.0
+    let late = (mailed - due).num_milliseconds() as f64 / 1000.0;
+    ensure!(
+        late >= 1.0,
+        "mailed {late} s after its time: notification was back before it fell due"
     );
+    eprintln!("every notification replica down: reminder mailed {late:.1} s after its time");
     Ok(())
 }
 
@@ -441,68 +422,20 @@ async fn drive_failures(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn queries() -> anyhow::Result<Vec<Query>> {
-    let intervals = Intervals {
-        rate_interval: RATE_INTERVAL.into(),
-        ..Intervals::default()
-    };
-    let mut all = grafana::dashboard_queries(&repo_root().join("grafana/dashboards"), &intervals)?;
-    all.extend(grafana::recording_rule_queries(&rules_file())?);
-    Ok(all)
-}
-
 /// 4. Every panel query, template variable query and recording rule returns at least one
 ///    sample — no exemptions.
 async fn every_dashboard_query_and_recording_rule_returns_data(env: &Env) -> anyhow::Result<()> {
     let api = prometheus(env)?;
-    let queries = queries()?;
+    let queries = dashboards::all_queries(RATE_INTERVAL)?;
     let started = Instant::now();
     drive_requests(env).await?;
     drive_failures(env).await?;
-    let mut pending: Vec<&Query> = queries.iter().collect();
-    let mut errors: BTreeMap<String, String> = BTreeMap::new();
-    let mut last_drive = Instant::now();
-    let deadline = Instant::now() + ALL_DATA_DEADLINE;
-    loop {
-        let mut still = Vec::new();
-        for q in pending {
-            match api.instant_query(&q.promql).await {
-                Ok(samples) if !samples.is_empty() => {}
-                Ok(_) => still.push(q),
-                Err(e) => {
-                    errors.insert(q.origin.to_string(), format!("{e:#}"));
-                    still.push(q);
-                }
-            }
-        }
-        pending = still;
-        if pending.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        if last_drive.elapsed() >= REDRIVE_EVERY {
-            drive_requests(env).await?;
-            last_drive = Instant::now();
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    if !pending.is_empty() {
-        let list: Vec<String> = pending
-            .iter()
-            .map(|q| {
-                let error = errors
-                    .get(&q.origin.to_string())
-                    .map(|e| format!("\n      error: {e}"))
-                    .unwrap_or_default();
-                format!("{}\n      {}{error}", q.origin, q.promql)
-            })
-            .collect();
-        anyhow::bail!(
-            "{} of {} queries returned no data within {ALL_DATA_DEADLINE:?}:\n  {}",
-            pending.len(),
-            queries.len(),
-            list.join("\n  ")
-        );
-    }
+    let pace = dashboards::Pace {
+        deadline: ALL_DATA_DEADLINE,
+        poll: POLL,
+        redrive_every: REDRIVE_EVERY,
+    };
+    dashboards::every_query_returns_data(&api, &queries, &pace, || drive_requests(env)).await?;
     eprintln!(
         "all {} queries returned data in the cluster, {:?} after the traffic started",
         queries.len(),

@@ -24,14 +24,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use chrono::{SecondsFormat, Utc};
 use contracts::{event_types, topics};
-use harness::grafana::{self, Intervals, Origin, Query, Rule};
+use harness::grafana::{Origin, Query};
 use harness::prometheus::{PrometheusOptions, ScrapeTarget};
 use harness::suite::{self, Parallelism};
 use harness::{
     AppHealthCheck, Daprd, DaprdPorts, Infra, InfraOptions, Prometheus, Service, ServiceOptions,
-    SmtpSink, ports, repo_root, wait,
+    SmtpSink, ports, wait,
 };
 use serde_json::{Value, json};
+use support::dashboards::{self, rules_file};
 use support::tokens::{JWT_FIXTURE_KEY, token_for};
 use tokio::sync::Mutex;
 
@@ -365,20 +366,6 @@ async fn wait_subscriptions(daprd: &Daprd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rules_file() -> std::path::PathBuf {
-    repo_root()
-        .join("grafana")
-        .join("rules")
-        .join("todo-dapr.rules.yaml")
-}
-
-fn intervals() -> Intervals {
-    Intervals {
-        rate_interval: RATE_INTERVAL.into(),
-        ..Intervals::default()
-    }
-}
-
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7())
 }
@@ -633,17 +620,6 @@ async fn drive_job_failures(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The queries to check here: every panel target and variable query of every dashboard, and
-/// every recording rule, except those over the kubelet's series (see [`KUBELET_SERIES`]).
-fn local_and_kubelet_queries() -> anyhow::Result<(Vec<Query>, Vec<Query>)> {
-    let grafana_dir = repo_root().join("grafana");
-    let mut all = grafana::dashboard_queries(&grafana_dir.join("dashboards"), &intervals())?;
-    all.extend(grafana::recording_rule_queries(&rules_file())?);
-    Ok(all
-        .into_iter()
-        .partition(|q| !q.promql.contains(KUBELET_SERIES)))
-}
-
 fn dashboard_of(origin: &Origin) -> &str {
     match origin {
         Origin::Panel { dashboard, .. } | Origin::Variable { dashboard, .. } => dashboard,
@@ -653,57 +629,12 @@ fn dashboard_of(origin: &Origin) -> &str {
 
 /// Prometheus loaded every group and rule of the rule file, and none fails to evaluate.
 async fn the_rule_file_loads_and_evaluates_without_errors(env: &Env) -> anyhow::Result<()> {
-    let rules = grafana::rules(&rules_file())?;
-    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for rule in &rules {
-        let (group, name) = match rule {
-            Rule::Recording { group, record, .. } => (group, record),
-            Rule::Alerting { group, alert, .. } => (group, alert),
-        };
-        expected
-            .entry(group.clone())
-            .or_default()
-            .push(name.clone());
-    }
-    let groups = wait::until("every rule evaluated once", DEADLINE, || async {
-        let groups = env.prometheus.rule_groups().await?;
-        let unevaluated: Vec<&str> = groups
-            .iter()
-            .flat_map(|g| &g.rules)
-            .filter(|r| r.health == "unknown")
-            .map(|r| r.name.as_str())
-            .collect();
-        if unevaluated.is_empty() {
-            Ok(Some(groups))
-        } else {
-            Err(anyhow::anyhow!("not evaluated yet: {unevaluated:?}"))
-        }
-    })
-    .await?;
-    let loaded: BTreeMap<String, Vec<String>> = groups
-        .iter()
-        .map(|g| {
-            (
-                g.name.clone(),
-                g.rules.iter().map(|r| r.name.clone()).collect(),
-            )
-        })
-        .collect();
-    ensure!(
-        loaded == expected,
-        "Prometheus loaded {loaded:?}, the file has {expected:?}"
-    );
-    let failing: Vec<String> = groups
-        .iter()
-        .flat_map(|g| &g.rules)
-        .filter(|r| r.health != "ok" || r.last_error.as_deref().is_some_and(|e| !e.is_empty()))
-        .map(|r| format!("{} ({}): {} {:?}", r.name, r.kind, r.health, r.last_error))
-        .collect();
-    ensure!(failing.is_empty(), "rules failing: {failing:#?}");
+    let groups =
+        dashboards::rules_load_and_evaluate(env.prometheus.api(), &rules_file(), DEADLINE).await?;
+    let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
     eprintln!(
-        "rule file: {} groups, {} rules loaded and evaluated without error",
-        groups.len(),
-        rules.len()
+        "rule file: {} groups, {rules} rules loaded and evaluated without error",
+        groups.len()
     );
     Ok(())
 }
@@ -711,7 +642,9 @@ async fn the_rule_file_loads_and_evaluates_without_errors(env: &Env) -> anyhow::
 /// Every panel, variable and recording rule returns data once traffic has flowed.
 async fn every_dashboard_query_and_recording_rule_returns_data(env: &Env) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (queries, kubelet) = local_and_kubelet_queries()?;
+    let (queries, kubelet): (Vec<Query>, Vec<Query>) = dashboards::all_queries(RATE_INTERVAL)?
+        .into_iter()
+        .partition(|q| !q.promql.contains(KUBELET_SERIES));
     eprintln!(
         "{} queries over the kubelet's series are checked in the cluster (cluster_monitoring)",
         kubelet.len()
@@ -727,52 +660,15 @@ async fn every_dashboard_query_and_recording_rule_returns_data(env: &Env) -> any
     drive_job_failures(env).await?;
     eprintln!("traffic driven in {:?}", started.elapsed());
 
-    let mut pending: Vec<&Query> = queries.iter().collect();
-    let mut errors: BTreeMap<String, String> = BTreeMap::new();
-    let mut ticker = tokio::time::interval(POLL);
-    let mut last_drive = Instant::now();
-    let deadline = Instant::now() + ALL_DATA_DEADLINE;
-    loop {
-        ticker.tick().await;
-        let mut still = Vec::new();
-        for q in pending {
-            match env.prometheus.instant_query(&q.promql).await {
-                Ok(samples) if !samples.is_empty() => {}
-                Ok(_) => still.push(q),
-                Err(e) => {
-                    errors.insert(q.origin.to_string(), format!("{e:#}"));
-                    still.push(q);
-                }
-            }
-        }
-        pending = still;
-        if pending.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        // Rate windows need fresh samples: keep light traffic going while waiting.
-        if last_drive.elapsed() >= REDRIVE_EVERY {
-            drive_requests(env).await?;
-            last_drive = Instant::now();
-        }
-    }
-    if !pending.is_empty() {
-        let list: Vec<String> = pending
-            .iter()
-            .map(|q| {
-                let error = errors
-                    .get(&q.origin.to_string())
-                    .map(|e| format!("\n      error: {e}"))
-                    .unwrap_or_default();
-                format!("{}\n      {}{error}", q.origin, q.promql)
-            })
-            .collect();
-        anyhow::bail!(
-            "{} of {} queries returned no data within {ALL_DATA_DEADLINE:?}:\n  {}",
-            pending.len(),
-            queries.len(),
-            list.join("\n  ")
-        );
-    }
+    let pace = dashboards::Pace {
+        deadline: ALL_DATA_DEADLINE,
+        poll: POLL,
+        redrive_every: REDRIVE_EVERY,
+    };
+    dashboards::every_query_returns_data(env.prometheus.api(), &queries, &pace, || {
+        drive_requests(env)
+    })
+    .await?;
     eprintln!(
         "all {} queries returned data; {:?} from the start of the traffic",
         queries.len(),

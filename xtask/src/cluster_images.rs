@@ -47,7 +47,7 @@ pub(crate) const DAPR_REGISTRY: &str = "todo-dapr.local/dapr";
 pub(crate) const DAPR_TAG: &str = RUNTIME_VERSION;
 /// Where the monitoring images are: the upstream registry `quay.io` swapped for ours, so the
 /// operator's example manifests name our images once that one word is replaced.
-pub(crate) const MONITORING_REGISTRY: &str = "todo-dapr.local";
+pub(crate) const MONITORING_REGISTRY: &str = REGISTRY;
 /// The upstream registry of the Prometheus projects' images.
 pub(crate) const UPSTREAM_MONITORING_REGISTRY: &str = "quay.io";
 /// containerd's CRI `sandbox_image`.

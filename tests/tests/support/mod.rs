@@ -3,6 +3,7 @@
 
 pub(crate) mod ca;
 pub(crate) mod cluster;
+pub(crate) mod dashboards;
 pub(crate) mod metrics;
 pub(crate) mod observer;
 pub(crate) mod tokens;
