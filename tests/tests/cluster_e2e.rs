@@ -148,15 +148,7 @@ async fn completing_a_recurring_task_yields_one_next_occurrence(env: &Env) -> an
         )
         .await?;
     let first = task["id"].as_str().context("task id")?.to_owned();
-    let (status, body) = env
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/tasks/{first}/complete"),
-            &user,
-            None,
-        )
-        .await?;
-    ensure!(status == 200, "complete answered {status}: {body}");
+    env.complete_task(&user, &first).await?;
     let next = wait::until("the next occurrence", DEADLINE, || async {
         let (_, list) = env
             .send(

@@ -347,15 +347,7 @@ async fn drive_requests(env: &Env) -> anyhow::Result<()> {
         )
         .await?;
     let id = recurring["id"].as_str().context("task id")?;
-    let (status, _) = env
-        .send(
-            Method::POST,
-            &format!("/api/v1/tasks/{id}/complete"),
-            &user,
-            None,
-        )
-        .await?;
-    ensure!(status == 200, "complete answered {status}");
+    env.complete_task(&user, id).await?;
     // A reminder due in two seconds: a job, a trigger, a mail.
     env.create_task(
         &user,
@@ -516,15 +508,7 @@ async fn load(env: &Env, until: Instant) -> anyhow::Result<usize> {
                     )
                     .await?;
                 let id = task["id"].as_str().context("task id")?;
-                let (status, _) = env
-                    .send(
-                        reqwest::Method::POST,
-                        &format!("/api/v1/tasks/{id}/complete"),
-                        &user,
-                        None,
-                    )
-                    .await?;
-                ensure!(status == 200, "complete answered {status}");
+                env.complete_task(&user, id).await?;
                 done += 2;
             }
             Ok::<_, anyhow::Error>(done)

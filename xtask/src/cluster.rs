@@ -124,7 +124,9 @@ pub(crate) fn up() -> anyhow::Result<ClusterState> {
     let bins = install.binaries()?;
     let tools = step::run("Kubernetes programs", kube_build::ensure_kubernetes)?;
     let monitoring_tools = step::run("monitoring programs", kube_build::ensure_monitoring)?;
-    let images = step::run("node images", cluster_images::ensure_node_images)?;
+    let images = step::run("node images", || {
+        cluster_images::ensure_node_images(&monitoring_tools)
+    })?;
     let data_dir = tempfile::Builder::new()
         .prefix("todo-dapr-cluster-")
         .tempdir()?

@@ -121,15 +121,20 @@ impl NodeImages {
 
 /// Builds (or reuses) the Dapr control plane images, the pause image and our services' images.
 pub(crate) fn ensure_images() -> anyhow::Result<Vec<ImageArchive>> {
-    Ok(ensure_node_images()?.archives())
+    let monitoring = kube_build::ensure_monitoring()?;
+    Ok(ensure_node_images(&monitoring)?.archives())
 }
 
 /// [`ensure_images`], keeping which archive is which (and the services' tags).
-pub(crate) fn ensure_node_images() -> anyhow::Result<NodeImages> {
+/// The monitoring images are made of `monitoring`'s programs, which `cluster up` also installs
+/// from, so they are built (or found) once.
+pub(crate) fn ensure_node_images(
+    monitoring: &kube_build::MonitoringTools,
+) -> anyhow::Result<NodeImages> {
     let dapr = dapr_images()?;
     let pause = pause_image()?;
     let services = service_images()?;
-    let monitoring = monitoring_images()?;
+    let monitoring = monitoring_images(monitoring)?;
     Ok(NodeImages {
         dapr,
         pause,
@@ -212,8 +217,7 @@ pub(crate) fn monitoring_reference(project: &str, name: &str, version: &str) -> 
 /// The Prometheus Operator, its config reloader and Prometheus, from `kube_build`'s builds. The
 /// operator runs the reloader as `/bin/prometheus-config-reloader`; the other two run by
 /// entrypoint.
-fn monitoring_images() -> anyhow::Result<Vec<ImageArchive>> {
-    let tools = kube_build::ensure_monitoring()?;
+fn monitoring_images(tools: &kube_build::MonitoringTools) -> anyhow::Result<Vec<ImageArchive>> {
     let dir = dapr_runtime::cache_root()?.join("cluster-images");
     let operator = kube_build::PROMETHEUS_OPERATOR_VERSION;
     let prometheus = kube_build::PROMETHEUS_VERSION;

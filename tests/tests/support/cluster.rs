@@ -182,6 +182,20 @@ impl Env {
         Ok(task)
     }
 
+    /// Completes task `id` of `user` through the backend; fails unless it answers 200.
+    pub(crate) async fn complete_task(&self, user: &str, id: &str) -> anyhow::Result<()> {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/tasks/{id}/complete"),
+                user,
+                None,
+            )
+            .await?;
+        ensure!(status == 200, "complete answered {status}: {body}");
+        Ok(())
+    }
+
     /// The mails the sink saved whose text contains `marker`, with when each was saved.
     pub(crate) fn mails_about(&self, marker: &str) -> Vec<(String, SystemTime)> {
         let Ok(entries) = std::fs::read_dir(&self.mail_dir) else {
