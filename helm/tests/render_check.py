@@ -781,6 +781,35 @@ def template_tests(rep: Report, r: Rendered, values: dict[str, Any], yaml: Any) 
             )
             assert env_of(c)["METRICS_PORT"]["value"] == str(port), f"{svc}: METRICS_PORT"
 
+    def t_shutdown_order() -> None:
+        # A deleted pod: the preStop sleep (endpoints drop it), the app's drain (daprd, blocked,
+        # sees it fail its probe and stops sending work), the app's grace; inside the pod's limit.
+        sleep = values["preStopSleepSeconds"]
+        for svc, d in deps.items():
+            c = container(d)
+            dapr = copy.deepcopy(values["dapr"])
+            _merge(dapr, values["services"][svc].get("dapr") or {})
+            annotations = pod_annotations(d)
+            env = env_of(c)
+            if sleep:
+                assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": sleep}}}, c["lifecycle"]
+            else:
+                assert "lifecycle" not in c, f"{svc}: a preStop hook with preStopSleepSeconds 0"
+            check = dapr["appHealthCheck"]
+            drains = check["enabled"] and values["services"][svc]["drainBeforeStop"]
+            drain = check["probeIntervalSeconds"] * check["threshold"] + 1 if drains else 0
+            if drain:
+                assert env["SHUTDOWN_DRAIN_SECS"]["value"] == str(drain), f"{svc}: drain"
+            else:
+                assert "SHUTDOWN_DRAIN_SECS" not in env, f"{svc}: a drain without a health check"
+            block = annotations.get("dapr.io/block-shutdown-duration")
+            if check["enabled"] and dapr["blockShutdownSeconds"]:
+                assert block == f"{dapr['blockShutdownSeconds']}s", f"{svc}: block {block}"
+            else:
+                assert block is None, f"{svc}: block-shutdown without an app health check"
+            limit = d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+            assert limit >= sleep + drain + max(10, dapr["gracefulShutdownSeconds"]), f"{svc}"
+
     def t_node_architecture() -> None:
         arch = values.get("nodeArchitecture") or ""
         for svc, d in deps.items():
@@ -1515,6 +1544,31 @@ def negative_tests(rep: Report, helm: Any, yaml: Any, work: Path) -> None:
         r = rendered({"metrics": {"port": 9100, "serviceMonitor": {"enabled": True}}})
         (svc,) = [s for s in r.kind("Service") if s["metadata"]["name"].endswith("-metrics")]
         assert svc["spec"]["ports"][0]["port"] == 9100
+
+    def t_configuration_change_rolls_the_pods() -> None:
+        # Sidecars read the Configuration only at start: its checksum is in every pod template.
+        def sums(values: dict[str, Any]) -> set[str]:
+            return {
+                pod_annotations(d)["checksum/dapr-configuration"]
+                for d in deployments(rendered(values)).values()
+            }
+
+        base = sums({})
+        assert len(base) == 1, base
+        assert sums({}) == base, "the checksum is not stable"
+        changed = sums({"configuration": {"tracing": {"samplingRate": "0.5"}}})
+        assert len(changed) == 1 and changed != base, (base, changed)
+
+    def t_termination_budget() -> None:
+        render_fails(
+            {"terminationGracePeriodSeconds": 20},
+            "terminationGracePeriodSeconds 20 is shorter than services.",
+        )
+        r = rendered({"preStopSleepSeconds": 0, "dapr": {"appHealthCheck": {"enabled": False}}})
+        for svc, d in deployments(r).items():
+            c = container(d)
+            assert "lifecycle" not in c and "SHUTDOWN_DRAIN_SECS" not in env_of(c), svc
+            assert "dapr.io/block-shutdown-duration" not in pod_annotations(d), svc
 
     def t_node_architecture_pin() -> None:
         r = rendered({"nodeArchitecture": "arm64", "nodeSelector": {"pool": "a1"}})

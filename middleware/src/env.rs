@@ -228,6 +228,8 @@ pub struct ServiceEnv {
     pub app_api_token: Option<String>,
     /// `SHUTDOWN_GRACE_SECS` (see [`EnvReader::secs`]), default 10 seconds.
     pub shutdown_grace: Duration,
+    /// `SHUTDOWN_DRAIN_SECS`, default 0: see [`crate::server::Shutdown::drain`].
+    pub shutdown_drain: Duration,
     /// `LOG_FORMAT`: `json`, `pretty` or `auto` (the default).
     pub log_format: LogFormat,
     /// `RUST_LOG`, default `info`.
@@ -245,6 +247,7 @@ impl fmt::Debug for ServiceEnv {
                 &self.app_api_token.as_ref().map(|_| "<redacted>"),
             )
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("shutdown_drain", &self.shutdown_drain)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .finish()
@@ -253,7 +256,7 @@ impl fmt::Debug for ServiceEnv {
 
 impl ServiceEnv {
     /// Reads `<prefix>_HOST`, `<prefix>_PORT` (default `default_port`), `METRICS_PORT`,
-    /// `APP_API_TOKEN`, `SHUTDOWN_GRACE_SECS`, `LOG_FORMAT` and `RUST_LOG`, recording problems
+    /// `APP_API_TOKEN`, `SHUTDOWN_GRACE_SECS`, `SHUTDOWN_DRAIN_SECS`, `LOG_FORMAT` and `RUST_LOG`, recording problems
     /// in `env`.
     pub fn read(env: &mut EnvReader<'_>, prefix: &str, default_port: u16) -> Self {
         let host = env.parse(
@@ -279,6 +282,11 @@ impl ServiceEnv {
             metrics_listen: metrics_port.map(|m| SocketAddr::new(host, m)),
             app_api_token: env.raw(APP_API_TOKEN_ENV).filter(|t| !t.is_empty()),
             shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 10),
+            shutdown_drain: Duration::from_secs(env.parse(
+                "SHUTDOWN_DRAIN_SECS",
+                0,
+                "a whole number of seconds",
+            )),
             log_format: env.parse("LOG_FORMAT", LogFormat::Auto, "json, pretty or auto"),
             log_filter: env.string("RUST_LOG", "info"),
         }
@@ -437,6 +445,7 @@ mod tests {
                 metrics_listen: None,
                 app_api_token: None,
                 shutdown_grace: Duration::from_secs(10),
+                shutdown_drain: Duration::ZERO,
                 log_format: LogFormat::Auto,
                 log_filter: "info".to_owned(),
             }
@@ -451,12 +460,14 @@ mod tests {
                 ("SVC_PORT", " 9001 "),
                 ("APP_API_TOKEN", " s3cret "),
                 ("SHUTDOWN_GRACE_SECS", "3"),
+                ("SHUTDOWN_DRAIN_SECS", "5"),
                 ("LOG_FORMAT", "json"),
                 ("RUST_LOG", "debug"),
             ],
             |env| ServiceEnv::read(env, "SVC", 8001),
         );
         assert!(result.is_ok());
+        assert_eq!(service.shutdown_drain, Duration::from_secs(5));
         assert_eq!(service.listen, "0.0.0.0:9001".parse().unwrap());
         // As set: daprd sends the token exactly as configured.
         assert_eq!(service.app_api_token.as_deref(), Some(" s3cret "));

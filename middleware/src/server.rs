@@ -5,6 +5,13 @@
 //! signal, gives in-flight requests `grace` to finish, and then returns regardless, so the
 //! caller can flush its own work (an outbox relay, a publisher) within a known budget.
 //!
+//! Before that, a [`Shutdown::drain`] period: the app keeps serving everything, but `/healthz`
+//! and `/readyz` answer 503 and every response closes its connection. The sidecar's app health
+//! probe sees the app go, so daprd stops delivering events and leaves the Scheduler's job stream
+//! while the app can still take what is already on its way (a job triggered at that moment would
+//! otherwise meet a closed port and wait for the Scheduler's retry); clients on kept-alive
+//! connections reconnect, to another replica once the Service has dropped this one.
+//!
 //! [`run_main`] is the start-up every service binary shares around its own `run`: a bad
 //! environment exits with code 2 before logging exists, then logging, then `run`.
 //! [`print_output`] is the other way a binary ends: a flag that prints a generated document.
@@ -12,6 +19,8 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -40,6 +49,26 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// How [`serve`] stops once its signal arrives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shutdown {
+    /// First, how long to go on serving while health probes fail and connections close after
+    /// each response (`SHUTDOWN_DRAIN_SECS`, see the module docs); zero skips it.
+    pub drain: Duration,
+    /// Then, how long in-flight requests get once no new connection is accepted.
+    pub grace: Duration,
+}
+
+impl From<Duration> for Shutdown {
+    /// A grace period and no drain.
+    fn from(grace: Duration) -> Self {
+        Self {
+            drain: Duration::ZERO,
+            grace,
+        }
+    }
+}
+
 /// How [`serve`] ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped {
@@ -49,13 +78,20 @@ pub enum Stopped {
     GraceExpired,
 }
 
-/// Serves `app` on `listener` until `signal` resolves, then drains for at most `grace`.
+/// Serves `app` on `listener` until `signal` resolves, then drains for `shutdown.drain` and
+/// lets in-flight requests finish for at most `shutdown.grace`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     signal: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    shutdown: impl Into<Shutdown>,
 ) -> std::io::Result<Stopped> {
+    let Shutdown { drain, grace } = shutdown.into();
+    let draining = Arc::new(AtomicBool::new(false));
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&draining),
+        while_draining,
+    ));
     let (stop, stopped) = watch::channel(false);
     let mut server = tokio::spawn(async move {
         let mut stopped = stopped;
@@ -65,14 +101,26 @@ pub async fn serve(
             })
             .await
     });
+    let ended_on_its_own = |result: Result<std::io::Result<()>, tokio::task::JoinError>| {
+        // An accept error, or a panic in the task.
+        match result {
+            Ok(result) => result.map(|()| Stopped::Drained),
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    };
     tokio::select! {
         () = signal => tracing::info!("shutting down"),
-        result = &mut server => {
-            // The server ended on its own: an accept error, or a panic in the task.
-            return match result {
-                Ok(result) => result.map(|()| Stopped::Drained),
-                Err(e) => Err(std::io::Error::other(e)),
-            };
+        result = &mut server => return ended_on_its_own(result),
+    }
+    if !drain.is_zero() {
+        draining.store(true, Ordering::Relaxed);
+        tracing::info!(
+            ?drain,
+            "draining: health probes fail, connections close after their response"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(drain) => {}
+            result = &mut server => return ended_on_its_own(result),
         }
     }
     let _ = stop.send(true);
@@ -100,10 +148,11 @@ pub async fn serve_with_metrics(
     app: Router,
     metrics: Option<(TcpListener, crate::Metrics)>,
     signal: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    shutdown: impl Into<Shutdown>,
 ) -> std::io::Result<Stopped> {
+    let shutdown = shutdown.into();
     let Some((metrics_listener, registry)) = metrics else {
-        return serve(listener, app, signal, grace).await;
+        return serve(listener, app, signal, shutdown).await;
     };
     let app = app.layer(axum::middleware::from_fn(not_on_the_app_port));
     let (stop, stopped) = watch::channel(false);
@@ -114,9 +163,9 @@ pub async fn serve_with_metrics(
             let mut stopped = stopped;
             let _ = stopped.wait_for(|s| *s).await;
         },
-        grace,
+        shutdown.grace,
     ));
-    let result = serve(listener, app, signal, grace).await;
+    let result = serve(listener, app, signal, shutdown).await;
     let _ = stop.send(true);
     match metrics_server.await {
         Ok(Ok(_)) => {}
@@ -140,6 +189,32 @@ pub async fn bind_metrics(
     })?;
     tracing::info!(address = %address, "metrics listening");
     Ok(Some((listener, metrics.clone())))
+}
+
+/// During the drain: 503 for the health probes, and `Connection: close` on every other response
+/// so that hyper closes the connection once it is written.
+async fn while_draining(
+    axum::extract::State(draining): axum::extract::State<Arc<AtomicBool>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !draining.load(Ordering::Relaxed) {
+        return next.run(request).await;
+    }
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "draining"})),
+        )
+            .into_response();
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// 404 for `/metrics` on the app listener once metrics have a port of their own.
@@ -285,6 +360,55 @@ mod tests {
             tokio::net::TcpStream::connect(metrics_addr).await.is_err(),
             "the metrics listener stops with the app"
         );
+    }
+
+    #[tokio::test]
+    async fn the_drain_fails_health_probes_and_closes_connections_but_serves() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = Router::new()
+            .route("/hello", get(|| async { "hi" }))
+            .merge(crate::health::Health::new().router());
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            Shutdown {
+                drain: Duration::from_secs(1),
+                grace: Duration::from_secs(1),
+            },
+        ));
+        let client = reqwest::Client::new();
+        let get = |path: &str| client.get(format!("http://{addr}{path}")).send();
+        let before = get("/hello").await.unwrap();
+        assert_eq!(before.headers().get("connection"), None, "kept alive");
+        assert_eq!(get("/healthz").await.unwrap().status(), 200);
+
+        tx.send(()).unwrap();
+        // The signal reaches the server task asynchronously: poll for the drain.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let health = loop {
+            let health = get("/healthz").await.unwrap();
+            if health.status() == 503 || tokio::time::Instant::now() > deadline {
+                break health;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(health.status(), 503);
+        assert_eq!(
+            health.json::<serde_json::Value>().await.unwrap()["status"],
+            "draining"
+        );
+        assert_eq!(get("/readyz").await.unwrap().status(), 503);
+        let during = get("/hello").await.unwrap();
+        assert_eq!(during.headers().get("connection").unwrap(), "close");
+        assert_eq!(during.text().await.unwrap(), "hi", "still served");
+
+        assert_eq!(server.await.unwrap().unwrap(), Stopped::Drained);
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@
 //! check cannot have come from the kubelet here. The sidecars' working set and CPU beside
 //! their apps are measured idle and under load and held against the 128 MiB budget.
 //!
-//! Runs after `cluster_e2e` in `cargo xtask test`, on the same cluster.
+//! Runs after `cluster_e2e` and `cluster_upgrade` in `cargo xtask test`, on the same cluster.
 
 #![allow(clippy::print_stderr)] // The figures are part of the report.
 
@@ -27,8 +27,6 @@ use serde_json::{Value, json};
 use support::cluster::{DEADLINE, Env, PortForward, pod_name, rfc3339, unique};
 use support::dashboards;
 
-/// Where `cluster up` runs Prometheus (see `xtask/src/cluster/monitoring.rs`).
-const MONITORING_NAMESPACE: &str = "monitoring";
 /// What the dashboards send for `$__rate_interval` with the node's 5 s scrapes.
 const RATE_INTERVAL: &str = "1m";
 /// For every query to return data, light traffic re-driven meanwhile.
@@ -69,31 +67,11 @@ fn main() -> ExitCode {
     ])
 }
 
-/// The API of the operator's Prometheus, at its pod's address.
-fn prometheus(env: &Env) -> anyhow::Result<PrometheusApi> {
-    let pods = env.kubectl_in(
-        MONITORING_NAMESPACE,
-        &[
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/name=prometheus",
-            "-o",
-            "json",
-        ],
-    )?;
-    let pods: Value = serde_json::from_str(&pods)?;
-    let ip = pods["items"][0]["status"]["podIP"]
-        .as_str()
-        .context("no Prometheus pod with an address in `monitoring`")?;
-    PrometheusApi::new(format!("http://{ip}:9090"))
-}
-
 /// 1. Every service, every sidecar, the Scheduler's three replicas and the kubelet are scraped,
 ///    with the labels the dashboards select on: the services keep their own `service` label
 ///    (not `exported_service`), and every target of ours carries its `app_id`.
 async fn prometheus_finds_every_target_through_the_chart_monitors(env: &Env) -> anyhow::Result<()> {
-    let api = prometheus(env)?;
+    let api = env.prometheus()?;
     let expected: BTreeMap<&str, usize> = TARGETS.into_iter().collect();
     wait::until("every target up", DEADLINE, || async {
         let targets = api.targets().await?;
@@ -156,7 +134,7 @@ fn label(sample: &Sample, name: &str) -> String {
 /// 2. Prometheus loaded every group and rule of `grafana/rules/` from the chart's
 ///    PrometheusRule, and none fails to evaluate.
 async fn the_prometheus_rule_loads_and_evaluates_without_errors(env: &Env) -> anyhow::Result<()> {
-    let api = prometheus(env)?;
+    let api = env.prometheus()?;
     let groups =
         dashboards::rules_load_and_evaluate(&api, &dashboards::rules_file(), DEADLINE).await?;
     eprintln!(
@@ -257,7 +235,7 @@ async fn one_mail(env: &Env, title: &str) -> anyhow::Result<chrono::DateTime<Utc
 async fn reminders_outlive_the_backend_and_every_notification_replica_being_down(
     env: &Env,
 ) -> anyhow::Result<()> {
-    let api = prometheus(env)?;
+    let api = env.prometheus()?;
     let user = unique("outage");
     let notification_replicas = env.pods("notification")?.len();
 
@@ -417,7 +395,7 @@ async fn drive_failures(env: &Env) -> anyhow::Result<()> {
 /// 4. Every panel query, template variable query and recording rule returns at least one
 ///    sample — no exemptions.
 async fn every_dashboard_query_and_recording_rule_returns_data(env: &Env) -> anyhow::Result<()> {
-    let api = prometheus(env)?;
+    let api = env.prometheus()?;
     let queries = dashboards::all_queries(RATE_INTERVAL)?;
     let started = Instant::now();
     drive_requests(env).await?;
@@ -525,7 +503,7 @@ async fn load(env: &Env, until: Instant) -> anyhow::Result<usize> {
 ///    reminders, recurring completions), from the kubelet's series; every sidecar stays under
 ///    the 128 MiB budget in both.
 async fn sidecar_overhead_idle_and_under_load_stays_within_budget(env: &Env) -> anyhow::Result<()> {
-    let api = prometheus(env)?;
+    let api = env.prometheus()?;
     // Idle means no request for a whole rate window (the previous scenarios drive traffic); the
     // wait is the measurement's window, not a synchronisation.
     tokio::time::sleep(IDLE_FOR).await;

@@ -181,13 +181,7 @@ pub(crate) fn up() -> anyhow::Result<ClusterState> {
         state.release = Some(servers.record.clone());
         state.save()?;
         step::run("todo-dapr (our chart, OKE-shaped values)", || {
-            release::install_chart(
-                &kube,
-                &repo,
-                &state.node.data_dir,
-                &servers,
-                &images.services,
-            )
+            release::install_chart(&kube, &servers, &images.services, &images.drills)
         })
     })();
     match result {

@@ -104,16 +104,19 @@ pub(crate) struct NodeImages {
     pub(crate) dapr: Vec<ImageArchive>,
     pub(crate) pause: ImageArchive,
     pub(crate) services: Vec<ServiceImageArchive>,
+    /// The releases of the upgrade and rollback drills.
+    pub(crate) drills: DrillImages,
     /// The Prometheus Operator, its config reloader and Prometheus.
     pub(crate) monitoring: Vec<ImageArchive>,
 }
 
 impl NodeImages {
-    /// All archives: Dapr's, the pause image, the services'.
+    /// All archives: Dapr's, the pause image, the services' (and their drills'), monitoring's.
     pub(crate) fn archives(&self) -> Vec<ImageArchive> {
         let mut all = self.dapr.clone();
         all.push(self.pause.clone());
         all.extend(self.services.iter().map(|s| s.image.clone()));
+        all.extend(self.drills.archives());
         all.extend(self.monitoring.iter().cloned());
         all
     }
@@ -133,22 +136,28 @@ pub(crate) fn ensure_node_images(
 ) -> anyhow::Result<NodeImages> {
     let dapr = dapr_images()?;
     let pause = pause_image()?;
-    let services = service_images()?;
+    let binaries = images::build_binaries()?;
+    let services = service_image_archives(&binaries, images::RELEASE, "")?;
+    let drills = drill_images(&binaries)?;
     let monitoring = monitoring_images(monitoring)?;
     Ok(NodeImages {
         dapr,
         pause,
         services,
+        drills,
         monitoring,
     })
 }
 
-/// Our services' images as archives in `target/cluster-images/`, named
-/// `todo-dapr.local/todo-dapr/<service>:<tag>`. Builds the service binaries first (`cargo build --profile
-/// image`, a no-op when they are current), since the tag derives from them.
-pub(crate) fn service_images() -> anyhow::Result<Vec<ServiceImageArchive>> {
-    let binaries = images::build_binaries()?;
-    let (built, _runtime) = images::build_service_images(&binaries)?;
+/// Our services' images of `variant` as archives `target/cluster-images/<service><suffix>.tar`,
+/// named `todo-dapr.local/todo-dapr/<service>:<tag>`, from the binaries of
+/// [`images::build_binaries`] (the tag derives from them).
+fn service_image_archives(
+    binaries: &BTreeMap<&'static str, PathBuf>,
+    variant: images::Variant<'_>,
+    suffix: &str,
+) -> anyhow::Result<Vec<ServiceImageArchive>> {
+    let (built, _runtime) = images::build_service_images(binaries, variant)?;
     let dir = crate::cargo::target_dir()?.join("cluster-images");
     let mut out = Vec::new();
     for images::ServiceImage { service, image, .. } in built {
@@ -158,7 +167,7 @@ pub(crate) fn service_images() -> anyhow::Result<Vec<ServiceImageArchive>> {
         let repository = images::repository(REGISTRY, service);
         let tag = image.tag();
         let reference = format!("{repository}:{tag}");
-        let archive = dir.join(format!("{service}.tar"));
+        let archive = dir.join(format!("{service}{suffix}.tar"));
         // The tag is the manifest digest: equal tags, equal archives.
         let key = format!("{RECIPE}\n{reference}\n{}\n", image.manifest_digest);
         let reused = write_archive_unless_current(&archive, &key, || Ok(image), &reference)?;
@@ -169,7 +178,7 @@ pub(crate) fn service_images() -> anyhow::Result<Vec<ServiceImageArchive>> {
             image: ImageArchive { reference, archive },
         };
         step::info(&format!(
-            "{}: repository {}, tag {} ({})",
+            "{}{suffix}: repository {}, tag {} ({})",
             built.service,
             built.repository,
             built.tag,
@@ -178,6 +187,78 @@ pub(crate) fn service_images() -> anyhow::Result<Vec<ServiceImageArchive>> {
         out.push(built);
     }
     Ok(out)
+}
+
+/// The version label of the drills' "next release".
+const NEXT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+next");
+/// What the drills' crashing release passes its service: an option no service has, so it exits
+/// (status 2, clap's usage error) as soon as it starts.
+const CRASH_ARGS: &[&str] = &["--no-such-option"];
+
+/// The releases the upgrade and rollback drills (`tests/tests/cluster_upgrade.rs`) install, one
+/// image per service each, all imported by `cluster up`:
+/// - `next`: a second build of each image from the same binaries with another version label —
+///   a new digest and tag, so `helm upgrade` replaces every pod, as a new release does;
+/// - `crash`: that image with an argument the service refuses: it exits as soon as it starts;
+/// - `unready`: the pause program where the service should be: it runs, never listens, and so
+///   never passes a probe.
+#[derive(Clone, Debug)]
+pub(crate) struct DrillImages {
+    pub(crate) next: Vec<ServiceImageArchive>,
+    pub(crate) crash: Vec<ServiceImageArchive>,
+    pub(crate) unready: Vec<ServiceImageArchive>,
+}
+
+impl DrillImages {
+    fn archives(&self) -> impl Iterator<Item = ImageArchive> + '_ {
+        self.next
+            .iter()
+            .chain(&self.crash)
+            .chain(&self.unready)
+            .map(|s| s.image.clone())
+    }
+}
+
+fn drill_images(binaries: &BTreeMap<&'static str, PathBuf>) -> anyhow::Result<DrillImages> {
+    let next = images::Variant {
+        version: NEXT_VERSION,
+        args: &[],
+    };
+    let crash = images::Variant {
+        version: NEXT_VERSION,
+        args: CRASH_ARGS,
+    };
+    let pause = pause_binary()?;
+    let dir = crate::cargo::target_dir()?.join("cluster-images");
+    let unready_tag = "unready";
+    let jobs: Vec<ArchiveJob> = images::SERVICES
+        .iter()
+        .map(|service| ArchiveJob {
+            reference: format!("{}:{unready_tag}", images::repository(REGISTRY, service)),
+            archive: dir.join(format!("{service}-{unready_tag}.tar")),
+            program: service,
+            path: "pause".to_owned(),
+            version: unready_tag,
+            binary: pause.clone(),
+            history: "cargo xtask cluster images: the pause program in place of the service"
+                .to_owned(),
+        })
+        .collect();
+    let unready = images::SERVICES
+        .iter()
+        .zip(run_jobs(jobs)?)
+        .map(|(service, image)| ServiceImageArchive {
+            service,
+            repository: images::repository(REGISTRY, service),
+            tag: unready_tag.to_owned(),
+            image,
+        })
+        .collect();
+    Ok(DrillImages {
+        next: service_image_archives(binaries, next, "-next")?,
+        crash: service_image_archives(binaries, crash, "-crash")?,
+        unready,
+    })
 }
 
 /// Dapr's control-plane images, built from the binaries of [`control_plane_binaries`].
@@ -333,6 +414,7 @@ impl ArchiveJob {
             title: self.program,
             version: self.version,
             entrypoint: &entrypoint,
+            args: &[],
             history: &[&self.history],
         };
         OciImage::build(&config, vec![layer])
@@ -996,6 +1078,7 @@ mod tests {
             title: "pause",
             version: "1",
             entrypoint: "/pause",
+            args: &[],
             history: &["test"],
         };
         let image = OciImage::build(&config, vec![layer]).unwrap();
@@ -1053,6 +1136,7 @@ mod tests {
                     title: "x",
                     version: "1",
                     entrypoint: "/x",
+                    args: &[],
                     history: &["test"],
                 },
                 vec![Arc::new(layer)],

@@ -45,7 +45,7 @@ use crate::cluster_images::CONTAINERD_IMAGE_NAME;
 use crate::step;
 
 /// The services that get an image; each is the package and binary of the same name.
-const SERVICES: [&str; 4] = [
+pub(crate) const SERVICES: [&str; 4] = [
     "backend",
     "notification",
     "email-delivery",
@@ -481,10 +481,26 @@ pub(crate) struct ServiceImage {
     library_dirs: Vec<String>,
 }
 
+/// What sets one build of the service images apart from another made of the same binaries.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Variant<'a> {
+    /// The `org.opencontainers.image.version` label.
+    pub(crate) version: &'a str,
+    /// Arguments after the entrypoint (the config's `Cmd`); none for a release.
+    pub(crate) args: &'a [&'a str],
+}
+
+/// The images a release ships: the workspace version, no arguments.
+pub(crate) const RELEASE: Variant<'static> = Variant {
+    version: env!("CARGO_PKG_VERSION"),
+    args: &[],
+};
+
 /// Builds every service's image in memory; the shared libraries every binary needs form one
 /// runtime layer, the same bytes in every image. Returns the images and a line on that layer.
 pub(crate) fn build_service_images(
     binaries: &BTreeMap<&'static str, PathBuf>,
+    variant: Variant<'_>,
 ) -> anyhow::Result<(Vec<ServiceImage>, String)> {
     let mut needs = BTreeMap::new();
     for (service, binary) in binaries {
@@ -523,8 +539,9 @@ pub(crate) fn build_service_images(
             .collect();
         let config = ImageConfig {
             title: service,
-            version: env!("CARGO_PKG_VERSION"),
+            version: variant.version,
             entrypoint: &format!("/{BIN_DIR}/{service}"),
+            args: variant.args,
             history: &[
                 "cargo xtask images: shared libraries (ldd)",
                 "cargo xtask images: service binary and nonroot user",
@@ -557,7 +574,7 @@ fn write_images(
     out: &Path,
     registry: &str,
 ) -> anyhow::Result<(Vec<BuiltImage>, String)> {
-    let (images, runtime_line) = build_service_images(binaries)?;
+    let (images, runtime_line) = build_service_images(binaries, RELEASE)?;
     let mut built = Vec::new();
     for ServiceImage {
         service,
@@ -618,6 +635,8 @@ pub(crate) struct ImageConfig<'a> {
     pub(crate) version: &'a str,
     /// The absolute path of the program in the image.
     pub(crate) entrypoint: &'a str,
+    /// Arguments after the entrypoint (`Cmd`); usually none.
+    pub(crate) args: &'a [&'a str],
     /// The `created_by` of each layer's history entry, in layer order.
     pub(crate) history: &'a [&'a str],
 }
@@ -655,18 +674,25 @@ impl OciImage {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut runtime = ConfigBuilder::default()
+            .user(USER)
+            .entrypoint(vec![config.entrypoint.to_owned()])
+            .working_dir("/")
+            .labels(labels);
+        if !config.args.is_empty() {
+            runtime = runtime.cmd(
+                config
+                    .args
+                    .iter()
+                    .map(|a| (*a).to_owned())
+                    .collect::<Vec<_>>(),
+            );
+        }
         let image_config = ImageConfigurationBuilder::default()
             .created(CREATED)
             .architecture(Arch::default())
             .os(Os::Linux)
-            .config(
-                ConfigBuilder::default()
-                    .user(USER)
-                    .entrypoint(vec![config.entrypoint.to_owned()])
-                    .working_dir("/")
-                    .labels(labels)
-                    .build()?,
-            )
+            .config(runtime.build()?)
             .rootfs(
                 RootFsBuilder::default()
                     .typ("layers")
@@ -1152,6 +1178,7 @@ mod tests {
             title: "svc",
             version: "0.1.0",
             entrypoint: "/usr/local/bin/svc",
+            args: &[],
             history: &["runtime", "binary"],
         };
         let shared = Arc::new(Layer::build(&sample()).unwrap());
@@ -1204,6 +1231,7 @@ mod tests {
             title: "svc",
             version: "0.1.0",
             entrypoint: "/svc",
+            args: &[],
             history: &[],
         };
         assert!(OciImage::build(&config, vec![layer]).is_err());

@@ -156,8 +156,9 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
 }
 
 /// The Kubernetes suite: `cluster up` (node, Dapr's chart, monitoring, our chart), the scenarios
-/// of `tests/tests/cluster_e2e.rs` and `cluster_monitoring.rs` against it, then `cluster down` with its check that the machine
-/// is as before — also when the scenarios or the start failed.
+/// of `tests/tests/cluster_e2e.rs`, `cluster_upgrade.rs` and `cluster_monitoring.rs` against it,
+/// then `cluster down` with its check that the machine is as before — also when the scenarios or
+/// the start failed.
 fn cluster_suite(cargo_test_args: &[String]) -> anyhow::Result<()> {
     let started = step::run(
         "Kubernetes: node, Dapr control plane, todo-dapr chart",
@@ -165,24 +166,19 @@ fn cluster_suite(cargo_test_args: &[String]) -> anyhow::Result<()> {
     );
     let tests = started.and_then(|_| {
         let state = crate::cluster::state_file();
-        step::run(
-            "cluster suites (cluster_e2e, then cluster_monitoring)",
-            || {
-                // In this order: the monitoring suite's figures include the traffic before it.
-                let mut suite = vec![
-                    "test",
-                    "--locked",
-                    "-p",
-                    "todo-dapr-tests",
-                    "--test",
-                    "cluster_e2e",
-                    "--test",
-                    "cluster_monitoring",
-                ];
-                suite.extend(cargo_test_args.iter().map(String::as_str));
-                cargo(&suite, &[("TODO_CLUSTER_STATE", state.as_os_str())])
-            },
-        )
+        // In this order, each suite on its own: the upgrade drills want a quiet system (the
+        // monitoring suite's load leaves minutes of events and reminder triggers behind), and
+        // the monitoring suite's figures include the traffic of both before it.
+        ["cluster_e2e", "cluster_upgrade", "cluster_monitoring"]
+            .into_iter()
+            .try_for_each(|name| {
+                step::run(&format!("cluster suite {name}"), || {
+                    let mut suite =
+                        vec!["test", "--locked", "-p", "todo-dapr-tests", "--test", name];
+                    suite.extend(cargo_test_args.iter().map(String::as_str));
+                    cargo(&suite, &[("TODO_CLUSTER_STATE", state.as_os_str())])
+                })
+            })
     });
     // Whatever happened, a recorded cluster is stopped.
     let stopped = if crate::cluster::state_file().exists() {

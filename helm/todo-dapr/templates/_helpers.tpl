@@ -272,6 +272,9 @@ fails. Takes a dict: `root`, `name`, `svc`, `dapr` (the merged Dapr values), `ca
 {{- with $dapr.apiToken.secretName }}
 {{- $_ := set $a "dapr.io/api-token-secret" . }}
 {{- end }}
+{{- if and $dapr.blockShutdownSeconds $dapr.appHealthCheck.enabled }}
+{{- $_ := set $a "dapr.io/block-shutdown-duration" (printf "%ds" (int $dapr.blockShutdownSeconds)) }}
+{{- end }}
 {{- with $dapr.appHealthCheck }}
 {{- if .enabled }}
 {{- $_ := set $a "dapr.io/enable-app-health-check" "true" }}

@@ -33,6 +33,7 @@ Environment (defaults in brackets):
   RELAY_BATCH_SIZE       outbox rows read per relay pass [256]
   RELAY_CONCURRENCY      tasks whose events are published in parallel [32]
   SHUTDOWN_GRACE_SECS    time allowed for in-flight requests and the last relay flush [10]
+  SHUTDOWN_DRAIN_SECS    after SIGTERM, serve on with failing health probes so daprd stops sending work [0]
   LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
   RUST_LOG               log filter [info]";
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub relay_concurrency: usize,
     /// Grace period for shutdown.
     pub shutdown_grace: Duration,
+    /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
+    pub shutdown_drain: Duration,
     /// Log output format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -90,6 +93,7 @@ impl Config {
             metrics_listen,
             app_api_token: _,
             shutdown_grace,
+            shutdown_drain,
             log_format,
             log_filter,
         } = ServiceEnv::read(&mut env, "BACKEND", 8000);
@@ -119,6 +123,7 @@ impl Config {
             // Lossless: `usize` is at least 32 bits on every target we build for.
             relay_concurrency: relay_concurrency as usize,
             shutdown_grace,
+            shutdown_drain,
             log_format,
             log_filter,
         };

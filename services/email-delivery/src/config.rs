@@ -40,6 +40,7 @@ Environment (defaults in brackets):
   DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
   APP_API_TOKEN          token daprd must present on delivery routes [none]
   SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries at shutdown [10]
+  SHUTDOWN_DRAIN_SECS    after SIGTERM, serve on with failing health probes so daprd stops sending work [0]
   LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
   RUST_LOG               log filter [info]";
 
@@ -143,6 +144,8 @@ pub struct Config {
     pub app_api_token: Option<Secret>,
     /// Grace period for shutdown.
     pub shutdown_grace: Duration,
+    /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
+    pub shutdown_drain: Duration,
     /// Log output format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -235,6 +238,7 @@ impl Config {
             dapr,
             app_api_token,
             shutdown_grace: service.shutdown_grace,
+            shutdown_drain: service.shutdown_drain,
             log_format: service.log_format,
             log_filter: service.log_filter,
         };

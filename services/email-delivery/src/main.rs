@@ -121,7 +121,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         app,
         metrics_listener,
         middleware::server::shutdown_signal(),
-        config.shutdown_grace,
+        middleware::server::Shutdown {
+            drain: config.shutdown_drain,
+            grace: config.shutdown_grace,
+        },
     )
     .await
     .context("HTTP server")?;

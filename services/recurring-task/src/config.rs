@@ -21,6 +21,7 @@ Environment (defaults in brackets):
   DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
   APP_API_TOKEN          token daprd must present on every call into this app [none]
   SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries at shutdown [10]
+  SHUTDOWN_DRAIN_SECS    after SIGTERM, serve on with failing health probes so daprd stops sending work [0]
   LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
   RUST_LOG               log filter [info]";
 
@@ -39,6 +40,8 @@ pub struct Config {
     pub app_api_token: Option<String>,
     /// Grace period for shutdown.
     pub shutdown_grace: Duration,
+    /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
+    pub shutdown_drain: Duration,
     /// Log output format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -58,6 +61,7 @@ impl fmt::Debug for Config {
                 &self.app_api_token.as_ref().map(|_| "<redacted>"),
             )
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("shutdown_drain", &self.shutdown_drain)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .finish()
@@ -84,6 +88,7 @@ impl Config {
             dapr,
             app_api_token: service.app_api_token,
             shutdown_grace: service.shutdown_grace,
+            shutdown_drain: service.shutdown_drain,
             log_format: service.log_format,
             log_filter: service.log_filter,
         })

@@ -21,6 +21,8 @@ pub(crate) const STATE_ENV: &str = "TODO_CLUSTER_STATE";
 /// The chart's `metrics.port` (helm/todo-dapr/values.yaml), which values-local.yaml keeps: every
 /// pod serves `/metrics` there, not on its app port.
 pub(crate) const METRICS_PORT: u16 = 9464;
+/// Where `cluster up` runs Prometheus (see `xtask/src/cluster/monitoring.rs`).
+pub(crate) const MONITORING_NAMESPACE: &str = "monitoring";
 /// Generous for two cores running a whole cluster; waits return as soon as the condition holds.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -33,6 +35,8 @@ pub(crate) struct Env {
     pub(crate) backend: String,
     pub(crate) jwt_key: String,
     pub(crate) http: reqwest::Client,
+    /// The state file as `cluster up` wrote it (the release's chart, values, drills, helm).
+    pub(crate) state: Value,
 }
 
 /// Lists every scenario as ignored, naming what is missing (a plain `cargo test` has no cluster).
@@ -78,6 +82,7 @@ impl Env {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()?,
+            state: state.clone(),
         };
         let service = env.kubectl_json(&[
             "get",
@@ -143,6 +148,23 @@ impl Env {
             &format!("app.kubernetes.io/component={component}"),
         ])?;
         Ok(list["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The API of the Prometheus that `cluster up` runs with the Prometheus Operator, at its
+    /// pod's address.
+    pub(crate) fn prometheus(&self) -> anyhow::Result<harness::prometheus::PrometheusApi> {
+        let pods = self.kubectl_json(&[
+            "--namespace",
+            MONITORING_NAMESPACE,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=prometheus",
+        ])?;
+        let ip = pods["items"][0]["status"]["podIP"]
+            .as_str()
+            .context("no Prometheus pod with an address in `monitoring`")?;
+        harness::prometheus::PrometheusApi::new(format!("http://{ip}:9090"))
     }
 
     /// A bearer token for `user`, signed with the key the backend reads from its Secret.

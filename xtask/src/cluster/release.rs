@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::addresses::{CLUSTER_CIDR, HOST_IP, LINK_PREFIX};
 use super::kube::Kube;
-use crate::cluster_images::ServiceImageArchive;
+use crate::cluster_images::{DrillImages, ServiceImageArchive};
 
 /// Namespace and release name of our chart on the node.
 pub(crate) const NAMESPACE: &str = "todo";
@@ -38,6 +38,23 @@ pub(crate) struct ReleaseRecord {
     pub(crate) mail_dir: PathBuf,
     pub(crate) namespace: String,
     pub(crate) release: String,
+    /// The chart and the values files of the release, in `helm -f` order: values-local.yaml and
+    /// the run's `values-run.yaml`.
+    pub(crate) chart: PathBuf,
+    pub(crate) values: Vec<PathBuf>,
+    /// Values files that turn the release into the drills' releases (`cluster_images::DrillImages`).
+    pub(crate) drills: DrillValues,
+}
+
+/// The overlays of the upgrade and rollback drills (`tests/tests/cluster_upgrade.rs`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct DrillValues {
+    /// The next release: every service on its second image, and a changed Dapr Configuration.
+    pub(crate) next: PathBuf,
+    /// On top of `next`: every service on an image that exits as soon as it starts.
+    pub(crate) crash: PathBuf,
+    /// On top of `next`: every service on an image that never becomes Ready.
+    pub(crate) unready: PathBuf,
 }
 
 /// What the chart install needs from the servers.
@@ -152,11 +169,19 @@ pub(crate) fn start_servers(data_dir: &Path, bins: &Binaries) -> anyhow::Result<
         pid,
         exe: xtask_exe,
     }));
+    let repo = crate::helm_check::repo_root();
     let record = ReleaseRecord {
         processes,
         mail_dir,
         namespace: NAMESPACE.into(),
         release: RELEASE.into(),
+        chart: repo.join("helm/todo-dapr"),
+        values: vec![repo.join(VALUES), data_dir.join("values-run.yaml")],
+        drills: DrillValues {
+            next: data_dir.join("values-next.yaml"),
+            crash: data_dir.join("values-crash.yaml"),
+            unready: data_dir.join("values-unready.yaml"),
+        },
     };
     let ca_pem = ca.cert_pem();
     let secrets: Vec<(&'static str, Vec<(&'static str, String)>)> = vec![
@@ -189,10 +214,9 @@ pub(crate) fn start_servers(data_dir: &Path, bins: &Binaries) -> anyhow::Result<
 /// installs the chart; returns once every pod of the release is Ready.
 pub(crate) fn install_chart(
     kube: &Kube,
-    repo: &Path,
-    data_dir: &Path,
     servers: &Servers,
     images: &[ServiceImageArchive],
+    drills: &DrillImages,
 ) -> anyhow::Result<()> {
     kube.apply(&format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
@@ -202,18 +226,50 @@ pub(crate) fn install_chart(
             .with_context(|| format!("creating the Secret {name}"))?;
     }
 
-    let overlay = data_dir.join("values-run.yaml");
+    let record = &servers.record;
+    let [local, run] = record.values.as_slice() else {
+        anyhow::bail!(
+            "the release record names {} values files",
+            record.values.len()
+        );
+    };
     std::fs::write(
-        &overlay,
+        run,
         run_values(images, &servers.kafka_address, servers.sink_port),
     )?;
-    kube.install(
-        RELEASE,
-        &repo.join("helm/todo-dapr"),
-        NAMESPACE,
-        &[&repo.join(VALUES), &overlay],
+    std::fs::write(&record.drills.next, next_values(&drills.next))?;
+    std::fs::write(
+        &record.drills.crash,
+        image_values(&drills.crash).to_string(),
     )?;
+    std::fs::write(
+        &record.drills.unready,
+        image_values(&drills.unready).to_string(),
+    )?;
+    kube.install(RELEASE, &record.chart, NAMESPACE, &[local, run])?;
     Ok(())
+}
+
+/// `services.<service>.image.tag` of each image.
+fn image_values(images: &[ServiceImageArchive]) -> serde_json::Value {
+    let services: serde_json::Map<String, serde_json::Value> = images
+        .iter()
+        .map(|image| {
+            (
+                image.service.to_owned(),
+                serde_json::json!({ "image": { "tag": image.tag } }),
+            )
+        })
+        .collect();
+    serde_json::json!({ "services": services })
+}
+
+/// The drills' next release: its images, and a Dapr Configuration that differs from the chart's
+/// (half the requests traced), which the sidecars only read when they start.
+fn next_values(images: &[ServiceImageArchive]) -> String {
+    let mut values = image_values(images);
+    values["configuration"] = serde_json::json!({ "tracing": { "samplingRate": "0.5" } });
+    values.to_string()
 }
 
 /// A Secret manifest; the values are base64 in `data`, so nothing is interpreted by YAML.
