@@ -46,6 +46,8 @@ pub(super) struct Importer<'a> {
     labels: HashMap<(LegacyKind, i64), LabelState>,
     /// Original ids read this run, per kind: map entries of ids not among them are gone there.
     seen: HashMap<LegacyKind, HashSet<i64>>,
+    /// Task map entries of the current batch, written in one statement before it commits.
+    task_entries: Vec<MapEntry>,
     report: Report,
 }
 
@@ -59,6 +61,7 @@ impl<'a> Importer<'a> {
             users: HashSet::new(),
             labels: HashMap::new(),
             seen: HashMap::new(),
+            task_entries: Vec::new(),
             report: Report::default(),
         }
     }
@@ -387,6 +390,10 @@ impl<'a> Importer<'a> {
             self.report
                 .add(Entity::Task, Some(row.id), row.user_id.as_deref(), findings);
         }
+        legacy::put_many(&mut tx, LegacyKind::Task, &self.task_entries)
+            .await
+            .map_err(ImportError::Target)?;
+        self.task_entries.clear();
         tx.commit().await.map_err(ImportError::Target)?;
         Ok(())
     }
@@ -441,13 +448,11 @@ impl<'a> Importer<'a> {
             return Ok(());
         };
         self.update_task(tx, user, before, plan).await?;
-        let entry = MapEntry {
+        self.task_entries.push(MapEntry {
             fingerprint: digest,
             ..entry.clone()
-        };
-        legacy::put(tx, LegacyKind::Task, &entry)
-            .await
-            .map_err(ImportError::Target)
+        });
+        Ok(())
     }
 
     async fn insert_task(
@@ -465,17 +470,14 @@ impl<'a> Importer<'a> {
         task_store::add_tags(tx, id, &plan.tag_ids)
             .await
             .map_err(ImportError::Target)?;
-        let entry = MapEntry {
+        self.task_entries.push(MapEntry {
             legacy_id,
             user_id: user.to_owned(),
             id,
             merged: false,
             fingerprint: digest,
             exists: true,
-        };
-        legacy::put(tx, LegacyKind::Task, &entry)
-            .await
-            .map_err(ImportError::Target)?;
+        });
         if plan.fields.remind_at.is_some() && plan.fields.completed_at.is_none() {
             let task = reload(tx, user, id).await?;
             enqueue_task_event(tx, TaskChange::Created, snapshot(user, &task), &[])

@@ -17,11 +17,13 @@ use sqlx::{ConnectOptions, Connection};
 
 use super::{ImportError, ImportOptions, Report};
 
-/// Import an installation of the original (Python) system: its users' tasks, categories, tags,
-/// tag links, due dates, recurrence rules and pending reminders. Safe to run again: rows that
-/// did not change are not written, changed ones are updated, deleted ones deleted. Prints
-/// one line per value that could not be carried, then a summary; exits non-zero only when the
-/// run itself failed. See docs/migration.md.
+/// Import an installation of the original (Python) system into this one.
+///
+/// Carries its users' tasks, categories, tags, tag links, due dates, recurrence rules and
+/// pending reminders, and keeps a map of the original ids (the MCP tools accept them). Safe to
+/// run again: rows that did not change are not written, changed ones are updated, deleted ones
+/// deleted. Prints one line per value that could not be carried, then a summary; exits non-zero
+/// only when the run itself failed (connection, schema, database). See docs/migration.md.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// PostgreSQL URL of the original system's database, read in one read-only transaction.

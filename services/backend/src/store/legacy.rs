@@ -108,6 +108,38 @@ pub(crate) async fn put(
     Ok(())
 }
 
+/// Writes many entries of `kind` in one statement (see [`put`]).
+pub(crate) async fn put_many(
+    conn: &mut PgConnection,
+    kind: LegacyKind,
+    entries: &[MapEntry],
+) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let legacy_ids: Vec<i64> = entries.iter().map(|e| e.legacy_id).collect();
+    let users: Vec<&str> = entries.iter().map(|e| e.user_id.as_str()).collect();
+    let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+    let merged: Vec<bool> = entries.iter().map(|e| e.merged).collect();
+    let fingerprints: Vec<Uuid> = entries.iter().map(|e| e.fingerprint).collect();
+    sqlx::query(
+        "INSERT INTO legacy_ids (kind, legacy_id, user_id, id, merged, fingerprint) \
+         SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::uuid[], $5::bool[], $6::uuid[]) \
+         ON CONFLICT (kind, legacy_id) DO UPDATE SET user_id = EXCLUDED.user_id, \
+             id = EXCLUDED.id, merged = EXCLUDED.merged, fingerprint = EXCLUDED.fingerprint, \
+             imported_at = now()",
+    )
+    .bind(kind.as_str())
+    .bind(legacy_ids)
+    .bind(users)
+    .bind(ids)
+    .bind(merged)
+    .bind(fingerprints)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Deletes the entries of `kind` for the given original ids.
 pub(crate) async fn remove(
     conn: &mut PgConnection,
