@@ -723,8 +723,8 @@ impl Expected {
 struct Model {
     tasks: BTreeMap<i64, Expected>,
     /// Per user: category and tag names here, with their colours.
-    categories: BTreeMap<String, BTreeMap<String, Option<String>>>,
-    tags: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    categories: LabelsHere,
+    tags: LabelsHere,
     issues: Vec<IssueKey>,
 }
 
@@ -732,56 +732,38 @@ fn usable(user: &str) -> bool {
     !user.chars().any(char::is_control)
 }
 
+/// Labels per user here: name → colour.
+type LabelsHere = BTreeMap<String, BTreeMap<String, Option<String>>>;
+
 /// Labels of one kind: original id → our name (`None`: not carried), our labels per user, and
 /// the issues.
-#[allow(clippy::type_complexity)]
 fn model_labels(
     labels: &[Label],
     entity: Entity,
     issues: &mut Vec<IssueKey>,
-) -> (
-    HashMap<i64, Option<String>>,
-    BTreeMap<String, BTreeMap<String, Option<String>>>,
-) {
+) -> (HashMap<i64, Option<String>>, LabelsHere) {
     let mut ours: HashMap<i64, Option<String>> = HashMap::new();
-    let mut names: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
+    let mut names = LabelsHere::new();
     let mut sorted = labels.to_vec();
     sorted.sort_by_key(|l| l.id);
     for label in sorted {
         let user = label.user.as_str();
-        if !usable(user) {
-            issues.push(issue(
-                entity,
-                Some(label.id),
-                Some(user),
-                "user_id",
-                Outcome::Skipped,
-            ));
-            ours.insert(label.id, None);
-            continue;
-        }
+        let mut note = |field: &str, outcome| {
+            issues.push(issue(entity, Some(label.id), Some(user), field, outcome));
+        };
         let name = label.name.trim().to_owned();
-        if name.is_empty() {
-            issues.push(issue(
-                entity,
-                Some(label.id),
-                Some(user),
-                "name",
+        if !usable(user) || name.is_empty() {
+            note(
+                if usable(user) { "name" } else { "user_id" },
                 Outcome::Skipped,
-            ));
+            );
             ours.insert(label.id, None);
             continue;
         }
         let set = names.entry(user.to_owned()).or_default();
         match set.keys().find(|n| n.to_lowercase() == name.to_lowercase()) {
             Some(existing) => {
-                issues.push(issue(
-                    entity,
-                    Some(label.id),
-                    Some(user),
-                    "name",
-                    Outcome::Changed,
-                ));
+                note("name", Outcome::Changed);
                 ours.insert(label.id, Some(existing.clone()));
             }
             None => {
@@ -796,22 +778,11 @@ fn model_labels(
 fn model(data: &Data, now: DateTime<Utc>) -> Model {
     let mut issues = Vec::new();
     for user in &data.users {
+        let note = |field: &str, outcome| issue(Entity::User, None, Some(&user.id), field, outcome);
         if !usable(&user.id) {
-            issues.push(issue(
-                Entity::User,
-                None,
-                Some(&user.id),
-                "user_id",
-                Outcome::Skipped,
-            ));
+            issues.push(note("user_id", Outcome::Skipped));
         } else if user.email.is_none() {
-            issues.push(issue(
-                Entity::User,
-                None,
-                Some(&user.id),
-                "email",
-                Outcome::NotCarried,
-            ));
+            issues.push(note("email", Outcome::NotCarried));
         }
     }
     let (categories, category_names) =
@@ -895,13 +866,14 @@ fn model(data: &Data, now: DateTime<Utc>) -> Model {
         );
     }
     for &(task, _) in &data.orphan_links {
-        issues.push(issue(
+        let orphan = issue(
             Entity::TaskTag,
             Some(task),
             None,
             "tag_id",
             Outcome::Skipped,
-        ));
+        );
+        issues.push(orphan);
     }
     issues.sort();
     Model {
@@ -968,17 +940,14 @@ async fn ours(pool: &PgPool) -> BTreeMap<i64, Ours> {
     rows.into_iter().map(|r| (r.legacy_id, r)).collect()
 }
 
-async fn label_names(
-    pool: &PgPool,
-    table: &str,
-) -> BTreeMap<String, BTreeMap<String, Option<String>>> {
+async fn label_names(pool: &PgPool, table: &str) -> LabelsHere {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT user_id, name, color FROM {table}"
     )))
     .fetch_all(pool)
     .await
     .unwrap();
-    let mut names: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
+    let mut names = LabelsHere::new();
     for (user, name, color) in rows {
         names.entry(user).or_default().insert(name, color);
     }
@@ -1404,6 +1373,108 @@ async fn a_source_without_the_original_schema_is_refused(pool: PgPool) {
     );
     assert!(err.to_string().contains("tasks_phaseiii.reminder_sent"));
     assert_eq!(snapshot(&pool).await.iter().map(|s| s.1).sum::<i64>(), 0);
+    original.remove(&pool).await;
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn rows_changed_here_are_not_undone(pool: PgPool) {
+    let original = Original::create(&pool).await;
+    let db = &original.pool;
+    let t0 = now();
+    let mut data = Data::default();
+    data.add_user(db, "u1", Some("u1@example.test")).await;
+    let home = data
+        .add_label(db, "categories", "u1", "Home", None, t0)
+        .await;
+    let errands = data
+        .add_label(db, "categories", "u1", "Errands", Some("#112233"), t0)
+        .await;
+    let kept = data
+        .add_label(db, "tags_phasev", "u1", "kept", None, t0)
+        .await;
+    let dropped = data
+        .add_label(db, "tags_phasev", "u1", "dropped", None, t0)
+        .await;
+    let task = |title: &str, category, tags| Task {
+        id: 0,
+        user: "u1".into(),
+        title: title.into(),
+        description: None,
+        completed: false,
+        priority: "low",
+        due: Due::None,
+        rule: None,
+        category,
+        tags,
+        reminder_sent: false,
+        created_at: t0 - Duration::days(2),
+        updated_at: t0 - Duration::days(1),
+    };
+    let stays = data
+        .add_task(db, task("Stays", Some(errands), vec![kept, dropped]))
+        .await;
+    let gone_here = data
+        .add_task(db, task("Deleted here", Some(home), vec![]))
+        .await;
+    let first = original.import(&pool, &options(t0, 10)).await.unwrap();
+    assert_eq!(
+        (first.categories.new, first.tags.new, first.tasks.new),
+        (2, 2, 2)
+    );
+    let ours_before = ours(&pool).await;
+
+    // Here, a task and a tag are deleted (as a user of this system would).
+    sqlx::query("DELETE FROM tasks WHERE id = $1")
+        .bind(ours_before[&gone_here].id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM tags WHERE name = 'dropped'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // There, every row changes: a category takes a name ours already uses (ignoring case), the
+    // other gets a new colour, both tasks a new title.
+    sqlx::raw_sql(
+        "UPDATE categories SET name = 'HOME' WHERE name = 'Errands'; \
+         UPDATE categories SET color = '#abcdef' WHERE name = 'Home'; \
+         UPDATE tasks_phaseiii SET title = title || ' (edited)'; \
+         UPDATE tags_phasev SET color = '#010203';",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    for run in 0..2 {
+        let report = original.import(&pool, &options(t0, 10)).await.unwrap();
+        let u1 =
+            |entity, id, field: &str, outcome| issue(entity, Some(id), Some("u1"), field, outcome);
+        let mut expected = vec![
+            u1(Entity::Category, errands, "name", Outcome::NotCarried),
+            u1(Entity::Tag, dropped, "id", Outcome::Skipped),
+            u1(Entity::Task, gone_here, "id", Outcome::Skipped),
+            u1(Entity::Task, stays, "tag_ids", Outcome::NotCarried),
+        ];
+        expected.sort();
+        assert_eq!(reported(&report), expected, "run {run}: {report}");
+        // Not brought back, not renamed onto another label; the rest follows the original.
+        assert_eq!(
+            report.tasks.new + report.tags.new + report.categories.new,
+            0
+        );
+        let names = label_names(&pool, "categories").await;
+        assert_eq!(
+            names["u1"],
+            BTreeMap::from([
+                ("Errands".to_owned(), Some("#112233".to_owned())),
+                ("Home".to_owned(), Some("#ABCDEF".to_owned())),
+            ])
+        );
+        let ours = ours(&pool).await;
+        assert_eq!(ours.keys().copied().collect::<Vec<_>>(), [stays]);
+        assert_eq!(ours[&stays].title, "Stays (edited)");
+        assert_eq!(ours[&stays].tags, ["kept"]);
+        assert_eq!(ours[&stays].category.as_deref(), Some("Errands"));
+    }
     original.remove(&pool).await;
 }
 

@@ -307,8 +307,21 @@ impl<'a> Importer<'a> {
         }
         // Renamed or recoloured in the original since the last run.
         let Some(plan) = plan else {
-            // The new name cannot be carried: ours keeps its last one (the finding says why),
-            // and the digest stays, so every run reports it until the original is fixed.
+            // The new name cannot be carried, but the label was imported before: ours keeps
+            // its last name. The digest stays, so every run reports it until the original is
+            // fixed.
+            if let Some(index) = findings.iter().rposition(|f| f.field == "name") {
+                let value = findings.remove(index).value;
+                findings.push(Finding::new(
+                    "name",
+                    value,
+                    Outcome::NotCarried,
+                    format!(
+                        "not a valid {} name; ours keeps the name it was imported with",
+                        kind.as_str()
+                    ),
+                ));
+            }
             self.counts(kind).unchanged += 1;
             return Ok(Some(entry.id));
         };
@@ -316,11 +329,11 @@ impl<'a> Importer<'a> {
             .await
             .map_err(ImportError::Target)?;
         let mut name = Some(plan.name.as_str());
-        if legacy::label_named(tx, kind, user, &plan.name, Some(entry.id))
+        let taken = legacy::label_named(tx, kind, user, &plan.name, Some(entry.id))
             .await
             .map_err(ImportError::Target)?
-            .is_some()
-        {
+            .is_some();
+        if taken {
             findings.push(Finding::new(
                 "name",
                 Some(plan.name.clone()),
@@ -351,13 +364,17 @@ impl<'a> Importer<'a> {
             .map_err(ImportError::Target)?;
             self.counts(kind).updated += 1;
         }
-        let entry = MapEntry {
-            fingerprint: digest,
-            ..entry.clone()
-        };
-        legacy::put(tx, kind, &entry)
-            .await
-            .map_err(ImportError::Target)?;
+        // A rename that could not be applied keeps the old digest: the next run tries again
+        // (the other label may be gone by then) and reports it until then.
+        if !taken {
+            let entry = MapEntry {
+                fingerprint: digest,
+                ..entry.clone()
+            };
+            legacy::put(tx, kind, &entry)
+                .await
+                .map_err(ImportError::Target)?;
+        }
         Ok(Some(entry.id))
     }
 
