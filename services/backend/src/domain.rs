@@ -459,6 +459,29 @@ pub struct NextOccurrence {
     pub idempotency_key: String,
 }
 
+/// Which kind of row an original system's integer id names (see `backend import-legacy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegacyKind {
+    /// A task (`tasks_phaseiii` in the original).
+    Task,
+    /// A category (`categories`).
+    Category,
+    /// A tag (`tags_phasev`).
+    Tag,
+}
+
+impl LegacyKind {
+    /// The name stored in `legacy_ids.kind` and used in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Category => "category",
+            Self::Tag => "tag",
+        }
+    }
+}
+
 /// A short view of a task, offered as a suggestion when a task id is not found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
 pub struct TaskSummary {

@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::TaskSummary;
+use crate::domain::{LegacyKind, TaskSummary};
 
 /// Most tags one task may carry.
 pub const MAX_TAGS_PER_TASK: usize = 10;
@@ -31,6 +31,18 @@ pub enum ServiceError {
         entity: &'static str,
         /// The id asked for.
         id: Uuid,
+    },
+    /// An original system's integer id (MCP tools accept them) that names none of the caller's
+    /// rows: never imported, imported for another user, or deleted since.
+    #[error("{} {legacy_id} not found", .kind.as_str())]
+    LegacyNotFound {
+        /// Task, category or tag.
+        kind: LegacyKind,
+        /// The original id asked for.
+        legacy_id: i64,
+        /// For a task: up to 5 of the caller's most recent pending tasks, as for
+        /// [`ServiceError::TaskNotFound`].
+        suggestions: Vec<TaskSummary>,
     },
     /// The input breaks a rule; `field` names the offending input when there is one.
     #[error("{message}")]
@@ -66,6 +78,11 @@ impl ServiceError {
         match self {
             Self::TaskNotFound { .. } => "TASK_NOT_FOUND",
             Self::NotFound { .. } => "NOT_FOUND",
+            Self::LegacyNotFound {
+                kind: LegacyKind::Task,
+                ..
+            } => "TASK_NOT_FOUND",
+            Self::LegacyNotFound { .. } => "NOT_FOUND",
             Self::Validation { .. } => "VALIDATION_ERROR",
             Self::Conflict(_) => "CONFLICT",
             Self::NotCompleted { .. } => "TASK_NOT_COMPLETED",
@@ -120,6 +137,22 @@ mod tests {
                 "TASK_NOT_FOUND",
             ),
             (ServiceError::NotFound { entity: "tag", id }, "NOT_FOUND"),
+            (
+                ServiceError::LegacyNotFound {
+                    kind: LegacyKind::Task,
+                    legacy_id: 7,
+                    suggestions: vec![],
+                },
+                "TASK_NOT_FOUND",
+            ),
+            (
+                ServiceError::LegacyNotFound {
+                    kind: LegacyKind::Category,
+                    legacy_id: 7,
+                    suggestions: vec![],
+                },
+                "NOT_FOUND",
+            ),
             (ServiceError::validation("title", "x"), "VALIDATION_ERROR"),
             (ServiceError::Conflict("x".into()), "CONFLICT"),
             (ServiceError::NotCompleted { id }, "TASK_NOT_COMPLETED"),

@@ -4,7 +4,7 @@
 //! Layers, inside out: [`domain`] (API types), [`recurrence`] and [`validation`] (pure rules),
 //! `store` (SQL), [`outbox`] (events written in the same transaction) and [`service`] (the use
 //! cases every edge calls); then the edges: `rest`, `mcp` and `internal` over it, put together
-//! by `app`.
+//! by `app`. Beside them, [`import`] carries an installation of the original system over.
 
 pub mod app;
 pub mod auth;
@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod import;
 pub mod internal;
 pub mod mcp;
 pub mod openapi;

@@ -15,7 +15,7 @@ use backend::auth::{AuthConfig, Authenticator};
 use backend::config::{self, Config};
 use backend::relay::{Relay, RelayConfig, RelayMetrics};
 use backend::{db, service::TaskService};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
 use tokio::sync::{Notify, watch};
 
@@ -24,13 +24,25 @@ const SIDECAR_WAIT: Duration = Duration::from_secs(60);
 
 /// todo-dapr backend: tasks over REST (/api/v1) and MCP (/mcp), stored in PostgreSQL, with
 /// every change published as a CloudEvent through the Dapr sidecar (transactional outbox).
+/// Without a subcommand it serves; `import-legacy` imports the original system instead.
 #[derive(Debug, Parser)]
 #[command(name = "backend", version, about, after_long_help = config::ENV_HELP)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+enum Command {
+    ImportLegacy(backend::import::ImportArgs),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _cli = Cli::parse();
+    if let Some(Command::ImportLegacy(args)) = Cli::parse().command {
+        return backend::import::main(args).await;
+    }
     middleware::server::run_main(
         "backend",
         Config::from_env(),

@@ -57,12 +57,12 @@ impl std::fmt::Debug for TaskService {
 
 /// Drops sub-microsecond precision, which PostgreSQL would drop on write anyway, so values
 /// compare equal before and after a round trip.
-fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
 /// The event snapshot of `task`, owned by `user_id`.
-fn snapshot(user_id: &str, task: &Task) -> TaskSnapshot {
+pub(crate) fn snapshot(user_id: &str, task: &Task) -> TaskSnapshot {
     TaskSnapshot {
         id: task.id,
         user_id: user_id.to_owned(),
@@ -97,7 +97,7 @@ fn snapshot(user_id: &str, task: &Task) -> TaskSnapshot {
 
 /// The snapshot fields that differ between `before` and `after` (names as in
 /// [`TaskSnapshot`]).
-fn changed_fields(before: &Task, after: &Task) -> Vec<&'static str> {
+pub(crate) fn changed_fields(before: &Task, after: &Task) -> Vec<&'static str> {
     let ids = |t: &Task| t.tags.iter().map(|g| g.id).collect::<Vec<_>>();
     let checks = [
         ("title", before.title != after.title),
@@ -923,5 +923,6 @@ fn duplicate_name(kind: Kind, name: &str, err: sqlx::Error) -> ServiceError {
     }
 }
 
+mod legacy;
 #[cfg(test)]
 mod tests;

@@ -715,7 +715,8 @@ async fn search_tasks_filters_by_the_original_parameters(pool: PgPool) {
             json!({"query": "fix", "category_id": "home"}),
             "category_id",
         ),
-        (json!({"query": "fix", "category_id": 7}), "category_id"),
+        (json!({"query": "fix", "category_id": 7.5}), "category_id"),
+        (json!({"query": "fix", "category_id": -7}), "category_id"),
         (
             json!({"query": "fix", "tag_ids": [id(&garden), "x"]}),
             "tag_ids[1]",
@@ -728,7 +729,8 @@ async fn search_tasks_filters_by_the_original_parameters(pool: PgPool) {
         assert_eq!(body["field"], field, "{args}: {body}");
     }
 
-    // Another user's category or tag narrows Bob's search to nothing (it is not his).
+    // Another user's category or tag narrows Bob's search to nothing (it is not his), and so
+    // does an original system's id that names none of his labels.
     let bob = connect(&url, "bob").await;
     ok(&bob, "add_task", json!({"title": "Fix the roof"})).await;
     let mine = ok(&bob, "search_tasks", json!({"query": "fix"})).await;
@@ -736,6 +738,8 @@ async fn search_tasks_filters_by_the_original_parameters(pool: PgPool) {
     for args in [
         json!({"query": "fix", "category_id": id(&home)}),
         json!({"query": "fix", "tag_ids": [id(&garden)]}),
+        json!({"query": "fix", "category_id": 7}),
+        json!({"query": "fix", "tag_ids": ["7"]}),
     ] {
         let page = ok(&bob, "search_tasks", args).await;
         assert_eq!(page["total"], 0, "{page}");
@@ -1047,11 +1051,25 @@ async fn bad_input_is_reported_as_a_tool_error(pool: PgPool) {
     let bad_id = err(
         &client,
         "get_task",
-        json!({"task_id": "42"}),
+        json!({"task_id": "42a"}),
         "VALIDATION_ERROR",
     )
     .await;
     assert_eq!(bad_id["field"], "task_id");
+    // An integer is an original system's id: one that was never imported is not found.
+    let unknown = err(
+        &client,
+        "get_task",
+        json!({"task_id": "42"}),
+        "TASK_NOT_FOUND",
+    )
+    .await;
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("task 42 not found")
+    );
     let no_offset = err(
         &client,
         "add_task",

@@ -31,6 +31,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
+use super::ids::IdArg;
 use crate::domain::{
     CategoryPatch, DEFAULT_LIMIT, NewCategory, NewTag, NewTask, Priority, ReminderSpec,
     SearchQuery, SortBy, SortOrder, StatusFilter, TagPatch, TaskFilter, TaskPatch,
@@ -128,11 +129,6 @@ mod lenient {
             .map_err(|e| format!("`{text}` is not a valid timestamp ({e}); {TIMESTAMP_HINT}"))
     }
 
-    fn id(text: &str) -> Result<Uuid, String> {
-        Uuid::parse_str(text.trim())
-            .map_err(|_| format!("`{text}` is not an id (ids are UUIDs as returned by the tools)"))
-    }
-
     /// `null`, absent or blank → `None`; otherwise a timestamp.
     pub(super) fn optional_timestamp<'de, D: Deserializer<'de>>(
         deserializer: D,
@@ -166,11 +162,18 @@ mod lenient {
         clearable(deserializer, timestamp)
     }
 
-    /// A clearable id (see [`clearable`]).
+    /// A clearable id: `null`/absent → unchanged, `""` → remove, else a UUID or an original
+    /// integer id (a JSON number, which [`clearable`] does not read).
     pub(super) fn clearable_id<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<Option<Option<Uuid>>, D::Error> {
-        clearable(deserializer, id)
+    ) -> Result<Option<Option<IdArg>>, D::Error> {
+        match Option::<serde_json::Value>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(serde_json::Value::String(text)) if text.trim().is_empty() => Ok(Some(None)),
+            Some(value) => IdArg::from_value(&value)
+                .map(|id| Some(Some(id)))
+                .map_err(D::Error::custom),
+        }
     }
 
     /// A clearable text (see [`clearable`]); the text is passed on as written.
@@ -196,8 +199,8 @@ mod lenient {
     }
 
     /// An optional list of ids; `null` → empty.
-    pub(super) fn ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Uuid>, D::Error> {
-        Ok(Option::<Vec<Uuid>>::deserialize(deserializer)?.unwrap_or_default())
+    pub(super) fn ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IdArg>, D::Error> {
+        Ok(Option::<Vec<IdArg>>::deserialize(deserializer)?.unwrap_or_default())
     }
 }
 
@@ -236,12 +239,14 @@ pub(super) struct AddTaskArgs {
     /// "low", "medium" (default), "high" or "urgent".
     #[serde(default, deserialize_with = "lenient::optional_enum")]
     priority: Option<Priority>,
-    /// Id of one of the user's categories (from list_categories / create_category).
+    /// Id of one of the user's categories (from list_categories / create_category, or the
+    /// original system's integer id).
     #[serde(default)]
-    category_id: Option<Uuid>,
-    /// Ids of the user's tags (from list_tags / create_tag), at most 10.
+    pub(super) category_id: Option<IdArg>,
+    /// Ids of the user's tags (from list_tags / create_tag, or the original system's integer
+    /// ids), at most 10.
     #[serde(default, deserialize_with = "lenient::ids")]
-    tag_ids: Vec<Uuid>,
+    pub(super) tag_ids: Vec<IdArg>,
     /// When the task is due: ISO-8601 timestamp with UTC offset, e.g.
     /// "2025-06-01T17:00:00+02:00", between the years 1970 and 9999. Required for a recurring
     /// task (it is the first occurrence).
@@ -257,17 +262,18 @@ pub(super) struct AddTaskArgs {
     remind_at: Option<DateTime<Utc>>,
 }
 
-impl From<AddTaskArgs> for NewTask {
-    fn from(a: AddTaskArgs) -> Self {
-        Self {
-            title: a.title,
-            description: a.description,
-            priority: a.priority,
-            category_id: a.category_id,
-            tag_ids: a.tag_ids,
-            due_at: a.due_date,
-            remind_at: a.remind_at,
-            recurrence_rule: a.recurrence_rule,
+impl AddTaskArgs {
+    /// The new task, with the category and tags resolved to ours.
+    pub(super) fn into_new_task(self, category_id: Option<Uuid>, tag_ids: Vec<Uuid>) -> NewTask {
+        NewTask {
+            title: self.title,
+            description: self.description,
+            priority: self.priority,
+            category_id,
+            tag_ids,
+            due_at: self.due_date,
+            remind_at: self.remind_at,
+            recurrence_rule: self.recurrence_rule,
         }
     }
 }
@@ -283,10 +289,10 @@ pub(super) struct ListTasksArgs {
     priority: Option<Priority>,
     /// Only tasks in this category.
     #[serde(default)]
-    category_id: Option<Uuid>,
+    pub(super) category_id: Option<IdArg>,
     /// Only tasks carrying at least one of these tags.
     #[serde(default, deserialize_with = "lenient::ids")]
-    tag_ids: Vec<Uuid>,
+    pub(super) tag_ids: Vec<IdArg>,
     /// Only tasks due strictly before this time (ISO-8601 with UTC offset).
     #[serde(default, deserialize_with = "lenient::optional_timestamp")]
     due_before: Option<DateTime<Utc>>,
@@ -308,13 +314,15 @@ pub(super) struct ListTasksArgs {
     offset: Option<u32>,
 }
 
-impl From<ListTasksArgs> for TaskFilter {
-    fn from(a: ListTasksArgs) -> Self {
-        Self {
+impl ListTasksArgs {
+    /// The filter, with the category and tags resolved to ours.
+    pub(super) fn into_filter(self, category_id: Option<Uuid>, tag_ids: Vec<Uuid>) -> TaskFilter {
+        let a = self;
+        TaskFilter {
             status: a.status.unwrap_or_default(),
             priority: a.priority,
-            category_id: a.category_id,
-            tag_ids: a.tag_ids,
+            category_id,
+            tag_ids,
             due_before: a.due_before,
             due_after: a.due_after,
             sort: a.sort_by.map(SortBy::from).unwrap_or_default(),
@@ -328,15 +336,16 @@ impl From<ListTasksArgs> for TaskFilter {
 /// Arguments of the tools that take only a task: `get_task`, `delete_task`, `complete_task`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct TaskIdArgs {
-    /// The task's id (from add_task, list_tasks or search_tasks).
-    pub(super) task_id: Uuid,
+    /// The task's id (from add_task, list_tasks or search_tasks, or the original system's
+    /// integer id).
+    pub(super) task_id: IdArg,
 }
 
 /// Arguments of `update_task`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct UpdateTaskArgs {
     /// The task's id.
-    pub(super) task_id: Uuid,
+    pub(super) task_id: IdArg,
     /// New title, 1-200 characters.
     #[serde(default)]
     title: Option<String>,
@@ -351,8 +360,8 @@ pub(super) struct UpdateTaskArgs {
     priority: Option<Priority>,
     /// New category id, or "" to remove the task from its category.
     #[serde(default, deserialize_with = "lenient::clearable_id")]
-    #[schemars(with = "Option<String>")]
-    category_id: Option<Option<Uuid>>,
+    #[schemars(with = "Option<IdArg>")]
+    pub(super) category_id: Option<Option<IdArg>>,
     /// New due time (ISO-8601 with UTC offset), or "" to remove the due date (a recurring task
     /// keeps needing one: pass recurrence_rule="" too).
     #[serde(default, deserialize_with = "lenient::clearable_timestamp")]
@@ -371,21 +380,18 @@ pub(super) struct UpdateTaskArgs {
 }
 
 impl UpdateTaskArgs {
-    /// The task id and the patch to apply to it.
-    pub(super) fn into_patch(self) -> (Uuid, TaskPatch) {
-        (
-            self.task_id,
-            TaskPatch {
-                title: self.title,
-                description: self.description,
-                completed: self.completed,
-                priority: self.priority,
-                category_id: self.category_id,
-                due_at: self.due_date,
-                remind_at: self.remind_at,
-                recurrence_rule: self.recurrence_rule,
-            },
-        )
+    /// The patch to apply to the task, with the category resolved to ours.
+    pub(super) fn into_patch(self, category_id: Option<Option<Uuid>>) -> TaskPatch {
+        TaskPatch {
+            title: self.title,
+            description: self.description,
+            completed: self.completed,
+            priority: self.priority,
+            category_id,
+            due_at: self.due_date,
+            remind_at: self.remind_at,
+            recurrence_rule: self.recurrence_rule,
+        }
     }
 }
 
@@ -400,10 +406,10 @@ pub(super) struct SearchTasksArgs {
     priority: Option<Priority>,
     /// Only tasks in this category (an id from list_categories).
     #[serde(default)]
-    category_id: Option<Uuid>,
+    pub(super) category_id: Option<IdArg>,
     /// Only tasks carrying at least one of these tags (ids from list_tags).
     #[serde(default, deserialize_with = "lenient::ids")]
-    tag_ids: Vec<Uuid>,
+    pub(super) tag_ids: Vec<IdArg>,
     /// Most results to return: default 50, at most 200.
     #[serde(default)]
     limit: Option<u32>,
@@ -412,13 +418,15 @@ pub(super) struct SearchTasksArgs {
     offset: Option<u32>,
 }
 
-impl From<SearchTasksArgs> for SearchQuery {
-    fn from(a: SearchTasksArgs) -> Self {
-        Self {
+impl SearchTasksArgs {
+    /// The search, with the category and tags resolved to ours.
+    pub(super) fn into_query(self, category_id: Option<Uuid>, tag_ids: Vec<Uuid>) -> SearchQuery {
+        let a = self;
+        SearchQuery {
             query: a.query,
             priority: a.priority,
-            category_id: a.category_id,
-            tag_ids: a.tag_ids,
+            category_id,
+            tag_ids,
             limit: a.limit.unwrap_or(DEFAULT_LIMIT),
             offset: a.offset.unwrap_or(0),
         }
@@ -429,7 +437,7 @@ impl From<SearchTasksArgs> for SearchQuery {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct SetReminderArgs {
     /// The task's id.
-    pub(super) task_id: Uuid,
+    pub(super) task_id: IdArg,
     /// Remind this many minutes before the task's due date (the task must have one): 15,
     /// 60 = one hour, 1440 = one day, 10080 = one week. Give this or remind_at, not both.
     #[serde(default)]
@@ -442,7 +450,7 @@ pub(super) struct SetReminderArgs {
 
 impl SetReminderArgs {
     /// The task id and the reminder, if exactly one way of giving it was used.
-    pub(super) fn into_spec(self) -> Result<(Uuid, ReminderSpec), InvalidArgument> {
+    pub(super) fn into_spec(self) -> Result<(IdArg, ReminderSpec), InvalidArgument> {
         let spec = match (self.remind_before_minutes, self.remind_at) {
             (Some(minutes), None) => ReminderSpec::BeforeDue { minutes },
             (None, Some(at)) => ReminderSpec::At(at),
@@ -468,9 +476,9 @@ impl SetReminderArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct TaskTagArgs {
     /// The task's id.
-    pub(super) task_id: Uuid,
+    pub(super) task_id: IdArg,
     /// The tag's id (from list_tags or create_tag).
-    pub(super) tag_id: Uuid,
+    pub(super) tag_id: IdArg,
 }
 
 /// Arguments of `create_category`.
@@ -496,7 +504,7 @@ impl From<CreateCategoryArgs> for NewCategory {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct UpdateCategoryArgs {
     /// The category's id (from list_categories).
-    pub(super) category_id: Uuid,
+    pub(super) category_id: IdArg,
     /// New name, 1-50 characters, unique per user.
     #[serde(default)]
     name: Option<String>,
@@ -508,7 +516,7 @@ pub(super) struct UpdateCategoryArgs {
 
 impl UpdateCategoryArgs {
     /// The category id and the patch to apply to it.
-    pub(super) fn into_patch(self) -> (Uuid, CategoryPatch) {
+    pub(super) fn into_patch(self) -> (IdArg, CategoryPatch) {
         (
             self.category_id,
             CategoryPatch {
@@ -523,7 +531,7 @@ impl UpdateCategoryArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct CategoryIdArgs {
     /// The category's id (from list_categories).
-    pub(super) category_id: Uuid,
+    pub(super) category_id: IdArg,
 }
 
 /// Arguments of `create_tag`.
@@ -549,7 +557,7 @@ impl From<CreateTagArgs> for NewTag {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct UpdateTagArgs {
     /// The tag's id (from list_tags).
-    pub(super) tag_id: Uuid,
+    pub(super) tag_id: IdArg,
     /// New name, 1-30 characters, unique per user.
     #[serde(default)]
     name: Option<String>,
@@ -561,7 +569,7 @@ pub(super) struct UpdateTagArgs {
 
 impl UpdateTagArgs {
     /// The tag id and the patch to apply to it.
-    pub(super) fn into_patch(self) -> (Uuid, TagPatch) {
+    pub(super) fn into_patch(self) -> (IdArg, TagPatch) {
         (
             self.tag_id,
             TagPatch {
@@ -576,7 +584,7 @@ impl UpdateTagArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct TagIdArgs {
     /// The tag's id (from list_tags).
-    pub(super) tag_id: Uuid,
+    pub(super) tag_id: IdArg,
 }
 
 #[cfg(test)]
@@ -603,7 +611,8 @@ mod tests {
             "recurrence_rule": "FREQ=MONTHLY;BYMONTHDAY=-1",
         }))
         .unwrap();
-        let new = NewTask::from(args);
+        assert_eq!((args.category_id, args.tag_ids.len()), (None, 0));
+        let new = args.into_new_task(None, Vec::new());
         assert_eq!(new.title, "Pay rent");
         assert_eq!(new.priority, Some(Priority::High));
         assert_eq!(
@@ -616,8 +625,11 @@ mod tests {
 
     #[test]
     fn bad_arguments_name_the_field() {
-        let err = parse::<TaskIdArgs>(json!({"task_id": 42})).unwrap_err();
-        assert_eq!(err.field.as_deref(), Some("task_id"));
+        for bad in [json!(-42), json!(4.2), json!("42x"), json!(false)] {
+            let err = parse::<TaskIdArgs>(json!({ "task_id": bad })).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("task_id"), "{bad}");
+            assert!(err.message.contains("not an id"), "{}", err.message);
+        }
         let err = parse::<AddTaskArgs>(json!({"title": "x", "due_date": "2030-01-31T09:00"}))
             .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("due_date"));
@@ -645,7 +657,22 @@ mod tests {
         // Unknown arguments stay ignored (see the module docs).
         let args: TaskIdArgs =
             parse(json!({"task_id": Uuid::nil(), "user_id": "x", "extra": 1})).unwrap();
-        assert_eq!(args.task_id, Uuid::nil());
+        assert_eq!(args.task_id, IdArg::Ours(Uuid::nil()));
+    }
+
+    #[test]
+    fn ids_may_be_the_original_integers() {
+        let args: TaskTagArgs = parse(json!({"task_id": 17, "tag_id": "4"})).unwrap();
+        assert_eq!(
+            (args.task_id, args.tag_id),
+            (IdArg::Legacy(17), IdArg::Legacy(4))
+        );
+        let args: AddTaskArgs =
+            parse(json!({"title": "x", "category_id": 3, "tag_ids": [1, Uuid::nil()]})).unwrap();
+        assert_eq!(args.category_id, Some(IdArg::Legacy(3)));
+        assert_eq!(args.tag_ids, [IdArg::Legacy(1), IdArg::Ours(Uuid::nil())]);
+        let args: UpdateTaskArgs = parse(json!({"task_id": 9, "category_id": 3})).unwrap();
+        assert_eq!(args.category_id, Some(Some(IdArg::Legacy(3))));
     }
 
     #[test]
@@ -660,8 +687,9 @@ mod tests {
             "remind_at": "2030-01-01T00:00:00Z",
         }))
         .unwrap();
-        let (task_id, patch) = args.into_patch();
-        assert_eq!(task_id, id);
+        assert_eq!(args.task_id, IdArg::Ours(id));
+        assert_eq!(args.category_id, Some(None));
+        let patch = args.into_patch(Some(None));
         assert_eq!(patch.title, None);
         assert_eq!(patch.due_at, None);
         assert_eq!(patch.category_id, Some(None));
@@ -671,11 +699,13 @@ mod tests {
 
     #[test]
     fn list_filter_defaults_and_original_sort_names() {
-        let filter = TaskFilter::from(parse::<ListTasksArgs>(json!({})).unwrap());
+        let filter = parse::<ListTasksArgs>(json!({}))
+            .unwrap()
+            .into_filter(None, Vec::new());
         assert_eq!(filter, TaskFilter::default());
-        let filter = TaskFilter::from(
-            parse::<ListTasksArgs>(json!({"sort_by": "due_date", "status": "Pending"})).unwrap(),
-        );
+        let filter = parse::<ListTasksArgs>(json!({"sort_by": "due_date", "status": "Pending"}))
+            .unwrap()
+            .into_filter(None, Vec::new());
         assert_eq!(filter.sort, SortBy::Due);
         assert_eq!(filter.status, StatusFilter::Pending);
     }
@@ -684,17 +714,18 @@ mod tests {
     fn search_reads_the_original_filters() {
         let tag = Uuid::now_v7();
         let category = Uuid::now_v7();
-        let search = SearchQuery::from(
-            parse::<SearchTasksArgs>(json!({
-                "query": "dentist",
-                "priority": "Urgent",
-                "category_id": category,
-                "tag_ids": [tag],
-                "offset": 5,
-                "user_id": 7,
-            }))
-            .unwrap(),
-        );
+        let args = parse::<SearchTasksArgs>(json!({
+            "query": "dentist",
+            "priority": "Urgent",
+            "category_id": category,
+            "tag_ids": [tag],
+            "offset": 5,
+            "user_id": 7,
+        }))
+        .unwrap();
+        assert_eq!(args.category_id, Some(IdArg::Ours(category)));
+        assert_eq!(args.tag_ids, [IdArg::Ours(tag)]);
+        let search = args.into_query(Some(category), vec![tag]);
         assert_eq!(
             search,
             SearchQuery {
@@ -706,18 +737,18 @@ mod tests {
             }
         );
         // Nulls are "not given", as everywhere.
-        let plain = SearchQuery::from(
-            parse::<SearchTasksArgs>(json!({
-                "query": "x", "priority": null, "category_id": null, "tag_ids": null,
-                "limit": null, "offset": null,
-            }))
-            .unwrap(),
-        );
+        let plain = parse::<SearchTasksArgs>(json!({
+            "query": "x", "priority": null, "category_id": null, "tag_ids": null,
+            "limit": null, "offset": null,
+        }))
+        .unwrap();
+        assert_eq!((plain.category_id, plain.tag_ids.len()), (None, 0));
+        let plain = plain.into_query(None, Vec::new());
         assert_eq!(plain, SearchQuery::words("x"));
         // A bad value names its argument.
         for (args, field) in [
             (json!({"query": "x", "priority": "asap"}), "priority"),
-            (json!({"query": "x", "category_id": 3}), "category_id"),
+            (json!({"query": "x", "category_id": 3.5}), "category_id"),
             (json!({"query": "x", "tag_ids": ["work"]}), "tag_ids[0]"),
             (json!({"query": "x", "tag_ids": "work"}), "tag_ids"),
             (json!({"query": "x", "offset": -1}), "offset"),

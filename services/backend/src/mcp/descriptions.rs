@@ -59,8 +59,10 @@ default).\n"
 pub(super) const INSTRUCTIONS: &str = "Task manager for the signed-in user: tasks with \
 priorities, due dates, reminders and recurrence, grouped by categories and labelled with tags. \
 The user is identified by the access token: no tool takes a user id, and every tool sees only \
-this user's data. Ids are UUIDs returned by the tools; when the user names a task, category or \
-tag, look its id up (search_tasks, list_tasks, list_categories, list_tags) instead of guessing. \
+this user's data. Ids are UUIDs returned by the tools (an integer id from before the move to \
+this system still names the same task, category or tag); when the user names a task, category \
+or tag, look its id up (search_tasks, list_tasks, list_categories, list_tags) instead of \
+guessing. \
 Times are ISO-8601 with a UTC offset. A failed call returns isError=true with JSON \
 {code, message, field?, suggestions}: TASK_NOT_FOUND (suggestions = the user's recent pending \
 tasks), NOT_FOUND (category or tag), VALIDATION_ERROR (fix the named field), CONFLICT (the name \

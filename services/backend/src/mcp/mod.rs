@@ -16,7 +16,8 @@
 //!   argument, and a `user_id` sent by an old prompt is ignored.
 //! - **No logic here.** Each tool maps its arguments (the original names: `due_date`,
 //!   `tag_ids`, `sort_by`, …) onto the service's input types and calls one
-//!   [`TaskService`] method, the same one REST calls.
+//!   [`TaskService`] method, the same one REST calls. Ids may also be the original system's
+//!   integers, which `ids` resolves for the caller through the map the importer keeps.
 //! - **Errors are tool results** with `isError: true` and a JSON body
 //!   `{"code", "message", "field"?, "suggestions"}` the model can act on; `TASK_NOT_FOUND`
 //!   carries the user's recent pending tasks as suggestions, database failures answer a
@@ -32,6 +33,7 @@
 
 mod args;
 mod descriptions;
+mod ids;
 mod reply;
 mod tools;
 

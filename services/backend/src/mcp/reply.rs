@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::args::InvalidArgument;
+use crate::domain::LegacyKind;
 use crate::error::ServiceError;
 
 /// Why a tool call did not succeed.
@@ -93,6 +94,27 @@ fn service_body(err: &ServiceError) -> Value {
                 "suggestions": suggestions,
             })
         }
+        ServiceError::LegacyNotFound {
+            kind,
+            legacy_id,
+            suggestions,
+        } => {
+            let hint = match (kind, suggestions.is_empty()) {
+                (LegacyKind::Task, false) => {
+                    "`suggestions` lists the user's most recent pending tasks: ask which one was \
+                     meant, or look it up with search_tasks / list_tasks"
+                }
+                _ => {
+                    "original ids name only the user's own rows that were carried over; look \
+                      it up with the list tools"
+                }
+            };
+            json!({
+                "code": err.code(),
+                "message": format!("{} {legacy_id} not found; {hint}", kind.as_str()),
+                "suggestions": suggestions,
+            })
+        }
         ServiceError::Validation { field, message } => json!({
             "code": err.code(),
             "message": message,
@@ -156,6 +178,34 @@ mod tests {
         }));
         assert_eq!(b["code"], "TASK_NOT_FOUND");
         assert_eq!(b["suggestions"][0]["title"], "Water plants");
+    }
+
+    #[test]
+    fn unknown_original_ids_are_not_found() {
+        let b = body(Failure::Service(ServiceError::LegacyNotFound {
+            kind: LegacyKind::Task,
+            legacy_id: 42,
+            suggestions: vec![],
+        }));
+        assert_eq!(b["code"], "TASK_NOT_FOUND");
+        assert!(
+            b["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("task 42 not found")
+        );
+        let b = body(Failure::Service(ServiceError::LegacyNotFound {
+            kind: LegacyKind::Tag,
+            legacy_id: 3,
+            suggestions: vec![],
+        }));
+        assert_eq!(b["code"], "NOT_FOUND");
+        assert!(
+            b["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("tag 3 not found")
+        );
     }
 
     #[test]

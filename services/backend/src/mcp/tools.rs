@@ -17,6 +17,7 @@ use super::args::{
     UpdateTagArgs, UpdateTaskArgs,
 };
 use super::descriptions as text;
+use super::ids::Ids;
 use super::reply::{Reply, ok};
 use crate::domain::AuthUser;
 
@@ -46,6 +47,16 @@ impl<S> FromContextPart<ToolCallContext<'_, S>> for Caller {
     }
 }
 
+impl TodoMcp {
+    /// Resolves ids of tool arguments for `user`.
+    fn ids<'a>(&'a self, user: &'a AuthUser) -> Ids<'a> {
+        Ids {
+            service: &self.service,
+            user,
+        }
+    }
+}
+
 #[tool_router(router = tool_router, vis = "pub(super)")]
 impl TodoMcp {
     #[tool(description = text::ADD_TASK)]
@@ -54,10 +65,12 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<AddTaskArgs>>,
     ) -> Reply {
-        ok(self
-            .service
-            .create_task(&user, args.parse()?.into())
-            .await?)
+        let args = args.parse()?;
+        let ids = self.ids(&user);
+        let category_id = ids.optional_category(args.category_id).await?;
+        let tag_ids = ids.tags(&args.tag_ids).await?;
+        let new = args.into_new_task(category_id, tag_ids);
+        ok(self.service.create_task(&user, new).await?)
     }
 
     #[tool(description = text::LIST_TASKS, annotations(read_only_hint = true))]
@@ -66,7 +79,11 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<ListTasksArgs>>,
     ) -> Reply {
-        let filter = args.parse()?.into();
+        let args = args.parse()?;
+        let ids = self.ids(&user);
+        let category_id = ids.category_filter(args.category_id).await?;
+        let tag_ids = ids.tag_filter(&args.tag_ids).await?;
+        let filter = args.into_filter(category_id, tag_ids);
         ok(self.service.list_tasks(&user, &filter).await?)
     }
 
@@ -76,7 +93,8 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<TaskIdArgs>>,
     ) -> Reply {
-        ok(self.service.get_task(&user, args.parse()?.task_id).await?)
+        let id = self.ids(&user).task(args.parse()?.task_id).await?;
+        ok(self.service.get_task(&user, id).await?)
     }
 
     #[tool(
@@ -88,7 +106,15 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<UpdateTaskArgs>>,
     ) -> Reply {
-        let (id, patch) = args.parse()?.into_patch();
+        let args = args.parse()?;
+        let ids = self.ids(&user);
+        let id = ids.task(args.task_id).await?;
+        let category_id = match args.category_id {
+            Some(Some(category)) => Some(Some(ids.category(category).await?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let patch = args.into_patch(category_id);
         ok(self.service.update_task(&user, id, patch).await?)
     }
 
@@ -101,7 +127,7 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<TaskIdArgs>>,
     ) -> Reply {
-        let id = args.parse()?.task_id;
+        let id = self.ids(&user).task(args.parse()?.task_id).await?;
         self.service.delete_task(&user, id).await?;
         ok(json!({"deleted": true, "task_id": id}))
     }
@@ -115,10 +141,8 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<TaskIdArgs>>,
     ) -> Reply {
-        ok(self
-            .service
-            .complete_task(&user, args.parse()?.task_id)
-            .await?)
+        let id = self.ids(&user).task(args.parse()?.task_id).await?;
+        ok(self.service.complete_task(&user, id).await?)
     }
 
     #[tool(description = text::CREATE_CATEGORY, annotations(destructive_hint = false))]
@@ -148,6 +172,7 @@ impl TodoMcp {
         Parameters(args): Parameters<Input<UpdateCategoryArgs>>,
     ) -> Reply {
         let (id, patch) = args.parse()?.into_patch();
+        let id = self.ids(&user).category(id).await?;
         ok(self.service.update_category(&user, id, patch).await?)
     }
 
@@ -160,7 +185,7 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<CategoryIdArgs>>,
     ) -> Reply {
-        let id = args.parse()?.category_id;
+        let id = self.ids(&user).category(args.parse()?.category_id).await?;
         self.service.delete_category(&user, id).await?;
         ok(json!({"deleted": true, "category_id": id}))
     }
@@ -189,6 +214,7 @@ impl TodoMcp {
         Parameters(args): Parameters<Input<UpdateTagArgs>>,
     ) -> Reply {
         let (id, patch) = args.parse()?.into_patch();
+        let id = self.ids(&user).tag(id).await?;
         ok(self.service.update_tag(&user, id, patch).await?)
     }
 
@@ -201,7 +227,7 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<TagIdArgs>>,
     ) -> Reply {
-        let id = args.parse()?.tag_id;
+        let id = self.ids(&user).tag(args.parse()?.tag_id).await?;
         self.service.delete_tag(&user, id).await?;
         ok(json!({"deleted": true, "tag_id": id}))
     }
@@ -216,6 +242,8 @@ impl TodoMcp {
         Parameters(args): Parameters<Input<TaskTagArgs>>,
     ) -> Reply {
         let TaskTagArgs { task_id, tag_id } = args.parse()?;
+        let ids = self.ids(&user);
+        let (task_id, tag_id) = (ids.task(task_id).await?, ids.tag(tag_id).await?);
         ok(self.service.add_tag_to_task(&user, task_id, tag_id).await?)
     }
 
@@ -229,6 +257,8 @@ impl TodoMcp {
         Parameters(args): Parameters<Input<TaskTagArgs>>,
     ) -> Reply {
         let TaskTagArgs { task_id, tag_id } = args.parse()?;
+        let ids = self.ids(&user);
+        let (task_id, tag_id) = (ids.task(task_id).await?, ids.tag(tag_id).await?);
         ok(self
             .service
             .remove_tag_from_task(&user, task_id, tag_id)
@@ -241,7 +271,11 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<SearchTasksArgs>>,
     ) -> Reply {
-        let search = args.parse()?.into();
+        let args = args.parse()?;
+        let ids = self.ids(&user);
+        let category_id = ids.category_filter(args.category_id).await?;
+        let tag_ids = ids.tag_filter(&args.tag_ids).await?;
+        let search = args.into_query(category_id, tag_ids);
         ok(self.service.search_tasks(&user, &search).await?)
     }
 
@@ -255,6 +289,7 @@ impl TodoMcp {
         Parameters(args): Parameters<Input<SetReminderArgs>>,
     ) -> Reply {
         let (id, spec) = args.parse()?.into_spec()?;
+        let id = self.ids(&user).task(id).await?;
         ok(self.service.set_reminder(&user, id, spec).await?)
     }
 }

@@ -45,9 +45,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Service(e) => match e {
-                ServiceError::TaskNotFound { .. } | ServiceError::NotFound { .. } => {
-                    StatusCode::NOT_FOUND
-                }
+                ServiceError::TaskNotFound { .. }
+                | ServiceError::NotFound { .. }
+                | ServiceError::LegacyNotFound { .. } => StatusCode::NOT_FOUND,
                 ServiceError::Validation { .. } | ServiceError::LimitExceeded(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }

@@ -11,6 +11,7 @@
 //! user id and filters by it, so another user's row looks exactly like a missing one.
 
 pub(crate) mod labels;
+pub(crate) mod legacy;
 pub(crate) mod tasks;
 pub(crate) mod users;
 

@@ -186,6 +186,40 @@ pub(crate) async fn insert(
     Ok(inserted == 1)
 }
 
+/// Inserts a task carried over from the original system, keeping its creation and last-change
+/// times (`backend import-legacy`).
+pub(crate) async fn insert_imported(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: &str,
+    fields: &TaskFields,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, \
+                            category_id, due_at, remind_at, recurrence_rule, created_at, \
+                            updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(&fields.title)
+    .bind(&fields.description)
+    .bind(fields.completed_at.is_some())
+    .bind(fields.completed_at)
+    .bind(fields.priority.as_str())
+    .bind(fields.category_id)
+    .bind(fields.due_at)
+    .bind(fields.remind_at)
+    .bind(&fields.recurrence_rule)
+    .bind(created_at)
+    .bind(updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Writes every editable column of task `id` and bumps `updated_at`.
 pub(crate) async fn update(
     conn: &mut PgConnection,
