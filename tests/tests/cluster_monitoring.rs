@@ -23,7 +23,7 @@ use chrono::Utc;
 use contracts::{event_types, topics};
 use harness::prometheus::{PrometheusApi, Sample};
 use harness::wait;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::cluster::{DEADLINE, Env, PortForward, pod_name, rfc3339, unique};
 use support::dashboards;
 

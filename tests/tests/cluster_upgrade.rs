@@ -227,7 +227,7 @@ async fn traffic(env: &Env, stop: &AtomicBool, requests: &AtomicUsize) -> Record
         while !stop.load(Ordering::Relaxed) {
             pace.tick().await;
             turn += 1;
-            let outcome = if turn % 2 == 0 {
+            let outcome = if turn.is_multiple_of(2) {
                 let marker = unique("upg-reminder");
                 let due = Utc::now() + REMIND_IN;
                 let body = json!({
