@@ -28,6 +28,7 @@ pub mod resources;
 pub mod scheduler;
 pub mod service;
 pub mod smtp;
+pub mod sockets;
 pub mod stack;
 pub mod suite;
 pub mod tls;

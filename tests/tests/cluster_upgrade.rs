@@ -46,6 +46,9 @@ const AFTER_ROLLOUT: Duration = Duration::from_secs(10);
 const ROLLBACK_TARGET: Duration = Duration::from_secs(120);
 /// How long helm waits for the release that never becomes Ready before it reports failure.
 const UNREADY_TIMEOUT: &str = "40s";
+/// For `TodoServiceDown` to fire: its `for: 1m`, the crashing pods' start, a scrape and an
+/// evaluation (5 s each on the node) — about 80 s here.
+const PAGE_DEADLINE: Duration = Duration::from_secs(180);
 /// A mail's lateness beyond which a reminder counts as late.
 const LATE: Duration = Duration::from_secs(1);
 
@@ -693,7 +696,7 @@ async fn a_release_that_crashes_pages_and_is_rolled_back(env: &Env) -> anyhow::R
         };
         let paged = wait::until(
             "TodoServiceDown firing for a crashing pod",
-            DEADLINE,
+            PAGE_DEADLINE,
             || async {
                 let crashing = crash_pods()?;
                 let alerts = prometheus.instant_query(firing).await?;

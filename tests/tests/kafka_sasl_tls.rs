@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -338,12 +338,22 @@ async fn a_plaintext_broker_listens_elsewhere_too(env: &Env) -> anyhow::Result<(
         "{}",
         kafka.address()
     );
+    // What the broker's processes listen on, not whether anything answers: on a busy machine
+    // another program may hold the same port on 127.0.0.1.
+    let pid = kafka
+        .process_mut()
+        .pid()
+        .context("the broker is not running")?;
+    let listening = harness::sockets::listening(pid)?;
+    let port = kafka.port();
     ensure!(
-        tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, kafka.port()))
-            .await
-            .is_err(),
-        "something answers on 127.0.0.1:{}",
-        kafka.port()
+        listening.contains(&SocketAddr::new(LISTEN.into(), port)),
+        "the broker does not listen on {LISTEN}:{port}: {listening:?}"
+    );
+    ensure!(
+        !listening.iter().any(|a| a.port() == port
+            && (a.ip().is_unspecified() || a.ip() == Ipv4Addr::LOCALHOST)),
+        "the broker also listens on 127.0.0.1 or every address at port {port}: {listening:?}"
     );
     // The admin listener answers Kafka's tools (no topic yet: nothing to read).
     ensure!(kafka.topic_messages("nobody-wrote-here")?.is_empty());

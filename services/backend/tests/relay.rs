@@ -1,0 +1,278 @@
+//! The outbox relay against a real PostgreSQL, with a scripted publisher in place of daprd:
+//! commit order per task, a failure holding back that task's later rows (counted and retried),
+//! one active relay per database, and the flush at shutdown. Set `DATABASE_URL` to a PostgreSQL
+//! server (e.g. the one `cargo xtask up` prints), as for the other suites.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backend::relay::{Relay, RelayConfig};
+use middleware::{PublishRequest, Publisher, PublisherConfig, RetryConfig};
+use sqlx::PgPool;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+/// Long enough for every wait below on a loaded machine; each returns as soon as it holds.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the scripted sidecar saw: the event ids in the order it accepted them, and the ids it
+/// refused once.
+#[derive(Default)]
+struct Script {
+    accepted: Vec<Uuid>,
+    refuse_once: BTreeSet<Uuid>,
+    refused: Vec<Uuid>,
+}
+
+/// A publisher whose every publish goes to `script` (no retries inside it: each relay attempt
+/// is one call), accepting unless the event is to be refused once.
+fn scripted(script: &Arc<Mutex<Script>>) -> Publisher {
+    let script = Arc::clone(script);
+    let sidecar = tower::service_fn(move |req: PublishRequest| {
+        let script = Arc::clone(&script);
+        async move {
+            let id: Uuid = req.event.id.parse().unwrap();
+            let mut s = script.lock().unwrap();
+            if s.refuse_once.remove(&id) {
+                s.refused.push(id);
+                return Err(dapr::Error::Api(dapr::DaprApiError::from_response(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    br#"{"errorCode":"ERR_PUBSUB_PUBLISH_MESSAGE","message":"scripted"}"#,
+                )));
+            }
+            s.accepted.push(id);
+            Ok(())
+        }
+    });
+    Publisher::new(
+        sidecar,
+        &PublisherConfig {
+            retry: RetryConfig {
+                max_retries: 0,
+                ..RetryConfig::default()
+            },
+            ..PublisherConfig::default()
+        },
+    )
+}
+
+/// Quick polling and backoff, so the tests spend their time on the behaviour, not the waits.
+fn config() -> RelayConfig {
+    RelayConfig {
+        idle_poll: Duration::from_millis(50),
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        ..RelayConfig::default()
+    }
+}
+
+/// Commits `per_task` events for each of `tasks` tasks, interleaved across tasks; returns each
+/// task's event ids in commit order.
+async fn commit_events(pool: &PgPool, tasks: usize, per_task: usize) -> BTreeMap<Uuid, Vec<Uuid>> {
+    let mut committed: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    let ids: Vec<Uuid> = (0..tasks).map(|_| Uuid::now_v7()).collect();
+    for _ in 0..per_task {
+        for task in &ids {
+            let id = Uuid::now_v7();
+            let event = dapr::CloudEvent::new(id.to_string(), "relay-test", "task.updated")
+                .with_subject(task.to_string());
+            sqlx::query(
+                "INSERT INTO outbox (id, aggregate_id, topic, event_type, event) VALUES ($1, $2, 'task-events', 'task.updated', $3)",
+            )
+            .bind(id)
+            .bind(task)
+            .bind(serde_json::to_value(&event).unwrap())
+            .execute(pool)
+            .await
+            .unwrap();
+            committed.entry(*task).or_default().push(id);
+        }
+    }
+    committed
+}
+
+async fn pending(pool: &PgPool) -> i64 {
+    backend::outbox::pending_count(pool).await.unwrap()
+}
+
+/// Polls `check` until it holds; panics with `what` after [`DEADLINE`].
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The accepted ids of each task, in the order the sidecar accepted them.
+fn accepted_per_task(
+    script: &Mutex<Script>,
+    committed: &BTreeMap<Uuid, Vec<Uuid>>,
+) -> BTreeMap<Uuid, Vec<Uuid>> {
+    let task_of: BTreeMap<Uuid, Uuid> = committed
+        .iter()
+        .flat_map(|(task, ids)| ids.iter().map(move |id| (*id, *task)))
+        .collect();
+    let mut seen: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for id in &script.lock().unwrap().accepted {
+        seen.entry(task_of[id]).or_default().push(*id);
+    }
+    seen
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn publishes_each_row_once_in_commit_order_per_task(pool: PgPool) {
+    let committed = commit_events(&pool, 5, 4).await;
+    let script = Arc::new(Mutex::new(Script::default()));
+    let (stop, stopped) = watch::channel(false);
+    let relay = Relay::new(
+        pool.clone(),
+        scripted(&script),
+        Arc::new(Notify::new()),
+        config(),
+        None,
+    );
+    let running = tokio::spawn(relay.run(stopped, Duration::from_secs(1)));
+    until("every row published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+
+    assert_eq!(accepted_per_task(&script, &committed), committed);
+    assert_eq!(script.lock().unwrap().accepted.len(), 20, "each row once");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_refused_row_holds_back_its_task_and_is_retried(pool: PgPool) {
+    let committed = commit_events(&pool, 3, 3).await;
+    let blocked_task = *committed.keys().next().unwrap();
+    let first = committed[&blocked_task][0];
+    let script = Arc::new(Mutex::new(Script {
+        refuse_once: BTreeSet::from([first]),
+        ..Script::default()
+    }));
+    let (stop, stopped) = watch::channel(false);
+    let relay = Relay::new(
+        pool.clone(),
+        scripted(&script),
+        Arc::new(Notify::new()),
+        config(),
+        None,
+    );
+    let running = tokio::spawn(relay.run(stopped, Duration::from_secs(1)));
+    until("every row published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    stop.send(true).unwrap();
+    running.await.unwrap();
+
+    assert_eq!(script.lock().unwrap().refused, vec![first]);
+    // The refused row still went first for its task, and the others kept their order.
+    assert_eq!(accepted_per_task(&script, &committed), committed);
+    let (attempts, error): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE id = $1")
+            .bind(first)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "the failed attempt is counted");
+    assert!(error.is_some_and(|e| !e.is_empty()), "and its error kept");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn two_relays_on_one_database_publish_each_row_once(pool: PgPool) {
+    let committed = commit_events(&pool, 8, 3).await;
+    let scripts: Vec<Arc<Mutex<Script>>> = (0..2)
+        .map(|_| Arc::new(Mutex::new(Script::default())))
+        .collect();
+    let (stop, stopped) = watch::channel(false);
+    let mut running = Vec::new();
+    for script in &scripts {
+        let relay = Relay::new(
+            pool.clone(),
+            scripted(script),
+            Arc::new(Notify::new()),
+            config(),
+            None,
+        );
+        running.push(tokio::spawn(
+            relay.run(stopped.clone(), Duration::from_secs(1)),
+        ));
+    }
+    until("every row published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    stop.send(true).unwrap();
+    for r in running {
+        r.await.unwrap();
+    }
+
+    let counts: Vec<usize> = scripts
+        .iter()
+        .map(|s| s.lock().unwrap().accepted.len())
+        .collect();
+    // One relay holds the lock for as long as it runs: the other published nothing.
+    assert!(counts.contains(&0), "both relays published: {counts:?}");
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        24,
+        "each row once: {counts:?}"
+    );
+    let active = scripts
+        .iter()
+        .find(|s| !s.lock().unwrap().accepted.is_empty())
+        .unwrap();
+    assert_eq!(accepted_per_task(active, &committed), committed);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn shutdown_flushes_what_was_committed(pool: PgPool) {
+    let script = Arc::new(Mutex::new(Script::default()));
+    let (stop, stopped) = watch::channel(false);
+    let relay = Relay::new(
+        pool.clone(),
+        scripted(&script),
+        Arc::new(Notify::new()),
+        RelayConfig {
+            // Without a wake-up or the flush, these rows would wait an hour.
+            idle_poll: Duration::from_secs(3600),
+            ..config()
+        },
+        None,
+    );
+    let running = tokio::spawn(relay.run(stopped, Duration::from_secs(10)));
+    // The relay is active (it took the lock) before the rows exist, and nothing wakes it.
+    until("the relay holding its lock", || async {
+        // Advisory locks are per database; other tests' relays hold theirs in their own.
+        let locks: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        locks == 1
+    })
+    .await;
+    let committed = commit_events(&pool, 2, 2).await;
+    assert_eq!(pending(&pool).await, 4);
+    stop.send(true).unwrap();
+    running.await.unwrap();
+
+    assert_eq!(pending(&pool).await, 0, "the flush published every row");
+    assert_eq!(accepted_per_task(&script, &committed), committed);
+}
