@@ -456,7 +456,7 @@ fn prometheus_build() -> GoBuild {
             kubernetes_discovery_only,
             "service discovery: kubernetes (file, http)",
         ),
-        cold_time: "2 minutes",
+        cold_time: "2.5 minutes",
     }
 }
 
