@@ -10,27 +10,19 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::Instant;
 
-use backend::app::{self, AppState};
-use backend::auth::{AuthConfig, Authenticator};
 use backend::import::{self, Entity, ImportError, ImportOptions, Outcome, Report};
 use backend::recurrence::Rrule;
-use backend::service::TaskService;
 use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, TimeDelta, Utc};
 use jsonwebtoken::{EncodingKey, Header};
-use middleware::{AppTokenLayer, Metrics};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
-use tokio::sync::Notify;
+use support::mcp::{connect, err, ok, serve};
 use uuid::Uuid;
 
 /// The original system's schema, written from its description: Alembic's tables of Phase V
@@ -1483,69 +1475,16 @@ async fn rows_changed_here_are_not_undone(pool: PgPool) {
 
 const KEY: &str = "import-test-fixture-key-not-a-secret";
 
-type Client = RunningService<RoleClient, ()>;
-
-async fn serve(pool: PgPool) -> String {
-    let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(KEY.to_owned()),
-        jwks_url: None,
-        issuer: None,
-        audience: None,
-    })
-    .await
-    .unwrap();
-    let state = AppState {
-        service: TaskService::new(pool, Arc::new(Notify::new())),
-        auth: Arc::new(auth),
-        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-        metrics: Metrics::new("backend").unwrap(),
-    };
-    let router = app::router(state, AppTokenLayer::new(None));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}/mcp")
-}
-
-async fn connect(url: &str, user: &str) -> Client {
+/// A bearer token for `user`, signed with [`KEY`], valid for an hour.
+fn token(user: &str) -> String {
     let claims = json!({"sub": user, "iat": Utc::now().timestamp(),
                         "exp": (Utc::now() + Duration::hours(1)).timestamp()});
-    let token = jsonwebtoken::encode(
+    jsonwebtoken::encode(
         &Header::default(),
         &claims,
         &EncodingKey::from_secret(KEY.as_bytes()),
     )
-    .unwrap();
-    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap()
-}
-
-async fn call(client: &Client, tool: &'static str, args: Value) -> (bool, Value) {
-    let Value::Object(args) = args else {
-        panic!("arguments must be an object");
-    };
-    let result: CallToolResult = client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
-        .await
-        .unwrap();
-    (
-        result.is_error != Some(true),
-        result.structured_content.unwrap_or(Value::Null),
-    )
-}
-
-async fn ok(client: &Client, tool: &'static str, args: Value) -> Value {
-    let (ok, body) = call(client, tool, args.clone()).await;
-    assert!(ok, "{tool} {args}: {body}");
-    body
-}
-
-async fn refused(client: &Client, tool: &'static str, args: Value, code: &str) {
-    let (ok, body) = call(client, tool, args.clone()).await;
-    assert!(!ok, "{tool} {args} should fail: {body}");
-    assert_eq!(body["code"], code, "{tool} {args}: {body}");
+    .unwrap()
 }
 
 async fn mcp_answers_original_ids(
@@ -1554,9 +1493,9 @@ async fn mcp_answers_original_ids(
     fx: &Fixtures,
     ours: &BTreeMap<i64, Ours>,
 ) {
-    let url = serve(pool.clone()).await;
-    let alice = connect(&url, "auth|alice").await;
-    let bob = connect(&url, "auth|bob").await;
+    let url = serve(pool.clone(), KEY).await;
+    let alice = connect(&url, token("auth|alice")).await;
+    let bob = connect(&url, token("auth|bob")).await;
     let task = fx.retitled;
     let uuid = ours[&task].id.to_string();
 
@@ -1567,15 +1506,15 @@ async fn mcp_answers_original_ids(
     let got = ok(&alice, "get_task", json!({"task_id": task.to_string()})).await;
     assert_eq!(got["id"], uuid);
     // Another user's old id answers exactly like a missing one, also for writes.
-    refused(&bob, "get_task", json!({"task_id": task}), "TASK_NOT_FOUND").await;
-    refused(
+    err(&bob, "get_task", json!({"task_id": task}), "TASK_NOT_FOUND").await;
+    err(
         &bob,
         "complete_task",
         json!({"task_id": task}),
         "TASK_NOT_FOUND",
     )
     .await;
-    refused(
+    err(
         &bob,
         "delete_task",
         json!({"task_id": task}),
@@ -1583,14 +1522,14 @@ async fn mcp_answers_original_ids(
     )
     .await;
     // A deleted task's old id, and one never imported.
-    refused(
+    err(
         &bob,
         "get_task",
         json!({"task_id": fx.deleted_with_reminder}),
         "TASK_NOT_FOUND",
     )
     .await;
-    refused(
+    err(
         &alice,
         "get_task",
         json!({"task_id": 987_654}),
@@ -1622,7 +1561,7 @@ async fn mcp_answers_original_ids(
     assert_eq!(listed, in_category);
     let page = ok(&bob, "list_tasks", json!({"category_id": category})).await;
     assert_eq!(page["total"], 0);
-    refused(
+    err(
         &bob,
         "update_category",
         json!({"category_id": category, "name": "Mine"}),
@@ -1630,7 +1569,7 @@ async fn mcp_answers_original_ids(
     )
     .await;
     let bobs_task = ours.values().find(|o| o.user_id == "auth|bob").unwrap().id;
-    refused(
+    err(
         &bob,
         "update_task",
         json!({"task_id": bobs_task, "category_id": category}),
@@ -1671,7 +1610,7 @@ async fn mcp_answers_original_ids(
     )
     .await;
     assert_eq!(found["total"], 0);
-    refused(
+    err(
         &bob,
         "add_tag_to_task",
         json!({"task_id": task, "tag_id": tag.id}),
@@ -1700,7 +1639,7 @@ async fn mcp_answers_original_ids(
     .await;
     assert_eq!(added["category"]["name"], "Renamed");
     let bobs_tag = data.tags.iter().find(|t| t.user == "auth|bob").unwrap().id;
-    refused(
+    err(
         &alice,
         "add_task",
         json!({"title": "x", "tag_ids": [bobs_tag]}),

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -15,13 +17,12 @@ use backend::service::TaskService;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use jsonwebtoken::{EncodingKey, Header};
 use middleware::{AppTokenLayer, Metrics};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::mcp::{connect, err, ok, serve};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -71,80 +72,6 @@ fn sign(sub: &str, key: &str, expires: DateTime<Utc>) -> String {
     .unwrap()
 }
 
-/// Serves the complete app router on a loopback port; returns the MCP endpoint URL.
-async fn serve(pool: PgPool) -> String {
-    let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(KEY.to_owned()),
-        jwks_url: None,
-        issuer: None,
-        audience: None,
-    })
-    .await
-    .unwrap();
-    let state = AppState {
-        service: TaskService::new(pool, Arc::new(Notify::new())),
-        auth: Arc::new(auth),
-        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-        metrics: Metrics::new("backend").unwrap(),
-    };
-    let router = app::router(state, AppTokenLayer::new(None));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}/mcp")
-}
-
-type Client = RunningService<RoleClient, ()>;
-
-/// An MCP client for `url`, authenticated as `user`.
-async fn connect(url: &str, user: &str) -> Client {
-    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token_for(user));
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap()
-}
-
-/// Calls `tool` with `args`; the call itself (the protocol) must succeed.
-async fn call(client: &Client, tool: &'static str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("arguments must be an object");
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
-}
-
-/// The structured content of a successful call.
-async fn ok(client: &Client, tool: &'static str, args: Value) -> Value {
-    let result = call(client, tool, args).await;
-    let body = result.structured_content.clone().unwrap_or(Value::Null);
-    assert_ne!(result.is_error, Some(true), "{tool} failed: {body}");
-    assert!(body.is_object(), "{tool}: structured content {body}");
-    // The same JSON is in the text content for clients without structured content.
-    let text = result.content.first().and_then(|c| c.as_text()).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&text.text).unwrap(), body);
-    body
-}
-
-/// The error body of a failed call, checked to carry `code`.
-async fn err(client: &Client, tool: &'static str, args: Value, code: &str) -> Value {
-    let result = call(client, tool, args).await;
-    let body = result.structured_content.clone().unwrap_or(Value::Null);
-    assert_eq!(
-        result.is_error,
-        Some(true),
-        "{tool} should fail with {code}: {body}"
-    );
-    assert_eq!(body["code"], code, "{tool}: {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(body["suggestions"].is_array(), "{body}");
-    body
-}
-
 fn id(value: &Value) -> String {
     value["id"].as_str().unwrap().to_owned()
 }
@@ -164,8 +91,8 @@ fn days_from_now(days: i64) -> DateTime<Utc> {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
 
     let info = client.peer_info().unwrap();
     assert!(info.capabilities.tools.is_some());
@@ -293,8 +220,8 @@ async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn task_tools_create_read_update_complete_and_delete(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
     let due = days_from_now(3);
 
     let created = ok(
@@ -386,8 +313,8 @@ async fn task_tools_create_read_update_complete_and_delete(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn category_and_tag_tools(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
 
     let work = ok(
         &client,
@@ -521,8 +448,8 @@ async fn category_and_tag_tools(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn list_and_search_filter_sort_and_page(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
     let home = ok(&client, "create_category", json!({"name": "Home"})).await;
     let tag = ok(&client, "create_tag", json!({"name": "garden"})).await;
 
@@ -605,8 +532,8 @@ async fn list_and_search_filter_sort_and_page(pool: PgPool) {
 /// `VALIDATION_ERROR` naming the argument.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn search_tasks_filters_by_the_original_parameters(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
     let home = ok(&client, "create_category", json!({"name": "Home"})).await;
     let garden = ok(&client, "create_tag", json!({"name": "garden"})).await;
     let kitchen = ok(&client, "create_tag", json!({"name": "kitchen"})).await;
@@ -731,7 +658,7 @@ async fn search_tasks_filters_by_the_original_parameters(pool: PgPool) {
 
     // Another user's category or tag narrows Bob's search to nothing (it is not his), and so
     // does an original system's id that names none of his labels.
-    let bob = connect(&url, "bob").await;
+    let bob = connect(&url, token_for("bob")).await;
     ok(&bob, "add_task", json!({"title": "Fix the roof"})).await;
     let mine = ok(&bob, "search_tasks", json!({"query": "fix"})).await;
     assert_eq!(mine["total"], 1);
@@ -750,8 +677,8 @@ async fn search_tasks_filters_by_the_original_parameters(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn set_reminder_relative_or_absolute(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
     let due = days_from_now(5);
     let task = ok(
         &client,
@@ -832,9 +759,9 @@ async fn set_reminder_relative_or_absolute(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn users_never_see_each_others_data(pool: PgPool) {
-    let url = serve(pool).await;
-    let alice = connect(&url, "alice").await;
-    let bob = connect(&url, "bob").await;
+    let url = serve(pool, KEY).await;
+    let alice = connect(&url, token_for("alice")).await;
+    let bob = connect(&url, token_for("bob")).await;
 
     let category = ok(&alice, "create_category", json!({"name": "Secret"})).await;
     let tag = ok(&alice, "create_tag", json!({"name": "private"})).await;
@@ -942,8 +869,8 @@ async fn users_never_see_each_others_data(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn bad_input_is_reported_as_a_tool_error(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
 
     let long = err(
         &client,
@@ -1101,8 +1028,8 @@ async fn bad_input_is_reported_as_a_tool_error(pool: PgPool) {
 /// tool errors naming the argument, like on REST, never `INTERNAL`.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn database_refused_input_is_a_validation_error(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
     let task = ok(&client, "add_task", json!({"title": "ok"})).await;
     let category = ok(&client, "create_category", json!({"name": "Work"})).await;
     let tag = ok(&client, "create_tag", json!({"name": "errand"})).await;
@@ -1211,7 +1138,7 @@ const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn non_object_arguments_never_become_a_task(pool: PgPool) {
-    let url = serve(pool).await;
+    let url = serve(pool, KEY).await;
     for arguments in [json!(["x"]), json!(["t", "d", "urgent"]), json!("x")] {
         let call = json!({
             "jsonrpc": "2.0", "id": 3, "method": "tools/call",
@@ -1229,7 +1156,7 @@ async fn non_object_arguments_never_become_a_task(pool: PgPool) {
             "{arguments}: {status} {body}"
         );
     }
-    let client = connect(&url, "alice").await;
+    let client = connect(&url, token_for("alice")).await;
     let page = ok(&client, "list_tasks", json!({})).await;
     assert_eq!(page["total"], 0);
     client.cancel().await.unwrap();
@@ -1237,7 +1164,7 @@ async fn non_object_arguments_never_become_a_task(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn transport_errors_answer_the_json_error_shape(pool: PgPool) {
-    let url = serve(pool).await;
+    let url = serve(pool, KEY).await;
     let initialize = json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -1359,8 +1286,8 @@ async fn an_oversized_streamed_body_answers_413_json(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn missing_task_suggests_recent_pending_tasks(pool: PgPool) {
-    let url = serve(pool).await;
-    let client = connect(&url, "alice").await;
+    let url = serve(pool, KEY).await;
+    let client = connect(&url, token_for("alice")).await;
     let mut created = Vec::new();
     for n in 0..7 {
         let task = ok(&client, "add_task", json!({"title": format!("task {n}")})).await;
@@ -1407,7 +1334,7 @@ async fn missing_task_suggests_recent_pending_tasks(pool: PgPool) {
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn requests_without_a_valid_token_are_refused_before_mcp(pool: PgPool) {
-    let url = serve(pool).await;
+    let url = serve(pool, KEY).await;
     let http = reqwest::Client::new();
     let initialize = json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -1462,7 +1389,7 @@ async fn requests_without_a_valid_token_are_refused_before_mcp(pool: PgPool) {
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn a_tool_call_needs_no_session(pool: PgPool) {
     // Stateless: a request needs no earlier initialize on this replica, and no session id.
-    let url = serve(pool).await;
+    let url = serve(pool, KEY).await;
     let response = reqwest::Client::new()
         .post(&url)
         .header("content-type", "application/json")

@@ -130,25 +130,58 @@ fn accepted_per_task(
     seen
 }
 
+/// Relays running over one database, each publishing to its own script.
+struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts one relay per script with `config`, each flushing for `flush` at shutdown.
+    fn start(
+        pool: &PgPool,
+        scripts: &[&Arc<Mutex<Script>>],
+        config: &RelayConfig,
+        flush: Duration,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = scripts
+            .iter()
+            .map(|script| {
+                let relay = Relay::new(
+                    pool.clone(),
+                    scripted(script),
+                    Arc::new(Notify::new()),
+                    config.clone(),
+                    None,
+                );
+                tokio::spawn(relay.run(stopped.clone(), flush))
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    /// Signals shutdown and waits for every relay to return.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// Runs one relay per script until nothing is pending, then stops them.
+async fn publish_everything(pool: &PgPool, scripts: &[&Arc<Mutex<Script>>]) {
+    let running = Running::start(pool, scripts, &config(), Duration::from_secs(1));
+    until("every row published", || async { pending(pool).await == 0 }).await;
+    running.stop().await;
+}
+
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn publishes_each_row_once_in_commit_order_per_task(pool: PgPool) {
     let committed = commit_events(&pool, 5, 4).await;
     let script = Arc::new(Mutex::new(Script::default()));
-    let (stop, stopped) = watch::channel(false);
-    let relay = Relay::new(
-        pool.clone(),
-        scripted(&script),
-        Arc::new(Notify::new()),
-        config(),
-        None,
-    );
-    let running = tokio::spawn(relay.run(stopped, Duration::from_secs(1)));
-    until("every row published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
-    stop.send(true).unwrap();
-    running.await.unwrap();
+    publish_everything(&pool, &[&script]).await;
 
     assert_eq!(accepted_per_task(&script, &committed), committed);
     assert_eq!(script.lock().unwrap().accepted.len(), 20, "each row once");
@@ -163,21 +196,7 @@ async fn a_refused_row_holds_back_its_task_and_is_retried(pool: PgPool) {
         refuse_once: BTreeSet::from([first]),
         ..Script::default()
     }));
-    let (stop, stopped) = watch::channel(false);
-    let relay = Relay::new(
-        pool.clone(),
-        scripted(&script),
-        Arc::new(Notify::new()),
-        config(),
-        None,
-    );
-    let running = tokio::spawn(relay.run(stopped, Duration::from_secs(1)));
-    until("every row published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
-    stop.send(true).unwrap();
-    running.await.unwrap();
+    publish_everything(&pool, &[&script]).await;
 
     assert_eq!(script.lock().unwrap().refused, vec![first]);
     // The refused row still went first for its task, and the others kept their order.
@@ -198,28 +217,7 @@ async fn two_relays_on_one_database_publish_each_row_once(pool: PgPool) {
     let scripts: Vec<Arc<Mutex<Script>>> = (0..2)
         .map(|_| Arc::new(Mutex::new(Script::default())))
         .collect();
-    let (stop, stopped) = watch::channel(false);
-    let mut running = Vec::new();
-    for script in &scripts {
-        let relay = Relay::new(
-            pool.clone(),
-            scripted(script),
-            Arc::new(Notify::new()),
-            config(),
-            None,
-        );
-        running.push(tokio::spawn(
-            relay.run(stopped.clone(), Duration::from_secs(1)),
-        ));
-    }
-    until("every row published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
-    stop.send(true).unwrap();
-    for r in running {
-        r.await.unwrap();
-    }
+    publish_everything(&pool, &scripts.iter().collect::<Vec<_>>()).await;
 
     let counts: Vec<usize> = scripts
         .iter()
@@ -242,19 +240,16 @@ async fn two_relays_on_one_database_publish_each_row_once(pool: PgPool) {
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn shutdown_flushes_what_was_committed(pool: PgPool) {
     let script = Arc::new(Mutex::new(Script::default()));
-    let (stop, stopped) = watch::channel(false);
-    let relay = Relay::new(
-        pool.clone(),
-        scripted(&script),
-        Arc::new(Notify::new()),
-        RelayConfig {
+    let running = Running::start(
+        &pool,
+        &[&script],
+        &RelayConfig {
             // Without a wake-up or the flush, these rows would wait an hour.
             idle_poll: Duration::from_secs(3600),
             ..config()
         },
-        None,
+        Duration::from_secs(10),
     );
-    let running = tokio::spawn(relay.run(stopped, Duration::from_secs(10)));
     // The relay is active (it took the lock) before the rows exist, and nothing wakes it.
     until("the relay holding its lock", || async {
         // Advisory locks are per database; other tests' relays hold theirs in their own.
@@ -270,8 +265,7 @@ async fn shutdown_flushes_what_was_committed(pool: PgPool) {
     .await;
     let committed = commit_events(&pool, 2, 2).await;
     assert_eq!(pending(&pool).await, 4);
-    stop.send(true).unwrap();
-    running.await.unwrap();
+    running.stop().await;
 
     assert_eq!(pending(&pool).await, 0, "the flush published every row");
     assert_eq!(accepted_per_task(&script, &committed), committed);
