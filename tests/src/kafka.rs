@@ -25,6 +25,7 @@ use nix::sys::signal::Signal;
 
 use crate::binaries::find_on_path;
 use crate::process::{ManagedProcess, StopPolicy};
+use crate::restartable::Restartable;
 use crate::tls::ServerTls;
 use crate::{ports, repo_root, wait};
 
@@ -38,11 +39,13 @@ const PARTITIONS: u32 = 1;
 
 /// How long a cold JVM on a loaded 2-core machine may take to start the broker.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// What the broker logs once every listener is bound.
+const STARTED_LINE: &str = "Kafka Server started";
 
 /// A running Kafka broker owned by the harness.
 #[derive(Debug)]
 pub struct Kafka {
-    process: ManagedProcess,
+    process: Restartable,
     host: Ipv4Addr,
     port: u16,
     admin_port: u16,
@@ -208,35 +211,82 @@ impl Kafka {
             );
         }
 
-        let mut cmd = Command::new(&java);
-        cmd.args(JVM_OPTS)
-            .arg("-cp")
-            .arg(&classpath)
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                log_config.display()
-            ))
-            .arg("kafka.Kafka")
-            .arg(&config)
-            .current_dir(&dir);
+        let recipe = {
+            let java = java.clone();
+            Box::new(move || {
+                let mut cmd = Command::new(&java);
+                cmd.args(JVM_OPTS)
+                    .arg("-cp")
+                    .arg(&classpath)
+                    .arg(format!(
+                        "-Dlog4j2.configurationFile={}",
+                        log_config.display()
+                    ))
+                    .arg("kafka.Kafka")
+                    .arg(&config)
+                    .current_dir(&dir);
+                cmd
+            })
+        };
         // SIGTERM runs the broker's shutdown hook (flushes and closes the logs cleanly).
         let stop = StopPolicy {
             signal: Signal::SIGTERM,
             grace: Duration::from_secs(20),
         };
-        let mut process = ManagedProcess::spawn("kafka", cmd, log_dir, stop, opts.detached)?;
-        let log = process.log_path().to_path_buf();
+        let process = Restartable::spawn("kafka", recipe, log_dir, stop, opts.detached)?;
         let Layout {
             host,
             port,
             admin_port,
             ..
         } = layout;
-        wait::until_running("kafka to start", START_TIMEOUT, &mut process, || {
-            let log = log.clone();
+        let kafka = Self {
+            process,
+            host,
+            port,
+            admin_port,
+            sasl_ssl: layout.sasl_ssl.is_some(),
+            java,
+            lib,
+            tools_log_config,
+        };
+        kafka.wait_started(0).await?;
+        Ok(kafka)
+    }
+
+    /// `SIGKILL`: the broker dies without its shutdown hook. Every record it acknowledged is in
+    /// its log files (written before the acknowledgement; the page cache survives a process).
+    pub fn kill(&self) {
+        self.process.kill();
+    }
+
+    /// Starts the broker again on the same ports and data (log recovery, then the listeners);
+    /// returns once it serves.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        let before = self.starts_logged().await;
+        self.process.start_again()?;
+        self.wait_started(before).await
+    }
+
+    /// How many times the broker's log says it started (the file is appended to on restarts).
+    async fn starts_logged(&self) -> usize {
+        let log = self.process.log_path();
+        tokio::fs::read_to_string(&log)
+            .await
+            .unwrap_or_default()
+            .matches(STARTED_LINE)
+            .count()
+    }
+
+    /// Waits for start number `previous + 1`, failing early if the process exits.
+    async fn wait_started(&self, previous: usize) -> anyhow::Result<()> {
+        let (host, port, admin_port) = (self.host, self.port, self.admin_port);
+        wait::until("kafka to start", START_TIMEOUT, || {
+            let running = self.process.ensure_running();
+            let started = self.starts_logged();
             async move {
-                let text = tokio::fs::read_to_string(&log).await.unwrap_or_default();
-                if !text.contains("Kafka Server started") {
+                running?;
+                if started.await <= previous {
                     return Ok(None);
                 }
                 // Every listener is bound before that line; connecting proves each is where we
@@ -247,16 +297,7 @@ impl Kafka {
             }
         })
         .await?;
-        Ok(Self {
-            process,
-            host,
-            port,
-            admin_port,
-            sasl_ssl: layout.sasl_ssl.is_some(),
-            java,
-            lib,
-            tools_log_config,
-        })
+        Ok(())
     }
 
     /// `<listen address>:<port>` of the client listener, as Dapr's `brokers` metadata wants it
@@ -289,7 +330,7 @@ impl Kafka {
 
     /// The broker process.
     pub fn process_mut(&mut self) -> &mut ManagedProcess {
-        &mut self.process
+        self.process.get_mut()
     }
 
     /// The JSON messages of a topic, in broker order (the equivalent of
@@ -385,7 +426,7 @@ impl Kafka {
 
     /// Leaves the broker running after this handle is dropped; returns its PID.
     pub fn detach(self) -> Option<u32> {
-        self.process.detach()
+        self.process.into_inner().detach()
     }
 }
 

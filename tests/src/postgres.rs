@@ -23,6 +23,7 @@ use nix::unistd::{Gid, Uid, User};
 
 use crate::net::Ipv4Cidr;
 use crate::process::{ManagedProcess, StopPolicy};
+use crate::restartable::Restartable;
 pub use crate::tls::ServerTls;
 use crate::{Binaries, ports, wait};
 
@@ -32,12 +33,13 @@ pub const SUPERUSER: &str = "postgres";
 
 /// A running PostgreSQL server owned by the harness.
 pub struct Postgres {
-    process: ManagedProcess,
+    process: Restartable,
     host: Ipv4Addr,
     port: u16,
     password: Option<String>,
     tls: bool,
     psql: PathBuf,
+    pg_isready: PathBuf,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -186,49 +188,51 @@ impl Postgres {
         let port = ports::free_port_on(host).with_context(|| {
             format!("finding a free port on {host} (is it an address of this machine?)")
         })?;
-        let mut cmd = Command::new(bins.pg("postgres"));
-        cmd.arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string()])
-            .args(["-c", &format!("listen_addresses={host}")])
-            .args(["-c", "unix_socket_directories="])
-            // Test data is disposable: trade durability for speed.
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=200"]);
+        let mut args: Vec<String> = vec![
+            "-D".into(),
+            data.display().to_string(),
+            "-p".into(),
+            port.to_string(),
+            "-c".into(),
+            format!("listen_addresses={host}"),
+            "-c".into(),
+            "unix_socket_directories=".into(),
+        ];
+        // Test data is disposable: trade durability for speed. The fault tests stop the server
+        // cleanly (a fast shutdown writes everything out), so they lose nothing to these.
+        for setting in [
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+            "max_connections=200",
+        ] {
+            args.extend(["-c".into(), setting.into()]);
+        }
         if let Some(tls) = &opts.tls {
             install_tls(&data, tls, owner)?;
-            cmd.args(["-c", "ssl=on"]).args([
-                "-c",
+            for setting in [
+                "ssl=on",
                 "ssl_cert_file=server.crt",
-                "-c",
                 "ssl_key_file=server.key",
-            ]);
+            ] {
+                args.extend(["-c".into(), setting.into()]);
+            }
         }
-        apply_owner(&mut cmd, owner);
+        let server = bins.pg("postgres");
+        let recipe = Box::new(move || {
+            let mut cmd = Command::new(&server);
+            cmd.args(&args);
+            apply_owner(&mut cmd, owner);
+            cmd
+        });
         // SIGINT is PostgreSQL's "fast shutdown": roll back sessions and stop at once.
         let stop = StopPolicy {
             signal: Signal::SIGINT,
             grace: Duration::from_secs(10),
         };
-        let mut process = ManagedProcess::spawn("postgres", cmd, log_dir, stop, opts.detached)?;
-
-        // pg_isready only asks whether the server accepts connections: no authentication, so
-        // it works the same with a password and with TLS only.
+        let mut process = Restartable::spawn("postgres", recipe, log_dir, stop, opts.detached)?;
         let pg_isready = bins.pg("pg_isready");
-        let port_arg = port.to_string();
-        let host_arg = host.to_string();
-        wait::until_running(
-            "postgres to accept connections",
-            Duration::from_secs(30),
-            &mut process,
-            || {
-                let ready = Command::new(&pg_isready)
-                    .args(["-q", "-h", &host_arg, "-p", &port_arg, "-U", SUPERUSER])
-                    .status();
-                async move { Ok::<_, anyhow::Error>(ready?.success().then_some(())) }
-            },
-        )
-        .await?;
+        wait_accepting(&pg_isready, host, port, process.get_mut()).await?;
         Ok(Self {
             process,
             host,
@@ -236,6 +240,7 @@ impl Postgres {
             password: opts.superuser_password.clone(),
             tls: opts.tls.is_some(),
             psql: bins.pg("psql"),
+            pg_isready,
         })
     }
 
@@ -318,13 +323,69 @@ impl Postgres {
 
     /// The server process (for logs, or to stop it in a failure test).
     pub fn process_mut(&mut self) -> &mut ManagedProcess {
-        &mut self.process
+        self.process.get_mut()
+    }
+
+    /// Stops the server with a fast shutdown (sessions are ended, everything committed is
+    /// written out), as an operator's restart or a failover does.
+    pub fn stop(&self) {
+        self.process.stop();
+    }
+
+    /// Starts the stopped server again on the same port and data; returns once it accepts
+    /// connections.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        self.process.start_again()?;
+        wait::until(
+            "postgres to accept connections again",
+            Duration::from_secs(30),
+            || {
+                let up = self
+                    .process
+                    .ensure_running()
+                    .and_then(|()| isready(&self.pg_isready, self.host, self.port));
+                async move { up.map(|up| up.then_some(())) }
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Leaves the server running after this handle is dropped; returns its PID.
     pub fn detach(self) -> Option<u32> {
-        self.process.detach()
+        self.process.into_inner().detach()
     }
+}
+
+/// Whether the server accepts connections. pg_isready asks only that: no authentication, so it
+/// works the same with a password and with TLS only.
+fn isready(pg_isready: &Path, host: Ipv4Addr, port: u16) -> anyhow::Result<bool> {
+    let status = Command::new(pg_isready)
+        .args(["-q", "-h", &host.to_string(), "-p", &port.to_string()])
+        .args(["-U", SUPERUSER])
+        .status()
+        .context("running pg_isready")?;
+    Ok(status.success())
+}
+
+/// Waits until a freshly started server accepts connections, failing early if it exits.
+async fn wait_accepting(
+    pg_isready: &Path,
+    host: Ipv4Addr,
+    port: u16,
+    process: &mut ManagedProcess,
+) -> anyhow::Result<()> {
+    wait::until_running(
+        "postgres to accept connections",
+        Duration::from_secs(30),
+        process,
+        || {
+            let up = isready(pg_isready, host, port);
+            async move { up.map(|up| up.then_some(())) }
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the certificate and key into the data directory (the key readable by the server's

@@ -9,18 +9,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::process::{ManagedProcess, StopPolicy};
+use crate::restartable::Restartable;
 use crate::{Binaries, ports, wait};
 
 /// A running Redis server owned by the harness.
 #[derive(Debug)]
 pub struct Redis {
-    process: ManagedProcess,
+    process: Restartable,
     port: u16,
     cli: std::path::PathBuf,
 }
 
 impl Redis {
-    /// Starts Redis without persistence under `root/redis`; returns once it answers `PING`.
+    /// Starts Redis under `root/redis`; returns once it answers `PING`.
+    ///
+    /// It keeps an append-only file written on every change and synced every second, as a
+    /// production broker would: a killed and restarted server still has every stream entry and
+    /// every consumer group's pending list it acknowledged (only a machine crash could lose the
+    /// last second). No RDB snapshots: the AOF is the one copy.
     pub async fn start(
         bins: &Binaries,
         root: &Path,
@@ -30,31 +36,48 @@ impl Redis {
         let dir = root.join("redis");
         std::fs::create_dir_all(&dir)?;
         let port = ports::free_port()?;
-        let mut cmd = Command::new(&bins.redis_server);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
-            .args(["--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir);
-        let mut process =
-            ManagedProcess::spawn("redis", cmd, log_dir, StopPolicy::default(), detached)?;
+        let program = bins.redis_server.clone();
+        let recipe = Box::new(move || {
+            let mut cmd = Command::new(&program);
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "yes"])
+                .args(["--appendfsync", "everysec", "--protected-mode", "yes"])
+                .args(["--daemonize", "no"])
+                .arg("--dir")
+                .arg(&dir);
+            cmd
+        });
+        let process =
+            Restartable::spawn("redis", recipe, log_dir, StopPolicy::default(), detached)?;
+        let cli = bins.redis_server.with_file_name("redis-cli");
+        let redis = Self { process, port, cli };
+        redis.wait_ping().await?;
+        Ok(redis)
+    }
+
+    /// `SIGKILL`: the server dies with whatever it has not written to its append-only file.
+    pub fn kill(&self) {
+        self.process.kill();
+    }
+
+    /// Starts it again on the same port and data; returns once it answers `PING` (Redis
+    /// answers only after it has loaded the append-only file).
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        self.process.start_again()?;
+        self.wait_ping().await
+    }
+
+    async fn wait_ping(&self) -> anyhow::Result<()> {
+        let port = self.port;
         wait::until("redis to answer PING", Duration::from_secs(20), || {
-            let running = process.ensure_running();
+            let running = self.process.ensure_running();
             async move {
                 running?;
                 Ok::<_, anyhow::Error>(ping(port).await.ok())
             }
         })
         .await?;
-        let cli = bins.redis_server.with_file_name("redis-cli");
-        Ok(Self { process, port, cli })
+        Ok(())
     }
 
     /// The JSON messages of a Dapr pub/sub stream (a topic), in broker order.
@@ -93,12 +116,12 @@ impl Redis {
 
     /// The server process.
     pub fn process_mut(&mut self) -> &mut ManagedProcess {
-        &mut self.process
+        self.process.get_mut()
     }
 
     /// Leaves the server running after this handle is dropped; returns its PID.
     pub fn detach(self) -> Option<u32> {
-        self.process.detach()
+        self.process.into_inner().detach()
     }
 }
 

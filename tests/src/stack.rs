@@ -162,6 +162,32 @@ impl BrokerServer {
         }
     }
 
+    /// Whether [`BrokerServer::kill`] and [`BrokerServer::start_again`] work for this profile:
+    /// Redis and Kafka. A RabbitMQ node runs as an Erlang VM under a start script beside its own
+    /// epmd, and the harness cannot yet restart that as one process.
+    pub fn can_restart(&self) -> bool {
+        !matches!(self, Self::RabbitMq(_))
+    }
+
+    /// `SIGKILL` to the broker, as a crash would (see [`BrokerServer::can_restart`]).
+    pub fn kill(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Redis(r) => r.kill(),
+            Self::Kafka(k) => k.kill(),
+            Self::RabbitMq(_) => anyhow::bail!("the harness cannot restart a RabbitMQ node"),
+        }
+        Ok(())
+    }
+
+    /// Starts the killed broker again on the same ports and data; returns once it serves.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Redis(r) => r.start_again().await,
+            Self::Kafka(k) => k.start_again().await,
+            Self::RabbitMq(_) => anyhow::bail!("the harness cannot restart a RabbitMQ node"),
+        }
+    }
+
     /// The Redis server, when Redis is the broker.
     pub fn redis(&self) -> Option<&Redis> {
         match self {

@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use contracts::{event_types, topics};
@@ -430,6 +430,398 @@ async fn events_wait_for_a_consumer_app_that_is_down(env: &Env) -> anyhow::Resul
     Ok(())
 }
 
+/// One create request of a [`Burst`]: when it was sent, how long it took, what came back.
+#[derive(Clone, Debug)]
+struct Outcome {
+    sent: Instant,
+    took: Duration,
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+/// Clients creating tasks for one user as fast as the backend answers, until told to stop;
+/// every answer is kept, so a fault test can say what each request got while it ran.
+struct Burst {
+    user: String,
+    outcomes: std::sync::Mutex<Vec<Outcome>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Burst {
+    fn new(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            outcomes: std::sync::Mutex::default(),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `clients` clients until [`Burst::finish`].
+    async fn run(&self, env: &Env, clients: usize) {
+        let client = |n: usize| async move {
+            let mut i = 0u32;
+            while !self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let sent = Instant::now();
+                let answer = env
+                    .http
+                    .post(format!("{}/api/v1/tasks", env.base().await))
+                    .bearer_auth(token_for(&self.user))
+                    .json(&json!({"title": format!("burst {n}.{i}")}))
+                    .send()
+                    .await;
+                let outcome = match answer {
+                    Ok(resp) => Outcome {
+                        sent,
+                        took: sent.elapsed(),
+                        status: resp.status().as_u16(),
+                        retry_after: resp
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                        body: resp.json::<Value>().await.unwrap_or(Value::Null),
+                    },
+                    // No answer at all is an outcome too (status 0): the assertions reject it.
+                    Err(e) => Outcome {
+                        sent,
+                        took: sent.elapsed(),
+                        status: 0,
+                        retry_after: None,
+                        body: json!({"transport error": e.to_string()}),
+                    },
+                };
+                self.lock().push(outcome);
+            }
+        };
+        futures_util::future::join_all((0..clients).map(client)).await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Outcome>> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many requests sent at or after `since` got `status`.
+    fn count(&self, status: u16, since: Instant) -> usize {
+        self.lock()
+            .iter()
+            .filter(|o| o.status == status && o.sent >= since)
+            .count()
+    }
+
+    /// Waits until `n` requests sent at or after `since` got `status`.
+    async fn until(&self, n: usize, status: u16, since: Instant, what: &str) -> anyhow::Result<()> {
+        wait::until(what, DEADLINE, || async {
+            Ok::<_, std::convert::Infallible>((self.count(status, since) >= n).then_some(()))
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn finish(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every outcome, once the clients have returned.
+    fn outcomes(&self) -> Vec<Outcome> {
+        self.lock().clone()
+    }
+}
+
+/// The ids of the tasks whose create answered 201.
+fn accepted_ids(outcomes: &[Outcome]) -> anyhow::Result<BTreeSet<String>> {
+    outcomes
+        .iter()
+        .filter(|o| o.status == 201)
+        .map(|o| task_id(&o.body))
+        .collect()
+}
+
+/// Waits until every task in `ids` has had its `task.created` delivered; fails if an event id
+/// arrived twice. Returns when the last one arrived.
+async fn created_events_delivered(env: &Env, ids: &BTreeSet<String>) -> anyhow::Result<Instant> {
+    let mine = |e: &dapr::CloudEvent| {
+        e.ty == event_types::TASK_CREATED && e.subject.as_deref().is_some_and(|s| ids.contains(s))
+    };
+    wait::until(
+        "a task.created for every accepted write",
+        DEADLINE,
+        || async {
+            let subjects: BTreeSet<String> = env
+                .observer
+                .seen
+                .matching(topics::TASK_EVENTS, mine)
+                .into_iter()
+                .filter_map(|e| e.subject)
+                .collect();
+            Ok::<_, std::convert::Infallible>((subjects.len() == ids.len()).then_some(()))
+        },
+    )
+    .await?;
+    Ok(Instant::now())
+}
+
+/// Every accepted task's `task.created` is in the broker's topic log (where the broker keeps a
+/// readable log: Redis, Kafka) as one event: one event id per write, however many copies of it.
+/// Returns `(tasks checked, extra copies)`, `None` on RabbitMQ.
+///
+/// Copies are the at-least-once seam between the relay and the broker: a publish daprd reports
+/// as failed may still have been written (the broker died after appending, before answering),
+/// and the relay publishes that row again, with the same id, which every consumer deduplicates.
+fn published_as_one_event(
+    env: &Env,
+    ids: &BTreeSet<String>,
+) -> anyhow::Result<Option<(usize, usize)>> {
+    let Some(log) = env.infra.topic_messages(topics::TASK_EVENTS)? else {
+        return Ok(None);
+    };
+    let mut per_task: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut copies = 0;
+    for msg in &log {
+        if msg["type"] == event_types::TASK_CREATED
+            && let Some(subject) = msg["subject"].as_str()
+            && ids.contains(subject)
+        {
+            let id = msg["id"].as_str().unwrap_or_default();
+            if !per_task.entry(subject).or_default().insert(id) {
+                copies += 1;
+            }
+        }
+    }
+    let split: Vec<_> = per_task.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    ensure!(
+        split.is_empty(),
+        "one write published as several events: {split:?}"
+    );
+    ensure!(
+        per_task.len() == ids.len(),
+        "{} of {} accepted tasks are in the topic log",
+        per_task.len(),
+        ids.len()
+    );
+    Ok(Some((per_task.len(), copies)))
+}
+
+/// Delivered event ids that arrived more than once (the broker's at-least-once redelivery).
+fn redelivered(env: &Env, ids: &BTreeSet<String>) -> usize {
+    let events = env.observer.seen.matching(topics::TASK_EVENTS, |e| {
+        e.subject.as_deref().is_some_and(|s| ids.contains(s))
+    });
+    let unique: BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    events.len() - unique.len()
+}
+
+/// Publishes the backend counted as failed (daprd's error or our timeout).
+async fn failed_publishes(env: &Env) -> anyhow::Result<f64> {
+    let base = env.base().await;
+    let mut failed = 0.0;
+    for outcome in ["dapr_error", "timeout"] {
+        failed += support::metrics::counter(
+            &env.http,
+            &base,
+            "todo_publish_duration_seconds_count",
+            &format!("outcome=\"{outcome}\""),
+        )
+        .await?;
+    }
+    Ok(failed)
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// PostgreSQL stops (a fast shutdown) in the middle of a burst of creates and comes back. While
+/// it is down the API answers 503 `UNAVAILABLE` with `Retry-After` (no hang, no 500) and
+/// `/readyz` fails; every create answered 201, before or after, is published exactly once.
+async fn postgres_outage_answers_503_and_loses_nothing(env: &Env) -> anyhow::Result<()> {
+    let burst = Burst::new(&format!("pg-outage-{}", uuid::Uuid::now_v7()));
+    let start = Instant::now();
+    let fault = async {
+        let result = async {
+            burst
+                .until(20, 201, start, "20 creates before the outage")
+                .await?;
+            env.infra.postgres.stop();
+            let stopped = Instant::now();
+            burst
+                .until(3, 503, stopped, "3 answers of 503 while PostgreSQL is down")
+                .await?;
+            let ready = env
+                .http
+                .get(format!("{}/readyz", env.base().await))
+                .send()
+                .await?
+                .status();
+            ensure!(ready == 503, "readyz with PostgreSQL down: {ready}");
+            env.infra.postgres.start_again().await?;
+            let back = Instant::now();
+            burst
+                .until(20, 201, back, "20 creates after the outage")
+                .await?;
+            Ok::<_, anyhow::Error>((stopped, back))
+        }
+        .await;
+        burst.finish();
+        result
+    };
+    let ((), fault) = tokio::join!(burst.run(env, 4), fault);
+    let (stopped, back) = fault?;
+    let outcomes = burst.outcomes();
+
+    let unexpected: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.status != 201 && o.status != 503)
+        .collect();
+    ensure!(
+        unexpected.is_empty(),
+        "answers other than 201 and 503: {unexpected:?}"
+    );
+    let refused: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == 503).collect();
+    for o in &refused {
+        ensure!(
+            o.body["code"] == "UNAVAILABLE" && o.retry_after.is_some(),
+            "a 503 without code UNAVAILABLE or Retry-After: {o:?}"
+        );
+    }
+    let ids = accepted_ids(&outcomes)?;
+    ensure!(
+        outcomes.iter().any(|o| o.status == 201 && o.sent < stopped)
+            && outcomes.iter().any(|o| o.status == 201 && o.sent >= back),
+        "creates were accepted only on one side of the outage"
+    );
+    // What the store holds for the user: every accepted task, and perhaps one whose answer was
+    // lost after its commit (the client saw 503). Every stored task must be published.
+    let stored = stored_ids(env, &burst.user).await?;
+    let missing: Vec<_> = ids.difference(&stored).collect();
+    ensure!(missing.is_empty(), "accepted but not stored: {missing:?}");
+    let delivered = created_events_delivered(env, &stored).await?;
+    // The broker stayed up, so nothing may be published twice: a publish acknowledged just as
+    // PostgreSQL went away is recorded later, not published again (the relay keeps the ack).
+    let checked = published_as_one_event(env, &stored)?;
+    if let Some((_, copies)) = checked {
+        ensure!(
+            copies == 0,
+            "{copies} events published twice across the outage"
+        );
+    }
+
+    let mut waits: Vec<u128> = refused.iter().map(|o| millis(o.took)).collect();
+    waits.sort_unstable();
+    eprintln!(
+        "postgres outage: {} creates, {} accepted, {} answered 503 (answer time p50 {} ms, max {} ms), \
+         {} stored though not acknowledged; down {} ms; last event delivered {} ms after \
+         PostgreSQL was back; {} in the topic log once each; {} redelivered to the subscriber",
+        outcomes.len(),
+        ids.len(),
+        refused.len(),
+        waits.get(waits.len() / 2).copied().unwrap_or(0),
+        waits.last().copied().unwrap_or(0),
+        stored.len() - ids.len(),
+        millis(back - stopped),
+        millis(delivered.saturating_duration_since(back)),
+        checked.map_or_else(
+            || "none checked (RabbitMQ)".to_owned(),
+            |(n, _)| n.to_string()
+        ),
+        redelivered(env, &stored),
+    );
+    Ok(())
+}
+
+/// The ids of every task `user` has, page by page.
+async fn stored_ids(env: &Env, user: &str) -> anyhow::Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    loop {
+        let path = format!("/api/v1/tasks?limit=200&offset={}", ids.len());
+        let (status, page) = env
+            .send(reqwest::Method::GET, &path, user, &Value::Null)
+            .await?;
+        ensure!(status == 200, "list answered {status}: {page}");
+        let items = page["items"].as_array().context("no items in a page")?;
+        for item in items {
+            ids.insert(task_id(item)?);
+        }
+        if items.is_empty() || ids.len() as u64 >= page["total"].as_u64().unwrap_or(0) {
+            return Ok(ids);
+        }
+    }
+}
+
+/// The broker is killed (`SIGKILL`) in the middle of a burst of creates and restarted on its
+/// data (Redis with its append-only file, Kafka with its log directory). Writes keep being
+/// accepted throughout (the outbox holds them); afterwards every accepted create is in the
+/// topic log exactly once and reaches the subscriber.
+async fn broker_crash_loses_no_accepted_write(env: &Env) -> anyhow::Result<()> {
+    if !env.infra.broker.can_restart() {
+        eprintln!(
+            "note: the harness cannot restart a {} node; broker crash scenario not run",
+            env.infra.broker.kind()
+        );
+        return Ok(());
+    }
+    let burst = Burst::new(&format!("broker-crash-{}", uuid::Uuid::now_v7()));
+    let start = Instant::now();
+    let fault = async {
+        let result = async {
+            burst
+                .until(20, 201, start, "20 creates before the crash")
+                .await?;
+            let failed_before = failed_publishes(env).await?;
+            env.infra.broker.kill()?;
+            let killed = Instant::now();
+            burst
+                .until(20, 201, killed, "20 creates while the broker is down")
+                .await?;
+            // Positive evidence that the outage was seen: the relay's publishes failed.
+            wait::until(
+                "a publish to fail while the broker is down",
+                DEADLINE,
+                || async {
+                    let failed = failed_publishes(env).await?;
+                    Ok::<_, anyhow::Error>((failed > failed_before).then_some(()))
+                },
+            )
+            .await?;
+            env.infra.broker.start_again().await?;
+            let back = Instant::now();
+            burst
+                .until(20, 201, back, "20 creates after the restart")
+                .await?;
+            Ok::<_, anyhow::Error>((killed, back))
+        }
+        .await;
+        burst.finish();
+        result
+    };
+    let ((), fault) = tokio::join!(burst.run(env, 4), fault);
+    let (killed, back) = fault?;
+    let outcomes = burst.outcomes();
+
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.status != 201).collect();
+    ensure!(
+        failed.is_empty(),
+        "writes refused while the broker was down: {failed:?}"
+    );
+    let ids = accepted_ids(&outcomes)?;
+    let delivered = created_events_delivered(env, &ids).await?;
+    let (checked, copies) = published_as_one_event(env, &ids)?.unwrap_or_default();
+    eprintln!(
+        "{} crash: {} creates, all accepted; down {} ms; last event delivered {} ms after the \
+         restart; {checked} in the topic log as one event each, {copies} extra copies (same \
+         event id); {} redelivered to the subscriber",
+        env.infra.broker.kind(),
+        outcomes.len(),
+        millis(back - killed),
+        millis(delivered.saturating_duration_since(back)),
+        redelivered(env, &ids),
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let tests = harness::tests![
         task_created_over_rest_is_published_as_cloudevent,
@@ -437,6 +829,8 @@ fn main() -> ExitCode {
         events_survive_a_sidecar_outage_in_order,
         pending_events_survive_a_backend_restart,
         events_wait_for_a_consumer_app_that_is_down,
+        postgres_outage_answers_503_and_loses_nothing,
+        broker_crash_loses_no_accepted_write,
     ];
     suite::run(Env::start, tests, Parallelism::Serial, |env| {
         env.infra.log_dir().to_path_buf()

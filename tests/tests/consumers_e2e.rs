@@ -1182,6 +1182,114 @@ async fn recurrence_refuses_foreign_forged_and_replayed_completions(
     Ok(())
 }
 
+/// Reminders through a Scheduler outage (the Scheduler process stopped and started again on its
+/// data, every sidecar and service left running):
+/// - `due_while_down`: jobs stored before the stop, due while it is down → mailed once when it is
+///   back (lateness reported);
+/// - `due_after`: jobs stored before the stop, due after it is back → mailed once;
+/// - `set_while_down`: tasks created while it is down, so notification cannot store their jobs
+///   (it answers RETRY and the broker redelivers) → mailed once after all.
+///
+/// "Once" is positive: exactly one mail per task, and afterwards no job left that could fire.
+async fn reminders_survive_a_scheduler_outage(env: &Env) -> anyhow::Result<()> {
+    let user = unique("sched");
+    let batch = unique("sched-outage");
+    let due_while_down = at(Duration::from_secs(12));
+    let due_after = at(Duration::from_secs(26));
+    let mut tasks: BTreeMap<String, (String, DateTime<Utc>)> = BTreeMap::new();
+    let create = |kind: &'static str, n: usize, remind_at: DateTime<Utc>| {
+        let title = format!("{batch}-{kind}-{n}");
+        let user = user.clone();
+        async move {
+            let task = env
+                .create_task(
+                    &user,
+                    json!({"title": title, "due_at": rfc3339(at(Duration::from_secs(3600))), "remind_at": rfc3339(remind_at)}),
+                )
+                .await?;
+            let id = task["id"].as_str().context("task id")?.to_owned();
+            Ok::<_, anyhow::Error>((title, (id, remind_at)))
+        }
+    };
+    for n in 0..3 {
+        let (title, task) = create("down", n, due_while_down).await?;
+        tasks.insert(title, task);
+        let (title, task) = create("after", n, due_after).await?;
+        tasks.insert(title, task);
+    }
+    // Every job is stored before the Scheduler goes.
+    for (id, remind_at) in tasks.values() {
+        reminder_job_becomes(env, id, Some(*remind_at)).await?;
+    }
+    ensure!(
+        Utc::now() < due_while_down,
+        "the jobs took until after their due time to be stored; the scenario needs them before"
+    );
+
+    env.infra.scheduler.stop();
+    let stopped = Utc::now();
+    for n in 0..3 {
+        let (title, task) = create("set", n, due_after).await?;
+        tasks.insert(title, task);
+    }
+    // The outage covers the first set's due time (a wait for the clock, not for a process).
+    wait::until("the first reminders to fall due", DEADLINE, || async {
+        let passed = Utc::now() > due_while_down + chrono::Duration::seconds(2);
+        Ok::<_, std::convert::Infallible>(passed.then_some(()))
+    })
+    .await?;
+    ensure!(
+        env.mails_about(&batch).await.is_empty(),
+        "a reminder was mailed while the Scheduler was down"
+    );
+    env.infra.scheduler.start_again().await?;
+    let back = Utc::now();
+
+    wait::until("a mail for every reminder", DEADLINE * 2, || async {
+        let mails = env.mails_about(&batch).await.len();
+        Ok::<_, std::convert::Infallible>((mails >= tasks.len()).then_some(()))
+    })
+    .await?;
+    // Nothing left to fire: every job is gone (a fired one-shot job is deleted).
+    for (id, _) in tasks.values() {
+        reminder_job_becomes(env, id, None).await?;
+    }
+    let mails = env.mails_about(&batch).await;
+    let mut lateness: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (title, (_, remind_at)) in &tasks {
+        let mine: Vec<_> = mails
+            .iter()
+            .filter(|m| m.data.contains(title.as_str()))
+            .collect();
+        ensure!(mine.len() == 1, "{} mails for {title}", mine.len());
+        let received = DateTime::<Utc>::from(mine[0].received_at);
+        ensure!(received >= *remind_at, "{title} mailed before its time");
+        let kind = title.rsplit('-').nth(1).unwrap_or_default();
+        lateness
+            .entry(kind)
+            .or_default()
+            .push((received - *remind_at).num_milliseconds() as f64 / 1000.0);
+    }
+    let range = |kind: &str| {
+        let v = lateness.get(kind).cloned().unwrap_or_default();
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(0.0, f64::max);
+        format!("{min:.1}–{max:.1} s")
+    };
+    eprintln!(
+        "scheduler outage: down {:.1} s; due while down: {} late (back {:.1} s after due); \
+         due after: {} late; set while down: {} late; {} mails for {} reminders",
+        (back - stopped).num_milliseconds() as f64 / 1000.0,
+        range("down"),
+        (back - due_while_down).num_milliseconds() as f64 / 1000.0,
+        range("after"),
+        range("set"),
+        mails.len(),
+        tasks.len(),
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let tests = harness::tests![
         reminder_email_arrives_once_on_time,
@@ -1196,6 +1304,7 @@ fn main() -> ExitCode {
         // outlived its app goes on delivering what it held for a few seconds.
         reminders_wait_while_no_replica_is_healthy,
         reminders_survive_an_app_that_dies_under_its_sidecar,
+        reminders_survive_a_scheduler_outage,
     ];
     suite::run(Env::start, tests, Parallelism::Serial, |env| {
         env.infra.log_dir().to_path_buf()

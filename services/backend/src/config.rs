@@ -32,6 +32,7 @@ Environment (defaults in brackets):
   APP_API_TOKEN          token daprd must present on internal and Dapr callback routes [none]
   RELAY_BATCH_SIZE       outbox rows read per relay pass [256]
   RELAY_CONCURRENCY      tasks whose events are published in parallel [32]
+  RELAY_PUBLISH_TIMEOUT_SECS  longest wait for daprd to answer one publish [30]
   SHUTDOWN_GRACE_SECS    time allowed for in-flight requests and the last relay flush [10]
   SHUTDOWN_DRAIN_SECS    after SIGTERM, serve on with failing health probes so daprd stops sending work [0]
   LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
@@ -68,6 +69,10 @@ pub struct Config {
     pub relay_batch_size: i64,
     /// Tasks whose events are published in parallel.
     pub relay_concurrency: usize,
+    /// Longest wait for daprd's answer to one publish. Long on purpose: a publish the relay
+    /// gives up on may still reach the broker (daprd's producer keeps trying), and the relay
+    /// then publishes it again; waiting for daprd's own verdict avoids that duplicate.
+    pub relay_publish_timeout: Duration,
     /// Grace period for shutdown.
     pub shutdown_grace: Duration,
     /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
@@ -101,6 +106,7 @@ impl Config {
         let run_migrations = env.flag("RUN_MIGRATIONS", true);
         let relay_batch_size = env.positive::<u32>("RELAY_BATCH_SIZE", 256);
         let relay_concurrency = env.positive::<u32>("RELAY_CONCURRENCY", 32);
+        let relay_publish_timeout = env.secs("RELAY_PUBLISH_TIMEOUT_SECS", 30);
         let jwt_secret = env.optional("JWT_SECRET");
         let jwt_jwks_url = env.optional("JWT_JWKS_URL");
         if jwt_secret.is_some() && jwt_jwks_url.is_some() {
@@ -122,6 +128,7 @@ impl Config {
             relay_batch_size: relay_batch_size.into(),
             // Lossless: `usize` is at least 32 bits on every target we build for.
             relay_concurrency: relay_concurrency as usize,
+            relay_publish_timeout,
             shutdown_grace,
             shutdown_drain,
             log_format,
@@ -150,6 +157,7 @@ mod tests {
         assert_eq!(c.secret_store, "secretstore");
         assert!(c.database_url.is_none() && c.jwt_secret.is_none());
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.relay_publish_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -161,8 +169,10 @@ mod tests {
             ("RUN_MIGRATIONS", "false"),
             ("JWT_SECRET", "k"),
             ("RELAY_BATCH_SIZE", "10"),
+            ("RELAY_PUBLISH_TIMEOUT_SECS", "5"),
         ])
         .unwrap();
+        assert_eq!(c.relay_publish_timeout, Duration::from_secs(5));
         assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(c.database_url.as_deref(), Some("postgres://x@h/db"));
         assert!(!c.run_migrations);

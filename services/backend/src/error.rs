@@ -66,6 +66,10 @@ pub enum ServiceError {
     /// user).
     #[error("{0}")]
     LimitExceeded(String),
+    /// The database cannot be reached right now (down, restarting, out of connections): the
+    /// request was not carried out and may be sent again. Details are for the log.
+    #[error("the task store is unavailable; try again shortly")]
+    Unavailable(#[source] sqlx::Error),
     /// The database failed; details are for the log, not the client.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -73,7 +77,7 @@ pub enum ServiceError {
 
 impl ServiceError {
     /// The machine-readable code: `TASK_NOT_FOUND`, `NOT_FOUND`, `VALIDATION_ERROR`,
-    /// `CONFLICT`, `TASK_NOT_COMPLETED`, `LIMIT_EXCEEDED` or `INTERNAL`.
+    /// `CONFLICT`, `TASK_NOT_COMPLETED`, `LIMIT_EXCEEDED`, `UNAVAILABLE` or `INTERNAL`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::TaskNotFound { .. } => "TASK_NOT_FOUND",
@@ -87,6 +91,7 @@ impl ServiceError {
             Self::Conflict(_) => "CONFLICT",
             Self::NotCompleted { .. } => "TASK_NOT_COMPLETED",
             Self::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Database(_) => "INTERNAL",
         }
     }
@@ -99,15 +104,41 @@ impl ServiceError {
         }
     }
 
-    /// Whether this is a client error (everything but [`ServiceError::Database`]).
+    /// Whether this is a client error (everything but [`ServiceError::Unavailable`] and
+    /// [`ServiceError::Database`]).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, Self::Database(_))
+        !matches!(self, Self::Unavailable(_) | Self::Database(_))
     }
 }
 
 impl From<sqlx::Error> for ServiceError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Database(err)
+        if is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+/// Whether `err` says the database could not be reached or refused work for now, rather than
+/// that a statement failed: the same request can succeed once it is back.
+///
+/// A stopped server shows up as a refused connection (`Io`), and the pool's wait for one as
+/// `PoolTimedOut`; a server shutting down ends sessions with SQLSTATE 57P01–57P03, and class 08
+/// is "connection exception". Anything else (a constraint, a bug in a query) stays a
+/// [`ServiceError::Database`].
+pub(crate) fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 
@@ -157,6 +188,10 @@ mod tests {
             (ServiceError::Conflict("x".into()), "CONFLICT"),
             (ServiceError::NotCompleted { id }, "TASK_NOT_COMPLETED"),
             (ServiceError::LimitExceeded("x".into()), "LIMIT_EXCEEDED"),
+            (
+                ServiceError::Unavailable(sqlx::Error::PoolTimedOut),
+                "UNAVAILABLE",
+            ),
             (ServiceError::Database(sqlx::Error::RowNotFound), "INTERNAL"),
         ];
         for (err, code) in cases {
@@ -166,5 +201,21 @@ mod tests {
             ServiceError::NotFound { entity: "tag", id }.to_string(),
             format!("tag {id} not found")
         );
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_not_internal() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for err in [
+            sqlx::Error::Io(refused),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+        ] {
+            let service = ServiceError::from(err);
+            assert_eq!(service.code(), "UNAVAILABLE", "{service:?}");
+            assert!(!service.is_client_error());
+        }
+        let broken_query = ServiceError::from(sqlx::Error::RowNotFound);
+        assert_eq!(broken_query.code(), "INTERNAL");
     }
 }

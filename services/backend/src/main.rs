@@ -99,6 +99,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 max_retries: 2,
                 ..RetryConfig::default()
             },
+            timeout: config.relay_publish_timeout,
             ..PublisherConfig::default()
         },
     )

@@ -5,7 +5,10 @@
 //! `tokio::sync::Notify` permit, so a commit during a pass is never missed) and otherwise polls
 //! slowly, which covers rows left by another process or a crash. A row is marked published only
 //! after daprd answered 204; failures are retried with capped backoff, so a sidecar that is
-//! down for a while delays events but loses none.
+//! down for a while delays events but loses none. An acknowledgement the database could not
+//! record (it went away between the publish and the update) is kept and recorded before the
+//! next read, so a database outage does not publish those rows a second time; only a crash of
+//! the process in that moment can (same event id, which consumers deduplicate).
 //!
 //! Order: rows of one task are published one after another in commit order, and a failure
 //! stops that task's later rows until the next pass; different tasks are published
@@ -113,6 +116,10 @@ pub struct Relay {
     waker: Arc<Notify>,
     config: RelayConfig,
     metrics: Option<RelayMetrics>,
+    // Rows daprd acknowledged whose `published_at` could not be written (the database went
+    // away between the publish and the update). They are marked before anything else is read,
+    // so losing the database at that moment does not publish them a second time.
+    unmarked: Arc<std::sync::Mutex<Vec<Ack>>>,
 }
 
 impl Relay {
@@ -130,6 +137,7 @@ impl Relay {
             waker,
             config,
             metrics,
+            unmarked: Arc::default(),
         }
     }
 
@@ -232,6 +240,7 @@ impl Relay {
 
     /// One pass over the oldest pending rows.
     async fn pass(&self) -> Result<Pass, sqlx::Error> {
+        self.mark_carried_over().await?;
         let rows = outbox::fetch_pending(&self.pool, self.config.batch_size).await?;
         if let Some(m) = &self.metrics {
             // A batch that was not full is everything pending: no need to count again.
@@ -254,9 +263,11 @@ impl Relay {
         if published.is_empty() {
             return Ok(Pass::Blocked);
         }
-        let acks: Vec<(Uuid, DateTime<Utc>)> =
-            published.iter().map(|a| (a.row.id, a.acked_at)).collect();
-        outbox::mark_published(&self.pool, &acks).await?;
+        let acks: Vec<Ack> = published.iter().map(|a| (a.row.id, a.acked_at)).collect();
+        if let Err(e) = outbox::mark_published(&self.pool, &acks).await {
+            self.carry_over(acks);
+            return Err(e);
+        }
         if let Some(m) = &self.metrics {
             for acked in &published {
                 let lag = (acked.acked_at - acked.row.created_at)
@@ -298,12 +309,53 @@ impl Relay {
         done
     }
 
+    /// Marks the acknowledged rows a failed update left behind; an error keeps them for the
+    /// next pass.
+    async fn mark_carried_over(&self) -> Result<(), sqlx::Error> {
+        let acks = std::mem::take(&mut *self.lock_unmarked());
+        if acks.is_empty() {
+            return Ok(());
+        }
+        match outbox::mark_published(&self.pool, &acks).await {
+            Ok(()) => {
+                tracing::info!(
+                    rows = acks.len(),
+                    "marked events published before the database went away"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.carry_over(acks);
+                Err(e)
+            }
+        }
+    }
+
+    fn carry_over(&self, acks: Vec<Ack>) {
+        tracing::warn!(
+            rows = acks.len(),
+            "published events not marked yet; marking them before the next read"
+        );
+        self.lock_unmarked().extend(acks);
+    }
+
+    fn lock_unmarked(&self) -> std::sync::MutexGuard<'_, Vec<Ack>> {
+        // The guard is never held across an await or a panic point: a poisoned lock still
+        // holds a consistent list.
+        self.unmarked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     async fn note_failure(&self, id: Uuid, error: &str) {
         if let Err(e) = outbox::record_failure(&self.pool, id, error).await {
             tracing::warn!(event_id = %id, error = %e, "cannot record the publish failure");
         }
     }
 }
+
+/// A row's id and when daprd acknowledged its publish, as `outbox::mark_published` takes them.
+type Ack = (Uuid, DateTime<Utc>);
 
 /// A row daprd accepted, and when.
 struct Acked {

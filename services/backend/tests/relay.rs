@@ -270,3 +270,57 @@ async fn shutdown_flushes_what_was_committed(pool: PgPool) {
     assert_eq!(pending(&pool).await, 0, "the flush published every row");
     assert_eq!(accepted_per_task(&script, &committed), committed);
 }
+
+/// A publish daprd acknowledged but the database could not record (it went away between the
+/// two) is recorded later, not published again: the relay keeps the acknowledgement.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn an_acknowledged_publish_that_could_not_be_recorded_is_not_published_again(pool: PgPool) {
+    // A gate on the outbox's updates: while closed, every update fails, and each attempt is
+    // counted in a sequence (which, unlike a table, keeps counting through the rollback).
+    for statement in [
+        "CREATE TABLE relay_gate (closed boolean NOT NULL)",
+        "INSERT INTO relay_gate VALUES (true)",
+        "CREATE SEQUENCE relay_gate_hits",
+        "CREATE FUNCTION relay_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           PERFORM nextval('relay_gate_hits');
+           IF (SELECT closed FROM relay_gate) THEN RAISE EXCEPTION 'gate closed'; END IF;
+           RETURN NEW;
+         END $$",
+        "CREATE TRIGGER relay_gate BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION relay_gate()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let committed = commit_events(&pool, 3, 2).await;
+    let script = Arc::new(Mutex::new(Script::default()));
+    let running = Running::start(&pool, &[&script], &config(), Duration::from_secs(1));
+
+    // Positive evidence that the relay tried to record its publishes several times while the
+    // gate was closed (the first pass, then at least two retries).
+    until("three refused attempts to record the publishes", || async {
+        let hits: i64 = sqlx::query_scalar("SELECT last_value FROM relay_gate_hits")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        hits >= 3
+    })
+    .await;
+    assert_eq!(
+        pending(&pool).await,
+        6,
+        "nothing recorded while the gate is closed"
+    );
+    sqlx::query("UPDATE relay_gate SET closed = false")
+        .execute(&pool)
+        .await
+        .unwrap();
+    until("every row recorded", || async { pending(&pool).await == 0 }).await;
+    running.stop().await;
+
+    assert_eq!(
+        script.lock().unwrap().accepted.len(),
+        6,
+        "each row published once, not again after the failed update"
+    );
+    assert_eq!(accepted_per_task(&script, &committed), committed);
+}

@@ -121,6 +121,15 @@ fn service_body(err: &ServiceError) -> Value {
             "field": field.map(tool_field),
             "suggestions": [],
         }),
+        ServiceError::Unavailable(cause) => {
+            // Said as it is: an assistant should wait and call the tool again, not give up.
+            tracing::warn!(error = %err, %cause, "MCP tool call failed: database unavailable");
+            json!({
+                "code": err.code(),
+                "message": format!("{err}; the request was not completed"),
+                "suggestions": [],
+            })
+        }
         err if !err.is_client_error() => {
             // Logged once, here, with its cause; the client learns only that it failed.
             match std::error::Error::source(err) {
@@ -211,9 +220,15 @@ mod tests {
     #[test]
     fn database_errors_are_generic() {
         let b = body(Failure::Service(ServiceError::Database(
-            sqlx::Error::PoolTimedOut,
+            sqlx::Error::RowNotFound,
         )));
         assert_eq!(b["code"], "INTERNAL");
+        assert!(!b["message"].as_str().unwrap().contains("row"));
+
+        let b = body(Failure::Service(ServiceError::Unavailable(
+            sqlx::Error::PoolTimedOut,
+        )));
+        assert_eq!(b["code"], "UNAVAILABLE");
         assert!(!b["message"].as_str().unwrap().contains("pool"));
     }
 

@@ -1,8 +1,8 @@
 //! The one error type of the backend's HTTP edges (REST, internal routes, the auth middleware)
 //! and the one place that turns it into a status and a JSON body.
 //!
-//! Client errors keep their detail; a database failure becomes a generic 500 and is logged
-//! here, once, inside the request's span.
+//! Client errors keep their detail; a database failure becomes a generic 500, an unreachable
+//! database a 503 with `Retry-After`, and both are logged here, once, inside the request's span.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -10,6 +10,10 @@ use middleware::ErrorBody;
 use serde_json::json;
 
 use crate::error::ServiceError;
+
+/// `Retry-After` of a 503 while the database is unreachable: about one pool acquire timeout,
+/// so a client that honours it does not pile up waiting requests.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// Everything a backend HTTP route can answer instead of success.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,7 @@ impl ApiError {
                 ServiceError::Conflict(_) | ServiceError::NotCompleted { .. } => {
                     StatusCode::CONFLICT
                 }
+                ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -105,10 +110,19 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %DisplayChain(&self), "request failed");
         }
         let mut response = self.body().into_response_with(status);
-        if let Self::Unauthorized(_) = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            Self::Unauthorized(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Service(ServiceError::Unavailable(_)) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+            }
+            _ => {}
         }
         response
     }
@@ -195,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn internal_errors_are_generic() {
         let (status, _, body) =
-            parts(ServiceError::Database(sqlx::Error::PoolTimedOut).into()).await;
+            parts(ServiceError::Database(sqlx::Error::RowNotFound).into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
             body,
@@ -204,6 +218,16 @@ mod tests {
         let (status, _, body) = parts(ApiError::Internal("secret wiring detail".into())).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_a_503_to_retry() {
+        let (status, headers, body) =
+            parts(ServiceError::Unavailable(sqlx::Error::PoolTimedOut).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], RETRY_AFTER_SECS);
+        assert_eq!(body["code"], "UNAVAILABLE");
+        assert!(!body.to_string().contains("pool"), "{body}");
     }
 
     #[tokio::test]
