@@ -443,6 +443,30 @@ mod tests {
         assert!(text.contains(&line), "{text}");
     }
 
+    #[tokio::test]
+    async fn topics_outside_the_contracts_share_one_label() {
+        let metrics = Metrics::new("test").unwrap();
+        let publisher =
+            Publisher::new(FakeSidecar::new(&[]), &config()).with_metrics(metrics.clone());
+        for topic in ["task-events", "made-up-1", "made-up-2"] {
+            let mut req = request("evt-1");
+            req.topic = topic.to_owned();
+            publisher.publish(req).await.unwrap();
+        }
+        let text = metrics.render().unwrap();
+        let count = |topic: &str| {
+            format!(
+                r#"{PUBLISH_DURATION_SECONDS}_count{{outcome="success",service="test",topic="{topic}"}}"#
+            )
+        };
+        assert!(
+            text.contains(&format!("{} 1", count("task-events"))),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{} 2", count("other"))), "{text}");
+        assert!(!text.contains("made-up"), "{text}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn concurrency_bound_is_respected() {
         let sidecar = FakeSidecar {

@@ -212,6 +212,29 @@ async fn undecodable_deliveries_are_dropped_before_the_handler() {
     }
 }
 
+/// Topics and types come from the sender; outside the contracts they share one label value.
+#[tokio::test]
+async fn unknown_topics_and_types_do_not_create_series() {
+    let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());
+    for i in 0..5 {
+        let mut handled = event(&json!({"task_id": 7}));
+        handled["type"] = json!(format!("com.evil.type-{i}.v1"));
+        handled["topic"] = json!(format!("topic-{i}"));
+        let mut dropped = handled.clone();
+        dropped["source"] = json!("");
+        for body in [handled, dropped] {
+            app(&calls, Some(&metrics), 1024)
+                .oneshot(structured("/events/tasks", body.to_string()))
+                .await
+                .unwrap();
+        }
+    }
+    let other = || vec![("other".to_owned(), "other".to_owned())];
+    assert_eq!(consumed(&metrics, "SUCCESS"), other());
+    assert_eq!(consumed(&metrics, "DROP"), other());
+    assert_eq!(calls.count(), 5);
+}
+
 #[tokio::test]
 async fn data_of_the_wrong_shape_is_dropped() {
     let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());

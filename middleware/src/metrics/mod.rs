@@ -2,13 +2,15 @@
 //!
 //! Labels are bounded on purpose: HTTP metrics use the *matched route template*
 //! (`/api/v1/tasks/{id}`, never `/api/v1/tasks/42`), methods outside the standard set collapse
-//! to `OTHER`, and histograms have explicit buckets sized for our latency targets (a publish to
+//! to `OTHER`, topics and event types outside the contracts to `other` ([`labels`]), and
+//! histograms have explicit buckets sized for our latency targets (a publish to
 //! the local sidecar is expected in single-digit milliseconds). Unlike the `metrics` facade with
 //! a global recorder, a [`Metrics`] handle owns its own [`Registry`] and is passed explicitly,
 //! so tests can create as many as they like and read them back.
 //!
 //! The metric names are the `pub const`s below; dashboards and alert rules use exactly these.
 
+pub mod labels;
 mod layer;
 
 use std::{fmt, sync::Arc, time::Duration};
@@ -29,11 +31,11 @@ use crate::status::DaprStatus;
 pub const HTTP_REQUESTS_TOTAL: &str = "todo_http_requests_total";
 /// Histogram of HTTP request latency in seconds: labels `service`, `method`, `route`.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "todo_http_request_duration_seconds";
-/// Histogram of publish latency in seconds (all attempts included): labels `service`, `topic`,
-/// `outcome`.
+/// Histogram of publish latency in seconds (all attempts included): labels `service`, `topic`
+/// (bounded by [`labels::topic`]), `outcome`.
 pub const PUBLISH_DURATION_SECONDS: &str = "todo_publish_duration_seconds";
-/// Counter of events delivered to this service: labels `service`, `topic`, `type`, `status`
-/// (`SUCCESS`, `RETRY`, `DROP`).
+/// Counter of events delivered to this service: labels `service`, `topic`, `type` (bounded by
+/// [`labels`]), `status` (`SUCCESS`, `RETRY`, `DROP`).
 pub const EVENTS_CONSUMED_TOTAL: &str = "todo_events_consumed_total";
 
 /// `route` label value for requests that matched no route.
@@ -178,15 +180,20 @@ impl Metrics {
     pub fn record_publish(&self, topic: &str, outcome: &str, elapsed: Duration) {
         self.inner
             .publish_duration
-            .with_label_values(&[topic, outcome])
+            .with_label_values(&[labels::topic(topic), outcome])
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Records one delivered event with the status Dapr received for it.
+    /// Records one delivered event with the status Dapr received for it; the topic and type
+    /// are taken from the delivery, so they are bounded here ([`labels`]).
     pub fn record_consumed(&self, topic: &str, event_type: &str, status: DaprStatus) {
         self.inner
             .events_consumed
-            .with_label_values(&[topic, event_type, status.as_str()])
+            .with_label_values(&[
+                labels::topic(topic),
+                labels::event_type(event_type),
+                status.as_str(),
+            ])
             .inc();
     }
 }

@@ -24,19 +24,26 @@ use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
 use contracts::{ReminderDueData, ReminderSentData, SCHEMA_VERSION, event_types, topics};
 use dapr::CloudEvent;
-use middleware::{DaprStatus, Event, PublishRequest, Publisher};
+use middleware::{
+    DaprClassifier, DaprStatus, Event, PublishRequest, Publisher, RetryConfig, RetryPolicy,
+};
 use serde_json::Value;
 use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt};
 use uuid::Uuid;
 
 use crate::ledger::{Claim, Ledger, Record};
 use crate::mail::{Composed, Mailer, chain};
 use crate::metrics::{EmailMetrics, Outcome, SmtpResult};
 
-/// Attempts to write the `sent` record before giving up on it.
-const SENT_RECORD_ATTEMPTS: u32 = 3;
-/// Pause before the second attempt; doubled for each further one.
-const SENT_RECORD_BACKOFF: Duration = Duration::from_millis(100);
+/// Retries of the `sent` record write: quick and few (three attempts within about 300 ms),
+/// because the event waits on them and the mail has already gone out.
+pub const SENT_RECORD_RETRY: RetryConfig = RetryConfig {
+    max_retries: 2,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_millis(200),
+    jitter: 0.5,
+};
 
 /// Everything one delivery needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -303,22 +310,15 @@ impl Delivery {
     }
 
     /// Writes the `sent` record, retrying quickly: losing it could mean a second email.
+    /// Only transient failures are retried ([`DaprClassifier`]), as for every Dapr call.
     async fn save_sent(&self, key: &str, record: &Record) -> Result<(), dapr::Error> {
-        let mut backoff = SENT_RECORD_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self.ledger.mark_sent(key, record).await {
-                Ok(()) => return Ok(()),
-                Err(error) if attempt >= SENT_RECORD_ATTEMPTS || !error.is_transient() => {
-                    return Err(error);
-                }
-                Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-            }
-        }
+        let ledger = &self.ledger;
+        let write = tower::service_fn(move |()| ledger.mark_sent(key, record));
+        ServiceBuilder::new()
+            .retry(RetryPolicy::new(SENT_RECORD_RETRY, DaprClassifier))
+            .service(write)
+            .oneshot(())
+            .await
     }
 
     /// Notes that `reminder.sent` went out, so duplicates need not publish it again; best

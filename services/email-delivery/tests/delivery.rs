@@ -346,6 +346,58 @@ async fn a_failed_publish_is_retried_without_a_second_email() {
     assert_eq!(h.sidecar.publishes().len(), 2);
 }
 
+/// The `sent` record writes the fake saw: (attempts, failed ones).
+fn sent_saves(h: &Harness) -> (usize, usize) {
+    let saves: Vec<_> = h
+        .sidecar
+        .saves()
+        .into_iter()
+        .filter(|s| s.item["value"]["status"] == "sent" && s.item["value"]["published"] == false)
+        .collect();
+    let failed = saves.iter().filter(|s| s.status == 500).count();
+    (saves.len(), failed)
+}
+
+#[tokio::test]
+async fn a_state_store_hiccup_after_sending_is_retried_quickly() {
+    let smtp = SmtpSink::start().await.unwrap();
+    let h = Harness::new(smtp.port()).await;
+    h.sidecar.fail_next_sent_saves(2);
+    let id = new_id();
+
+    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(
+        sent_saves(&h),
+        (3, 2),
+        "two failed writes, then the third lands"
+    );
+    let record = h.sidecar.get(&key(&id)).unwrap();
+    assert_eq!(record["status"], "sent");
+    assert_eq!(record["published"], true);
+    assert_eq!(h.sidecar.publishes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_sent_record_that_cannot_be_saved_still_acknowledges_the_event() {
+    let smtp = SmtpSink::start().await.unwrap();
+    let h = Harness::new(smtp.port()).await;
+    h.sidecar.fail_next_sent_saves(10);
+    let id = new_id();
+
+    // Three attempts (SENT_RECORD_RETRY), then SUCCESS: a redelivery could mail again.
+    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(smtp.messages().len(), 1);
+    let retries = email_delivery::delivery::SENT_RECORD_RETRY.max_retries as usize;
+    assert_eq!(sent_saves(&h), (retries + 1, retries + 1));
+    assert_eq!(
+        h.sidecar.publishes().len(),
+        1,
+        "reminder.sent still published"
+    );
+    assert_eq!(h.metric(SENT), 1.0);
+}
+
 #[tokio::test]
 async fn other_event_types_are_acknowledged_and_ignored() {
     let smtp = SmtpSink::start().await.unwrap();

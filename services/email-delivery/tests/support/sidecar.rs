@@ -61,6 +61,9 @@ struct Shared {
     state_down: AtomicBool,
     /// The next N publishes answer 500.
     failing_publishes: AtomicUsize,
+    /// The next N saves of a `sent` record answer 500 (the database fails just after the mail
+    /// went out).
+    failing_sent_saves: AtomicUsize,
     /// State calls seen (get, save, delete).
     state_calls: AtomicUsize,
 }
@@ -137,6 +140,10 @@ impl FakeSidecar {
 
     pub(crate) fn fail_next_publishes(&self, n: usize) {
         self.shared.failing_publishes.store(n, Ordering::SeqCst);
+    }
+
+    pub(crate) fn fail_next_sent_saves(&self, n: usize) {
+        self.shared.failing_sent_saves.store(n, Ordering::SeqCst);
     }
 
     pub(crate) fn add_secret(&self, name: &str, keys: &[(&str, &str)]) {
@@ -242,6 +249,27 @@ fn get_state(shared: &Shared, key: &str) -> Response {
 fn save_state(shared: &Shared, body: &[u8]) -> Response {
     let items: Vec<Value> = serde_json::from_slice(body).unwrap();
     let mut state = shared.state.lock().unwrap();
+    let sent = items.iter().any(|item| item["value"]["status"] == "sent");
+    if sent
+        && shared
+            .failing_sent_saves
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        shared
+            .saves
+            .lock()
+            .unwrap()
+            .extend(items.iter().map(|item| Saved {
+                item: item.clone(),
+                status: 500,
+            }));
+        return dapr_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_STATE_SAVE",
+            "failed to connect to the database: connection refused",
+        );
+    }
     // Checked all first, applied all after: one request is one transaction in PostgreSQL v2.
     let mut status = StatusCode::NO_CONTENT;
     for item in &items {
