@@ -145,6 +145,11 @@ impl SmtpSink {
         self.lock().data_gate = Some(gate);
     }
 
+    /// Replies to `DATA` at once again (a reply already waiting still waits for its gate).
+    pub fn stop_holding_data(&self) {
+        self.lock().data_gate = None;
+    }
+
     /// Refuses recipients whose address ends with `suffix` with `550 5.1.1`.
     pub fn reject_recipients_ending_with(&self, suffix: &str) {
         self.lock()

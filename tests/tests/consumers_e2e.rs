@@ -59,7 +59,7 @@ struct Env {
     smtp: Mutex<SmtpSink>,
     backend: Pod,
     notification: Mutex<Vec<Pod>>,
-    email: Pod,
+    email: Mutex<Pod>,
     recurring: Pod,
     observer: Observer,
     /// Publishes test events straight to the broker (through the observer's sidecar).
@@ -200,7 +200,7 @@ impl Env {
             smtp: Mutex::new(smtp),
             backend,
             notification: Mutex::new(notification),
-            email,
+            email: Mutex::new(email),
             recurring,
             observer,
             publisher,
@@ -251,7 +251,7 @@ impl Env {
         let filter = format!("outcome=\"{outcome}\"");
         counter(
             &self.http,
-            &self.email.service,
+            &self.email.lock().await.service,
             "todo_emails_sent_total",
             &filter,
         )
@@ -1182,6 +1182,73 @@ async fn recurrence_refuses_foreign_forged_and_replayed_completions(
     Ok(())
 }
 
+/// email-delivery's sidecar dies after the mail server accepted a reminder and before the
+/// `sent` record is written (the SMTP sink holds its reply to `DATA` while the sidecar is
+/// killed). The event was never acknowledged, so the broker delivers it again once the sidecar
+/// is back; email-delivery settles it as a duplicate — from the record it kept and wrote late —
+/// and no second mail goes out.
+async fn email_sidecar_killed_between_sending_and_recording_sends_one_mail(
+    env: &Env,
+) -> anyhow::Result<()> {
+    let title = unique("unrecorded");
+    let duplicates_before = env.email_outcome("duplicate").await?;
+    let sent_before = env.email_outcome("sent").await?;
+    let gate = harness::DataGate::default();
+    env.smtp.lock().await.hold_data(gate.clone());
+    let event = reminder_due_event(
+        &uuid::Uuid::now_v7().to_string(),
+        &title,
+        "someone@example.test",
+    )?;
+    env.publisher
+        .publish_event(
+            topics::PUBSUB,
+            topics::TASK_REMINDERS,
+            &event,
+            &dapr::PublishOptions::default(),
+        )
+        .await?;
+    // The message is stored at the sink; its 250 reply waits for the gate.
+    tokio::time::timeout(DEADLINE, gate.reached.notified())
+        .await
+        .context("email-delivery never reached DATA")?;
+    env.smtp.lock().await.stop_holding_data();
+    env.email.lock().await.daprd.process_mut().kill();
+    gate.release.notify_one();
+    one_mail(env, &title, DEADLINE).await?;
+    // The delivery has finished (the server's 250 read, the record's quick writes failed)
+    // while the sidecar was still dead: only then does it come back.
+    wait::until(
+        "the delivery to finish without its sidecar",
+        DEADLINE,
+        || async {
+            let sent = env.email_outcome("sent").await?;
+            Ok::<_, anyhow::Error>((sent > sent_before).then_some(()))
+        },
+    )
+    .await?;
+
+    {
+        let mut email = env.email.lock().await;
+        email
+            .daprd
+            .restart(&env.infra.bins, env.infra.log_dir())
+            .await?;
+    }
+    wait::until(
+        "the redelivered reminder settled as a duplicate",
+        DEADLINE * 2,
+        || async {
+            let duplicates = env.email_outcome("duplicate").await?;
+            Ok::<_, anyhow::Error>((duplicates > duplicates_before).then_some(()))
+        },
+    )
+    .await?;
+    let mails = env.mails_about(&title).await.len();
+    ensure!(mails == 1, "{mails} mails for one reminder");
+    Ok(())
+}
+
 /// Reminders through a Scheduler outage (the Scheduler process stopped and started again on its
 /// data, every sidecar and service left running):
 /// - `due_while_down`: jobs stored before the stop, due while it is down → mailed once when it is
@@ -1194,8 +1261,8 @@ async fn recurrence_refuses_foreign_forged_and_replayed_completions(
 async fn reminders_survive_a_scheduler_outage(env: &Env) -> anyhow::Result<()> {
     let user = unique("sched");
     let batch = unique("sched-outage");
-    let due_while_down = at(Duration::from_secs(12));
-    let due_after = at(Duration::from_secs(26));
+    let due_while_down = at(Duration::from_secs(8));
+    let due_after = at(Duration::from_secs(18));
     let mut tasks: BTreeMap<String, (String, DateTime<Utc>)> = BTreeMap::new();
     let create = |kind: &'static str, n: usize, remind_at: DateTime<Utc>| {
         let title = format!("{batch}-{kind}-{n}");
@@ -1305,6 +1372,7 @@ fn main() -> ExitCode {
         reminders_wait_while_no_replica_is_healthy,
         reminders_survive_an_app_that_dies_under_its_sidecar,
         reminders_survive_a_scheduler_outage,
+        email_sidecar_killed_between_sending_and_recording_sends_one_mail,
     ];
     suite::run(Env::start, tests, Parallelism::Serial, |env| {
         env.infra.log_dir().to_path_buf()

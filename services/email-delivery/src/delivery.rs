@@ -14,10 +14,16 @@
 //!
 //! Once the server has accepted the mail nothing may lead to a second one: if even the `sent`
 //! record cannot be written (after a few quick tries) the event is acknowledged anyway, since
-//! a redelivery after the claim expires would send again. Every `RETRY` and `DROP` is logged
+//! a redelivery after the claim expires would send again; the record is kept in memory, a
+//! redelivery to this replica settles from it, and it is written as soon as the state store
+//! answers (the sidecar that died between the mail and the write is back), before the claim's
+//! TTL could let anyone send again. Only this process dying in that window can still lead to a
+//! second mail (with the same `Message-ID`). Every `RETRY` and `DROP` is logged
 //! once with the event id and, at most, the recipient's domain. Other event types on the
 //! topic are acknowledged and ignored.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -45,6 +51,15 @@ pub const SENT_RECORD_RETRY: RetryConfig = RetryConfig {
     jitter: 0.5,
 };
 
+/// How a `sent` record that could not be written is written later: every few seconds at most,
+/// for as long as the process lives (the mail is out; the record is what stops a second one).
+const LATE_RECORD_RETRY: RetryConfig = RetryConfig {
+    max_retries: u32::MAX,
+    initial_backoff: Duration::from_millis(250),
+    max_backoff: Duration::from_secs(3),
+    jitter: 0.5,
+};
+
 /// Everything one delivery needs; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -52,11 +67,29 @@ pub struct Delivery {
     mailer: Mailer,
     publisher: Publisher,
     metrics: EmailMetrics,
+    // `sent` records the state store did not take (its sidecar died between the mail and the
+    // write). A redelivery to this replica settles from here instead of mailing again, and a
+    // task per entry writes it as soon as the store answers, before the claim's TTL lets
+    // another replica send.
+    unrecorded: Arc<Mutex<HashMap<String, Record>>>,
 }
 
 /// The `POST /events/task-reminders` handler.
+///
+/// The delivery runs as its own task: hyper drops a handler whose connection closed, and daprd
+/// dying mid-request would otherwise cancel a delivery between the server's acceptance and the
+/// `sent` record — leaving only a claim whose expiry lets a redelivery mail again.
 pub async fn on_reminder(State(delivery): State<Delivery>, event: Event<Value>) -> DaprStatus {
-    delivery.handle(&event.event, event.data).await
+    let Event { event, data } = event;
+    let delivery = tokio::spawn(async move { delivery.handle(&event, data).await });
+    match delivery.await {
+        Ok(status) => status,
+        Err(error) => {
+            // A panic in the delivery: the claim's TTL frees the event for a later attempt.
+            tracing::error!(%error, dapr_status = %DaprStatus::Retry, "reminder delivery task failed");
+            DaprStatus::Retry
+        }
+    }
 }
 
 impl Delivery {
@@ -72,6 +105,7 @@ impl Delivery {
             mailer,
             publisher,
             metrics,
+            unrecorded: Arc::default(),
         }
     }
 
@@ -100,6 +134,13 @@ impl Delivery {
     async fn deliver(&self, event_id: &str, reminder: &ReminderDueData) -> (Outcome, DaprStatus) {
         let key = Ledger::key(event_id);
         let task_id = reminder.task_id;
+        if let Some(record) = self.unrecorded(&key) {
+            tracing::info!(
+                event_id,
+                "duplicate delivery of a reminder this replica sent but could not record yet"
+            );
+            return self.settled(event_id, reminder, &key, record).await;
+        }
         let composed = match self.mailer.compose(event_id, reminder) {
             Ok(composed) => composed,
             Err(error) => {
@@ -207,8 +248,9 @@ impl Delivery {
                 error = %chain(&error),
                 dapr_status = %DaprStatus::Success,
                 "reminder email sent but its record could not be saved; acknowledging the event \
-                 so it is not sent twice"
+                 and writing the record as soon as the state store answers"
             );
+            self.record_later(key, record);
             if let Err(error) = self.publish_sent(event_id, reminder, sent_at).await {
                 tracing::error!(event_id, error = %chain(&error), "reminder.sent not published");
             }
@@ -327,9 +369,59 @@ impl Delivery {
         if let Record::Sent { published, .. } = record {
             *published = true;
         }
-        if let Err(error) = self.ledger.mark_sent(key, record).await {
-            tracing::debug!(event_id, error = %chain(&error), "published flag not saved");
+        match self.ledger.mark_sent(key, record).await {
+            Ok(()) => {
+                self.lock_unrecorded().remove(key);
+            }
+            Err(error) => {
+                if let Some(kept) = self.lock_unrecorded().get_mut(key) {
+                    kept.clone_from(record);
+                }
+                tracing::debug!(event_id, error = %chain(&error), "published flag not saved");
+            }
         }
+    }
+
+    /// The `sent` record of `key` this replica still has to write, if any.
+    fn unrecorded(&self, key: &str) -> Option<Record> {
+        self.lock_unrecorded().get(key).cloned()
+    }
+
+    /// Keeps `record` and writes it in the background until the state store takes it.
+    fn record_later(&self, key: &str, record: Record) {
+        self.lock_unrecorded().insert(key.to_owned(), record);
+        let delivery = self.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            let mut retry = 0;
+            loop {
+                tokio::time::sleep(LATE_RECORD_RETRY.backoff(retry)).await;
+                retry = retry.saturating_add(1);
+                // The latest version: a redelivery may have published `reminder.sent` since.
+                let Some(record) = delivery.unrecorded(&key) else {
+                    return;
+                };
+                match delivery.ledger.mark_sent(&key, &record).await {
+                    Ok(()) => {
+                        delivery.lock_unrecorded().remove(&key);
+                        tracing::info!(key, "late sent record written; no second email can follow");
+                        return;
+                    }
+                    Err(error) if !error.is_transient() => {
+                        tracing::error!(key, error = %chain(&error), "sent record refused; giving up on it");
+                        return;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
+    fn lock_unrecorded(&self) -> MutexGuard<'_, HashMap<String, Record>> {
+        // Held for one map operation, never across an await.
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a permanent failure; if that fails the event is still dropped (a redelivery

@@ -378,24 +378,68 @@ async fn a_state_store_hiccup_after_sending_is_retried_quickly() {
     assert_eq!(h.sidecar.publishes().len(), 1);
 }
 
+/// Polls the fake sidecar until `key` holds a `sent` record; panics after 30 s.
+async fn until_recorded_sent(h: &Harness, key: &str) -> serde_json::Value {
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(record) = h.sidecar.get(key).filter(|r| r["status"] == "sent") {
+            return record;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no sent record for {key}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
-async fn a_sent_record_that_cannot_be_saved_still_acknowledges_the_event() {
+async fn a_sent_record_that_cannot_be_saved_still_acknowledges_the_event_and_lands_later() {
     let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
-    h.sidecar.fail_next_sent_saves(10);
+    let retries = email_delivery::delivery::SENT_RECORD_RETRY.max_retries as usize;
+    // Every quick attempt fails (the sidecar is gone); the store answers again afterwards.
+    h.sidecar.fail_next_sent_saves(retries + 1);
     let id = new_id();
 
     // Three attempts (SENT_RECORD_RETRY), then SUCCESS: a redelivery could mail again.
     assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
     assert_eq!(smtp.messages().len(), 1);
-    let retries = email_delivery::delivery::SENT_RECORD_RETRY.max_retries as usize;
-    assert_eq!(sent_saves(&h), (retries + 1, retries + 1));
     assert_eq!(
         h.sidecar.publishes().len(),
         1,
         "reminder.sent still published"
     );
     assert_eq!(h.metric(SENT), 1.0);
+
+    // The record the store refused is written in the background, once it answers again.
+    until_recorded_sent(&h, &key(&id)).await;
+    let (attempts, failed) = sent_saves(&h);
+    assert_eq!(failed, retries + 1, "only the quick attempts failed");
+    assert!(attempts > failed, "and a later one landed: {attempts}");
+    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(smtp.messages().len(), 1, "the redelivery sends nothing");
+}
+
+#[tokio::test]
+async fn a_redelivery_before_the_record_lands_settles_from_memory_without_a_second_email() {
+    let smtp = SmtpSink::start().await.unwrap();
+    let h = Harness::new(smtp.port()).await;
+    // More failures than the quick attempts and the redelivery's own write together.
+    h.sidecar.fail_next_sent_saves(6);
+    let id = new_id();
+    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+
+    // The broker redelivers at once (the acknowledgement was lost with the sidecar); the claim
+    // is still there, or has expired, and no sent record exists yet: only memory knows.
+    h.sidecar.expire(&key(&id));
+    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(smtp.messages().len(), 1, "no second email");
+    assert_eq!(h.metric(DUPLICATE), 1.0);
+
+    let record = until_recorded_sent(&h, &key(&id)).await;
+    assert_eq!(record["published"], true, "the latest version landed");
+    assert_eq!(smtp.messages().len(), 1);
 }
 
 #[tokio::test]
