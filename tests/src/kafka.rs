@@ -336,7 +336,7 @@ impl Kafka {
     /// The JSON messages of a topic, in broker order (the equivalent of
     /// [`crate::Redis::stream_messages`]).
     ///
-    /// Reads partition 0 — the only one, see [`PARTITIONS`] — from the beginning up to the end
+    /// Reads partition 0 — the only one (`PARTITIONS`) — from the beginning up to the end
     /// offset it had when called, with Kafka's own command-line tools from the same jars: the
     /// end offset from `GetOffsetShell`, then exactly that many records from `ConsoleConsumer`
     /// (which assigns the partition directly, so no consumer group is created). Dapr stores

@@ -10,6 +10,7 @@ mod cargo;
 mod cluster;
 mod cluster_images;
 mod dapr_runtime;
+mod deny;
 mod deps;
 mod helm_check;
 mod images;
@@ -41,7 +42,7 @@ enum Command {
     Up(up::UpArgs),
     /// Stop a stack started with `cargo xtask up --detach`.
     Down,
-    /// Run `deps`, the lints (fmt, clippy) and the complete test suite (unit, integration, e2e).
+    /// Run `deps`, the lints (fmt, clippy, doc, deny) and every test (unit, integration, e2e).
     Test(test::TestArgs),
     /// Benchmark a service against its own local stack and write BENCHMARKS.md (not a test).
     Bench(bench::BenchArgs),

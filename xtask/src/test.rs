@@ -14,7 +14,8 @@ use crate::step;
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
-    /// Skip `cargo fmt --check`, `cargo clippy` and the manifest checks (CI never skips them).
+    /// Skip `cargo fmt --check`, `cargo clippy`, `cargo doc`, `cargo deny` and the manifest
+    /// checks (CI never skips them).
     #[arg(long)]
     no_lint: bool,
     /// Run the broker suites only on `--broker`, not also on the other profiles (CI runs all).
@@ -58,6 +59,21 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
                 &[],
             )
         })?;
+        // The API docs build without a warning (broken intra-doc links included), so what
+        // `cargo doc` shows a newcomer is what the code is.
+        step::run("cargo doc (warnings denied)", || {
+            cargo(
+                &["doc", "--workspace", "--no-deps", "--locked"],
+                &[("RUSTDOCFLAGS", std::ffi::OsStr::new("-D warnings"))],
+            )
+        })?;
+        step::run(
+            &format!(
+                "cargo deny {} (licenses, bans, sources; offline)",
+                crate::deny::VERSION
+            ),
+            crate::deny::check,
+        )?;
         // Offline proofs for what ships beside the code; each takes seconds once cached.
         step::run(
             "Grafana dashboards and Prometheus rules",

@@ -213,6 +213,7 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
         let mut env = vec![
             (port_var, port.to_string()),
             ("APP_API_TOKEN".to_owned(), app_token.clone()),
+            // For people reading the log files; written without colour codes (not a terminal).
             ("LOG_FORMAT".to_owned(), "pretty".to_owned()),
         ];
         if name == "email-delivery" {

@@ -9,7 +9,7 @@ use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitEx
 pub enum LogFormat {
     /// One JSON object per line, with the current span's fields (`request_id`, `trace_id`).
     Json,
-    /// Multi-line, coloured output for a terminal.
+    /// Multi-line output for people; coloured only when stdout is a terminal.
     Pretty,
     /// [`LogFormat::Pretty`] when stdout is a terminal, [`LogFormat::Json`] otherwise.
     #[default]
@@ -95,7 +95,10 @@ pub fn init_tracing_with(
     let registry = tracing_subscriber::registry().with(env_filter);
     let installed = match format {
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().pretty())
+            .with(pretty_layer(
+                std::io::stdout,
+                std::io::stdout().is_terminal(),
+            ))
             .try_init(),
         LogFormat::Json | LogFormat::Auto => registry
             .with(
@@ -112,9 +115,29 @@ pub fn init_tracing_with(
     Ok(())
 }
 
+/// The pretty layer writing to `writer`. tracing-subscriber colours by default whatever the
+/// output is (unless `NO_COLOR` is set), so a log file — `cargo xtask up` asks for pretty logs in
+/// `target/harness-logs/` — would fill with escape codes; off a terminal they are switched off.
+fn pretty_layer<S, W>(writer: W, terminal: bool) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .pretty()
+        .with_writer(writer);
+    // On a terminal the library's default stays, which honours NO_COLOR.
+    if terminal {
+        layer
+    } else {
+        layer.with_ansi(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     #[test]
     fn parses_formats() {
@@ -123,6 +146,36 @@ mod tests {
         assert_eq!("auto".parse::<LogFormat>().unwrap(), LogFormat::Auto);
         assert!("xml".parse::<LogFormat>().is_err());
         assert_ne!(LogFormat::Auto.resolve(), LogFormat::Auto);
+    }
+
+    /// A writer into a shared buffer, for reading back what a layer wrote.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn pretty_lines_off_a_terminal_carry_no_colour_codes() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(pretty_layer(move || writer.clone(), false));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(event_id = "e-1", "reminder not sent yet");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("reminder not sent yet"), "{text}");
+        assert!(text.contains("event_id"), "{text}");
+        assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub struct TopicAccess {
     pub subscription_scopes: String,
 }
 
-/// The access [`OPERATIONS`] imply; services and topics in a stable (sorted) order.
+/// The access that the contract's operations (`OPERATIONS`) imply; services and topics in a stable (sorted) order.
 pub fn topic_access() -> TopicAccess {
     use std::collections::{BTreeMap, BTreeSet};
 

@@ -11,8 +11,8 @@
 //!
 //! Modules: [`config`] (environment), [`credentials`] (SMTP login from the secret store),
 //! [`render`] (the email's texts), [`mail`] (MIME + SMTP via lettre), [`ledger`] (state
-//! records), [`delivery`] (the subscription handler), [`metrics`], [`health`], [`app`] (the
-//! router and its layer order) and [`cli`].
+//! records), [`delivery`] (the subscription handler), [`metrics`], [`app`] (the router and its
+//! layer order, with health from [`middleware::health`]) and [`cli`].
 
 pub mod app;
 pub mod cli;

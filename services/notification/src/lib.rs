@@ -12,7 +12,8 @@
 //! The service keeps no state in memory that matters: it runs as several replicas of one app
 //! id, and ordering (which snapshot is newest) and idempotency (which reminder already went
 //! out) live in the Dapr state store. Modules: [`config`] (environment), [`cli`], [`app`]
-//! (router and layer order), [`health`], [`metrics`] (reminder-specific collectors).
+//! (router and layer order, with health from [`middleware::health`]), [`metrics`]
+//! (reminder-specific collectors).
 
 pub mod app;
 pub mod cli;

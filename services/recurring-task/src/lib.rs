@@ -10,7 +10,8 @@
 //! completion finds the occurrence it already created instead of making a second one.
 //!
 //! Modules: [`config`] (environment), [`occurrence`] (the event handler and the backend call),
-//! [`metrics`] (what the handler counts), [`health`] and [`app`] (the router and its layers).
+//! [`metrics`] (what the handler counts) and [`app`] (the router and its layers, with health
+//! from [`middleware::health`]).
 
 pub mod app;
 pub mod config;
