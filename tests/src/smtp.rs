@@ -12,7 +12,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -72,6 +72,10 @@ struct Shared {
     /// Reply to every `RCPT` instead of the normal one; `None`: accept (or reject by suffix).
     rcpt_reply: Option<String>,
     data_gate: Option<DataGate>,
+    /// Connections still to be accepted and then left without a greeting.
+    stalled_greetings: usize,
+    /// How many connections were stalled so far.
+    stalled: usize,
 }
 
 /// A running (or stopped) SMTP sink.
@@ -145,6 +149,17 @@ impl SmtpSink {
         self.lock().data_gate = Some(gate);
     }
 
+    /// Accepts the next `n` connections and then says nothing (no `220` greeting) until the
+    /// client gives up and closes: a server that is up but hung.
+    pub fn stall_next_greetings(&self, n: usize) {
+        self.lock().stalled_greetings = n;
+    }
+
+    /// How many connections were left without a greeting.
+    pub fn stalled(&self) -> usize {
+        self.lock().stalled
+    }
+
     /// Replies to `DATA` at once again (a reply already waiting still waits for its gate).
     pub fn stop_holding_data(&self) {
         self.lock().data_gate = None;
@@ -201,6 +216,21 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
 async fn session(stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
+    let stall = {
+        let mut shared = lock(&shared);
+        let stall = shared.stalled_greetings > 0;
+        if stall {
+            shared.stalled_greetings -= 1;
+            shared.stalled += 1;
+        }
+        stall
+    };
+    if stall {
+        // Read (and ignore) until the client hangs up; never answer.
+        let mut sink = Vec::new();
+        lines.read_to_end(&mut sink).await?;
+        return Ok(());
+    }
     write.write_all(b"220 todo-dapr-sink ESMTP\r\n").await?;
     let (mut from, mut to) = (String::new(), Vec::<String>::new());
     let mut line = String::new();

@@ -14,6 +14,12 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use libtest_mimic::{Arguments, Failed, Trial};
 
+/// Minutes of the consumers suite's soak scenario; unset, the scenario is not in the suite
+/// (`cargo xtask test` sets 2 on its main broker profile, `cargo xtask soak` what it is told).
+pub const SOAK_MINUTES_ENV: &str = "TODO_SOAK_MINUTES";
+/// Seed of the soak's workload and fault schedule (default 1).
+pub const SOAK_SEED_ENV: &str = "TODO_SOAK_SEED";
+
 /// One test: borrows the environment, fails with an error that explains itself.
 pub type TestFn<E> = for<'a> fn(&'a E) -> BoxFuture<'a, anyhow::Result<()>>;
 

@@ -18,6 +18,7 @@ mod kube_build;
 mod nix_check;
 mod observability;
 mod smtp_sink;
+mod soak;
 mod step;
 mod test;
 mod tools;
@@ -46,6 +47,9 @@ enum Command {
     Test(test::TestArgs),
     /// Benchmark a service against its own local stack and write BENCHMARKS.md (not a test).
     Bench(bench::BenchArgs),
+    /// Soak the local stack: a mixed workload with seeded faults for N minutes, then the
+    /// invariants (nothing lost, nothing twice, no runaway memory). `test` runs 2 minutes.
+    Soak(soak::SoakArgs),
     /// Build one reproducible OCI image layout per service (no Nix), or prove them (`--check`).
     Images(images::ImagesArgs),
     /// A real single-node Kubernetes cluster on this machine (programs, images, up/down).
@@ -62,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::Down => up::down(),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Soak(args) => soak::run(&args),
         Command::Images(args) => images::run(&args),
         Command::SmtpSink(args) => smtp_sink::run(&args),
         Command::Cluster(args) => cluster::run(&args),

@@ -123,6 +123,12 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     env.push(("DATABASE_URL", std::ffi::OsStr::new(&database_url)));
     let broker = args.deps.broker.profile();
     env.push((harness::resources::BROKER_ENV, std::ffi::OsStr::new(broker)));
+    // The short soak, on the main profile only: its faults are the other scenarios' again,
+    // mixed; what it adds is their sum over minutes, which one profile shows.
+    env.push((
+        harness::suite::SOAK_MINUTES_ENV,
+        std::ffi::OsStr::new(SHORT_SOAK_MINUTES),
+    ));
     let result = step::run(
         &format!("cargo test (unit, integration, end-to-end; broker {broker})"),
         || cargo(&test_args, &env),
@@ -208,7 +214,11 @@ fn cluster_suite(cargo_test_args: &[String]) -> anyhow::Result<()> {
     tests.and(stopped)
 }
 
-fn cargo(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<()> {
+/// Minutes of the soak inside `cargo xtask test` (`cargo xtask soak` runs longer ones).
+const SHORT_SOAK_MINUTES: &str = "2";
+
+/// Runs cargo with `args` and extra environment; fails on a non-zero exit.
+pub(crate) fn cargo(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<()> {
     let mut cmd = crate::cargo::command();
     cmd.args(args);
     for (k, v) in env {

@@ -236,6 +236,30 @@ async fn smtp_down_releases_the_claim_and_retries_then_sends_once_it_is_back() {
 }
 
 #[tokio::test]
+async fn a_server_that_accepts_and_stalls_is_cut_off_by_the_timeout_then_retried_once() {
+    let smtp = SmtpSink::start().await.unwrap();
+    smtp.stall_next_greetings(1);
+    let h = Harness::with_smtp_timeout(smtp.port(), Duration::from_secs(1)).await;
+    let id = new_id();
+    let event = due_event(&id, &reminder());
+
+    // The conversation never gets past the greeting: the deadline ends it, the claim is
+    // released and daprd is told to retry.
+    assert_eq!(h.deliver(&event).await, "RETRY");
+    assert_eq!(smtp.stalled(), 1);
+    assert!(smtp.messages().is_empty());
+    assert!(h.sidecar.get(&key(&id)).is_none(), "claim released");
+    assert_eq!(h.metric(RETRY), 1.0);
+
+    // The retry reaches a server that answers: one mail, and a further redelivery sends none.
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(h.metric(SENT), 1.0);
+    assert_eq!(h.metric(DUPLICATE), 1.0);
+}
+
+#[tokio::test]
 async fn a_4xx_reply_is_transient() {
     let smtp = SmtpSink::start().await.unwrap();
     smtp.reply_to_rcpt(Some("451 4.3.0 mailbox temporarily unavailable"));

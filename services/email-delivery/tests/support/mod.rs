@@ -41,6 +41,11 @@ pub(crate) struct Harness {
 
 impl Harness {
     pub(crate) async fn new(smtp_port: u16) -> Self {
+        Self::with_smtp_timeout(smtp_port, Duration::from_secs(5)).await
+    }
+
+    /// As [`Harness::new`], with `timeout` for one whole SMTP conversation.
+    pub(crate) async fn with_smtp_timeout(smtp_port: u16, timeout: Duration) -> Self {
         let sidecar = FakeSidecar::start().await;
         let dapr = DaprClient::new(ClientConfig {
             http_endpoint: sidecar.endpoint(),
@@ -53,7 +58,7 @@ impl Harness {
             port: smtp_port,
             tls: SmtpTls::None,
             from: "Todo Reminders <reminders@localhost>".parse().unwrap(),
-            timeout: Duration::from_secs(5),
+            timeout,
             hello_name: "email-delivery.test".into(),
             credentials: None,
         };
