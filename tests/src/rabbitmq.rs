@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 
 use crate::binaries::find_on_path;
 use crate::process::{ManagedProcess, StopPolicy, alive, children_of};
+use crate::restartable::Restartable;
 use crate::{ports, wait};
 
 /// Debian's server script (the one `/usr/sbin/rabbitmq-server` wraps with `su rabbitmq`).
@@ -40,8 +41,8 @@ const VM_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct RabbitMq {
     // Field order is drop order: the VM stops first, then its script, then epmd.
-    vm: Vm,
-    server: ManagedProcess,
+    vm: std::sync::Mutex<Vm>,
+    server: Restartable,
     epmd: ManagedProcess,
     port: u16,
     node: String,
@@ -100,69 +101,97 @@ impl RabbitMq {
         )
         .await?;
 
-        let mut cmd = Command::new(&server_bin);
-        cmd.env("HOME", &home)
-            .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", port.to_string())
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
-            .env("ERL_EPMD_PORT", epmd_port.to_string())
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.join("log"))
-            .env("RABBITMQ_CONFIG_FILE", &config)
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
-            .env("RABBITMQ_CONF_ENV_FILE", &env_file)
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", &plugins)
-            .env("RABBITMQ_PID_FILE", dir.join("rabbitmq.pid"))
-            // Log to stdout, i.e. into the harness's rabbitmq.log.
-            .env("RABBITMQ_LOGS", "-")
-            // Use our epmd, and keep Erlang distribution on loopback like everything else.
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
-            )
-            .current_dir(&dir);
+        let recipe = {
+            let dir = dir.clone();
+            let node = node.clone();
+            Box::new(move || {
+                let mut cmd = Command::new(&server_bin);
+                cmd.env("HOME", &home)
+                    .env("RABBITMQ_NODENAME", &node)
+                    .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                    .env("RABBITMQ_NODE_PORT", port.to_string())
+                    .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+                    .env("ERL_EPMD_PORT", epmd_port.to_string())
+                    .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+                    .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+                    .env("RABBITMQ_LOG_BASE", dir.join("log"))
+                    .env("RABBITMQ_CONFIG_FILE", &config)
+                    .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+                    .env("RABBITMQ_CONF_ENV_FILE", &env_file)
+                    .env("RABBITMQ_ENABLED_PLUGINS_FILE", &plugins)
+                    .env("RABBITMQ_PID_FILE", dir.join("rabbitmq.pid"))
+                    // Log to stdout, i.e. into the harness's rabbitmq.log.
+                    .env("RABBITMQ_LOGS", "-")
+                    // Use our epmd, and keep Erlang distribution on loopback like everything
+                    // else.
+                    .env(
+                        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                        "-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+                    )
+                    .current_dir(&dir);
+                cmd
+            })
+        };
         // Only a fallback (the VM is normally stopped first, by its own PID): the script
         // forwards SIGTERM to the VM and waits for it.
         let stop = StopPolicy {
             signal: Signal::SIGTERM,
             grace: VM_GRACE,
         };
-        let mut server = ManagedProcess::spawn("rabbitmq", cmd, log_dir, stop, detached)?;
-        let script_pid = server.pid().context("rabbitmq-server did not start")?;
-        // From here on a failure must still stop the VM: find it as soon as it exists.
-        let mut vm = Vm::default();
-        let ready = wait::until_running(
-            "rabbitmq to accept AMQP",
-            START_TIMEOUT,
-            &mut server,
-            || {
-                if vm.pid.is_none() {
-                    vm = Vm::find(script_pid);
-                }
-                async move {
-                    amqp_handshake(port).await?;
-                    Ok::<_, anyhow::Error>(Some(()))
-                }
-            },
-        )
-        .await;
-        if vm.pid.is_none() {
-            vm = Vm::find(script_pid);
-        }
-        ready?;
-        anyhow::ensure!(
-            vm.pid.is_some(),
-            "rabbitmq answers AMQP but no Erlang VM was found under the script (pid {script_pid})"
-        );
+        let mut server = Restartable::spawn("rabbitmq", recipe, log_dir, stop, detached)?;
+        let vm = boot(server.get_mut(), port).await?;
         Ok(Self {
-            vm,
+            vm: std::sync::Mutex::new(vm),
             server,
             epmd,
             port,
             node,
         })
+    }
+
+    /// `SIGKILL` to the Erlang VM, as a crash would; its script exits with it, epmd stays.
+    /// RabbitMQ recovers durable queues and persistent messages from disk at the next start.
+    pub fn kill(&self) {
+        self.lock_vm().kill();
+        self.server.stop();
+    }
+
+    /// Starts the node again on the same ports, name and database; returns once it serves
+    /// AMQP.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        self.server.start_again()?;
+        let script = self.server.pid().context("rabbitmq-server did not start")?;
+        let port = self.port;
+        let mut vm = Vm::default();
+        let ready = wait::until("rabbitmq to accept AMQP again", START_TIMEOUT, || {
+            if vm.pid.is_none() {
+                vm = Vm::find(script);
+            }
+            let running = self.server.ensure_running();
+            async move {
+                running?;
+                amqp_handshake(port).await?;
+                Ok::<_, anyhow::Error>(Some(()))
+            }
+        })
+        .await;
+        if vm.pid.is_none() {
+            vm = Vm::find(script);
+        }
+        // Owned (and so stopped) even if the start failed half-way.
+        *self.lock_vm() = vm;
+        ready?;
+        anyhow::ensure!(
+            self.lock_vm().pid.is_some(),
+            "rabbitmq answers AMQP but no Erlang VM was found under the script (pid {script})"
+        );
+        Ok(())
+    }
+
+    fn lock_vm(&self) -> std::sync::MutexGuard<'_, Vm> {
+        self.vm
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `amqp://guest:guest@127.0.0.1:<port>`, as Dapr's `connectionString` wants it. `guest`
@@ -188,7 +217,7 @@ impl RabbitMq {
 
     /// The PID of the Erlang VM.
     pub fn vm_pid(&self) -> Option<u32> {
-        self.vm.pid
+        self.lock_vm().pid
     }
 
     /// Every process of the node: epmd, the script, and the script's descendants (the VM and
@@ -205,7 +234,7 @@ impl RabbitMq {
 
     /// Stops the node (VM, script, epmd) now; dropping the handle does the same.
     pub fn stop(&mut self) {
-        self.vm.stop();
+        self.lock_vm().stop();
         self.server.stop();
         self.epmd.stop();
     }
@@ -215,11 +244,11 @@ impl RabbitMq {
     /// itself once its VM has.
     pub fn detach(self) -> Vec<(&'static str, u32, PathBuf)> {
         let Self {
-            mut vm,
-            server,
-            epmd,
-            ..
+            vm, server, epmd, ..
         } = self;
+        let mut vm = vm
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = Vec::new();
         let epmd_exe = epmd
             .pid()
@@ -231,9 +260,35 @@ impl RabbitMq {
         if let (Some(pid), Some(exe)) = (vm.pid.take(), vm_exe) {
             out.push(("rabbitmq", pid, exe));
         }
-        let _ = server.detach();
+        let _ = server.into_inner().detach();
         out
     }
+}
+
+/// Waits until the node under `server` (the script) answers AMQP on `port`; returns its VM. A
+/// failure drops (and so stops) a VM found on the way.
+async fn boot(server: &mut ManagedProcess, port: u16) -> anyhow::Result<Vm> {
+    let script_pid = server.pid().context("rabbitmq-server did not start")?;
+    let mut vm = Vm::default();
+    let ready = wait::until_running("rabbitmq to accept AMQP", START_TIMEOUT, server, || {
+        if vm.pid.is_none() {
+            vm = Vm::find(script_pid);
+        }
+        async move {
+            amqp_handshake(port).await?;
+            Ok::<_, anyhow::Error>(Some(()))
+        }
+    })
+    .await;
+    if vm.pid.is_none() {
+        vm = Vm::find(script_pid);
+    }
+    ready?;
+    anyhow::ensure!(
+        vm.pid.is_some(),
+        "rabbitmq answers AMQP but no Erlang VM was found under the script (pid {script_pid})"
+    );
+    Ok(vm)
 }
 
 fn rabbitmq_conf(port: u16) -> String {
@@ -326,6 +381,27 @@ impl Vm {
             while alive(pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+    }
+}
+
+impl Vm {
+    /// `SIGKILL` at once (only while the PID still runs the VM we found), and wait for it.
+    #[allow(clippy::disallowed_methods)] // A short poll with a deadline, outside any async task.
+    fn kill(&mut self) {
+        let (Some(pid), Some(exe)) = (self.pid.take(), self.exe.take()) else {
+            return;
+        };
+        if !(alive(pid) && exe_of(pid).as_ref() == Some(&exe)) {
+            return;
+        }
+        let _ = kill(
+            Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
+            Signal::SIGKILL,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -162,21 +162,13 @@ impl BrokerServer {
         }
     }
 
-    /// Whether [`BrokerServer::kill`] and [`BrokerServer::start_again`] work for this profile:
-    /// Redis and Kafka. A RabbitMQ node runs as an Erlang VM under a start script beside its own
-    /// epmd, and the harness cannot yet restart that as one process.
-    pub fn can_restart(&self) -> bool {
-        !matches!(self, Self::RabbitMq(_))
-    }
-
-    /// `SIGKILL` to the broker, as a crash would (see [`BrokerServer::can_restart`]).
-    pub fn kill(&self) -> anyhow::Result<()> {
+    /// `SIGKILL` to the broker, as a crash would (for RabbitMQ, to its Erlang VM).
+    pub fn kill(&self) {
         match self {
             Self::Redis(r) => r.kill(),
             Self::Kafka(k) => k.kill(),
-            Self::RabbitMq(_) => anyhow::bail!("the harness cannot restart a RabbitMQ node"),
+            Self::RabbitMq(r) => r.kill(),
         }
-        Ok(())
     }
 
     /// Starts the killed broker again on the same ports and data; returns once it serves.
@@ -184,7 +176,7 @@ impl BrokerServer {
         match self {
             Self::Redis(r) => r.start_again().await,
             Self::Kafka(k) => k.start_again().await,
-            Self::RabbitMq(_) => anyhow::bail!("the harness cannot restart a RabbitMQ node"),
+            Self::RabbitMq(r) => r.start_again().await,
         }
     }
 

@@ -77,7 +77,7 @@ enum Fault {
     Postgres,
     /// The Dapr Scheduler stopped.
     Scheduler,
-    /// The broker killed (`SIGKILL`), on profiles whose server the harness can restart.
+    /// The broker killed (`SIGKILL`).
     Broker,
     /// One notification replica's sidecar killed; its app keeps running.
     NotificationSidecar(usize),
@@ -105,7 +105,7 @@ impl Fault {
         match self {
             Self::Postgres => env.infra.postgres.stop(),
             Self::Scheduler => env.infra.scheduler.stop(),
-            Self::Broker => env.infra.broker.kill()?,
+            Self::Broker => env.infra.broker.kill(),
             Self::NotificationSidecar(i) => {
                 env.notification.lock().await[i].daprd.process_mut().kill();
             }
@@ -151,11 +151,9 @@ struct Planned {
 
 /// The fault schedule: every kind in a seeded order, again and again, 3–8 s each with 8–15 s
 /// between, none in the quiet stretches at either end.
-fn schedule(settings: Settings, broker_restarts: bool) -> Vec<Planned> {
+fn schedule(settings: Settings) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(settings.seed);
-    let mut order: Vec<usize> = (0..Fault::KINDS)
-        .filter(|k| broker_restarts || *k != 2)
-        .collect();
+    let mut order: Vec<usize> = (0..Fault::KINDS).collect();
     let mut plan = Vec::new();
     let mut t = QUIET;
     let end = settings.duration.saturating_sub(QUIET);
@@ -335,7 +333,7 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
 
 /// The soak scenario (see the module documentation).
 pub(crate) async fn run(env: &Env, settings: Settings) -> anyhow::Result<()> {
-    let plan = schedule(settings, env.infra.broker.can_restart());
+    let plan = schedule(settings);
     let started = Instant::now();
     let end = started + settings.duration;
     let ledger = SyncMutex::new(Ledger::default());
