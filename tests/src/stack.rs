@@ -334,6 +334,19 @@ impl Infra {
         })
     }
 
+    /// A copy of this run's resources under `<data dir>/resources-<name>` with `overrides`
+    /// applied (`(component, metadata) -> value`), for a sidecar that must differ from the
+    /// others — e.g. a test observer reading a queue one delivery at a time.
+    pub fn resources_with(
+        &self,
+        name: &str,
+        overrides: &crate::resources::Overrides,
+    ) -> anyhow::Result<PathBuf> {
+        let dest = self.data.path().join(format!("resources-{name}"));
+        let copy = Resources::render(&[self.resources.dir().to_path_buf()], &dest, overrides)?;
+        Ok(copy.dir().to_path_buf())
+    }
+
     /// Starts a sidecar for `app_id` wired to this infrastructure; `customize` may change the
     /// defaults (tokens, app port, log name) before it starts.
     pub async fn daprd(

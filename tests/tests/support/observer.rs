@@ -72,6 +72,41 @@ impl Observer {
         app_id: &str,
         topics: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_with(infra, app_id, topics, None).await
+    }
+
+    /// [`Observer::start`] whose sidecar reads one delivery at a time where the broker would
+    /// otherwise deliver side by side (RabbitMQ: `concurrencyMode: single` in its own copy of
+    /// the resources), so events arrive in the order of the queue.
+    pub(crate) async fn start_in_order(
+        infra: &Infra,
+        app_id: &str,
+        topics: &[&str],
+    ) -> anyhow::Result<Self> {
+        let resources = match infra.broker.kind() {
+            harness::Broker::RabbitMq => {
+                let overrides = [(
+                    (
+                        contracts::topics::PUBSUB.to_owned(),
+                        "concurrencyMode".to_owned(),
+                    ),
+                    "single".to_owned(),
+                )]
+                .into_iter()
+                .collect();
+                Some(infra.resources_with(app_id, &overrides)?)
+            }
+            harness::Broker::Redis | harness::Broker::Kafka => None,
+        };
+        Self::start_with(infra, app_id, topics, resources).await
+    }
+
+    async fn start_with(
+        infra: &Infra,
+        app_id: &str,
+        topics: &[&str],
+        resources: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
         let seen = Observed::default();
         let mut table = SubscriptionTable::new();
         for topic in topics {
@@ -93,7 +128,13 @@ impl Observer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let daprd = infra.daprd(app_id, Some(port), |_| {}).await?;
+        let daprd = infra
+            .daprd(app_id, Some(port), |o| {
+                if let Some(resources) = resources {
+                    o.resources = resources;
+                }
+            })
+            .await?;
         daprd.wait_app_channel(Duration::from_secs(30)).await?;
         let client = dapr::DaprClient::new(dapr::ClientConfig {
             http_endpoint: daprd.http_endpoint(),
