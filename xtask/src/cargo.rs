@@ -30,6 +30,20 @@ pub(crate) fn command() -> Command {
     cmd
 }
 
+/// Builds every binary of the workspace (debug), the one way `test`, `soak` and `up` build
+/// them: the same command line means the same feature unification and the same artifacts, so
+/// whichever command ran first, the others rebuild nothing. (`up` once built only the four
+/// services with `-p`, which unified features differently and recompiled 58 crates after a
+/// `cargo xtask test`.)
+pub(crate) fn build_binaries() -> anyhow::Result<()> {
+    let status = command()
+        .args(["build", "--workspace", "--bins", "--locked"])
+        .status()
+        .context("running cargo build")?;
+    ensure!(status.success(), "cargo build failed ({status})");
+    Ok(())
+}
+
 /// Cargo's target directory (`CARGO_TARGET_DIR` or the workspace's `target/`).
 pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
     let out = command()

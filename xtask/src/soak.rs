@@ -30,9 +30,10 @@ pub(crate) fn run(args: &SoakArgs) -> anyhow::Result<()> {
         no_cli: true,
         ..args.deps.clone()
     })?;
-    step::run("cargo build (service binaries)", || {
-        cargo(&["build", "--workspace", "--bins", "--locked"], &[])
-    })?;
+    step::run(
+        "cargo build (service binaries)",
+        crate::cargo::build_binaries,
+    )?;
     let minutes = args.minutes.to_string();
     let seed = args.seed.to_string();
     let broker = args.deps.broker.profile();

@@ -91,9 +91,10 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     }
     // The end-to-end suites start the service binaries as processes: build them first, so a
     // filtered run (`cargo xtask test -- backend_e2e`) never picks up a stale binary.
-    step::run("cargo build (service binaries)", || {
-        cargo(&["build", "--workspace", "--bins", "--locked"], &[])
-    })?;
+    step::run(
+        "cargo build (service binaries)",
+        crate::cargo::build_binaries,
+    )?;
     let mut test_args = vec!["test", "--workspace", "--locked"];
     test_args.extend(args.cargo_test_args.iter().map(String::as_str));
 

@@ -96,15 +96,12 @@ pub(crate) fn run(args: &UpArgs) -> anyhow::Result<()> {
             state_file().display()
         );
     }
-    let install = deps::run(&args.deps)?;
-    step::run("cargo build (services)", || {
-        let status = crate::cargo::command()
-            .args(["build", "--locked"])
-            .args(SERVICES.iter().flat_map(|s| ["-p", s]))
-            .status()?;
-        anyhow::ensure!(status.success(), "cargo build failed ({status})");
-        Ok(())
+    // The dapr CLI serves only `dapr run -f`, i.e. `--infra-only`; `up` itself starts daprd.
+    let install = deps::run(&DepsArgs {
+        no_cli: args.deps.no_cli || !args.infra_only,
+        ..args.deps.clone()
     })?;
+    step::run("cargo build (services)", crate::cargo::build_binaries)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         if args.infra_only {
