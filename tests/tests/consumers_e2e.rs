@@ -24,10 +24,7 @@ use anyhow::{Context, ensure};
 use chrono::{DateTime, SecondsFormat, Utc};
 use contracts::{event_types, topics};
 use harness::suite::{self, Parallelism};
-use harness::{
-    AppHealthCheck, Daprd, Infra, InfraOptions, Service, ServiceOptions, SmtpSink, TopicGrant,
-    ports, wait,
-};
+use harness::{Infra, InfraOptions, Pod, PodOptions, Service, SmtpSink, TopicGrant, wait};
 use serde_json::{Value, json};
 use support::observer::Observer;
 use support::tokens::{JWT_FIXTURE_KEY, token_for};
@@ -50,12 +47,6 @@ const OUTAGE: Duration = Duration::from_secs(35);
 /// lets only the services use them, so the suite grants it access explicitly.
 const OBSERVER: &str = "e2e-observer";
 
-/// A service process and its sidecar, stopped together (like a pod).
-struct Pod {
-    service: Service,
-    daprd: Daprd,
-}
-
 struct Env {
     http: reqwest::Client,
     smtp: Mutex<SmtpSink>,
@@ -69,42 +60,23 @@ struct Env {
     infra: Infra,
 }
 
+/// Starts `app_id`'s binary as a pod logged under `log_name`, with the suite's app token.
 async fn start_pod(
     infra: &Infra,
     app_id: &str,
-    binary: &str,
     log_name: &str,
-    port_var: &str,
-    extra_env: Vec<(String, String)>,
+    env: Vec<(String, String)>,
 ) -> anyhow::Result<Pod> {
-    let port = ports::free_port()?;
-    let daprd = infra
-        .daprd(app_id, Some(port), |o| {
-            o.app_api_token = Some(APP_TOKEN.into());
-            o.log_name = Some(format!("daprd-{log_name}"));
-            o.app_health = Some(AppHealthCheck::SERVICES);
-        })
-        .await?;
-    let mut env = vec![
-        (port_var.to_owned(), port.to_string()),
-        ("DAPR_HTTP_PORT".to_owned(), daprd.http_port().to_string()),
-        ("APP_API_TOKEN".to_owned(), APP_TOKEN.to_owned()),
-    ];
-    env.extend(extra_env);
-    let service = Service::start(
-        &ServiceOptions {
-            binary: binary.into(),
-            log_name: log_name.into(),
-            port,
+    Pod::start(
+        infra,
+        &PodOptions {
+            log_name: log_name.to_owned(),
+            app_api_token: Some(APP_TOKEN.into()),
             env,
-            binary_path: None,
+            ..PodOptions::new(app_id)
         },
-        infra.log_dir(),
-        false,
     )
     .await
-    .with_context(|| format!("starting {log_name}"))?;
-    Ok(Pod { service, daprd })
 }
 
 impl Env {
@@ -131,8 +103,6 @@ impl Env {
             &infra,
             "backend",
             "backend",
-            "backend",
-            "BACKEND_PORT",
             vec![
                 ("DATABASE_URL".into(), infra.postgres.url("backend")),
                 ("JWT_SECRET".into(), JWT_FIXTURE_KEY.into()),
@@ -145,9 +115,7 @@ impl Env {
                 start_pod(
                     &infra,
                     "notification",
-                    "notification",
                     &format!("notification-{n}"),
-                    "NOTIFICATION_PORT",
                     vec![
                         ("REMINDER_MAX_RETRIES".into(), JOB_RETRIES.0.into()),
                         ("REMINDER_RETRY_INTERVAL_SECS".into(), JOB_RETRIES.1.into()),
@@ -160,8 +128,6 @@ impl Env {
             &infra,
             "email-delivery",
             "email-delivery",
-            "email-delivery",
-            "EMAIL_DELIVERY_PORT",
             vec![
                 ("SMTP_HOST".into(), "127.0.0.1".into()),
                 ("SMTP_PORT".into(), smtp.port().to_string()),
@@ -173,15 +139,7 @@ impl Env {
             ],
         )
         .await?;
-        let recurring = start_pod(
-            &infra,
-            "recurring-task",
-            "recurring-task",
-            "recurring-task",
-            "RECURRING_TASK_PORT",
-            Vec::new(),
-        )
-        .await?;
+        let recurring = start_pod(&infra, "recurring-task", "recurring-task", Vec::new()).await?;
         let observer = Observer::start(
             &infra,
             OBSERVER,
@@ -622,8 +580,7 @@ async fn fifty_reminders_survive_a_replica_kill(env: &Env) -> anyhow::Result<()>
     .await?;
     {
         let mut pods = env.notification.lock().await;
-        pods[1].service.process_mut().kill();
-        pods[1].daprd.process_mut().kill();
+        pods[1].kill();
     }
     wait::until("50 reminder mails", DEADLINE * 2, || async {
         Ok::<_, std::convert::Infallible>((env.mails_about(&batch).await.len() >= 50).then_some(()))
@@ -664,12 +621,7 @@ async fn fifty_reminders_survive_a_replica_kill(env: &Env) -> anyhow::Result<()>
         );
     }
     // The replica comes back (sidecar first, as a pod starts), for the scenarios after this.
-    let mut pods = env.notification.lock().await;
-    pods[1]
-        .daprd
-        .restart(&env.infra.bins, env.infra.log_dir())
-        .await?;
-    pods[1].service.restart(env.infra.log_dir()).await?;
+    env.notification.lock().await[1].restart(&env.infra).await?;
     Ok(())
 }
 

@@ -28,8 +28,8 @@ use harness::grafana::{Origin, Query};
 use harness::prometheus::{PrometheusOptions, ScrapeTarget};
 use harness::suite::{self, Parallelism};
 use harness::{
-    AppHealthCheck, Daprd, DaprdPorts, Infra, InfraOptions, Prometheus, Service, ServiceOptions,
-    SmtpSink, ports, wait,
+    AppHealthCheck, Daprd, DaprdPorts, Infra, InfraOptions, Pod, Prometheus, Service,
+    ServiceOptions, SmtpSink, ports, wait,
 };
 use serde_json::{Value, json};
 use support::dashboards::{self, rules_file};
@@ -52,13 +52,6 @@ const RATE_INTERVAL: &str = "1m";
 /// kubelet runs locally, so the queries over them are checked by `cluster_monitoring`, where
 /// every query of every dashboard must return data.
 const KUBELET_SERIES: &str = "container_";
-
-/// A service process and its sidecar, stopped together (like a pod).
-struct Pod {
-    app_id: &'static str,
-    service: Service,
-    daprd: Daprd,
-}
 
 struct Env {
     http: reqwest::Client,
@@ -135,11 +128,7 @@ async fn start_pod(
         "{app_id} /readyz answered {status} without its sidecar; expected 503"
     );
     let daprd = sidecar().await?;
-    Ok(Pod {
-        app_id,
-        service,
-        daprd,
-    })
+    Ok(Pod { service, daprd })
 }
 
 impl Env {
@@ -173,7 +162,7 @@ impl Env {
         // Consumers must have subscribed before the first event is published.
         for pod in &pods {
             pod.daprd.wait_app_channel(DEADLINE).await?;
-            if pod.app_id != "backend" {
+            if pod.app_id() != "backend" {
                 wait_subscriptions(&pod.daprd).await?;
             }
         }
@@ -182,11 +171,11 @@ impl Env {
         for pod in &pods {
             targets.push(
                 ScrapeTarget::new("todo-dapr", pod.service.port(), "/metrics")
-                    .label("app_id", pod.app_id),
+                    .label("app_id", pod.app_id()),
             );
             targets.push(
                 ScrapeTarget::new("daprd", pod.daprd.metrics_port(), "/")
-                    .label("app_id", pod.app_id),
+                    .label("app_id", pod.app_id()),
             );
         }
         targets.push(ScrapeTarget::new(
@@ -220,7 +209,7 @@ impl Env {
     fn pod(&self, app_id: &str) -> &Pod {
         self.pods
             .iter()
-            .find(|p| p.app_id == app_id)
+            .find(|p| p.app_id() == app_id)
             .expect("every service has a pod")
     }
 

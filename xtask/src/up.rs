@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use harness::process::{ManagedProcess, RecordedProcess, StopPolicy, stop_recorded};
-use harness::{Daprd, Infra, InfraOptions, Service, ServiceOptions};
+use harness::{Infra, InfraOptions, Pod, PodOptions};
 use serde_json::{Map, json};
 
 use crate::deps::{self, DepsArgs};
@@ -45,17 +45,16 @@ struct UpState {
     log_dir: PathBuf,
 }
 
-/// A service and its sidecar.
-struct Pod {
+/// A service and its sidecar, with what `down` needs to recognise the service's process.
+struct UpPod {
     name: &'static str,
-    service: Service,
-    daprd: Daprd,
+    pod: Pod,
     exe: PathBuf,
 }
 
 /// The services of the stack with their sidecars, and the SMTP sink they mail to.
 struct Services {
-    pods: Vec<Pod>,
+    pods: Vec<UpPod>,
     sink: ManagedProcess,
     sink_port: u16,
     mail_dir: PathBuf,
@@ -224,26 +223,17 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
                 ),
             ]);
         }
-        let daprd = infra
-            .daprd(name, Some(port), |o| {
-                o.app_api_token = Some(app_token.clone());
-                // As in dapr/dapr.yaml and the chart: a sidecar whose app died stops taking
-                // deliveries and job triggers, so the other replicas (or a restart) get them.
-                o.app_health = Some(harness::AppHealthCheck::SERVICES);
-            })
-            .await?;
-        env.push(("DAPR_HTTP_PORT".to_owned(), daprd.http_port().to_string()));
         let exe = harness::service::service_binary(name)?;
-        let service = Service::start(
-            &ServiceOptions {
-                binary: name.into(),
-                log_name: name.into(),
-                port,
+        let pod = Pod::start(
+            infra,
+            &PodOptions {
+                port: Some(port),
+                app_api_token: Some(app_token.clone()),
                 env,
                 binary_path: Some(exe.clone()),
+                detached: args.detach,
+                ..PodOptions::new(name)
             },
-            infra.log_dir(),
-            args.detach,
         )
         .await
         .with_context(|| {
@@ -253,12 +243,7 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
                 format!("starting {name}")
             }
         })?;
-        pods.push(Pod {
-            name,
-            service,
-            daprd,
-            exe,
-        });
+        pods.push(UpPod { name, pod, exe });
     }
     Ok(Services {
         pods,
@@ -281,19 +266,21 @@ impl Services {
                 exe: self.xtask_exe,
             });
         }
-        for pod in self.pods {
-            if let Some(pid) = pod.daprd.detach() {
+        for UpPod { name, pod, exe } in self.pods {
+            // Sidecar first: `down` stops in reverse, the app before the sidecar it needs.
+            let (service, daprd) = pod.detach();
+            if let Some(pid) = daprd {
                 out.push(RecordedProcess {
-                    name: format!("daprd-{}", pod.name),
+                    name: format!("daprd-{name}"),
                     pid,
                     exe: self.daprd_exe.clone(),
                 });
             }
-            if let Some(pid) = pod.service.detach() {
+            if let Some(pid) = service {
                 out.push(RecordedProcess {
-                    name: pod.name.into(),
+                    name: name.into(),
                     pid,
-                    exe: pod.exe,
+                    exe,
                 });
             }
         }
@@ -301,7 +288,10 @@ impl Services {
     }
 
     fn backend(&self) -> Option<&Pod> {
-        self.pods.iter().find(|p| p.name == "backend")
+        self.pods
+            .iter()
+            .find(|p| p.name == "backend")
+            .map(|p| &p.pod)
     }
 }
 
@@ -378,7 +368,7 @@ fn print_table(infra: &Infra, services: &Services) {
         ),
     );
     for pod in &services.pods {
-        let base = pod.service.base_url();
+        let base = pod.pod.service.base_url();
         let detail = if pod.name == "backend" {
             format!("REST {base}/api/v1  MCP {base}/mcp  OpenAPI {base}/api/v1/openapi.json")
         } else {
@@ -387,11 +377,11 @@ fn print_table(infra: &Infra, services: &Services) {
         row(pod.name, &base.replace("http://", ""), &detail);
         row(
             "  sidecar",
-            &format!("127.0.0.1:{}", pod.daprd.http_port()),
+            &format!("127.0.0.1:{}", pod.pod.daprd.http_port()),
             &format!(
                 "daprd app-id {}, metrics :{}",
                 pod.name,
-                pod.daprd.metrics_port()
+                pod.pod.daprd.metrics_port()
             ),
         );
     }
