@@ -172,7 +172,7 @@ async fn start_services(infra: &Infra, args: &UpArgs) -> anyhow::Result<Services
         harness::ports::free_port()?
     };
     let mail_dir = infra.data_dir().join("mail");
-    let xtask_exe = std::env::current_exe()?;
+    let xtask_exe = own_path()?;
     let mut cmd = std::process::Command::new(&xtask_exe);
     cmd.args(["smtp-sink", "--port", &sink_port.to_string(), "--mail-dir"])
         .arg(&mail_dir);
@@ -293,6 +293,20 @@ impl Services {
             .find(|p| p.name == "backend")
             .map(|p| &p.pod)
     }
+}
+
+/// The path of this program, to start its `smtp-sink` subcommand.
+///
+/// `cargo xtask` builds xtask on its own, the build step above builds it with the whole
+/// workspace; the two differ in feature unification, so each keeps its own artifact and links
+/// it to `target/debug/xtask`, replacing the file this process runs from. `current_exe` then
+/// says "<path> (deleted)"; the path itself holds a working build of the same sources.
+fn own_path() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding this program")?;
+    Ok(exe
+        .to_str()
+        .and_then(|e| e.strip_suffix(" (deleted)"))
+        .map_or(exe.clone(), PathBuf::from))
 }
 
 /// Copies the rendered resources to `target/dapr-run/resources` and makes the apps' working
