@@ -22,6 +22,7 @@ pub(crate) struct SoakArgs {
 }
 
 pub(crate) fn run(args: &SoakArgs) -> anyhow::Result<()> {
+    crate::up::ensure_no_detached_stack()?;
     anyhow::ensure!(
         args.minutes.is_finite() && args.minutes >= 1.0,
         "--minutes must be at least 1 (the fault schedule needs the time)"

@@ -32,6 +32,7 @@ pub(crate) struct TestArgs {
 }
 
 pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
+    crate::up::ensure_no_detached_stack()?;
     let start = std::time::Instant::now();
     // The tests never need the CLI; `up` builds it for `dapr run -f`. The image tools serve
     // only the shipping checks.

@@ -84,7 +84,9 @@ fn run_file_dir() -> PathBuf {
     harness::repo_root().join("target").join("dapr-run")
 }
 
-fn state_file() -> PathBuf {
+/// Where `up --detach` records its processes (`down` reads it; `test` and `soak` refuse to
+/// start beside it).
+pub(crate) fn state_file() -> PathBuf {
     harness::repo_root().join("target").join("xtask-up.json")
 }
 
@@ -293,6 +295,20 @@ impl Services {
             .find(|p| p.name == "backend")
             .map(|p| &p.pod)
     }
+}
+
+/// Fails while a detached stack is recorded: locally daprd resolves app ids by mDNS across the
+/// whole machine, so a second stack's services would reach the first one's.
+pub(crate) fn ensure_no_detached_stack() -> anyhow::Result<()> {
+    if state_file().exists() {
+        bail!(
+            "a stack started with `cargo xtask up --detach` is running ({}); stop it with `cargo \
+             xtask down` first: local sidecars find apps by mDNS, machine-wide, so the two stacks' \
+             services would reach each other",
+            state_file().display()
+        );
+    }
+    Ok(())
 }
 
 /// The path of this program, to start its `smtp-sink` subcommand.
