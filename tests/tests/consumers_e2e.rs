@@ -40,9 +40,17 @@ const NOTIFICATION_REPLICAS: usize = 3;
 /// notification's job failure policy here: 5 retries 2 s apart, a 10 s window (the default is
 /// an hour, which no test can outlast).
 const JOB_RETRIES: (&str, &str) = ("5", "2");
-/// How long the crash scenarios keep a process dead: longer than [`JOB_RETRIES`]' window,
-/// than Redis' `processingTimeout` (30 s) and than the sidecar's app-health detection (≈ 5 s).
-const OUTAGE: Duration = Duration::from_secs(35);
+/// How long the crash scenarios keep a process dead: longer than [`JOB_RETRIES`]' window (10 s)
+/// and than the sidecar's app-health detection (≈ 5 s); on Redis also longer than its
+/// `processingTimeout` (30 s), after which another consumer reclaims what the dead app's sidecar
+/// held. Kafka and RabbitMQ have no such timer (a partition stays with its sidecar, a queue
+/// hands unacknowledged messages back when a channel closes), so they need not wait for it.
+fn outage(env: &Env) -> Duration {
+    match env.infra.broker.kind() {
+        harness::Broker::Redis => Duration::from_secs(35),
+        harness::Broker::Kafka | harness::Broker::RabbitMq => Duration::from_secs(15),
+    }
+}
 /// The test app that observes the topics and injects events; the committed `pubsub` component
 /// lets only the services use them, so the suite grants it access explicitly.
 const OBSERVER: &str = "e2e-observer";
@@ -901,7 +909,7 @@ async fn reminders_survive_an_app_that_dies_under_its_sidecar(env: &Env) -> anyh
         .each_mailed_once(&batch, &due, DEADLINE * 2, Duration::from_secs(1))
         .await?;
     // The outage is the fault being tested, not a wait for something to happen.
-    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
+    tokio::time::sleep(outage(env).saturating_sub(killed.elapsed())).await;
     {
         let mut pods = env.notification.lock().await;
         pods[1].service.restart(env.infra.log_dir()).await?;
@@ -910,7 +918,8 @@ async fn reminders_survive_an_app_that_dies_under_its_sidecar(env: &Env) -> anyh
     // must not mail anything again.
     at_most(env, &batch, due.len(), Duration::from_secs(8)).await?;
     eprintln!(
-        "reminder lateness with one app dead under its sidecar for {OUTAGE:?} (scenario 9): {}",
+        "reminder lateness with one app dead under its sidecar for {:?} (scenario 9): {}",
+        outage(env),
         lateness_summary(&lateness)
     );
     let worst = lateness.last().copied().unwrap_or_default();
@@ -954,7 +963,7 @@ async fn reminders_wait_while_no_replica_is_healthy(env: &Env) -> anyhow::Result
     let late = (0..5).map(|n| (format!("{batch}-l{n}"), start + ms(200 * n)));
     due.extend(env.tasks_with_reminders(&user, late, &mut ids).await?);
 
-    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
+    tokio::time::sleep(outage(env).saturating_sub(killed.elapsed())).await;
     // The outage was real: no replica could have sent anything.
     let sent_meanwhile = env.mails_about(&batch).await.len();
     ensure!(
@@ -984,8 +993,9 @@ async fn reminders_wait_while_no_replica_is_healthy(env: &Env) -> anyhow::Result
         .map(|m| (DateTime::<Utc>::from(m.received_at) - back).num_milliseconds() as f64 / 1000.0)
         .fold(0.0_f64, f64::max);
     eprintln!(
-        "reminders held for {OUTAGE:?} with no healthy replica (scenario 8): lateness {}; \
+        "reminders held for {:?} with no healthy replica (scenario 8): lateness {}; \
          all mailed {after_return:.2} s after the replica was back",
+        outage(env),
         lateness_summary(&lateness)
     );
     Ok(())
