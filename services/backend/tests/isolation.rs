@@ -5,10 +5,13 @@
 //! that never existed answers, lists and searches hold exactly the user's own rows, and the
 //! database ends with each user's rows as that user left them.
 //!
-//! `rest.rs` checks each route for two users one call at a time; this suite checks that the
-//! ownership checks hold while requests of many users interleave. Needs `DATABASE_URL`.
+//! `rest.rs` and `mcp.rs` check each route and tool for two users one call at a time; this
+//! suite checks that the ownership checks hold while requests of many users interleave, over
+//! REST and MCP at once. Needs `DATABASE_URL`.
 
 #![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -25,6 +28,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use middleware::{AppTokenLayer, Metrics};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::mcp::{Client, connect, err, ok, serve};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -282,8 +286,51 @@ async fn sees_only_own(u: &User, own: &Own) {
     assert_eq!(ids(&tags), BTreeSet::from([own.tag.clone()]), "{}", u.name);
 }
 
+/// The same isolation seen through the MCP tools, on another replica of the router.
+async fn mcp_sees_only_own(u: &User, mcp: &Client, me: usize, own: &Own, seen: &Mutex<Seen>) {
+    // Claiming another user's id changes nothing: the token decides.
+    let other = format!("user{}", (me + 1) % USERS);
+    let listed = ok(
+        mcp,
+        "list_tasks",
+        json!({"user_id": other, "status": "all", "limit": 200}),
+    )
+    .await;
+    assert_eq!(
+        ids(&listed["items"]),
+        own.tasks,
+        "{}: MCP list_tasks",
+        u.name
+    );
+    let found = ok(mcp, "search_tasks", json!({"query": "plan", "limit": 200})).await;
+    assert_eq!(
+        ids(&found["items"]),
+        own.tasks,
+        "{}: MCP search_tasks",
+        u.name
+    );
+    let others = Seen::others(&seen.lock().unwrap().tasks, me);
+    for id in others {
+        for (tool, args) in [
+            ("get_task", json!({"task_id": id})),
+            (
+                "update_task",
+                json!({"task_id": id, "title": "taken over MCP"}),
+            ),
+            ("complete_task", json!({"task_id": id})),
+            ("delete_task", json!({"task_id": id})),
+        ] {
+            let refused = err(mcp, tool, args, "TASK_NOT_FOUND").await;
+            // Suggestions are the caller's own tasks only.
+            let suggested = ids(&refused["suggestions"]);
+            assert!(suggested.is_subset(&own.tasks), "{}: {tool}", u.name);
+        }
+    }
+}
+
 /// One user's whole session; returns what its rows must be at the end.
-async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>) -> Own {
+async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>, mcp_url: String) -> Own {
+    let mcp = connect(&mcp_url, u.token.clone()).await;
     let mut own = Own::default();
     // Every user picks the same label names: they are unique per user, not globally.
     let category = u.expect(
@@ -360,6 +407,7 @@ async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>) -> Own {
         }
         attack(&u, me, &own, &seen).await;
         sees_only_own(&u, &own).await;
+        mcp_sees_only_own(&u, &mcp, me, &own, &seen).await;
         // No other user's name finds anything.
         let other = format!("user{}", (me + 1 + k) % USERS);
         let found = u.expect(
@@ -370,6 +418,7 @@ async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>) -> Own {
         );
         assert_eq!(found["total"], 0, "{}: searched for {other}", u.name);
     }
+    mcp.cancel().await.unwrap();
     own
 }
 
@@ -388,9 +437,13 @@ async fn concurrent_users_never_see_touch_or_detect_each_others_rows(pool: PgPoo
         metrics: Metrics::new("backend").unwrap(),
     };
     let app = app::router(state, AppTokenLayer::new(None));
+    let mcp_url = serve(pool.clone(), JWT_SECRET).await;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let sessions: Vec<_> = (0..USERS)
-        .map(|n| tokio::spawn(session(User::new(&app, n), n, Arc::clone(&seen))))
+        .map(|n| {
+            let user = User::new(&app, n);
+            tokio::spawn(session(user, n, Arc::clone(&seen), mcp_url.clone()))
+        })
         .collect();
     let mut owns = Vec::new();
     for session in sessions {
