@@ -14,7 +14,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use axum::{body::Body, response::Response};
+use axum::{body::Body, extract::OriginalUri, response::Response};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use pin_project_lite::pin_project;
@@ -113,7 +113,14 @@ impl<S> AppToken<S> {
         let Some(expected) = &self.layer.token else {
             return true;
         };
-        if self.layer.exempt.iter().any(|p| p == req.uri().path()) {
+        // Exempt paths name paths of the whole app. Under `Router::nest` a layered inner router
+        // sees its path with the prefix stripped (`/internal/healthz` arrives as `/healthz`), so
+        // match the path as received, which axum keeps in `OriginalUri`.
+        let path = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().path(), |original| original.0.path());
+        if self.layer.exempt.iter().any(|p| p == path) {
             return true;
         }
         req.headers()
@@ -254,6 +261,30 @@ mod tests {
         assert_eq!(
             call(app(layer), "/healthz", None).await.0,
             StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn a_nested_router_exempts_only_the_paths_of_the_whole_app() {
+        // Regression: nested under `/internal`, the layer saw `/internal/healthz` as `/healthz`
+        // and let it through without the token.
+        let layer = AppTokenLayer::new(Some("s3cret".into()));
+        let inner = Router::new()
+            .route("/healthz", get(|| async { "internal, not a probe" }))
+            .route("/metrics", get(|| async { "internal, not metrics" }))
+            .layer(layer.clone());
+        let app = Router::new()
+            .nest("/internal", inner)
+            .route("/healthz", get(|| async { "alive" }));
+        for path in ["/internal/healthz", "/internal/metrics"] {
+            let (status, body) = call(app.clone(), path, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+            let (status, _) = call(app.clone(), path, Some("s3cret")).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+        assert_eq!(
+            call(app, "/healthz", None).await,
+            (StatusCode::OK, "alive".to_owned())
         );
     }
 

@@ -28,6 +28,7 @@ pub mod redis;
 pub mod resources;
 pub mod restartable;
 pub mod scheduler;
+pub mod secrets;
 pub mod service;
 pub mod smtp;
 pub mod sockets;

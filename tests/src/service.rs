@@ -57,6 +57,9 @@ impl Service {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        // For the log scan of `cargo xtask test`: the secrets among the environment.
+        let env = opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        crate::secrets::record_env(log_dir, &opts.log_name, env)?;
         let mut process = ManagedProcess::spawn(
             &opts.log_name,
             cmd,

@@ -283,6 +283,9 @@ impl Infra {
             "state-store-dsn".into(),
             postgres.dsn(STATE_DATABASE).into(),
         );
+        // The state store's DSN carries no password (the harness's PostgreSQL trusts
+        // loopback); what callers add is theirs to declare secret, so the log scan looks for it.
+        crate::secrets::record_store(&log_dir, &opts.secrets)?;
         secrets.extend(opts.secrets.clone());
         let secrets_file = root.join("secrets.json");
         std::fs::write(
@@ -374,6 +377,7 @@ impl Infra {
     pub fn add_secrets(&self, secrets: Map<String, Value>) -> anyhow::Result<()> {
         let mut all: Map<String, Value> =
             serde_json::from_slice(&std::fs::read(&self.secrets_file)?)?;
+        crate::secrets::record_store(&self.log_dir, &secrets)?;
         all.extend(secrets);
         std::fs::write(
             &self.secrets_file,
@@ -436,12 +440,15 @@ pub fn default_log_dir() -> PathBuf {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
+    log_root().join(format!("{secs}-{}", std::process::id()))
+}
+
+/// `target/harness-logs`: where [`default_log_dir`] puts each run's directory.
+pub fn log_root() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
-    target
-        .join("harness-logs")
-        .join(format!("{secs}-{}", std::process::id()))
+    target.join("harness-logs")
 }
 
 #[cfg(test)]

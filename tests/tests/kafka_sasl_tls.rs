@@ -61,6 +61,7 @@ impl Env {
             }),
             ..KafkaOptions::default()
         };
+        harness::secrets::record(&logs, "kafka SASL password", SASL_PASSWORD)?;
         let kafka = Kafka::start_with(root.path(), &logs, &opts).await?;
         Ok(Self {
             root,

@@ -168,6 +168,7 @@ async fn the_backend_logs_in_with_a_password_over_verified_tls_on_a_non_loopback
         superuser_password: Some(PG_PASSWORD.into()),
         ..PostgresOptions::default()
     };
+    harness::secrets::record(&logs, "postgres superuser password", PG_PASSWORD)?;
     let postgres = Postgres::start_with(&bins, root.path(), &logs, &opts).await?;
     let url = postgres.url("backend");
     ensure!(

@@ -17,6 +17,7 @@ mod images;
 mod kube_build;
 mod nix_check;
 mod observability;
+mod secret_scan;
 mod smtp_sink;
 mod soak;
 mod step;

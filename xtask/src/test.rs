@@ -34,6 +34,8 @@ pub(crate) struct TestArgs {
 pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     crate::up::ensure_no_detached_stack()?;
     let start = std::time::Instant::now();
+    // Every harness run directory made from here on is this invocation's (the secret scan).
+    let started_at = std::time::SystemTime::now();
     // The tests never need the CLI; `up` builds it for `dapr run -f`. The image tools serve
     // only the shipping checks.
     let deps_args = DepsArgs {
@@ -169,6 +171,11 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
             )?;
         }
     }
+    // Every value the harness handed out as a secret, searched for in every log of the runs
+    // above (the Kubernetes suite keeps its logs in the node's data directory instead).
+    step::run("no secret in the harness logs of this run", || {
+        crate::secret_scan::check(started_at)
+    })?;
     if !args.no_cluster {
         cluster_suite(&args.cargo_test_args)?;
     }

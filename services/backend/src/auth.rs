@@ -32,8 +32,9 @@ use crate::domain::AuthUser;
 use crate::rest::ApiError;
 use crate::validation;
 
-/// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = 30;
+/// Clock skew tolerated on `exp` and `nbf`: a token is accepted while `exp >= now - LEEWAY_SECS`
+/// and once `nbf <= now + LEEWAY_SECS` (whole seconds, as the claims are).
+pub const LEEWAY_SECS: u64 = 30;
 /// Shortest interval between two JWKS fetches triggered by unknown key ids.
 pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
 /// Longest a JWKS fetch may take.
@@ -546,6 +547,8 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
 -----END PRIVATE KEY-----
 ";
     const RSA_KEY: &str = include_str!("../tests/fixtures/rsa-2048.pem");
+    /// The public half of [`RSA_KEY`], as an identity provider would publish it.
+    const RSA_PUBLIC_PEM: &str = include_str!("../tests/fixtures/rsa-2048.pub.pem");
 
     fn now() -> u64 {
         jsonwebtoken::get_current_timestamp()
@@ -941,5 +944,173 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
         let shown = format!("{:?}", hs_config());
         assert!(!shown.contains(HS_SECRET));
         assert!(shown.contains("redacted"));
+    }
+
+    /// `header.payload.signature` with the given JSON, base64url without padding.
+    fn raw_token(header: &serde_json::Value, claims: &serde_json::Value, sig: &str) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}{sig}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        )
+    }
+
+    #[tokio::test]
+    async fn unsigned_alg_none_tokens_are_refused_with_or_without_a_signature_segment() {
+        let server = jwks_server(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
+        let both = Authenticator::new(AuthConfig {
+            jwks_url: Some(server.url.clone()),
+            ..hs_config()
+        })
+        .await
+        .unwrap();
+        let claims = json!({"sub": "mallory", "exp": now() + 600});
+        // A real signature of the same header and payload, to paste after an `alg: none` header.
+        let real_sig = hs_token(&claims, HS_SECRET)
+            .rsplit_once('.')
+            .map(|(_, s)| format!(".{s}"))
+            .unwrap();
+        for alg in ["none", "None", "NONE", "nOnE", ""] {
+            for kid in [None, Some("a")] {
+                let mut header = json!({"alg": alg, "typ": "JWT"});
+                if let Some(kid) = kid {
+                    header["kid"] = json!(kid);
+                }
+                for sig in ["", ".", ".AAAA", real_sig.as_str()] {
+                    let token = raw_token(&header, &claims, sig);
+                    let refused = both.authenticate(&token).await;
+                    assert!(
+                        matches!(refused, Err(AuthError::Invalid(_))),
+                        "alg {alg:?} kid {kid:?} sig {sig:?}: {refused:?}"
+                    );
+                }
+            }
+        }
+        // A header without any `alg` is no better.
+        let token = raw_token(&json!({"typ": "JWT"}), &claims, ".");
+        assert!(matches!(
+            both.authenticate(&token).await,
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn hs256_signed_with_the_public_key_is_refused_by_a_jwks_configuration() {
+        let rsa = jwk(Algorithm::RS256, "rsa-1", RSA_KEY);
+        let ed = jwk(Algorithm::EdDSA, "ed-1", ED_KEY_A);
+        let server = jwks_server(vec![rsa.clone(), ed.clone()]).await;
+        let jwks_only = Authenticator::new(AuthConfig {
+            jwks_url: Some(server.url.clone()),
+            ..AuthConfig::default()
+        })
+        .await
+        .unwrap();
+        // With a shared secret too, an HS256 token is checked against that secret only.
+        let both = Authenticator::new(AuthConfig {
+            jwks_url: Some(server.url.clone()),
+            ..hs_config()
+        })
+        .await
+        .unwrap();
+        let claims = json!({"sub": "mallory", "exp": now() + 600});
+        // Every public form of the keys an attacker could use as the HMAC secret.
+        let secrets: Vec<Vec<u8>> = vec![
+            RSA_PUBLIC_PEM.as_bytes().to_vec(),
+            RSA_PUBLIC_PEM.trim_end().as_bytes().to_vec(),
+            rsa.to_string().into_bytes(),
+            rsa["n"].as_str().unwrap().as_bytes().to_vec(),
+            ed.to_string().into_bytes(),
+            ed["x"].as_str().unwrap().as_bytes().to_vec(),
+        ];
+        for (i, secret) in secrets.iter().enumerate() {
+            for kid in [None, Some("rsa-1"), Some("ed-1")] {
+                let mut header = Header::new(Algorithm::HS256);
+                header.kid = kid.map(str::to_owned);
+                let token = encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap();
+                let refused = jwks_only.authenticate(&token).await;
+                assert!(
+                    matches!(refused, Err(AuthError::Algorithm(Algorithm::HS256))),
+                    "secret {i}, kid {kid:?}: {refused:?}"
+                );
+                let refused = both.authenticate(&token).await;
+                assert!(
+                    matches!(refused, Err(AuthError::Invalid(_))),
+                    "secret {i}, kid {kid:?}: {refused:?}"
+                );
+            }
+        }
+        // And the reverse: RS256 and EdDSA tokens never reach an HS256-only configuration.
+        let hs_only = Authenticator::new(hs_config()).await.unwrap();
+        for (alg, pem) in [(Algorithm::RS256, RSA_KEY), (Algorithm::EdDSA, ED_KEY_A)] {
+            let token = signed(alg, Some("rsa-1"), pem, &claims);
+            assert!(matches!(
+                hs_only.authenticate(&token).await,
+                Err(AuthError::Algorithm(a)) if a == alg
+            ));
+        }
+    }
+
+    /// Signs claims with one configuration's key.
+    type Sign = dyn Fn(serde_json::Value) -> String;
+
+    /// Authenticates `token(t)`, with `t` the current second, until the clock did not move
+    /// across the check, so an assertion about an exact second is not blurred by a tick.
+    async fn at_a_steady_second(
+        auth: &Authenticator,
+        token: impl Fn(u64) -> String,
+    ) -> Result<AuthUser, AuthError> {
+        loop {
+            let before = now();
+            let result = auth.authenticate(&token(before)).await;
+            if now() == before {
+                return result;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn exp_and_nbf_are_enforced_to_the_second_of_the_leeway() {
+        let server = jwks_server(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
+        let hs = Authenticator::new(hs_config()).await.unwrap();
+        let jwks = Authenticator::new(AuthConfig {
+            jwks_url: Some(server.url.clone()),
+            ..AuthConfig::default()
+        })
+        .await
+        .unwrap();
+        let hs_sign = |claims: serde_json::Value| hs_token(&claims, HS_SECRET);
+        let ed_sign =
+            |claims: serde_json::Value| signed(Algorithm::EdDSA, Some("a"), ED_KEY_A, &claims);
+        let configs: [(&str, &Authenticator, &Sign); 2] =
+            [("hs256", &hs, &hs_sign), ("jwks", &jwks, &ed_sign)];
+        for (name, auth, sign) in configs {
+            // `exp` exactly LEEWAY_SECS ago: still accepted; one second more: expired.
+            let edge =
+                at_a_steady_second(auth, |t| sign(json!({"sub": "u", "exp": t - LEEWAY_SECS})))
+                    .await;
+            assert!(edge.is_ok(), "{name}: {edge:?}");
+            let past = at_a_steady_second(auth, |t| {
+                sign(json!({"sub": "u", "exp": t - LEEWAY_SECS - 1}))
+            })
+            .await;
+            assert!(matches!(past, Err(AuthError::Expired)), "{name}: {past:?}");
+            // `nbf` exactly LEEWAY_SECS ahead: accepted; one second more: not yet valid.
+            let edge = at_a_steady_second(auth, |t| {
+                sign(json!({"sub": "u", "exp": t + 600, "nbf": t + LEEWAY_SECS}))
+            })
+            .await;
+            assert!(edge.is_ok(), "{name}: {edge:?}");
+            let early = at_a_steady_second(auth, |t| {
+                sign(json!({"sub": "u", "exp": t + 600, "nbf": t + LEEWAY_SECS + 1}))
+            })
+            .await;
+            assert!(
+                matches!(&early, Err(AuthError::Invalid(e))
+                    if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ImmatureSignature)),
+                "{name}: {early:?}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! JWT key) may come from the environment for local use; otherwise they are read from the Dapr
 //! secret store at start-up (see `main.rs`), so they never have to sit in a manifest.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ Environment (defaults in brackets):
   RUST_LOG               log filter [info]";
 
 /// Typed configuration of the backend process.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
@@ -81,6 +82,56 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_filter: String,
+}
+
+// Hand-written so the database URL (which may carry a password) and the HS256 key never reach
+// a log line; destructured, so a new field cannot be forgotten here.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            listen,
+            metrics_listen,
+            database_url,
+            database_max_connections,
+            run_migrations,
+            jwt_secret,
+            jwt_jwks_url,
+            jwt_issuer,
+            jwt_audience,
+            secret_store,
+            database_url_secret,
+            jwt_secret_secret,
+            relay_batch_size,
+            relay_concurrency,
+            relay_publish_timeout,
+            shutdown_grace,
+            shutdown_drain,
+            log_format,
+            log_filter,
+        } = self;
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("metrics_listen", metrics_listen)
+            .field("database_url", &redacted(database_url))
+            .field("database_max_connections", database_max_connections)
+            .field("run_migrations", run_migrations)
+            .field("jwt_secret", &redacted(jwt_secret))
+            .field("jwt_jwks_url", jwt_jwks_url)
+            .field("jwt_issuer", jwt_issuer)
+            .field("jwt_audience", jwt_audience)
+            .field("secret_store", secret_store)
+            .field("database_url_secret", database_url_secret)
+            .field("jwt_secret_secret", jwt_secret_secret)
+            .field("relay_batch_size", relay_batch_size)
+            .field("relay_concurrency", relay_concurrency)
+            .field("relay_publish_timeout", relay_publish_timeout)
+            .field("shutdown_grace", shutdown_grace)
+            .field("shutdown_drain", shutdown_drain)
+            .field("log_format", log_format)
+            .field("log_filter", log_filter)
+            .finish()
+    }
 }
 
 impl Config {
@@ -201,5 +252,18 @@ mod tests {
         ] {
             assert!(text.contains(var), "{var} missing from: {text}");
         }
+    }
+
+    #[test]
+    fn debug_hides_the_database_url_and_the_hs256_key() {
+        // Test fixtures only.
+        let c = load(&[
+            ("DATABASE_URL", "postgres://app:fixture-db-pw@db/todo"),
+            ("JWT_SECRET", "fixture-hs256-key"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("fixture-db-pw") && !shown.contains("fixture-hs256-key"));
+        assert!(shown.contains("<redacted>") && shown.contains("log_filter"));
     }
 }

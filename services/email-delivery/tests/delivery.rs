@@ -521,43 +521,92 @@ async fn odd_event_ids_get_a_safe_key() {
     assert!(key(id).starts_with("email-v5-"));
 }
 
+/// Everything but the configured token: absent, empty, near misses, the token in the wrong
+/// header.
+fn wrong_tokens() -> Vec<(&'static str, Option<(&'static str, String)>)> {
+    let token = support::APP_TOKEN;
+    let header = "dapr-api-token";
+    let mut last_changed = token.to_owned();
+    last_changed.pop();
+    last_changed.push('X');
+    vec![
+        ("no header", None),
+        ("empty", Some((header, String::new()))),
+        ("wrong", Some((header, "wrong".to_owned()))),
+        ("last byte changed", Some((header, last_changed))),
+        (
+            "prefix",
+            Some((header, token[..token.len() - 1].to_owned())),
+        ),
+        ("longer", Some((header, format!("{token}x")))),
+        ("upper case", Some((header, token.to_uppercase()))),
+        ("padded", Some((header, format!(" {token}")))),
+        (
+            "as bearer",
+            Some(("authorization", format!("Bearer {token}"))),
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn routes_need_the_app_token_except_probes_and_metrics() {
     let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
-
-    let (status, _) = h
-        .call(
-            Request::post(email_delivery::EVENTS_PATH)
-                .header("content-type", "application/cloudevents+json")
-                .body(Body::from(due_event(&new_id(), &reminder()).to_string()))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(smtp.connections(), 0);
-
-    let (status, body) = h
-        .call(
-            Request::get("/dapr/subscribe")
-                .header("dapr-api-token", support::APP_TOKEN)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, email_delivery::subscriptions().to_json());
-
-    for path in ["/healthz", "/readyz"] {
-        let (status, _) = h
-            .call(Request::get(path).body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(status, StatusCode::OK, "{path}");
+    let event = due_event(&new_id(), &reminder()).to_string();
+    let request = |method: &str, path: &str, header: Option<(&str, &str)>| {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some((name, value)) = header {
+            builder = builder.header(name, value);
+        }
+        if method == "POST" {
+            builder = builder.header("content-type", "application/cloudevents+json");
+            return builder.body(Body::from(event.clone())).unwrap();
+        }
+        builder.body(Body::empty()).unwrap()
+    };
+    // Every route daprd calls; an unrouted path is refused alike (no probing for routes).
+    let calls = [
+        ("POST", email_delivery::EVENTS_PATH, StatusCode::OK),
+        ("GET", "/dapr/subscribe", StatusCode::OK),
+        ("GET", "/dapr/config", StatusCode::NOT_FOUND),
+    ];
+    for (method, path, _) in calls {
+        for (case, header) in wrong_tokens() {
+            let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
+            let (status, body) = h.call(request(method, path, header)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {method} {path}");
+            assert_eq!(body["code"], "UNAUTHORIZED", "{case}: {method} {path}");
+        }
     }
-    let (status, body) = h
+    assert_eq!(smtp.connections(), 0, "a refused delivery reached SMTP");
+
+    let token = Some(("dapr-api-token", support::APP_TOKEN));
+    for (method, path, want) in calls {
+        let (status, body) = h.call(request(method, path, token)).await;
+        assert_eq!(status, want, "{method} {path}: {body}");
+        match path {
+            email_delivery::EVENTS_PATH => assert_eq!(body["status"], "SUCCESS"),
+            "/dapr/subscribe" => assert_eq!(body, email_delivery::subscriptions().to_json()),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "the delivery with the token mailed"
+    );
+
+    // Probes and metrics answer without the token, whatever else is sent.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        for (case, header) in wrong_tokens() {
+            let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
+            let (status, body) = h.call(request("GET", path, header)).await;
+            assert_eq!(status, StatusCode::OK, "{path} with {case}: {body}");
+        }
+    }
+    let (_, body) = h
         .call(Request::get("/metrics").body(Body::empty()).unwrap())
         .await;
-    assert_eq!(status, StatusCode::OK);
     let text = body.as_str().unwrap();
     assert!(text.contains("todo_emails_sent_total"), "{text}");
     assert!(text.contains("todo_smtp_send_duration_seconds"), "{text}");

@@ -447,24 +447,106 @@ fn committed_subscription_manifest_is_in_sync() {
     assert!(generated.contains("- recurring-task"), "scoped to the app");
 }
 
+/// Test fixture only: the app API token daprd would present.
+const APP_TOKEN: &str = "fixture-recurring-task-app-token";
+
+/// Everything but the configured token: absent, empty, near misses, the token in the wrong
+/// header. Each as `(case, header name, value)`.
+fn wrong_tokens() -> Vec<(&'static str, Option<(&'static str, String)>)> {
+    let header = "dapr-api-token";
+    let mut last_changed = APP_TOKEN.to_owned();
+    last_changed.pop();
+    last_changed.push('X');
+    vec![
+        ("no header", None),
+        ("empty", Some((header, String::new()))),
+        ("wrong", Some((header, "wrong".to_owned()))),
+        ("last byte changed", Some((header, last_changed))),
+        (
+            "prefix",
+            Some((header, APP_TOKEN[..APP_TOKEN.len() - 1].to_owned())),
+        ),
+        ("longer", Some((header, format!("{APP_TOKEN}x")))),
+        ("upper case", Some((header, APP_TOKEN.to_uppercase()))),
+        ("padded", Some((header, format!(" {APP_TOKEN}")))),
+        (
+            "as bearer",
+            Some(("authorization", format!("Bearer {APP_TOKEN}"))),
+        ),
+    ]
+}
+
+async fn status_and_body(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 #[tokio::test]
-async fn deliveries_need_the_app_token_but_probes_do_not() {
-    let (_fake, addr) = FakeSidecar::start([]).await;
+async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not() {
+    let (fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
     let (_, state) = app_at(addr);
-    let app = router(state, AppTokenLayer::new(Some("s3cret".to_owned())));
-    let delivery = Request::post(EVENTS_ROUTE)
-        .header(header::CONTENT_TYPE, "application/cloudevents+json")
-        .body(Body::from(
-            serde_json::to_vec(&completed(daily_task())).unwrap(),
-        ))
-        .unwrap();
-    let response = app.clone().oneshot(delivery).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let response = app
-        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let app = router(state, AppTokenLayer::new(Some(APP_TOKEN.to_owned())));
+    let event = serde_json::to_vec(&completed(daily_task())).unwrap();
+    // Every route daprd calls; an unrouted path is refused alike (no probing for routes).
+    let request = |method: &str, path: &str, header: Option<(&str, &str)>| {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some((name, value)) = header {
+            builder = builder.header(name, value);
+        }
+        if method == "POST" {
+            builder = builder.header(header::CONTENT_TYPE, "application/cloudevents+json");
+            return builder.body(Body::from(event.clone())).unwrap();
+        }
+        builder.body(Body::empty()).unwrap()
+    };
+    let calls = [
+        ("POST", EVENTS_ROUTE, StatusCode::OK),
+        ("GET", "/dapr/subscribe", StatusCode::OK),
+        ("GET", "/dapr/config", StatusCode::NOT_FOUND),
+    ];
+    for (method, path, _) in calls {
+        for (case, header) in wrong_tokens() {
+            let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
+            let (status, body) = status_and_body(&app, request(method, path, header)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {method} {path}");
+            assert_eq!(body["code"], "UNAUTHORIZED", "{case}: {method} {path}");
+        }
+    }
+    assert!(
+        fake.calls().is_empty(),
+        "a refused delivery reached the backend"
+    );
+    for (method, path, want) in calls {
+        let token = Some(("dapr-api-token", APP_TOKEN));
+        let (status, body) = status_and_body(&app, request(method, path, token)).await;
+        assert_eq!(status, want, "{method} {path}: {body}");
+        if path == EVENTS_ROUTE {
+            assert_eq!(body["status"], "SUCCESS");
+        }
+    }
+    assert_eq!(
+        fake.calls().len(),
+        1,
+        "the delivery with the token was handled"
+    );
+
+    // Probes and metrics answer without the token, whatever else is sent. (Readiness may
+    // fail here — the fake has no health endpoint — but it is the probe that answers.)
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        for (case, header) in wrong_tokens() {
+            let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
+            let (status, _) = status_and_body(&app, request("GET", path, header)).await;
+            assert_ne!(status, StatusCode::UNAUTHORIZED, "{path} with {case}");
+            if path != "/readyz" {
+                assert_eq!(status, StatusCode::OK, "{path} with {case}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

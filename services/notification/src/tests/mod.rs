@@ -36,6 +36,11 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
+        Self::with_app_token(AppTokenLayer::new(None)).await
+    }
+
+    /// The router behind `app_token`, as `main` builds it.
+    async fn with_app_token(app_token: AppTokenLayer) -> Self {
         let sidecar = FakeSidecar::start().await;
         let dapr = DaprClient::new(ClientConfig {
             http_endpoint: sidecar.url(),
@@ -56,7 +61,7 @@ impl Harness {
         let metrics = Metrics::new(SERVICE).unwrap();
         let state =
             AppState::new(dapr, publisher, metrics.clone(), "backend", "statestore").unwrap();
-        let app = router(state, AppTokenLayer::new(None));
+        let app = router(state, app_token);
         Self {
             sidecar,
             app,
@@ -932,4 +937,160 @@ async fn serves_on_a_real_socket_and_stops_on_the_signal() {
         server.await.unwrap().unwrap(),
         middleware::server::Stopped::Drained
     );
+}
+
+// ---- the app token -----------------------------------------------------------------------
+
+/// Test fixture only: the app API token daprd would present.
+const APP_TOKEN: &str = "fixture-notification-app-token";
+
+/// Everything but the configured token: absent, empty, near misses, and the token in the wrong
+/// header.
+fn wrong_tokens() -> Vec<(&'static str, Option<(&'static str, String)>)> {
+    let header = "dapr-api-token";
+    let mut last_changed = APP_TOKEN.to_owned();
+    last_changed.pop();
+    last_changed.push('X');
+    vec![
+        ("no header", None),
+        ("empty", Some((header, String::new()))),
+        ("wrong", Some((header, "wrong".to_owned()))),
+        ("last byte changed", Some((header, last_changed))),
+        (
+            "prefix",
+            Some((header, APP_TOKEN[..APP_TOKEN.len() - 1].to_owned())),
+        ),
+        ("longer", Some((header, format!("{APP_TOKEN}x")))),
+        ("upper case", Some((header, APP_TOKEN.to_uppercase()))),
+        ("padded", Some((header, format!(" {APP_TOKEN}")))),
+        (
+            "as bearer",
+            Some(("authorization", format!("Bearer {APP_TOKEN}"))),
+        ),
+    ]
+}
+
+/// A request body and its content type.
+type Payload = (&'static str, Value);
+
+/// `request` with `header` added.
+fn with_header(request: &Request<Body>, header: Option<(&str, &str)>) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method(request.method())
+        .uri(request.uri());
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    if let Some((name, value)) = header {
+        builder = builder.header(name, value);
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not() {
+    let h = Harness::with_app_token(AppTokenLayer::new(Some(APP_TOKEN.to_owned()))).await;
+    let remind_at = from_now(TimeDelta::hours(1));
+    let t = task(from_now(TimeDelta::zero()), Some(remind_at));
+    let event = json!({
+        "id": Uuid::new_v4().to_string(), "source": "/todo/backend", "specversion": "1.0",
+        "type": event_types::TASK_CREATED, "datacontenttype": "application/json",
+        "data": TaskEventData::new(t.clone()), "topic": topics::TASK_EVENTS,
+        "pubsubname": topics::PUBSUB,
+    });
+    // Another task whose reminder is due now (no event for it, so the trigger alone decides).
+    let due = TaskSnapshot {
+        id: Uuid::from_u128(7),
+        ..task(
+            from_now(-TimeDelta::hours(1)),
+            Some(from_now(-TimeDelta::milliseconds(200))),
+        )
+    };
+    h.backend_knows(&due, Some("ada@example.org"));
+    let fired = job_data(&due, due.remind_at.unwrap());
+    // Every route daprd calls, with a body it would send; unrouted paths are refused alike,
+    // so a caller without the token cannot even learn which routes exist.
+    let calls: [(&str, &str, Option<Payload>); 6] = [
+        (
+            "POST",
+            TASK_EVENTS_ROUTE,
+            Some(("application/cloudevents+json", event)),
+        ),
+        (
+            "POST",
+            "/job/reminder-ignored",
+            Some(("application/json", json!({"what": 1}))),
+        ),
+        (
+            "POST",
+            &format!("/job/{}", job_name(due.id)),
+            Some(("application/json", fired)),
+        ),
+        ("POST", &format!("/job/{SWEEP_JOB}"), None),
+        ("GET", "/dapr/subscribe", None),
+        ("GET", "/dapr/config", None),
+    ];
+    let request =
+        |method: &str, path: &str, body: &Option<Payload>, header: Option<(&str, &str)>| {
+            let mut builder = Request::builder().method(method).uri(path);
+            if let Some((name, value)) = header {
+                builder = builder.header(name, value);
+            }
+            match body {
+                Some((content_type, body)) => builder
+                    .header(header::CONTENT_TYPE, *content_type)
+                    .body(Body::from(body.to_string())),
+                None => builder.body(Body::empty()),
+            }
+            .unwrap()
+        };
+    for (method, path, body) in &calls {
+        for (case, header) in wrong_tokens() {
+            let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
+            let (status, answer) = h.call(request(method, path, body, header)).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{case}: {method} {path}: {answer}"
+            );
+            assert_eq!(answer["code"], "UNAUTHORIZED", "{case}: {method} {path}");
+        }
+    }
+    {
+        let fake = h.sidecar.lock();
+        assert!(
+            fake.job_calls.is_empty() && fake.published.is_empty() && fake.invocations.is_empty(),
+            "a refused call reached the sidecar"
+        );
+    }
+    // With the token, each route does its work.
+    let token = Some(("dapr-api-token", APP_TOKEN));
+    let expected = [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::NOT_FOUND,
+    ];
+    for ((method, path, body), want) in calls.iter().zip(expected) {
+        let (status, answer) = h.call(request(method, path, body, token)).await;
+        assert_eq!(status, want, "{method} {path}: {answer}");
+    }
+    assert!(
+        h.job_calls().contains(&schedule(&t, remind_at)),
+        "the event was applied"
+    );
+    assert_eq!(h.sidecar.lock().published.len(), 1, "the trigger published");
+
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (status, answer) = h.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+        let probe = Request::get(path).body(Body::empty()).unwrap();
+        for (case, header) in wrong_tokens() {
+            let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
+            let (status, _) = h.call(with_header(&probe, header)).await;
+            assert_eq!(status, StatusCode::OK, "{path} with {case}");
+        }
+    }
 }
