@@ -8,7 +8,9 @@
 //!
 //! The JWKS is fetched at start-up and fetched again when a token names a key id we do not know
 //! (the identity provider rotated its keys), at most once per [`JWKS_MIN_REFRESH`]: a flood of
-//! tokens with made-up `kid`s cannot become a flood of requests to the identity provider.
+//! tokens with made-up `kid`s cannot become a flood of requests to the identity provider. It is
+//! also fetched again once it is older than [`JWKS_MAX_AGE`], so a key the provider withdrew (a
+//! leaked one) stops verifying within that time even if no new key id ever shows up.
 //!
 //! [`require_user`] is the axum middleware in front of REST and MCP. It also records the user
 //! (the reminder recipient) through the service layer, but only on first sight and then at most
@@ -37,6 +39,8 @@ use crate::validation;
 pub const LEEWAY_SECS: u64 = 30;
 /// Shortest interval between two JWKS fetches triggered by unknown key ids.
 pub const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
+/// Oldest key set used before it is fetched again on the next asymmetric token.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(600);
 /// Longest a JWKS fetch may take.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a known user's last-seen time (and email/name) is written at most.
@@ -171,6 +175,7 @@ struct Jwks {
     /// refreshes single-flight (the others wait, then find the new key without fetching).
     last_fetch: tokio::sync::Mutex<Instant>,
     min_refresh: Duration,
+    max_age: Duration,
 }
 
 /// One usable key of the JWKS.
@@ -191,12 +196,22 @@ impl Authenticator {
         config: AuthConfig,
         min_refresh: Duration,
     ) -> Result<Self, AuthError> {
+        Self::with_jwks_timing(config, min_refresh, JWKS_MAX_AGE).await
+    }
+
+    /// Like [`Authenticator::new`] with custom JWKS timing: `min_refresh` between fetches for
+    /// unknown key ids, `max_age` before the key set is fetched again regardless.
+    pub async fn with_jwks_timing(
+        config: AuthConfig,
+        min_refresh: Duration,
+        max_age: Duration,
+    ) -> Result<Self, AuthError> {
         let hs256 = config
             .hs256_secret
             .filter(|s| !s.is_empty())
             .map(|s| DecodingKey::from_secret(s.as_bytes()));
         let jwks = match config.jwks_url.filter(|u| !u.trim().is_empty()) {
-            Some(url) => Some(Jwks::load(url, min_refresh).await?),
+            Some(url) => Some(Jwks::load(url, min_refresh, max_age).await?),
             None => None,
         };
         if hs256.is_none() && jwks.is_none() {
@@ -224,6 +239,7 @@ impl Authenticator {
             }
             Algorithm::RS256 | Algorithm::EdDSA => {
                 let jwks = self.jwks.as_ref().ok_or(AuthError::Algorithm(header.alg))?;
+                jwks.refresh_if_old().await;
                 let validation = self.validation(header.alg);
                 let mut keys = jwks.candidates(header.kid.as_deref(), header.alg);
                 if keys.is_empty() && header.kid.is_some() {
@@ -332,7 +348,11 @@ fn verify_with_any(
 }
 
 impl Jwks {
-    async fn load(url: String, min_refresh: Duration) -> Result<Self, AuthError> {
+    async fn load(
+        url: String,
+        min_refresh: Duration,
+        max_age: Duration,
+    ) -> Result<Self, AuthError> {
         let client = reqwest::Client::builder()
             .timeout(JWKS_TIMEOUT)
             .build()
@@ -347,7 +367,21 @@ impl Jwks {
             keys: RwLock::new(Arc::new(keys.into_iter().map(Arc::new).collect())),
             last_fetch: tokio::sync::Mutex::new(Instant::now()),
             min_refresh,
+            max_age,
         })
+    }
+
+    /// Fetches the key set again when it is older than `max_age`. Callers that find another
+    /// one fetching go on with the current keys rather than queue behind it.
+    async fn refresh_if_old(&self) {
+        let Ok(mut last) = self.last_fetch.try_lock() else {
+            return;
+        };
+        if last.elapsed() < self.max_age {
+            return;
+        }
+        *last = Instant::now();
+        self.fetch_into_place().await;
     }
 
     fn current(&self) -> Arc<Vec<Arc<VerifyKey>>> {
@@ -372,6 +406,11 @@ impl Jwks {
             return;
         }
         *last = Instant::now();
+        self.fetch_into_place().await;
+    }
+
+    /// One fetch; the new set replaces the old whole. A failure keeps the old keys.
+    async fn fetch_into_place(&self) {
         match fetch_keys(&self.client, &self.url).await {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS refreshed");
@@ -884,6 +923,47 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
                 limited.authenticate(&made_up).await,
                 Err(AuthError::UnknownKey)
             ));
+        }
+        assert_eq!(server.fetches.load(Ordering::SeqCst), before);
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_key_stops_verifying_once_the_key_set_is_too_old() {
+        let server = jwks_server(vec![
+            jwk(Algorithm::EdDSA, "kept", ED_KEY_A),
+            jwk(Algorithm::EdDSA, "leaked", ED_KEY_B),
+        ])
+        .await;
+        let config = AuthConfig {
+            jwks_url: Some(server.url.clone()),
+            ..AuthConfig::default()
+        };
+        let claims = json!({"sub": "u", "exp": now() + 600});
+        let leaked = signed(Algorithm::EdDSA, Some("leaked"), ED_KEY_B, &claims);
+        let kept = signed(Algorithm::EdDSA, Some("kept"), ED_KEY_A, &claims);
+        // Key sets of any age are fetched again (max age zero), with the usual rate limit for
+        // unknown key ids: nothing but the age can cause the refetch below.
+        let auth =
+            Authenticator::with_jwks_timing(config.clone(), JWKS_MIN_REFRESH, Duration::ZERO)
+                .await
+                .unwrap();
+        assert!(auth.authenticate(&leaked).await.is_ok());
+
+        // The provider withdraws the leaked key; no new key id appears.
+        *server.doc.write().unwrap() = json!({"keys": [jwk(Algorithm::EdDSA, "kept", ED_KEY_A)]});
+        let before = server.fetches.load(Ordering::SeqCst);
+        assert!(matches!(
+            auth.authenticate(&leaked).await,
+            Err(AuthError::UnknownKey)
+        ));
+        assert_eq!(server.fetches.load(Ordering::SeqCst), before + 1);
+        assert!(auth.authenticate(&kept).await.is_ok());
+
+        // With the default age the set is not fetched again on every token.
+        let steady = Authenticator::new(config).await.unwrap();
+        let before = server.fetches.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            assert!(steady.authenticate(&kept).await.is_ok());
         }
         assert_eq!(server.fetches.load(Ordering::SeqCst), before);
     }
