@@ -588,3 +588,64 @@ async fn oversized_and_deeply_nested_bodies_are_json_4xx(pool: PgPool) {
     })
     .await;
 }
+
+/// Path segments: the user's ids, other UUIDs, original integer ids, and text that is no id
+/// (percent-escapes of invalid UTF-8 among it).
+fn path_segment(seed: &Seed) -> impl Strategy<Value = String> + use<> {
+    prop_oneof![
+        1 => prop::sample::select(vec![seed.task.clone(), seed.category.clone(), seed.tag.clone()]),
+        1 => any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string()),
+        1 => prop::sample::select(vec![
+            "1",
+            "0",
+            "-1",
+            "%FF",
+            "%00",
+            "%2F",
+            "%20",
+            "00000000-0000-0000-0000-000000000000",
+            "{00000000-0000-0000-0000-000000000000}",
+            "urn:uuid:00000000-0000-0000-0000-000000000000",
+        ])
+        .prop_map(str::to_owned),
+        1 => tricky_string().prop_map(|s| encode_component(&s)),
+    ]
+}
+
+/// Every route shape with generated path segments and methods: settled, never a 5xx.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn path_parameters_are_answered_2xx_or_json_4xx(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let seed = api.seed().await;
+    let strategy = move || {
+        let shape = prop::sample::select(vec![
+            "/api/v1/tasks/{}",
+            "/api/v1/tasks/{}/complete",
+            "/api/v1/tasks/{}/reminder",
+            "/api/v1/tasks/{}/tags/{}",
+            "/api/v1/categories/{}",
+            "/api/v1/tags/{}",
+        ]);
+        let method = prop::sample::select(vec![
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ]);
+        (shape, path_segment(&seed), path_segment(&seed), method)
+    };
+    check(CASES * 2, strategy, move |(shape, a, b, method)| {
+        let api = api.clone();
+        async move {
+            let path = shape.replacen("{}", &a, 1).replacen("{}", &b, 1);
+            prop_assume!(http::Uri::try_from(path.as_str()).is_ok());
+            let body = b"{}".to_vec();
+            let (status, answer) = api
+                .send(method, &path, Some("application/json"), body)
+                .await?;
+            settled(status, &answer)
+        }
+    })
+    .await;
+}

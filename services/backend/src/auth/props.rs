@@ -140,7 +140,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         (any::<usize>(), c).prop_map(|(i, c)| Edit::Insert(i, c)),
         any::<usize>().prop_map(Edit::Truncate),
         "[ -~]{1,10}".prop_map(Edit::Append),
-        (0usize..3, 0usize..3).prop_map(|(a, b)| Edit::SwapSegments(a, b)),
+        (0usize..3, 1usize..3).prop_map(|(a, by)| Edit::SwapSegments(a, (a + by) % 3)),
     ]
 }
 
