@@ -499,6 +499,7 @@ fn query_string(seed: &Seed) -> impl Strategy<Value = String> + use<> {
     ];
     let value = prop_oneof![
         2 => tricky_string(),
+        1 => any_timestamp(),
         2 => prop::sample::select(vec![
             "all", "pending", "completed", "created", "due", "due_date", "priority", "asc",
             "desc", "0", "1", "200", "201", "4294967295", "4294967296", "-1", "1.5",
