@@ -266,6 +266,9 @@ pub fn is_json_content_type(content_type: &str) -> bool {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use serde_json::json;
 

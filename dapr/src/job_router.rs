@@ -160,6 +160,9 @@ async fn dispatch(routes: &[(String, Handler)], name: String, body: &[u8]) -> Re
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use std::sync::Mutex;
 

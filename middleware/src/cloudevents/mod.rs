@@ -267,4 +267,6 @@ impl Labels {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

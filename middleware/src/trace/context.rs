@@ -205,6 +205,9 @@ fn nonzero_u64() -> u64 {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -563,6 +563,9 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 

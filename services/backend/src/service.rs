@@ -794,6 +794,10 @@ impl TaskService {
     ) -> Result<Vec<TaskSnapshot>, ServiceError> {
         validation::timestamp("from", from)?;
         validation::timestamp("to", to)?;
+        // The cursor comes from the caller too: before PostgreSQL's range it is a 500 there.
+        if let Some((after_at, _)) = after {
+            validation::timestamp("after_at", after_at)?;
+        }
         if from > to {
             return Err(ServiceError::validation(
                 "to",

@@ -2105,6 +2105,29 @@ async fn internal_reminders_page_through_the_window(pool: PgPool) {
     }
 }
 
+/// Regression (found by `rest_props.rs`): a cursor before PostgreSQL's range reached the query
+/// and answered 500; like every client timestamp it must lie in 1970..=9999.
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn internal_reminders_cursor_outside_the_accepted_range_is_422(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let window = "from=2020-01-01T00%3A00%3A00Z&to=2100-01-01T00%3A00%3A00Z";
+    let after_id = "01a23b73-91f1-71ab-9434-4d64de397494";
+    for after_at in [
+        "-4713-11-23T23%3A59%3A59%2B00%3A00",
+        "-262143-01-01T00%3A00%3A00Z",
+        "%2B262142-01-01T00%3A00%3A00Z",
+        "1969-12-31T23%3A59%3A59Z",
+    ] {
+        let uri = format!("/internal/reminders?{window}&after_at={after_at}&after_id={after_id}");
+        let req = Request::get(uri).body(Body::empty()).unwrap();
+        let body = api
+            .send(req)
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+        assert_eq!(body["details"]["field"], "after_at", "{after_at}: {body}");
+    }
+}
+
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn internal_snapshot_and_next_occurrence(pool: PgPool) {
     let api = Api::new(pool).await;

@@ -588,6 +588,9 @@ pub(super) struct TagIdArgs {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
