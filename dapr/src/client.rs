@@ -5,6 +5,7 @@
 //! The building-block methods live beside their types (`publish.rs`, `state.rs`, ...) as further
 //! `impl DaprClient` blocks.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,13 +24,13 @@ const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:3500";
 const DEFAULT_PORT: u16 = 3500;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the sidecar is and how to authenticate to it.
-#[derive(Clone, PartialEq, Eq)]
+/// Where the sidecar is and how to authenticate to it. `Debug` prints the token as `[REDACTED]`.
+#[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Base URL of the sidecar HTTP API, e.g. `http://127.0.0.1:3500`.
     pub http_endpoint: String,
     /// Sent as `dapr-api-token` on every request when set.
-    pub api_token: Option<String>,
+    pub api_token: Option<SecretString>,
     /// Whole-request timeout for each call.
     pub timeout: Duration,
 }
@@ -41,17 +42,6 @@ impl Default for ClientConfig {
             api_token: None,
             timeout: DEFAULT_TIMEOUT,
         }
-    }
-}
-
-// Hand-written so the token never reaches a log line.
-impl fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("http_endpoint", &self.http_endpoint)
-            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
-            .field("timeout", &self.timeout)
-            .finish()
     }
 }
 
@@ -99,7 +89,7 @@ impl ClientConfig {
         // An empty token means "no token": that is how an unset Kubernetes secret usually arrives.
         if let Some(token) = lookup("DAPR_API_TOKEN").filter(|t| !t.is_empty()) {
             if HeaderValue::from_str(&token).is_ok() {
-                config.api_token = Some(token);
+                config.api_token = Some(token.into());
             } else {
                 problems.push(ConfigProblem {
                     variable: "DAPR_API_TOKEN",
@@ -201,7 +191,7 @@ impl DaprClient {
         })?;
         let mut headers = HeaderMap::new();
         if let Some(token) = &config.api_token {
-            let mut value = HeaderValue::from_str(token).map_err(|_| {
+            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
                 Error::InvalidArgument(
                     "api_token contains characters not allowed in a header".into(),
                 )
@@ -327,9 +317,9 @@ mod tests {
     #[test]
     fn defaults_when_nothing_is_set() {
         let config = ClientConfig::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(config, ClientConfig::default());
+        assert_eq!(config.http_endpoint, ClientConfig::default().http_endpoint);
         assert_eq!(config.http_endpoint, "http://127.0.0.1:3500");
-        assert_eq!(config.api_token, None);
+        assert!(config.api_token.is_none());
         assert_eq!(config.timeout, Duration::from_secs(10));
     }
 
@@ -341,7 +331,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.http_endpoint, "http://127.0.0.1:3601");
-        assert_eq!(config.api_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            config.api_token.as_ref().map(ExposeSecret::expose_secret),
+            Some("s3cret")
+        );
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 
@@ -354,7 +347,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.http_endpoint, "http://dapr.local:4000");
-        assert_eq!(config.api_token, None);
+        assert!(config.api_token.is_none());
     }
 
     #[test]

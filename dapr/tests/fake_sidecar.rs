@@ -91,7 +91,7 @@ impl FakeSidecar {
     fn client(&self) -> DaprClient {
         DaprClient::new(ClientConfig {
             http_endpoint: format!("http://{}", self.addr),
-            api_token: Some(TOKEN.to_owned()),
+            api_token: Some(TOKEN.into()),
             ..ClientConfig::default()
         })
         .unwrap()

@@ -6,8 +6,8 @@
 //! constant-time, health and metrics endpoints stay open for probes and Prometheus, the 401 has
 //! our JSON error body, and no configured token means pass-through (local runs without one).
 
+use secrecy::{ExposeSecret, SecretString};
 use std::{
-    fmt,
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -30,28 +30,19 @@ pub const APP_API_TOKEN_ENV: &str = "APP_API_TOKEN";
 pub const DEFAULT_EXEMPT_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 /// Requires `dapr-api-token` to match the configured token, except on exempt paths.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppTokenLayer {
-    token: Option<Arc<[u8]>>,
+    token: Option<Arc<SecretString>>,
     exempt: Arc<[String]>,
-}
-
-impl fmt::Debug for AppTokenLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppTokenLayer")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("exempt", &self.exempt)
-            .finish()
-    }
 }
 
 impl AppTokenLayer {
     /// Checks against `token`; `None` or an empty token disables the check.
-    pub fn new(token: Option<String>) -> Self {
+    pub fn new(token: Option<SecretString>) -> Self {
         Self {
             token: token
-                .filter(|t| !t.is_empty())
-                .map(|t| Arc::from(t.into_bytes())),
+                .filter(|t| !t.expose_secret().is_empty())
+                .map(Arc::new),
             exempt: DEFAULT_EXEMPT_PATHS
                 .iter()
                 .map(|p| (*p).to_owned())
@@ -65,7 +56,7 @@ impl AppTokenLayer {
     where
         F: FnOnce(&str) -> Option<String>,
     {
-        Self::new(lookup(APP_API_TOKEN_ENV))
+        Self::new(lookup(APP_API_TOKEN_ENV).map(SecretString::from))
     }
 
     /// Reads the token from the process environment's `APP_API_TOKEN`.
@@ -123,9 +114,9 @@ impl<S> AppToken<S> {
         if self.layer.exempt.iter().any(|p| p == path) {
             return true;
         }
-        req.headers()
-            .get(DAPR_API_TOKEN)
-            .is_some_and(|got| bool::from(got.as_bytes().ct_eq(expected)))
+        req.headers().get(DAPR_API_TOKEN).is_some_and(|got| {
+            bool::from(got.as_bytes().ct_eq(expected.expose_secret().as_bytes()))
+        })
     }
 }
 
@@ -297,7 +288,7 @@ mod tests {
             call(app(layer), "/internal/x", None).await.0,
             StatusCode::OK
         );
-        assert!(!AppTokenLayer::new(Some(String::new())).is_enabled());
+        assert!(!AppTokenLayer::new(Some(SecretString::from(""))).is_enabled());
     }
 
     #[test]

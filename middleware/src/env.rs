@@ -8,6 +8,7 @@
 //! [`ServiceEnv`] is the six shared variables. Loaders take a lookup function, so tests pass a
 //! map instead of touching the process environment.
 
+use secrecy::SecretString;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
@@ -214,8 +215,8 @@ pub fn map_lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option
 }
 
 /// The variables every service reads the same way: where to listen, the app API token,
-/// the shutdown grace period and logging.
-#[derive(Clone, PartialEq, Eq)]
+/// the shutdown grace period and logging. `Debug` prints the token as `[REDACTED]`.
+#[derive(Clone, Debug)]
 pub struct ServiceEnv {
     /// `<PREFIX>_HOST` (an IP address, default `127.0.0.1`) and `<PREFIX>_PORT` (0 lets the
     /// system pick).
@@ -225,7 +226,7 @@ pub struct ServiceEnv {
     pub metrics_listen: Option<SocketAddr>,
     /// `APP_API_TOKEN` as set, not trimmed, as [`crate::AppTokenLayer`] reads it; empty or unset
     /// is `None` (no check).
-    pub app_api_token: Option<String>,
+    pub app_api_token: Option<SecretString>,
     /// `SHUTDOWN_GRACE_SECS` (see [`EnvReader::secs`]), default 10 seconds.
     pub shutdown_grace: Duration,
     /// `SHUTDOWN_DRAIN_SECS`, default 0: see [`crate::server::Shutdown::drain`].
@@ -234,24 +235,6 @@ pub struct ServiceEnv {
     pub log_format: LogFormat,
     /// `RUST_LOG`, default `info`.
     pub log_filter: String,
-}
-
-// Hand-written so the app token never reaches a log line.
-impl fmt::Debug for ServiceEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceEnv")
-            .field("listen", &self.listen)
-            .field("metrics_listen", &self.metrics_listen)
-            .field(
-                "app_api_token",
-                &self.app_api_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("shutdown_grace", &self.shutdown_grace)
-            .field("shutdown_drain", &self.shutdown_drain)
-            .field("log_format", &self.log_format)
-            .field("log_filter", &self.log_filter)
-            .finish()
-    }
 }
 
 impl ServiceEnv {
@@ -280,7 +263,10 @@ impl ServiceEnv {
         Self {
             listen: SocketAddr::new(host, port),
             metrics_listen: metrics_port.map(|m| SocketAddr::new(host, m)),
-            app_api_token: env.raw(APP_API_TOKEN_ENV).filter(|t| !t.is_empty()),
+            app_api_token: env
+                .raw(APP_API_TOKEN_ENV)
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from),
             shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 10),
             shutdown_drain: Duration::from_secs(env.parse(
                 "SHUTDOWN_DRAIN_SECS",
@@ -438,18 +424,22 @@ mod tests {
     fn service_env_defaults() {
         let (service, result) = with(&[], |env| ServiceEnv::read(env, "NOTIFICATION", 8001));
         assert!(result.is_ok());
-        assert_eq!(
-            service,
-            ServiceEnv {
-                listen: "127.0.0.1:8001".parse().unwrap(),
-                metrics_listen: None,
-                app_api_token: None,
-                shutdown_grace: Duration::from_secs(10),
-                shutdown_drain: Duration::ZERO,
-                log_format: LogFormat::Auto,
-                log_filter: "info".to_owned(),
-            }
-        );
+        let ServiceEnv {
+            listen,
+            metrics_listen,
+            app_api_token,
+            shutdown_grace,
+            shutdown_drain,
+            log_format,
+            log_filter,
+        } = service;
+        assert_eq!(listen, "127.0.0.1:8001".parse().unwrap());
+        assert_eq!(metrics_listen, None);
+        assert!(app_api_token.is_none());
+        assert_eq!(shutdown_grace, Duration::from_secs(10));
+        assert_eq!(shutdown_drain, Duration::ZERO);
+        assert_eq!(log_format, LogFormat::Auto);
+        assert_eq!(log_filter, "info");
     }
 
     #[test]
@@ -470,7 +460,13 @@ mod tests {
         assert_eq!(service.shutdown_drain, Duration::from_secs(5));
         assert_eq!(service.listen, "0.0.0.0:9001".parse().unwrap());
         // As set: daprd sends the token exactly as configured.
-        assert_eq!(service.app_api_token.as_deref(), Some(" s3cret "));
+        assert_eq!(
+            service
+                .app_api_token
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
+            Some(" s3cret ")
+        );
         assert_eq!(service.shutdown_grace, Duration::from_secs(3));
         assert_eq!(service.log_format, LogFormat::Json);
         assert_eq!(service.log_filter, "debug");
@@ -521,7 +517,7 @@ mod tests {
         });
         assert!(result.is_ok());
         assert_eq!(service.listen.port(), 0);
-        assert_eq!(service.app_api_token, None);
+        assert!(service.app_api_token.is_none());
     }
 
     #[test]

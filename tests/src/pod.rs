@@ -15,7 +15,7 @@ use crate::{AppHealthCheck, Daprd, Infra, Service, ServiceOptions, ports};
 /// How to start a [`Pod`].
 #[derive(Clone, Debug)]
 pub struct PodOptions {
-    /// The sidecar's app id, and the binary to run unless [`PodOptions::binary`] says another.
+    /// The sidecar's app id, and the binary to run unless the `binary` field names another.
     pub app_id: String,
     /// The workspace binary; `None`: the app id.
     pub binary: Option<String>,

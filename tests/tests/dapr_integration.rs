@@ -167,7 +167,7 @@ fn app(seen: Seen) -> Router {
         .merge(jobs)
         .merge(subscriptions().router())
         .route("/healthz", get(|| async { "ok" }))
-        .layer(AppTokenLayer::new(Some(APP_TOKEN.to_owned())))
+        .layer(AppTokenLayer::new(Some(APP_TOKEN.into())))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -316,7 +316,7 @@ pub(crate) fn ensure_no_detached_stack() -> anyhow::Result<()> {
 /// `cargo xtask` builds xtask on its own, the build step above builds it with the whole
 /// workspace; the two differ in feature unification, so each keeps its own artifact and links
 /// it to `target/debug/xtask`, replacing the file this process runs from. `current_exe` then
-/// says "<path> (deleted)"; the path itself holds a working build of the same sources.
+/// says "`<path> (deleted)`"; the path itself holds a working build of the same sources.
 fn own_path() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("finding this program")?;
     Ok(exe

@@ -16,6 +16,7 @@
 //! (the reminder recipient) through the service layer, but only on first sight and then at most
 //! once per [`LAST_SEEN_REFRESH`] per user, instead of writing on every request.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -51,30 +52,17 @@ const SEEN_CAPACITY: usize = 10_000;
 const MAX_SUBJECT_LEN: usize = 255;
 
 /// Where verification keys come from. At least one of `hs256_secret` and `jwks_url` is needed.
-#[derive(Clone, Default)]
+/// `Debug` prints the key as `[REDACTED]`.
+#[derive(Clone, Debug, Default)]
 pub struct AuthConfig {
     /// Shared key for HS256 tokens.
-    pub hs256_secret: Option<String>,
+    pub hs256_secret: Option<SecretString>,
     /// JWKS URL for RS256 and EdDSA tokens.
     pub jwks_url: Option<String>,
     /// Required `iss` claim, when set.
     pub issuer: Option<String>,
     /// Required `aud` claim, when set.
     pub audience: Option<String>,
-}
-
-impl fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field(
-                "hs256_secret",
-                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("jwks_url", &self.jwks_url)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .finish()
-    }
 }
 
 /// Why a token was refused, or why the authenticator could not be set up.
@@ -208,8 +196,8 @@ impl Authenticator {
     ) -> Result<Self, AuthError> {
         let hs256 = config
             .hs256_secret
-            .filter(|s| !s.is_empty())
-            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+            .filter(|s| !s.expose_secret().is_empty())
+            .map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes()));
         let jwks = match config.jwks_url.filter(|u| !u.trim().is_empty()) {
             Some(url) => Some(Jwks::load(url, min_refresh, max_age).await?),
             None => None,
@@ -598,7 +586,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
 
     fn hs_config() -> AuthConfig {
         AuthConfig {
-            hs256_secret: Some(HS_SECRET.to_owned()),
+            hs256_secret: Some(HS_SECRET.into()),
             ..AuthConfig::default()
         }
     }
@@ -789,7 +777,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
         ));
         assert!(matches!(
             Authenticator::new(AuthConfig {
-                hs256_secret: Some(String::new()),
+                hs256_secret: Some("".into()),
                 ..AuthConfig::default()
             })
             .await,
@@ -1026,7 +1014,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
     fn config_debug_hides_the_secret() {
         let shown = format!("{:?}", hs_config());
         assert!(!shown.contains(HS_SECRET));
-        assert!(shown.contains("redacted"));
+        assert!(shown.contains("REDACTED"));
     }
 
     /// `header.payload.signature` with the given JSON, base64url without padding.

@@ -5,7 +5,7 @@
 //! JWT key) may come from the environment for local use; otherwise they are read from the Dapr
 //! secret store at start-up (see `main.rs`), so they never have to sit in a manifest.
 
-use std::fmt;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,21 +39,22 @@ Environment (defaults in brackets):
   LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
   RUST_LOG               log filter [info]";
 
-/// Typed configuration of the backend process.
-#[derive(Clone)]
+/// Typed configuration of the backend process. `Debug` is safe to log: the database URL (which
+/// may carry a password) and the HS256 key are `SecretString`s, which print `[REDACTED]`.
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
     /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
     pub metrics_listen: Option<SocketAddr>,
     /// Database URL given in the environment (else: secret store).
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     /// Connection pool size.
     pub database_max_connections: u32,
     /// Apply migrations at start-up.
     pub run_migrations: bool,
     /// HS256 key given in the environment (else: JWKS URL or secret store).
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
     /// JWKS URL for asymmetric tokens.
     pub jwt_jwks_url: Option<String>,
     /// Required issuer.
@@ -84,56 +85,6 @@ pub struct Config {
     pub log_filter: String,
 }
 
-// Hand-written so the database URL (which may carry a password) and the HS256 key never reach
-// a log line; destructured, so a new field cannot be forgotten here.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self {
-            listen,
-            metrics_listen,
-            database_url,
-            database_max_connections,
-            run_migrations,
-            jwt_secret,
-            jwt_jwks_url,
-            jwt_issuer,
-            jwt_audience,
-            secret_store,
-            database_url_secret,
-            jwt_secret_secret,
-            relay_batch_size,
-            relay_concurrency,
-            relay_publish_timeout,
-            shutdown_grace,
-            shutdown_drain,
-            log_format,
-            log_filter,
-        } = self;
-        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Config")
-            .field("listen", listen)
-            .field("metrics_listen", metrics_listen)
-            .field("database_url", &redacted(database_url))
-            .field("database_max_connections", database_max_connections)
-            .field("run_migrations", run_migrations)
-            .field("jwt_secret", &redacted(jwt_secret))
-            .field("jwt_jwks_url", jwt_jwks_url)
-            .field("jwt_issuer", jwt_issuer)
-            .field("jwt_audience", jwt_audience)
-            .field("secret_store", secret_store)
-            .field("database_url_secret", database_url_secret)
-            .field("jwt_secret_secret", jwt_secret_secret)
-            .field("relay_batch_size", relay_batch_size)
-            .field("relay_concurrency", relay_concurrency)
-            .field("relay_publish_timeout", relay_publish_timeout)
-            .field("shutdown_grace", shutdown_grace)
-            .field("shutdown_drain", shutdown_drain)
-            .field("log_format", log_format)
-            .field("log_filter", log_filter)
-            .finish()
-    }
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -158,7 +109,7 @@ impl Config {
         let relay_batch_size = env.positive::<u32>("RELAY_BATCH_SIZE", 256);
         let relay_concurrency = env.positive::<u32>("RELAY_CONCURRENCY", 32);
         let relay_publish_timeout = env.secs("RELAY_PUBLISH_TIMEOUT_SECS", 30);
-        let jwt_secret = env.optional("JWT_SECRET");
+        let jwt_secret = env.optional("JWT_SECRET").map(SecretString::from);
         let jwt_jwks_url = env.optional("JWT_JWKS_URL");
         if jwt_secret.is_some() && jwt_jwks_url.is_some() {
             env.problem("JWT_SECRET and JWT_JWKS_URL: set one, not both");
@@ -166,7 +117,7 @@ impl Config {
         let config = Self {
             listen,
             metrics_listen,
-            database_url: env.optional("DATABASE_URL"),
+            database_url: env.optional("DATABASE_URL").map(SecretString::from),
             database_max_connections,
             run_migrations,
             jwt_secret,
@@ -193,6 +144,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use middleware::env::map_lookup;
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -225,7 +177,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.relay_publish_timeout, Duration::from_secs(5));
         assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
-        assert_eq!(c.database_url.as_deref(), Some("postgres://x@h/db"));
+        assert_eq!(
+            c.database_url.as_ref().map(ExposeSecret::expose_secret),
+            Some("postgres://x@h/db")
+        );
         assert!(!c.run_migrations);
         assert_eq!(c.relay_batch_size, 10);
     }
@@ -264,6 +219,6 @@ mod tests {
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("fixture-db-pw") && !shown.contains("fixture-hs256-key"));
-        assert!(shown.contains("<redacted>") && shown.contains("log_filter"));
+        assert!(shown.contains("REDACTED") && shown.contains("log_filter"));
     }
 }

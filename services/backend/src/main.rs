@@ -5,6 +5,7 @@
 //! finish in-flight requests (bounded by the grace period), then let the relay publish what is
 //! still pending within the same budget.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,9 +75,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .await
     .context("setting up token verification")?;
 
-    let pool = db::connect(&database_url, config.database_max_connections)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let pool = db::connect(
+        database_url.expose_secret(),
+        config.database_max_connections,
+    )
+    .await
+    .context("connecting to PostgreSQL")?;
     if config.run_migrations {
         db::MIGRATOR
             .run(&pool)
@@ -155,7 +159,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Reads one value from the Dapr secret store, waiting for the sidecar first.
-async fn read_secret(dapr: &dapr::DaprClient, store: &str, name: &str) -> anyhow::Result<String> {
+async fn read_secret(
+    dapr: &dapr::DaprClient,
+    store: &str,
+    name: &str,
+) -> anyhow::Result<SecretString> {
     dapr.wait_ready(SIDECAR_WAIT)
         .await
         .context("waiting for the Dapr sidecar to read secrets")?;
@@ -167,6 +175,6 @@ async fn read_secret(dapr: &dapr::DaprClient, store: &str, name: &str) -> anyhow
     secret
         .get(name)
         .or_else(|| secret.values().next())
-        .cloned()
+        .map(|value| SecretString::from(value.as_str()))
         .with_context(|| format!("secret `{name}` in `{store}` is empty"))
 }

@@ -38,7 +38,7 @@ fn user_token(sub: &str) -> String {
 
 async fn app(pool: &PgPool) -> Router {
     let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(JWT_SECRET.to_owned()),
+        hs256_secret: Some(JWT_SECRET.into()),
         ..AuthConfig::default()
     })
     .await
@@ -49,7 +49,7 @@ async fn app(pool: &PgPool) -> Router {
         dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
         metrics: Metrics::new("backend").unwrap(),
     };
-    app::router(state, AppTokenLayer::new(Some(APP_TOKEN.to_owned())))
+    app::router(state, AppTokenLayer::new(Some(APP_TOKEN.into())))
 }
 
 /// Everything but the configured token: absent, empty, near misses, the token in the wrong

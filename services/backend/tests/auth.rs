@@ -131,7 +131,7 @@ fn app_with(pool: &PgPool, auth: Authenticator) -> Router {
 
 async fn hs_app(pool: &PgPool) -> Router {
     let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(HS_SECRET.to_owned()),
+        hs256_secret: Some(HS_SECRET.into()),
         ..AuthConfig::default()
     })
     .await

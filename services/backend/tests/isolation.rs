@@ -425,7 +425,7 @@ async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>, mcp_url: String) ->
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn concurrent_users_never_see_touch_or_detect_each_others_rows(pool: PgPool) {
     let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(JWT_SECRET.to_owned()),
+        hs256_secret: Some(JWT_SECRET.into()),
         ..AuthConfig::default()
     })
     .await

@@ -1251,7 +1251,7 @@ async fn an_oversized_streamed_body_answers_413_json(pool: PgPool) {
     use tower::ServiceExt;
 
     let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(KEY.to_owned()),
+        hs256_secret: Some(KEY.into()),
         ..AuthConfig::default()
     })
     .await

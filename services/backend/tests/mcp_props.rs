@@ -128,7 +128,7 @@ struct Mcp {
 impl Mcp {
     async fn new(pool: PgPool) -> Self {
         let auth = Authenticator::new(AuthConfig {
-            hs256_secret: Some(KEY.to_owned()),
+            hs256_secret: Some(KEY.into()),
             ..AuthConfig::default()
         })
         .await

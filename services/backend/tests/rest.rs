@@ -83,7 +83,7 @@ fn token_for(sub: &str, email: Option<&str>, exp_offset_secs: i64) -> String {
 impl Api {
     async fn new(pool: PgPool) -> Self {
         let auth = Authenticator::new(AuthConfig {
-            hs256_secret: Some(JWT_SECRET.to_owned()),
+            hs256_secret: Some(JWT_SECRET.into()),
             ..AuthConfig::default()
         })
         .await
@@ -2312,7 +2312,7 @@ async fn rest_and_internal_routes_inside_the_full_app(pool: PgPool) {
     let full = Api {
         app: backend::app::router(
             api.state.clone(),
-            middleware::AppTokenLayer::new(Some(app_token.to_owned())),
+            middleware::AppTokenLayer::new(Some(app_token.into())),
         ),
         state: api.state.clone(),
         pool: api.pool.clone(),

@@ -55,7 +55,7 @@ struct Seed {
 impl Api {
     async fn new(pool: PgPool) -> Self {
         let auth = Authenticator::new(AuthConfig {
-            hs256_secret: Some(KEY.to_owned()),
+            hs256_secret: Some(KEY.into()),
             ..AuthConfig::default()
         })
         .await

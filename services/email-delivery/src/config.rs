@@ -5,7 +5,7 @@
 //! credentials may come from the environment for local use; otherwise they are read from the
 //! Dapr secret store at start-up (see [`crate::credentials`]), so they never sit in a manifest.
 
-use std::fmt;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -69,35 +69,13 @@ impl FromStr for SmtpTls {
     }
 }
 
-/// A value that must never reach a log line; `Debug` prints `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// SMTP username and password.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// SMTP username and password; `Debug` prints neither (`[REDACTED]`).
+#[derive(Clone, Debug)]
 pub struct SmtpCredentials {
     /// The login name (not secret, but kept out of logs all the same).
-    pub username: Secret,
+    pub username: SecretString,
     /// The password.
-    pub password: Secret,
+    pub password: SecretString,
 }
 
 /// Everything needed to talk to the mail server.
@@ -141,7 +119,7 @@ pub struct Config {
     /// The sidecar's address and token.
     pub dapr: dapr::ClientConfig,
     /// Token daprd presents on calls into the app.
-    pub app_api_token: Option<Secret>,
+    pub app_api_token: Option<SecretString>,
     /// Grace period for shutdown.
     pub shutdown_grace: Duration,
     /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
@@ -170,7 +148,7 @@ impl Config {
                 "EMAIL_DELIVERY_PORT: `{value}` is not a port number"
             ));
         }
-        let app_api_token = env.optional(APP_API_TOKEN_ENV).map(Secret);
+        let app_api_token = env.optional(APP_API_TOKEN_ENV).map(SecretString::from);
 
         let smtp_host = env.string("SMTP_HOST", "127.0.0.1");
         let smtp_port = env.parse_with("SMTP_PORT", 25, nonzero_port);
@@ -189,8 +167,8 @@ impl Config {
         let hello_name = env.string("SMTP_HELLO_NAME", "localhost");
         let credentials = match (env.optional("SMTP_USERNAME"), env.optional("SMTP_PASSWORD")) {
             (Some(username), Some(password)) => Some(SmtpCredentials {
-                username: Secret(username),
-                password: Secret(password),
+                username: username.into(),
+                password: password.into(),
             }),
             (None, None) => None,
             _ => {
@@ -258,6 +236,7 @@ fn nonzero_port(v: &str) -> Result<u16, &'static str> {
 #[cfg(test)]
 mod tests {
     use middleware::env::map_lookup;
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -310,7 +289,7 @@ mod tests {
         assert_eq!(c.record_ttl, None);
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
         let credentials = c.smtp.credentials.as_ref().unwrap();
-        assert_eq!(credentials.password.expose(), "hunter2");
+        assert_eq!(credentials.password.expose_secret(), "hunter2");
         let debug = format!("{c:?}");
         for secret in ["robot", "hunter2", "app-token"] {
             assert!(!debug.contains(secret), "{secret} leaked into {debug}");

@@ -13,7 +13,7 @@
 
 use dapr::DaprClient;
 
-use crate::config::{Secret, SmtpCredentials};
+use crate::config::SmtpCredentials;
 
 /// Why credentials could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +75,8 @@ pub async fn from_secret_store(
     };
     match (username, password) {
         (Some(username), Some(password)) => Ok(Some(SmtpCredentials {
-            username: Secret::new(username),
-            password: Secret::new(password),
+            username: username.into(),
+            password: password.into(),
         })),
         (None, None) => Ok(None),
         (None, Some(_)) => Err(missing("username")),

@@ -19,6 +19,7 @@
 //! permanent too. Error texts pass through [`redact`] so a log line shows the recipient's
 //! domain, never the mailbox.
 
+use secrecy::ExposeSecret;
 use std::fmt;
 use std::time::Duration;
 
@@ -158,8 +159,8 @@ impl Mailer {
             .hello_name(ClientId::Domain(config.hello_name.clone()));
         if let Some(credentials) = credentials {
             builder = builder.credentials(Credentials::new(
-                credentials.username.expose().to_owned(),
-                credentials.password.expose().to_owned(),
+                credentials.username.expose_secret().to_owned(),
+                credentials.password.expose_secret().to_owned(),
             ));
         }
         Ok(Self {

@@ -104,12 +104,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         dapr,
         metrics,
     };
-    let app_token = AppTokenLayer::new(
-        config
-            .app_api_token
-            .as_ref()
-            .map(|token| token.expose().to_owned()),
-    );
+    let app_token = AppTokenLayer::new(config.app_api_token.clone());
     let app = app::router(state, app_token);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

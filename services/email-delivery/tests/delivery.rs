@@ -9,6 +9,7 @@
 
 mod support;
 
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -640,8 +641,8 @@ async fn credentials_come_from_either_secret_shape_or_are_absent() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(flat.username.expose(), "robot");
-    assert_eq!(flat.password.expose(), "hunter2");
+    assert_eq!(flat.username.expose_secret(), "robot");
+    assert_eq!(flat.password.expose_secret(), "hunter2");
 
     // One multi-key secret (Kubernetes).
     h.sidecar
@@ -650,7 +651,7 @@ async fn credentials_come_from_either_secret_shape_or_are_absent() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(k8s.username.expose(), "u2");
+    assert_eq!(k8s.username.expose_secret(), "u2");
     assert!(!format!("{k8s:?}").contains("p2"));
 
     // Half a secret is an error, not an anonymous login.

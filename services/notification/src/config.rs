@@ -5,7 +5,7 @@
 //! reported at once rather than one per restart. Tests pass a map instead of touching the
 //! process environment.
 
-use std::fmt;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,8 +39,9 @@ Environment (defaults in brackets):
   LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
   RUST_LOG               log filter [info]";
 
-/// Typed configuration of the notification process.
-#[derive(Clone)]
+/// Typed configuration of the notification process. `Debug` is safe to log: the token is a
+/// `SecretString`, which prints `[REDACTED]`.
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
@@ -55,7 +56,7 @@ pub struct Config {
     /// How to reach the sidecar.
     pub dapr: dapr::ClientConfig,
     /// Token daprd presents on callbacks; `None` disables the check.
-    pub app_api_token: Option<String>,
+    pub app_api_token: Option<SecretString>,
     /// Grace period for shutdown.
     pub shutdown_grace: Duration,
     /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
@@ -64,42 +65,6 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_filter: String,
-}
-
-// Hand-written so the app token never reaches a log line; destructured, so a new field cannot
-// be forgotten here.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self {
-            listen,
-            metrics_listen,
-            backend_app_id,
-            state_store,
-            job_failure_policy,
-            dapr,
-            app_api_token,
-            shutdown_grace,
-            shutdown_drain,
-            log_format,
-            log_filter,
-        } = self;
-        f.debug_struct("Config")
-            .field("listen", listen)
-            .field("metrics_listen", metrics_listen)
-            .field("backend_app_id", backend_app_id)
-            .field("state_store", state_store)
-            .field("job_failure_policy", job_failure_policy)
-            .field("dapr", dapr)
-            .field(
-                "app_api_token",
-                &app_api_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("shutdown_grace", shutdown_grace)
-            .field("shutdown_drain", shutdown_drain)
-            .field("log_format", log_format)
-            .field("log_filter", log_filter)
-            .finish()
-    }
 }
 
 impl Config {
@@ -139,6 +104,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use middleware::env::map_lookup;
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -157,7 +123,7 @@ mod tests {
             crate::reminders::DEFAULT_JOB_FAILURE_POLICY
         );
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
-        assert_eq!(c.app_api_token, None);
+        assert!(c.app_api_token.is_none());
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.log_format, LogFormat::Auto);
         assert_eq!(c.log_filter, "info");
@@ -190,7 +156,10 @@ mod tests {
             }
         );
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
-        assert_eq!(c.app_api_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.app_api_token.as_ref().map(ExposeSecret::expose_secret),
+            Some("s3cret")
+        );
         assert_eq!(c.shutdown_grace, Duration::from_secs(3));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.log_filter, "debug");
@@ -247,11 +216,11 @@ mod tests {
         // Test fixture only.
         let c = load(&[("APP_API_TOKEN", "fixture-notification-token")]).unwrap();
         assert_eq!(
-            c.app_api_token.as_deref(),
+            c.app_api_token.as_ref().map(ExposeSecret::expose_secret),
             Some("fixture-notification-token")
         );
         let shown = format!("{c:?}");
         assert!(!shown.contains("fixture-notification-token"), "{shown}");
-        assert!(shown.contains("<redacted>"));
+        assert!(shown.contains("REDACTED"));
     }
 }

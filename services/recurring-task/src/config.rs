@@ -3,7 +3,7 @@
 //! Every variable has a default that works on a developer machine, and every bad variable —
 //! ours and the sidecar's `DAPR_*` ones — is reported at once rather than one per restart.
 
-use std::fmt;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -25,8 +25,9 @@ Environment (defaults in brackets):
   LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
   RUST_LOG               log filter [info]";
 
-/// Typed configuration of the recurring-task process.
-#[derive(Clone)]
+/// Typed configuration of the recurring-task process. `Debug` is safe to log: the token is a
+/// `SecretString`, which prints `[REDACTED]`.
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
@@ -37,7 +38,7 @@ pub struct Config {
     /// How to reach our sidecar.
     pub dapr: dapr::ClientConfig,
     /// Token daprd presents on calls into this app (`None`: not checked).
-    pub app_api_token: Option<String>,
+    pub app_api_token: Option<SecretString>,
     /// Grace period for shutdown.
     pub shutdown_grace: Duration,
     /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
@@ -46,26 +47,6 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_filter: String,
-}
-
-// Hand-written so the app token never reaches a log line.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("metrics_listen", &self.metrics_listen)
-            .field("backend_app_id", &self.backend_app_id)
-            .field("dapr", &self.dapr)
-            .field(
-                "app_api_token",
-                &self.app_api_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("shutdown_grace", &self.shutdown_grace)
-            .field("shutdown_drain", &self.shutdown_drain)
-            .field("log_format", &self.log_format)
-            .field("log_filter", &self.log_filter)
-            .finish()
-    }
 }
 
 impl Config {
@@ -98,6 +79,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use middleware::env::map_lookup;
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -132,7 +114,10 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:9003".parse().unwrap());
         assert_eq!(c.backend_app_id, "todo-backend");
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3603");
-        assert_eq!(c.app_api_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.app_api_token.as_ref().map(ExposeSecret::expose_secret),
+            Some("s3cret")
+        );
         assert_eq!(c.shutdown_grace, Duration::from_secs(3));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.log_filter, "debug");

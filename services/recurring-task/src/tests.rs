@@ -490,7 +490,7 @@ async fn status_and_body(app: &Router, request: Request<Body>) -> (StatusCode, V
 async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not() {
     let (fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
     let (_, state) = app_at(addr);
-    let app = router(state, AppTokenLayer::new(Some(APP_TOKEN.to_owned())));
+    let app = router(state, AppTokenLayer::new(Some(APP_TOKEN.into())));
     let event = serde_json::to_vec(&completed(daily_task())).unwrap();
     // Every route daprd calls; an unrouted path is refused alike (no probing for routes).
     let request = |method: &str, path: &str, header: Option<(&str, &str)>| {

@@ -35,7 +35,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn authenticator() -> Authenticator {
     Authenticator::new(AuthConfig {
-        hs256_secret: Some(SECRET.to_owned()),
+        hs256_secret: Some(SECRET.into()),
         ..AuthConfig::default()
     })
     .await

@@ -22,7 +22,7 @@ pub(crate) type Client = RunningService<RoleClient, ()>;
 /// endpoint URL.
 pub(crate) async fn serve(pool: PgPool, key: &str) -> String {
     let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(key.to_owned()),
+        hs256_secret: Some(key.into()),
         jwks_url: None,
         issuer: None,
         audience: None,

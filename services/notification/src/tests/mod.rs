@@ -888,7 +888,7 @@ async fn readiness_fails_without_a_sidecar() {
     .unwrap();
     let publisher = Publisher::dapr(dapr.clone(), &PublisherConfig::default());
     let state = AppState::new(dapr, publisher, metrics, "backend", "statestore").unwrap();
-    let app = router(state, AppTokenLayer::new(Some("t0ken".to_owned())));
+    let app = router(state, AppTokenLayer::new(Some("t0ken".into())));
     let response = app
         .clone()
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
@@ -989,7 +989,7 @@ fn with_header(request: &Request<Body>, header: Option<(&str, &str)>) -> Request
 
 #[tokio::test]
 async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not() {
-    let h = Harness::with_app_token(AppTokenLayer::new(Some(APP_TOKEN.to_owned()))).await;
+    let h = Harness::with_app_token(AppTokenLayer::new(Some(APP_TOKEN.into()))).await;
     let remind_at = from_now(TimeDelta::hours(1));
     let t = task(from_now(TimeDelta::zero()), Some(remind_at));
     let event = json!({
