@@ -686,7 +686,8 @@ async fn duplicate_reminder_event_sends_one_email(env: &Env) -> anyhow::Result<(
 }
 
 /// 6. SMTP sink down for a while → the email arrives once it is back; an invalid recipient →
-///    the dead-letter topic.
+///    the dead-letter topic, intact (same id, type and data), and the next reminder is still
+///    mailed.
 async fn smtp_outage_retries_and_bad_recipient_dead_letters(env: &Env) -> anyhow::Result<()> {
     let title = unique("outage");
     let retries_before = env.email_outcome("retry").await?;
@@ -733,19 +734,41 @@ async fn smtp_outage_retries_and_bad_recipient_dead_letters(env: &Env) -> anyhow
                 .observer
                 .seen
                 .matching("task-reminders-dlq", |e| e.id == bad.id);
-            Ok::<_, std::convert::Infallible>((!found.is_empty()).then_some(()))
+            Ok::<_, std::convert::Infallible>(found.into_iter().next())
         },
     )
     .await;
-    if let Err(e) = dead {
-        match env.infra.topic_messages("task-reminders-dlq")? {
+    let dead = match dead {
+        Ok(dead) => dead,
+        Err(e) => match env.infra.topic_messages("task-reminders-dlq")? {
             Some(stream) => anyhow::bail!(
                 "{e}; the dead-letter topic holds {} messages: {stream:?}",
                 stream.len()
             ),
             None => anyhow::bail!("{e}"),
-        }
-    }
+        },
+    };
+    ensure!(
+        dead.ty == bad.ty && dead.data == bad.data,
+        "the dead letter differs from what was published: {dead:?}"
+    );
+
+    // The consumer keeps going after the poison message.
+    let after = unique("after-dlq");
+    let next = reminder_due_event(
+        &uuid::Uuid::now_v7().to_string(),
+        &after,
+        "someone@example.test",
+    )?;
+    env.publisher
+        .publish_event(
+            topics::PUBSUB,
+            topics::TASK_REMINDERS,
+            &next,
+            &dapr::PublishOptions::default(),
+        )
+        .await?;
+    one_mail(env, &after, DEADLINE).await?;
     Ok(())
 }
 

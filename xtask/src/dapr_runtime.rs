@@ -2,8 +2,10 @@
 //!
 //! The unmodified `github.com/dapr/dapr` module is fetched through the Go module proxy, copied
 //! out of the module cache into our build cache (so that it is the main module and its
-//! `replace` directives apply) and built there with `go build`. Nothing from Dapr is written
-//! into this repository. The README ("The Dapr runtime") gives the versions and build times.
+//! `replace` directives apply) and built there with `go build`, with the fixes of
+//! [`crate::dapr_fixes`] applied to copies of the dependencies they edit. Nothing from Dapr is
+//! written into this repository. The README ("The Dapr runtime") gives the versions and build
+//! times.
 
 #![allow(clippy::print_stdout)] // Build progress goes to the console.
 
@@ -71,7 +73,12 @@ pub(crate) fn ensure_runtime(version: &str) -> anyhow::Result<DaprInstall> {
         daprd: home_bin.join("daprd"),
         scheduler: home_bin.join("scheduler"),
     };
-    if daprd_version(&home.daprd).as_deref() == Some(version) && home.scheduler.is_file() {
+    let stamp = build_stamp(version);
+    let ours = std::fs::read_to_string(home_bin.join(MARKER)).ok();
+    if ours.as_deref() == Some(stamp.as_str())
+        && daprd_version(&home.daprd).as_deref() == Some(version)
+        && home.scheduler.is_file()
+    {
         step::info(&format!(
             "reusing daprd {version} in {}",
             home_bin.display()
@@ -84,15 +91,18 @@ pub(crate) fn ensure_runtime(version: &str) -> anyhow::Result<DaprInstall> {
         daprd: cache.join("bin").join("daprd"),
         scheduler: cache.join("bin").join("scheduler"),
     };
-    if daprd_version(&built.daprd).as_deref() == Some(version) && built.scheduler.is_file() {
+    let built_stamp = std::fs::read_to_string(cache.join("bin").join(MARKER)).ok();
+    if built_stamp.as_deref() == Some(stamp.as_str())
+        && daprd_version(&built.daprd).as_deref() == Some(version)
+        && built.scheduler.is_file()
+    {
         step::info(&format!("reusing the build in {}", cache.display()));
     } else {
         build_runtime(version, &cache)?;
     }
 
     // Install into ~/.dapr/bin unless someone else's Dapr (e.g. `dapr init`) is there.
-    let ours = std::fs::read_to_string(home_bin.join(MARKER)).is_ok();
-    if home.daprd.exists() && !ours {
+    if home.daprd.exists() && ours.is_none() {
         step::info(&format!(
             "leaving the daprd {} in {} alone; using {}",
             daprd_version(&home.daprd).unwrap_or_else(|| "of unknown version".into()),
@@ -104,7 +114,7 @@ pub(crate) fn ensure_runtime(version: &str) -> anyhow::Result<DaprInstall> {
     std::fs::create_dir_all(&home_bin)?;
     install_file(&built.daprd, &home.daprd)?;
     install_file(&built.scheduler, &home.scheduler)?;
-    std::fs::write(home_bin.join(MARKER), format!("{version}\n"))?;
+    std::fs::write(home_bin.join(MARKER), &stamp)?;
     step::info(&format!(
         "installed daprd and scheduler {version} into {}",
         home_bin.display()
@@ -207,6 +217,7 @@ fn build_runtime(version: &str, cache: &Path) -> anyhow::Result<()> {
     // dapr's own go.mod (with its replace directives) governs the build.
     let src = cache.join("src");
     fetch_module_source("github.com/dapr/dapr", version, &src)?;
+    crate::dapr_fixes::apply(&src, cache)?;
 
     let ldflags = format!(
         "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version} \
@@ -228,7 +239,14 @@ fn build_runtime(version: &str, cache: &Path) -> anyhow::Result<()> {
     if built.as_deref() != Some(version) {
         bail!("built daprd reports version {built:?}, expected {version}");
     }
+    std::fs::write(cache.join("bin").join(MARKER), build_stamp(version))?;
     Ok(())
+}
+
+/// What a build of `version` with today's fixes is stamped with, in `~/.dapr/bin` and in the
+/// cache: a build without a fix added since (or someone else's daprd) is not reused.
+fn build_stamp(version: &str) -> String {
+    format!("{version}\nfixes: {}\n", crate::dapr_fixes::stamp())
 }
 
 /// `go` with the settings of Dapr's release builds: static binaries, reproducible paths, and

@@ -26,6 +26,16 @@ const CHECKS: &[&str] = &["licenses", "bans", "sources"];
 pub(crate) fn check() -> anyhow::Result<()> {
     let deny = ensure(&crate::dapr_runtime::cache_root()?)?;
     let root = harness::repo_root();
+    // `cargo metadata` resolves the crates of every target platform (windows-sys and the like),
+    // which a Linux build never downloads: fetched first, from the crates.io registry, so the
+    // offline check finds them on a machine that has only built here.
+    let fetched = crate::cargo::command()
+        .args(["fetch", "--locked", "--quiet"])
+        .status()
+        .context("running cargo fetch")?;
+    if !fetched.success() {
+        bail!("cargo fetch --locked failed ({fetched})");
+    }
     // Invoked the way cargo invokes a plugin (`cargo-deny deny …`). `--offline` keeps its
     // `cargo metadata` on the local registry cache; `--locked` refuses a stale Cargo.lock.
     let status = Command::new(&deny)

@@ -9,6 +9,7 @@ mod bench;
 mod cargo;
 mod cluster;
 mod cluster_images;
+mod dapr_fixes;
 mod dapr_runtime;
 mod deny;
 mod deps;
