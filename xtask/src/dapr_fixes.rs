@@ -29,8 +29,8 @@ pub(crate) struct Fix {
 /// components-contrib 1.18.3 (the one daprd 1.18.2 requires; 1.18.4 is the same there), and
 /// both turn a publish that did not reach the broker into a reported success: daprd answers
 /// 204, the outbox relay marks the event published, and the event is gone. Our broker-crash
-/// scenario lost 1 event in about 3,500 in half of its runs on RabbitMQ, and 94 once the first
-/// defect alone was fixed (the publishes then went on to the second).
+/// scenario on RabbitMQ lost 1 event of 3,622 in one of three runs, at the instant daprd logged
+/// the first defect. (Other losses after a RabbitMQ crash remain with both fixed: RELIABILITY.md.)
 ///
 /// - `rabbitmq-unconfirmed-publish`: with `publisherConfirm: "true"`, a message the broker
 ///   nacks, or whose channel closes before the confirmation, is logged ("did not receive
