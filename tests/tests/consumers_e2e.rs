@@ -195,6 +195,19 @@ impl Env {
         Ok((status, resp.json::<Value>().await.unwrap_or(Value::Null)))
     }
 
+    /// Publishes `event` on `topic` of the `pubsub` component, as the test's own app.
+    async fn publish(&self, topic: &str, event: &dapr::CloudEvent) -> anyhow::Result<()> {
+        self.publisher
+            .publish_event(
+                topics::PUBSUB,
+                topic,
+                event,
+                &dapr::PublishOptions::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn create_task(&self, user: &str, body: Value) -> anyhow::Result<Value> {
         let (status, task) = self
             .send(reqwest::Method::POST, "/api/v1/tasks", user, Some(&body))
@@ -664,14 +677,7 @@ async fn duplicate_reminder_event_sends_one_email(env: &Env) -> anyhow::Result<(
     )?;
     let before = env.email_outcome("duplicate").await?;
     for _ in 0..2 {
-        env.publisher
-            .publish_event(
-                topics::PUBSUB,
-                topics::TASK_REMINDERS,
-                &event,
-                &dapr::PublishOptions::default(),
-            )
-            .await?;
+        env.publish(topics::TASK_REMINDERS, &event).await?;
     }
     one_mail(env, &title, DEADLINE).await?;
     wait::until("email-delivery to see the duplicate", DEADLINE, || async {
@@ -697,14 +703,7 @@ async fn smtp_outage_retries_and_bad_recipient_dead_letters(env: &Env) -> anyhow
         &title,
         "someone@example.test",
     )?;
-    env.publisher
-        .publish_event(
-            topics::PUBSUB,
-            topics::TASK_REMINDERS,
-            &event,
-            &dapr::PublishOptions::default(),
-        )
-        .await?;
+    env.publish(topics::TASK_REMINDERS, &event).await?;
     wait::until("a retry while the sink is down", DEADLINE, || async {
         Ok::<_, anyhow::Error>((env.email_outcome("retry").await? > retries_before).then_some(()))
     })
@@ -718,14 +717,7 @@ async fn smtp_outage_retries_and_bad_recipient_dead_letters(env: &Env) -> anyhow
         &unique("bad"),
         "nobody@invalid.test",
     )?;
-    env.publisher
-        .publish_event(
-            topics::PUBSUB,
-            topics::TASK_REMINDERS,
-            &bad,
-            &dapr::PublishOptions::default(),
-        )
-        .await?;
+    env.publish(topics::TASK_REMINDERS, &bad).await?;
     let dead = wait::until(
         "the bad recipient on the dead-letter topic",
         DEADLINE,
@@ -760,14 +752,7 @@ async fn smtp_outage_retries_and_bad_recipient_dead_letters(env: &Env) -> anyhow
         &after,
         "someone@example.test",
     )?;
-    env.publisher
-        .publish_event(
-            topics::PUBSUB,
-            topics::TASK_REMINDERS,
-            &next,
-            &dapr::PublishOptions::default(),
-        )
-        .await?;
+    env.publish(topics::TASK_REMINDERS, &next).await?;
     one_mail(env, &after, DEADLINE).await?;
     Ok(())
 }
@@ -858,14 +843,7 @@ async fn recurring_tasks_follow_their_rule_once(env: &Env) -> anyhow::Result<()>
         .next()
         .context("the completion on task-recurrence")?;
     for _ in 0..2 {
-        env.publisher
-            .publish_event(
-                topics::PUBSUB,
-                topics::TASK_RECURRENCE,
-                &completion,
-                &dapr::PublishOptions::default(),
-            )
-            .await?;
+        env.publish(topics::TASK_RECURRENCE, &completion).await?;
     }
 
     // Completing the second (last of COUNT=2) ends the series.
@@ -1078,14 +1056,7 @@ async fn recurrence_refuses_foreign_forged_and_replayed_completions(
     // Through an app allowed on the topic, the forgery reaches recurring-task, whose request
     // the backend refuses: the event is dropped and no task is created.
     let dropped = env.occurrence_outcome("dropped").await?;
-    env.publisher
-        .publish_event(
-            topics::PUBSUB,
-            topics::TASK_RECURRENCE,
-            &forged,
-            &dapr::PublishOptions::default(),
-        )
-        .await?;
+    env.publish(topics::TASK_RECURRENCE, &forged).await?;
     wait::until(
         "recurring-task to drop the forged completion",
         DEADLINE,
@@ -1143,14 +1114,7 @@ async fn recurrence_refuses_foreign_forged_and_replayed_completions(
         ..real
     };
     let duplicates = env.occurrence_outcome("duplicate").await?;
-    env.publisher
-        .publish_event(
-            topics::PUBSUB,
-            topics::TASK_RECURRENCE,
-            &replay,
-            &dapr::PublishOptions::default(),
-        )
-        .await?;
+    env.publish(topics::TASK_RECURRENCE, &replay).await?;
     wait::until(
         "recurring-task to see the replay as a duplicate",
         DEADLINE,
@@ -1187,14 +1151,7 @@ async fn email_sidecar_killed_between_sending_and_recording_sends_one_mail(
         &title,
         "someone@example.test",
     )?;
-    env.publisher
-        .publish_event(
-            topics::PUBSUB,
-            topics::TASK_REMINDERS,
-            &event,
-            &dapr::PublishOptions::default(),
-        )
-        .await?;
+    env.publish(topics::TASK_REMINDERS, &event).await?;
     // The message is stored at the sink; its 250 reply waits for the gate.
     tokio::time::timeout(DEADLINE, gate.reached.notified())
         .await
