@@ -46,6 +46,11 @@ pub struct RabbitMq {
     epmd: ManagedProcess,
     port: u16,
     node: String,
+    /// What `rabbitmqctl` needs to reach the node: its `HOME` (the Erlang cookie), epmd's
+    /// port and the empty env file.
+    home: PathBuf,
+    epmd_port: u16,
+    env_file: PathBuf,
 }
 
 /// Where the programs are: `RABBITMQ_SERVER` or Debian's script, and `epmd` from `PATH`.
@@ -104,6 +109,8 @@ impl RabbitMq {
         let recipe = {
             let dir = dir.clone();
             let node = node.clone();
+            let home = home.clone();
+            let env_file = env_file.clone();
             Box::new(move || {
                 let mut cmd = Command::new(&server_bin);
                 cmd.env("HOME", &home)
@@ -146,6 +153,9 @@ impl RabbitMq {
             epmd,
             port,
             node,
+            home,
+            epmd_port,
+            env_file,
         })
     }
 
@@ -215,6 +225,40 @@ impl RabbitMq {
         &self.node
     }
 
+    /// Every queue with its depth and consumers, from `rabbitmqctl list_queues`: where a test
+    /// finds messages missing, were they still in a queue, and held by whom?
+    pub fn queues(&self) -> anyhow::Result<Vec<QueueDepth>> {
+        let ctl = programs()?.0.with_file_name("rabbitmqctl");
+        let out = Command::new(&ctl)
+            .args([
+                "-n",
+                &self.node,
+                "-q",
+                "list_queues",
+                "--no-table-headers",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+                "consumers",
+            ])
+            .env("HOME", &self.home)
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("RABBITMQ_CONF_ENV_FILE", &self.env_file)
+            .output()
+            .with_context(|| format!("running {}", ctl.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "rabbitmqctl list_queues failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(QueueDepth::parse)
+            .collect()
+    }
+
     /// The PID of the Erlang VM.
     pub fn vm_pid(&self) -> Option<u32> {
         self.lock_vm().pid
@@ -262,6 +306,51 @@ impl RabbitMq {
         }
         let _ = server.into_inner().detach();
         out
+    }
+}
+
+/// One queue as `rabbitmqctl list_queues name messages_ready messages_unacknowledged
+/// consumers` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// The queue's name (`<consumer id>-<topic>` for a Dapr subscription).
+    pub name: String,
+    /// Messages waiting for a consumer.
+    pub ready: u64,
+    /// Messages delivered to a consumer and not yet acknowledged.
+    pub unacked: u64,
+    /// Consumers registered on the queue.
+    pub consumers: u64,
+}
+
+impl QueueDepth {
+    /// Parses one tab-separated line.
+    fn parse(line: &str) -> anyhow::Result<Self> {
+        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+        let [name, ready, unacked, consumers] = fields[..] else {
+            anyhow::bail!("unexpected list_queues line {line:?}");
+        };
+        let number = |field: &str| {
+            field
+                .parse::<u64>()
+                .with_context(|| format!("in list_queues line {line:?}"))
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            ready: number(ready)?,
+            unacked: number(unacked)?,
+            consumers: number(consumers)?,
+        })
+    }
+}
+
+impl std::fmt::Display for QueueDepth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} ready, {} unacknowledged, {} consumers",
+            self.name, self.ready, self.unacked, self.consumers
+        )
     }
 }
 
@@ -431,6 +520,22 @@ mod tests {
         let conf = rabbitmq_conf(5999);
         assert!(conf.contains("listeners.tcp.default = 127.0.0.1:5999"));
         assert!(conf.contains("loopback_users.guest = true"));
+    }
+
+    #[test]
+    fn reads_a_list_queues_line() {
+        let q = QueueDepth::parse("app-task-events\t0\t32\t2").unwrap();
+        assert_eq!(
+            q,
+            QueueDepth {
+                name: "app-task-events".into(),
+                ready: 0,
+                unacked: 32,
+                consumers: 2
+            }
+        );
+        assert!(QueueDepth::parse("app-task-events\t0\t32").is_err());
+        assert!(QueueDepth::parse("name\tmessages_ready\tx\ty").is_err());
     }
 
     #[test]

@@ -180,6 +180,14 @@ impl BrokerServer {
         }
     }
 
+    /// The RabbitMQ node, when RabbitMQ is the broker.
+    pub fn rabbitmq(&self) -> Option<&RabbitMq> {
+        match self {
+            Self::RabbitMq(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The Redis server, when Redis is the broker.
     pub fn redis(&self) -> Option<&Redis> {
         match self {

@@ -25,12 +25,13 @@ pub(crate) struct Fix {
     pub(crate) edit: fn(&str) -> anyhow::Result<String>,
 }
 
-/// Every fix applied to the runtime we build. Both are in the RabbitMQ pub/sub component of
-/// components-contrib 1.18.3 (the one daprd 1.18.2 requires; 1.18.4 is the same there), and
-/// both turn a publish that did not reach the broker into a reported success: daprd answers
-/// 204, the outbox relay marks the event published, and the event is gone. Our broker-crash
-/// scenario on RabbitMQ lost 1 event of 3,622 in one of three runs, at the instant daprd logged
-/// the first defect. (Other losses after a RabbitMQ crash remain with both fixed: RELIABILITY.md.)
+/// Every fix applied to the runtime we build. All three are in the RabbitMQ pub/sub component
+/// of components-contrib 1.18.3 (the one daprd 1.18.2 requires; 1.18.4 is the same there).
+///
+/// The first two turn a publish that did not reach the broker into a reported success: daprd
+/// answers 204, the outbox relay marks the event published, and the event is gone. Our
+/// broker-crash scenario on RabbitMQ lost 1 event of 3,622 in one of three runs, at the instant
+/// daprd logged the first defect.
 ///
 /// - `rabbitmq-unconfirmed-publish`: with `publisherConfirm: "true"`, a message the broker
 ///   nacks, or whose channel closes before the confirmation, is logged ("did not receive
@@ -42,6 +43,19 @@ pub(crate) struct Fix {
 ///
 /// With the fixes such a publish fails, daprd answers an error, and the relay publishes the
 /// event again (consumers deduplicate a copy the broker did keep).
+///
+/// - `rabbitmq-serialized-consume`: every subscription of a sidecar shares one AMQP channel, and
+///   the component registers a consumer (`basic.consume`, which waits for `consume-ok`) without
+///   the lock that its other channel calls hold. After a reconnect, the subscriptions re-declare
+///   their queues side by side; the client library matches replies to calls in arrival order
+///   only, so one call takes another's reply and fails ("Exception (503) unexpected command
+///   received"). When the failed call is the `basic.consume`, the broker has registered the
+///   consumer but the client has forgotten it: the broker fills it with `prefetchCount`
+///   messages that nobody reads or acknowledges until the channel closes, and the subscription
+///   registers another consumer. Our broker-crash scenario found 31 events parked that way (32
+///   unacknowledged on a queue with 2 consumers for one subscriber) in 3 runs of 6. Taking the
+///   lock around the call serialises it with the others. (Reported upstream as
+///   components-contrib issue 4540, open when this was written.)
 pub(crate) const FIXES: &[Fix] = &[
     Fix {
         id: "rabbitmq-unconfirmed-publish",
@@ -54,6 +68,12 @@ pub(crate) const FIXES: &[Fix] = &[
         module: CONTRIB,
         file: RABBITMQ,
         edit: return_cancelled_publish_error,
+    },
+    Fix {
+        id: "rabbitmq-serialized-consume",
+        module: CONTRIB,
+        file: RABBITMQ,
+        edit: serialize_consume,
     },
 ];
 
@@ -171,6 +191,41 @@ fn return_cancelled_publish_error(text: &str) -> anyhow::Result<String> {
     Ok(format!("{}{body}{}", &text[..at], &text[end..]))
 }
 
+/// Wraps the one `channel.Consume(...)` call (a statement over several lines, closed by a `)`
+/// line at its own indentation) in `r.channelMutex.Lock()` / `Unlock()`.
+fn serialize_consume(text: &str) -> anyhow::Result<String> {
+    const CALL: &str = "msgs, err = channel.Consume(";
+    const LOCK: &str = "r.channelMutex.Lock()";
+    ensure!(
+        text.matches(CALL).count() == 1,
+        "expected one `{CALL}`, found {}",
+        text.matches(CALL).count()
+    );
+    let at = text.find(CALL).context("no consume call")?;
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let indent = &text[line_start..at];
+    ensure!(
+        indent.chars().all(char::is_whitespace),
+        "`{CALL}` does not start its line"
+    );
+    let before = text[..line_start].trim_end();
+    ensure!(
+        !before.ends_with(LOCK),
+        "the consume call already holds the channel lock"
+    );
+    let close = format!("\n{indent})\n");
+    let end = text[at..]
+        .find(&close)
+        .map(|offset| at + offset + close.len())
+        .with_context(|| format!("no closing `)` line for `{CALL}`"))?;
+    Ok(format!(
+        "{}{indent}{LOCK}\n{}{indent}r.channelMutex.Unlock()\n{}",
+        &text[..line_start],
+        &text[line_start..end],
+        &text[end..]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +293,36 @@ mod tests {
         assert!(!fixed[..publish_end].contains("return nil"));
         assert!(fixed[publish_end..].contains("return nil"));
         assert!(return_cancelled_publish_error(&fixed).is_err());
+    }
+
+    // Our own stand-in for a consume call spread over lines.
+    const CONSUME: &str = concat!(
+        "package p\n\n",
+        "func (r *rabbitMQ) loop() {\n",
+        "\tfor {\n",
+        "\t\tmsgs, err = channel.Consume(\n",
+        "\t\t\tq.Name,\n",
+        "\t\t\tnil,\n",
+        "\t\t)\n",
+        "\t\tif err != nil {\n",
+        "\t\t\tbreak\n",
+        "\t\t}\n",
+        "\t}\n",
+        "}\n",
+    );
+
+    #[test]
+    fn the_consume_call_runs_under_the_channel_lock() {
+        let fixed = serialize_consume(CONSUME).unwrap();
+        let lock = fixed.find("\t\tr.channelMutex.Lock()\n").unwrap();
+        let call = fixed.find("msgs, err = channel.Consume(").unwrap();
+        let close = fixed.find("\t\t)\n").unwrap();
+        let unlock = fixed.find("\t\tr.channelMutex.Unlock()\n").unwrap();
+        let check = fixed.find("if err != nil").unwrap();
+        assert!(lock < call && call < close && close < unlock && unlock < check);
+        // Applying it twice, or to a file without the call, stops the build.
+        assert!(serialize_consume(&fixed).is_err());
+        assert!(serialize_consume("package p\n").is_err());
     }
 
     #[test]
