@@ -238,6 +238,15 @@ pub struct ServiceEnv {
 }
 
 impl ServiceEnv {
+    /// How the server stops: [`crate::server::Shutdown`] from `SHUTDOWN_DRAIN_SECS` and
+    /// `SHUTDOWN_GRACE_SECS`.
+    pub fn shutdown(&self) -> crate::server::Shutdown {
+        crate::server::Shutdown {
+            drain: self.shutdown_drain,
+            grace: self.shutdown_grace,
+        }
+    }
+
     /// Reads `<prefix>_HOST`, `<prefix>_PORT` (default `default_port`), `METRICS_PORT`,
     /// `APP_API_TOKEN`, `SHUTDOWN_GRACE_SECS`, `SHUTDOWN_DRAIN_SECS`, `LOG_FORMAT` and `RUST_LOG`, recording problems
     /// in `env`.
@@ -424,6 +433,13 @@ mod tests {
     fn service_env_defaults() {
         let (service, result) = with(&[], |env| ServiceEnv::read(env, "NOTIFICATION", 8001));
         assert!(result.is_ok());
+        assert_eq!(
+            service.shutdown(),
+            crate::server::Shutdown {
+                drain: Duration::ZERO,
+                grace: Duration::from_secs(10)
+            }
+        );
         let ServiceEnv {
             listen,
             metrics_listen,

@@ -54,11 +54,16 @@
 //! # }
 //! ```
 //!
+//! [`consumer_router`] and [`event_route_layers`] build exactly this stack (with health,
+//! `/dapr/subscribe` and `/metrics`); every consumer service uses them.
+//!
 //! The outbound side is [`Publisher`]: concurrency → retry → timeout around the Dapr client.
 
 pub mod app_token;
 pub mod cloudevents;
+pub mod consumer;
 pub mod env;
+pub mod env_help;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -70,6 +75,7 @@ pub mod trace;
 
 pub use app_token::AppTokenLayer;
 pub use cloudevents::{CloudEventLayer, Event, EventRejection};
+pub use consumer::{consumer_router, event_route_layers};
 pub use error::ErrorBody;
 pub use metrics::{HttpMetricsLayer, Metrics, MetricsError, metrics_router};
 pub use publisher::{DaprPublish, PublishError, PublishRequest, Publisher, PublisherConfig};

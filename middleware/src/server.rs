@@ -175,6 +175,25 @@ pub async fn serve_with_metrics(
     result
 }
 
+/// A service's HTTP server from bind to stop, the same in every service: binds `listen`, logs
+/// `<service> listening`, and serves `app` ([`serve_with_metrics`], with `/metrics` on the
+/// listener of [`bind_metrics`] when there is one) until SIGTERM or Ctrl-C
+/// ([`shutdown_signal`]), then drains and waits per `shutdown`. The caller logs `<service>
+/// stopped` once its own clean-up (a relay, a pool) is done.
+pub async fn serve_service(
+    service: &str,
+    listen: std::net::SocketAddr,
+    app: Router,
+    metrics: Option<(TcpListener, crate::Metrics)>,
+    shutdown: impl Into<Shutdown>,
+) -> std::io::Result<Stopped> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {listen}: {e}")))?;
+    tracing::info!(address = %listen, "{service} listening");
+    serve_with_metrics(listener, app, metrics, shutdown_signal(), shutdown).await
+}
+
 /// Binds the metrics listener of [`serve_with_metrics`] when `address` is set
 /// (`METRICS_PORT`); `None` keeps `/metrics` on the app listener.
 pub async fn bind_metrics(

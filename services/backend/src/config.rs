@@ -6,47 +6,85 @@
 //! secret store at start-up (see `main.rs`), so they never have to sit in a manifest.
 
 use secrecy::SecretString;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use middleware::LogFormat;
 pub use middleware::env::EnvError as ConfigError;
 use middleware::env::{EnvReader, ServiceEnv};
+use middleware::env_help::EnvDoc;
 
-/// Variables the backend reads, with their meaning, for `--help`.
-pub const ENV_HELP: &str = "\
-Environment (defaults in brackets):
-  BACKEND_HOST           address to listen on [127.0.0.1]
-  BACKEND_PORT           port for REST, MCP, internal, health and metrics routes [8000]
-  METRICS_PORT           serve /metrics on this port (same host) instead of the one above [unset]
-  DATABASE_URL           PostgreSQL URL; when unset, read from the secret store. TLS (rustls):
-                         add ?sslmode=verify-full&sslrootcert=<CA file> to verify the server
-  DATABASE_MAX_CONNECTIONS  pool size [10]
-  RUN_MIGRATIONS         apply database migrations at start-up [true]
-  JWT_SECRET             HS256 key; when unset and JWT_JWKS_URL is unset, read from the secret store
-  JWT_JWKS_URL           JWKS URL for RS256/EdDSA tokens (instead of JWT_SECRET)
-  JWT_ISSUER, JWT_AUDIENCE  required `iss` / `aud` claims [not checked]
-  SECRET_STORE           Dapr secret store name [secretstore]
-  DATABASE_URL_SECRET    secret holding the database URL [backend-database-url]
-  JWT_SECRET_SECRET      secret holding the HS256 key [jwt-secret]
-  DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
-  APP_API_TOKEN          token daprd must present on internal and Dapr callback routes [none]
-  RELAY_BATCH_SIZE       outbox rows read per relay pass [256]
-  RELAY_CONCURRENCY      tasks whose events are published in parallel [32]
-  RELAY_PUBLISH_TIMEOUT_SECS  longest wait for daprd to answer one publish [30]
-  SHUTDOWN_GRACE_SECS    time allowed for in-flight requests and the last relay flush [10]
-  SHUTDOWN_DRAIN_SECS    after SIGTERM, serve on with failing health probes so daprd stops sending work [0]
-  LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
-  RUST_LOG               log filter [info]";
+/// What the variables the service reads mean. [`env_help`] lists them for `--help` in the
+/// order [`Config::from_lookup`] reads them; the rows every service shares are in
+/// `middleware::env_help::SHARED`, and a test checks that every variable read has a row and
+/// every row is read.
+pub const ENV_DOCS: &[EnvDoc] = &[
+    ("BACKEND_HOST", "address to listen on [127.0.0.1]"),
+    (
+        "BACKEND_PORT",
+        "port for REST, MCP, internal, health and metrics routes [8000]",
+    ),
+    (
+        "DATABASE_URL",
+        "PostgreSQL URL; when unset, read from the secret store. TLS (rustls):\nadd ?sslmode=verify-full&sslrootcert=<CA file> to verify the server",
+    ),
+    ("DATABASE_MAX_CONNECTIONS", "pool size [10]"),
+    (
+        "RUN_MIGRATIONS",
+        "apply database migrations at start-up [true]",
+    ),
+    (
+        "JWT_SECRET",
+        "HS256 key; when unset and JWT_JWKS_URL is unset, read from the secret store",
+    ),
+    (
+        "JWT_JWKS_URL",
+        "JWKS URL for RS256/EdDSA tokens (instead of JWT_SECRET)",
+    ),
+    (
+        "JWT_ISSUER, JWT_AUDIENCE",
+        "required `iss` / `aud` claims [not checked]",
+    ),
+    ("SECRET_STORE", "Dapr secret store name [secretstore]"),
+    (
+        "DATABASE_URL_SECRET",
+        "secret holding the database URL [backend-database-url]",
+    ),
+    (
+        "JWT_SECRET_SECRET",
+        "secret holding the HS256 key [jwt-secret]",
+    ),
+    (
+        "APP_API_TOKEN",
+        "token daprd must present on internal and Dapr callback routes [none]",
+    ),
+    ("RELAY_BATCH_SIZE", "outbox rows read per relay pass [256]"),
+    (
+        "RELAY_CONCURRENCY",
+        "tasks whose events are published in parallel [32]",
+    ),
+    (
+        "RELAY_PUBLISH_TIMEOUT_SECS",
+        "longest wait for daprd to answer one publish [30]",
+    ),
+    (
+        "SHUTDOWN_GRACE_SECS",
+        "time allowed for in-flight requests and the last relay flush [10]",
+    ),
+];
+
+/// The environment section of `--help`: what [`Config::from_lookup`] reads, described.
+pub fn env_help() -> String {
+    middleware::env_help::render(ENV_DOCS, |lookup| {
+        let _ = Config::from_lookup(lookup);
+    })
+}
 
 /// Typed configuration of the backend process. `Debug` is safe to log: the database URL (which
 /// may carry a password) and the HS256 key are `SecretString`s, which print `[REDACTED]`.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the HTTP server listens.
-    pub listen: SocketAddr,
-    /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
-    pub metrics_listen: Option<SocketAddr>,
+    /// Listen address, metrics port, app token, shutdown and logging, read the same way in
+    /// every service.
+    pub service: ServiceEnv,
     /// Database URL given in the environment (else: secret store).
     pub database_url: Option<SecretString>,
     /// Connection pool size.
@@ -67,6 +105,8 @@ pub struct Config {
     pub database_url_secret: String,
     /// Secret name of the HS256 key.
     pub jwt_secret_secret: String,
+    /// How to reach the sidecar.
+    pub dapr: dapr::ClientConfig,
     /// Outbox rows read per relay pass.
     pub relay_batch_size: i64,
     /// Tasks whose events are published in parallel.
@@ -75,14 +115,6 @@ pub struct Config {
     /// gives up on may still reach the broker (daprd's producer keeps trying), and the relay
     /// then publishes it again; waiting for daprd's own verdict avoids that duplicate.
     pub relay_publish_timeout: Duration,
-    /// Grace period for shutdown.
-    pub shutdown_grace: Duration,
-    /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
-    pub shutdown_drain: Duration,
-    /// Log output format.
-    pub log_format: LogFormat,
-    /// Log filter.
-    pub log_filter: String,
 }
 
 impl Config {
@@ -94,16 +126,7 @@ impl Config {
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = EnvReader::new(&lookup);
-        // `APP_API_TOKEN` is read by `AppTokenLayer::from_env` in `main.rs`, the same way.
-        let ServiceEnv {
-            listen,
-            metrics_listen,
-            app_api_token: _,
-            shutdown_grace,
-            shutdown_drain,
-            log_format,
-            log_filter,
-        } = ServiceEnv::read(&mut env, "BACKEND", 8000);
+        let service = ServiceEnv::read(&mut env, "BACKEND", 8000);
         let database_max_connections = env.positive::<u32>("DATABASE_MAX_CONNECTIONS", 10);
         let run_migrations = env.flag("RUN_MIGRATIONS", true);
         let relay_batch_size = env.positive::<u32>("RELAY_BATCH_SIZE", 256);
@@ -114,9 +137,9 @@ impl Config {
         if jwt_secret.is_some() && jwt_jwks_url.is_some() {
             env.problem("JWT_SECRET and JWT_JWKS_URL: set one, not both");
         }
+        let dapr = env.dapr_client();
         let config = Self {
-            listen,
-            metrics_listen,
+            service,
             database_url: env.optional("DATABASE_URL").map(SecretString::from),
             database_max_connections,
             run_migrations,
@@ -127,14 +150,11 @@ impl Config {
             secret_store: env.string("SECRET_STORE", "secretstore"),
             database_url_secret: env.string("DATABASE_URL_SECRET", "backend-database-url"),
             jwt_secret_secret: env.string("JWT_SECRET_SECRET", "jwt-secret"),
+            dapr,
             relay_batch_size: relay_batch_size.into(),
             // Lossless: `usize` is at least 32 bits on every target we build for.
             relay_concurrency: relay_concurrency as usize,
             relay_publish_timeout,
-            shutdown_grace,
-            shutdown_drain,
-            log_format,
-            log_filter,
         };
         env.finish()?;
         Ok(config)
@@ -148,6 +168,14 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn help_describes_exactly_what_the_config_reads() {
+        middleware::env_help::assert_documented(ENV_DOCS, |lookup| {
+            let _ = Config::from_lookup(lookup);
+        });
+        assert!(env_help().contains("APP_API_TOKEN"));
+    }
+
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(map_lookup(vars))
     }
@@ -155,11 +183,11 @@ mod tests {
     #[test]
     fn defaults_work_locally() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(c.service.listen, "127.0.0.1:8000".parse().unwrap());
         assert!(c.run_migrations);
         assert_eq!(c.secret_store, "secretstore");
         assert!(c.database_url.is_none() && c.jwt_secret.is_none());
-        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.service.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.relay_publish_timeout, Duration::from_secs(30));
     }
 
@@ -176,7 +204,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.relay_publish_timeout, Duration::from_secs(5));
-        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(c.service.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(
             c.database_url.as_ref().map(ExposeSecret::expose_secret),
             Some("postgres://x@h/db")

@@ -27,7 +27,7 @@ const SIDECAR_WAIT: Duration = Duration::from_secs(60);
 /// every change published as a CloudEvent through the Dapr sidecar (transactional outbox).
 /// Without a subcommand it serves; `import-legacy` imports the original system instead.
 #[derive(Debug, Parser)]
-#[command(name = "backend", version, about, after_long_help = config::ENV_HELP)]
+#[command(name = "backend", version, about, after_long_help = config::env_help())]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -47,14 +47,14 @@ async fn main() -> ExitCode {
     middleware::server::run_main(
         "backend",
         Config::from_env(),
-        |config| (&config.log_filter, config.log_format),
+        |config| (&config.service.log_filter, config.service.log_format),
         run,
     )
     .await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let dapr = dapr::DaprClient::from_env().context("configuring the Dapr client")?;
+    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
     let database_url = match &config.database_url {
         Some(url) => url.clone(),
         None => read_secret(&dapr, &config.secret_store, &config.database_url_secret).await?,
@@ -89,9 +89,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let metrics = Metrics::new("backend")?;
-    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
-        .await
-        .context("METRICS_PORT")?;
+    let metrics_listener =
+        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
+            .await
+            .context("METRICS_PORT")?;
     let relay_metrics = RelayMetrics::register(metrics.registry())?;
     let waker = Arc::new(Notify::new());
     let service = TaskService::new(pool.clone(), Arc::clone(&waker));
@@ -120,7 +121,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Some(relay_metrics),
     );
     let (stop_relay, relay_stopped) = watch::channel(false);
-    let relay_task = tokio::spawn(relay.run(relay_stopped, config.shutdown_grace));
+    let relay_task = tokio::spawn(relay.run(relay_stopped, config.service.shutdown_grace));
 
     let state = AppState {
         service,
@@ -128,28 +129,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
         dapr,
         metrics,
     };
-    let app = app::router(state, AppTokenLayer::from_env());
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(address = %config.listen, "backend listening");
-
-    middleware::server::serve_with_metrics(
-        listener,
+    let app = app::router(
+        state,
+        AppTokenLayer::new(config.service.app_api_token.clone()),
+    );
+    middleware::server::serve_service(
+        "backend",
+        config.service.listen,
         app,
         metrics_listener,
-        middleware::server::shutdown_signal(),
-        middleware::server::Shutdown {
-            drain: config.shutdown_drain,
-            grace: config.shutdown_grace,
-        },
+        config.service.shutdown(),
     )
     .await
     .context("HTTP server")?;
     let _ = stop_relay.send(true);
-    if tokio::time::timeout(config.shutdown_grace + Duration::from_secs(1), relay_task)
-        .await
-        .is_err()
+    if tokio::time::timeout(
+        config.service.shutdown_grace + Duration::from_secs(1),
+        relay_task,
+    )
+    .await
+    .is_err()
     {
         tracing::warn!("outbox relay did not stop in time");
     }

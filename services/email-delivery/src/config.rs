@@ -6,43 +6,78 @@
 //! Dapr secret store at start-up (see [`crate::credentials`]), so they never sit in a manifest.
 
 use secrecy::SecretString;
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use lettre::Address;
 use lettre::message::Mailbox;
-use middleware::LogFormat;
 use middleware::app_token::APP_API_TOKEN_ENV;
 pub use middleware::env::EnvError as ConfigError;
 use middleware::env::{EnvReader, ServiceEnv, positive_integer};
+use middleware::env_help::EnvDoc;
 
-/// Variables the service reads, with their meaning, for `--help`.
-pub const ENV_HELP: &str = "\
-Environment (defaults in brackets):
-  EMAIL_DELIVERY_HOST    address to listen on [127.0.0.1]
-  EMAIL_DELIVERY_PORT    port for Dapr deliveries, health and metrics [8002]
-  METRICS_PORT           serve /metrics on this port (same host) instead of the one above [unset]
-  SMTP_HOST              mail server host name or address [127.0.0.1]
-  SMTP_PORT              mail server port [25]
-  SMTP_TLS               none | starttls | tls (implicit TLS, usually port 465) [none]
-  SMTP_FROM              sender mailbox [Todo Reminders <reminders@localhost>]
-  SMTP_TIMEOUT_SECS      deadline of one whole SMTP conversation [10]
-  SMTP_HELLO_NAME        name sent with EHLO [localhost]
-  SMTP_USERNAME, SMTP_PASSWORD  credentials for local use; when both are unset they are read
-                         from the secret store (absent secret = no authentication)
-  SECRET_STORE           Dapr secret store name [secretstore]
-  SMTP_CREDENTIALS_SECRET  secret with keys `username` and `password` [smtp-credentials]
-  STATE_STORE            Dapr state store for the once-only records [statestore]
-  EMAIL_CLAIM_TTL_SECS   lifetime of an in-flight claim; frees it if a replica dies while
-                         sending; at least 3 x SMTP_TIMEOUT_SECS [120]
-  EMAIL_RECORD_TTL_SECS  lifetime of sent/failed records; 0 keeps them forever [2592000]
-  DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
-  APP_API_TOKEN          token daprd must present on delivery routes [none]
-  SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries at shutdown [10]
-  SHUTDOWN_DRAIN_SECS    after SIGTERM, serve on with failing health probes so daprd stops sending work [0]
-  LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
-  RUST_LOG               log filter [info]";
+/// What the variables the service reads mean. [`env_help`] lists them for `--help` in the
+/// order [`Config::from_lookup`] reads them; the rows every service shares are in
+/// `middleware::env_help::SHARED`, and a test checks that every variable read has a row and
+/// every row is read.
+pub const ENV_DOCS: &[EnvDoc] = &[
+    ("EMAIL_DELIVERY_HOST", "address to listen on [127.0.0.1]"),
+    (
+        "EMAIL_DELIVERY_PORT",
+        "port for Dapr deliveries, health and metrics [8002]",
+    ),
+    ("SMTP_HOST", "mail server host name or address [127.0.0.1]"),
+    ("SMTP_PORT", "mail server port [25]"),
+    (
+        "SMTP_TLS",
+        "none | starttls | tls (implicit TLS, usually port 465) [none]",
+    ),
+    (
+        "SMTP_FROM",
+        "sender mailbox [Todo Reminders <reminders@localhost>]",
+    ),
+    (
+        "SMTP_TIMEOUT_SECS",
+        "deadline of one whole SMTP conversation [10]",
+    ),
+    ("SMTP_HELLO_NAME", "name sent with EHLO [localhost]"),
+    (
+        "SMTP_USERNAME, SMTP_PASSWORD",
+        "credentials for local use; when both are unset they are read\nfrom the secret store (absent secret = no authentication)",
+    ),
+    ("SECRET_STORE", "Dapr secret store name [secretstore]"),
+    (
+        "SMTP_CREDENTIALS_SECRET",
+        "secret with keys `username` and `password` [smtp-credentials]",
+    ),
+    (
+        "STATE_STORE",
+        "Dapr state store for the once-only records [statestore]",
+    ),
+    (
+        "EMAIL_CLAIM_TTL_SECS",
+        "lifetime of an in-flight claim; frees it if a replica dies while\nsending; at least 3 x SMTP_TIMEOUT_SECS [120]",
+    ),
+    (
+        "EMAIL_RECORD_TTL_SECS",
+        "lifetime of sent/failed records; 0 keeps them forever [2592000]",
+    ),
+    (
+        "APP_API_TOKEN",
+        "token daprd must present on delivery routes [none]",
+    ),
+    (
+        "SHUTDOWN_GRACE_SECS",
+        "time allowed for in-flight deliveries at shutdown [10]",
+    ),
+];
+
+/// The environment section of `--help`: what [`Config::from_lookup`] reads, described.
+pub fn env_help() -> String {
+    middleware::env_help::render(ENV_DOCS, |lookup| {
+        let _ = Config::from_lookup(lookup);
+    })
+}
 
 /// How the SMTP connection is protected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,10 +135,9 @@ pub struct SmtpConfig {
 /// Typed configuration of the email-delivery process.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the HTTP server listens.
-    pub listen: SocketAddr,
-    /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
-    pub metrics_listen: Option<SocketAddr>,
+    /// Listen address, metrics port, app token, shutdown and logging, read the same way in
+    /// every service.
+    pub service: ServiceEnv,
     /// The mail server.
     pub smtp: SmtpConfig,
     /// Dapr secret store name.
@@ -118,16 +152,6 @@ pub struct Config {
     pub record_ttl: Option<Duration>,
     /// The sidecar's address and token.
     pub dapr: dapr::ClientConfig,
-    /// Token daprd presents on calls into the app.
-    pub app_api_token: Option<SecretString>,
-    /// Grace period for shutdown.
-    pub shutdown_grace: Duration,
-    /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
-    pub shutdown_drain: Duration,
-    /// Log output format.
-    pub log_format: LogFormat,
-    /// Log filter.
-    pub log_filter: String,
 }
 
 impl Config {
@@ -139,7 +163,7 @@ impl Config {
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = EnvReader::new(&lookup);
-        let service = ServiceEnv::read(&mut env, "EMAIL_DELIVERY", 8002);
+        let mut service = ServiceEnv::read(&mut env, "EMAIL_DELIVERY", 8002);
         // Stricter than the shared reading, as this service has always been: port 0 is refused,
         // and the app token is trimmed (blank: no check).
         if service.listen.port() == 0 {
@@ -148,7 +172,7 @@ impl Config {
                 "EMAIL_DELIVERY_PORT: `{value}` is not a port number"
             ));
         }
-        let app_api_token = env.optional(APP_API_TOKEN_ENV).map(SecretString::from);
+        service.app_api_token = env.optional(APP_API_TOKEN_ENV).map(SecretString::from);
 
         let smtp_host = env.string("SMTP_HOST", "127.0.0.1");
         let smtp_port = env.parse_with("SMTP_PORT", 25, nonzero_port);
@@ -196,8 +220,7 @@ impl Config {
         let dapr = env.dapr_client();
 
         let config = Self {
-            listen: service.listen,
-            metrics_listen: service.metrics_listen,
+            service,
             smtp: SmtpConfig {
                 host: smtp_host,
                 port: smtp_port,
@@ -214,11 +237,6 @@ impl Config {
             claim_ttl: Duration::from_secs(claim_ttl.unwrap_or_default()),
             record_ttl: (record_ttl > 0).then(|| Duration::from_secs(record_ttl)),
             dapr,
-            app_api_token,
-            shutdown_grace: service.shutdown_grace,
-            shutdown_drain: service.shutdown_drain,
-            log_format: service.log_format,
-            log_filter: service.log_filter,
         };
         env.finish()?;
         Ok(config)
@@ -240,6 +258,14 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn help_describes_exactly_what_the_config_reads() {
+        middleware::env_help::assert_documented(ENV_DOCS, |lookup| {
+            let _ = Config::from_lookup(lookup);
+        });
+        assert!(env_help().contains("APP_API_TOKEN"));
+    }
+
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(map_lookup(vars))
     }
@@ -247,7 +273,7 @@ mod tests {
     #[test]
     fn defaults_work_locally() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:8002".parse().unwrap());
+        assert_eq!(c.service.listen, "127.0.0.1:8002".parse().unwrap());
         assert_eq!(c.smtp.host, "127.0.0.1");
         assert_eq!(c.smtp.port, 25);
         assert_eq!(c.smtp.tls, SmtpTls::None);
@@ -263,7 +289,7 @@ mod tests {
         assert_eq!(c.claim_ttl, Duration::from_secs(120));
         assert_eq!(c.record_ttl, Some(Duration::from_secs(30 * 24 * 3600)));
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
-        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.service.shutdown_grace, Duration::from_secs(10));
     }
 
     #[test]
@@ -282,7 +308,7 @@ mod tests {
             ("DAPR_HTTP_PORT", "3601"),
         ])
         .unwrap();
-        assert_eq!(c.listen, "0.0.0.0:9002".parse().unwrap());
+        assert_eq!(c.service.listen, "0.0.0.0:9002".parse().unwrap());
         assert_eq!(c.smtp.tls, SmtpTls::Tls);
         assert_eq!(c.smtp.port, 465);
         assert_eq!(c.smtp.from.email.to_string(), "reminders@example.org");

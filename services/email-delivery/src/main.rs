@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
     middleware::server::run_main(
         SERVICE,
         Config::from_env(),
-        |config| (&config.log_filter, config.log_format),
+        |config| (&config.service.log_filter, config.service.log_format),
         run,
     )
     .await
@@ -76,9 +76,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Mailer::new(&config.smtp, credentials.as_ref()).context("setting up the SMTP client")?;
 
     let metrics = Metrics::new(SERVICE)?;
-    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
-        .await
-        .context("METRICS_PORT")?;
+    let metrics_listener =
+        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
+            .await
+            .context("METRICS_PORT")?;
     let email_metrics = EmailMetrics::register(&metrics)?;
     // Few, quick retries: a delivery waiting on a publish holds its Dapr delivery slot, and a
     // failed publish is retried through the event's redelivery anyway.
@@ -104,22 +105,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         dapr,
         metrics,
     };
-    let app_token = AppTokenLayer::new(config.app_api_token.clone());
+    let app_token = AppTokenLayer::new(config.service.app_api_token.clone());
     let app = app::router(state, app_token);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(address = %config.listen, "{SERVICE} listening");
-
-    middleware::server::serve_with_metrics(
-        listener,
+    middleware::server::serve_service(
+        SERVICE,
+        config.service.listen,
         app,
         metrics_listener,
-        middleware::server::shutdown_signal(),
-        middleware::server::Shutdown {
-            drain: config.shutdown_drain,
-            grace: config.shutdown_grace,
-        },
+        config.service.shutdown(),
     )
     .await
     .context("HTTP server")?;

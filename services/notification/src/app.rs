@@ -10,12 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::post;
 use dapr::{DaprClient, FailurePolicy, JobRouter};
-use middleware::health::Health;
-use middleware::{
-    AppTokenLayer, CloudEventLayer, DaprStatusLayer, HttpMetricsLayer, Metrics, Publisher,
-    metrics_router, trace::observability_layers,
-};
-use tower::ServiceBuilder;
+use middleware::{AppTokenLayer, Metrics, Publisher, consumer_router, event_route_layers};
 
 use crate::metrics::ReminderMetrics;
 use crate::reminders::{self, DEFAULT_JOB_FAILURE_POLICY, JOB_PREFIX};
@@ -75,13 +70,8 @@ impl AppState {
 pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
     let events = Router::new()
         .route(TASK_EVENTS_ROUTE, post(reminders::on_task_event))
-        .route_layer(
-            ServiceBuilder::new()
-                // Bounded body read, CloudEvent decoding (garbage → DROP), consumed-event count.
-                .layer(CloudEventLayer::new().metrics(state.metrics.clone()))
-                // Innermost: whatever the handler answers reaches daprd as 200 + a status.
-                .layer(DaprStatusLayer::new()),
-        );
+        .route_layer(event_route_layers(&state.metrics))
+        .with_state(state.clone());
     let jobs = {
         let state = state.clone();
         JobRouter::new()
@@ -94,18 +84,12 @@ pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
             })
             .into_router()
     };
-    Router::new()
-        .merge(events)
-        .merge(jobs)
-        .merge(subscriptions().router())
-        // Ready when our sidecar is: without it no event is handled.
-        .merge(Health::new().sidecar(state.dapr.clone()).router())
-        // Inside the routes so the matched route template labels each series.
-        .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
-        .merge(metrics_router(state.metrics.clone()))
-        .with_state(state)
-        // Only our sidecar may deliver events and triggers (probes and metrics stay open).
-        .layer(app_token)
-        // Outermost: request id, span and trace context cover everything above.
-        .layer(observability_layers())
+    // Ready when our sidecar is: without it no event is handled.
+    consumer_router(
+        events.merge(jobs),
+        subscriptions().router(),
+        state.dapr,
+        state.metrics,
+        app_token,
+    )
 }

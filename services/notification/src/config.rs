@@ -5,48 +5,63 @@
 //! reported at once rather than one per restart. Tests pass a map instead of touching the
 //! process environment.
 
-use secrecy::SecretString;
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use dapr::FailurePolicy;
-use middleware::LogFormat;
 
 use crate::reminders::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_INTERVAL_SECS};
 pub use middleware::env::EnvError as ConfigError;
 use middleware::env::{EnvReader, ServiceEnv};
+use middleware::env_help::EnvDoc;
 
-/// Variables the service reads, with their meaning, for `--help`.
-pub const ENV_HELP: &str = "\
-Environment (defaults in brackets):
-  NOTIFICATION_HOST      address to listen on [127.0.0.1]
-  NOTIFICATION_PORT      port for Dapr callbacks (/dapr/subscribe, /events/*, /job/*), health
-                         and metrics routes [8001]
-  METRICS_PORT           serve /metrics on this port (same host) instead of the one above [unset]
-  BACKEND_APP_ID         Dapr app id of the backend, asked about a task when its reminder
-                         fires [backend]
-  STATE_STORE            Dapr state store for the ordering and de-duplication records
-                         [statestore]
-  REMINDER_RETRY_INTERVAL_SECS  seconds between the Scheduler's retries of a reminder
-                         trigger that failed (backend, broker or state store down) [2]
-  REMINDER_MAX_RETRIES   retries of a failed trigger before the Scheduler gives it up [1800,
-                         one hour at the default interval]; a trigger that no replica can
-                         take (all down) is kept until one is back, whatever this says
-  DAPR_HTTP_PORT, DAPR_HTTP_ENDPOINT, DAPR_API_TOKEN  the sidecar (see the dapr crate) [3500]
-  APP_API_TOKEN          token daprd must present on every callback [none: not checked]
-  SHUTDOWN_GRACE_SECS    time allowed for in-flight deliveries and triggers at shutdown [10]
-  SHUTDOWN_DRAIN_SECS    after SIGTERM, serve on with failing health probes so daprd stops sending work [0]
-  LOG_FORMAT             json | pretty | auto (json when stdout is not a terminal) [auto]
-  RUST_LOG               log filter [info]";
+/// What the variables the service reads mean. [`env_help`] lists them for `--help` in the
+/// order [`Config::from_lookup`] reads them; the rows every service shares are in
+/// `middleware::env_help::SHARED`, and a test checks that every variable read has a row and
+/// every row is read.
+pub const ENV_DOCS: &[EnvDoc] = &[
+    ("NOTIFICATION_HOST", "address to listen on [127.0.0.1]"),
+    (
+        "NOTIFICATION_PORT",
+        "port for Dapr callbacks (/dapr/subscribe, /events/*, /job/*), health\nand metrics routes [8001]",
+    ),
+    (
+        "BACKEND_APP_ID",
+        "Dapr app id of the backend, asked about a task when its reminder\nfires [backend]",
+    ),
+    (
+        "STATE_STORE",
+        "Dapr state store for the ordering and de-duplication records\n[statestore]",
+    ),
+    (
+        "REMINDER_RETRY_INTERVAL_SECS",
+        "seconds between the Scheduler's retries of a reminder\ntrigger that failed (backend, broker or state store down) [2]",
+    ),
+    (
+        "REMINDER_MAX_RETRIES",
+        "retries of a failed trigger before the Scheduler gives it up [1800,\none hour at the default interval]; a trigger that no replica can\ntake (all down) is kept until one is back, whatever this says",
+    ),
+    (
+        "APP_API_TOKEN",
+        "token daprd must present on every callback [none: not checked]",
+    ),
+    (
+        "SHUTDOWN_GRACE_SECS",
+        "time allowed for in-flight deliveries and triggers at shutdown [10]",
+    ),
+];
+
+/// The environment section of `--help`: what [`Config::from_lookup`] reads, described.
+pub fn env_help() -> String {
+    middleware::env_help::render(ENV_DOCS, |lookup| {
+        let _ = Config::from_lookup(lookup);
+    })
+}
 
 /// Typed configuration of the notification process. `Debug` is safe to log: the token is a
 /// `SecretString`, which prints `[REDACTED]`.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the HTTP server listens.
-    pub listen: SocketAddr,
-    /// Where `/metrics` is served instead of `listen` (`METRICS_PORT`); unset: on `listen`.
-    pub metrics_listen: Option<SocketAddr>,
+    /// Listen address, metrics port, app token, shutdown and logging, read the same way in
+    /// every service.
+    pub service: ServiceEnv,
     /// App id of the backend (service invocation target).
     pub backend_app_id: String,
     /// Dapr state store name.
@@ -55,16 +70,6 @@ pub struct Config {
     pub job_failure_policy: FailurePolicy,
     /// How to reach the sidecar.
     pub dapr: dapr::ClientConfig,
-    /// Token daprd presents on callbacks; `None` disables the check.
-    pub app_api_token: Option<SecretString>,
-    /// Grace period for shutdown.
-    pub shutdown_grace: Duration,
-    /// Drain before it (`SHUTDOWN_DRAIN_SECS`, see `middleware::server::Shutdown`).
-    pub shutdown_drain: Duration,
-    /// Log output format.
-    pub log_format: LogFormat,
-    /// Log filter.
-    pub log_filter: String,
 }
 
 impl Config {
@@ -86,27 +91,32 @@ impl Config {
         let dapr = env.dapr_client();
         env.finish()?;
         Ok(Self {
-            listen: service.listen,
-            metrics_listen: service.metrics_listen,
+            service,
             backend_app_id,
             state_store,
             job_failure_policy,
             dapr,
-            app_api_token: service.app_api_token,
-            shutdown_grace: service.shutdown_grace,
-            shutdown_drain: service.shutdown_drain,
-            log_format: service.log_format,
-            log_filter: service.log_filter,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use middleware::LogFormat;
     use middleware::env::map_lookup;
     use secrecy::ExposeSecret;
 
     use super::*;
+
+    #[test]
+    fn help_describes_exactly_what_the_config_reads() {
+        middleware::env_help::assert_documented(ENV_DOCS, |lookup| {
+            let _ = Config::from_lookup(lookup);
+        });
+        assert!(env_help().contains("APP_API_TOKEN"));
+    }
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(map_lookup(vars))
@@ -115,7 +125,7 @@ mod tests {
     #[test]
     fn defaults_work_locally() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:8001".parse().unwrap());
+        assert_eq!(c.service.listen, "127.0.0.1:8001".parse().unwrap());
         assert_eq!(c.backend_app_id, "backend");
         assert_eq!(c.state_store, "statestore");
         assert_eq!(
@@ -123,10 +133,10 @@ mod tests {
             crate::reminders::DEFAULT_JOB_FAILURE_POLICY
         );
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
-        assert!(c.app_api_token.is_none());
-        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
-        assert_eq!(c.log_format, LogFormat::Auto);
-        assert_eq!(c.log_filter, "info");
+        assert!(c.service.app_api_token.is_none());
+        assert_eq!(c.service.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.service.log_format, LogFormat::Auto);
+        assert_eq!(c.service.log_filter, "info");
     }
 
     #[test]
@@ -145,7 +155,7 @@ mod tests {
             ("RUST_LOG", "debug"),
         ])
         .unwrap();
-        assert_eq!(c.listen, "0.0.0.0:9001".parse().unwrap());
+        assert_eq!(c.service.listen, "0.0.0.0:9001".parse().unwrap());
         assert_eq!(c.backend_app_id, "todo-backend");
         assert_eq!(c.state_store, "pgstate");
         assert_eq!(
@@ -157,12 +167,15 @@ mod tests {
         );
         assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
         assert_eq!(
-            c.app_api_token.as_ref().map(ExposeSecret::expose_secret),
+            c.service
+                .app_api_token
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
             Some("s3cret")
         );
-        assert_eq!(c.shutdown_grace, Duration::from_secs(3));
-        assert_eq!(c.log_format, LogFormat::Json);
-        assert_eq!(c.log_filter, "debug");
+        assert_eq!(c.service.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(c.service.log_format, LogFormat::Json);
+        assert_eq!(c.service.log_filter, "debug");
     }
 
     #[test]
@@ -193,30 +206,14 @@ mod tests {
     }
 
     #[test]
-    fn help_names_every_variable_read() {
-        for var in [
-            "NOTIFICATION_HOST",
-            "NOTIFICATION_PORT",
-            "BACKEND_APP_ID",
-            "STATE_STORE",
-            "REMINDER_RETRY_INTERVAL_SECS",
-            "REMINDER_MAX_RETRIES",
-            "DAPR_HTTP_PORT",
-            "APP_API_TOKEN",
-            "SHUTDOWN_GRACE_SECS",
-            "LOG_FORMAT",
-            "RUST_LOG",
-        ] {
-            assert!(ENV_HELP.contains(var), "{var} missing from ENV_HELP");
-        }
-    }
-
-    #[test]
     fn debug_hides_the_app_token() {
         // Test fixture only.
         let c = load(&[("APP_API_TOKEN", "fixture-notification-token")]).unwrap();
         assert_eq!(
-            c.app_api_token.as_ref().map(ExposeSecret::expose_secret),
+            c.service
+                .app_api_token
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
             Some("fixture-notification-token")
         );
         let shown = format!("{c:?}");

@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
     middleware::server::run_main(
         notification::SERVICE,
         Config::from_env(),
-        |config| (&config.log_filter, config.log_format),
+        |config| (&config.service.log_filter, config.service.log_format),
         run,
     )
     .await
@@ -36,9 +36,10 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
     let metrics = Metrics::new(notification::SERVICE)?;
-    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
-        .await
-        .context("METRICS_PORT")?;
+    let metrics_listener =
+        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
+            .await
+            .context("METRICS_PORT")?;
     let publisher =
         Publisher::dapr(dapr.clone(), &PublisherConfig::default()).with_metrics(metrics.clone());
     let state = AppState::new(
@@ -52,20 +53,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .with_job_failure_policy(config.job_failure_policy);
     // In the background: the sidecar may start after us, and nothing else waits for it.
     tokio::spawn(notification::sweep::keep_registered(state.dapr.clone()));
-    let app = app::router(state, AppTokenLayer::new(config.app_api_token.clone()));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(address = %config.listen, backend = %config.backend_app_id, "notification listening");
-    middleware::server::serve_with_metrics(
-        listener,
+    let app = app::router(
+        state,
+        AppTokenLayer::new(config.service.app_api_token.clone()),
+    );
+    tracing::info!(backend = %config.backend_app_id, "asking the backend about fired reminders");
+    middleware::server::serve_service(
+        notification::SERVICE,
+        config.service.listen,
         app,
         metrics_listener,
-        middleware::server::shutdown_signal(),
-        middleware::server::Shutdown {
-            drain: config.shutdown_drain,
-            grace: config.shutdown_grace,
-        },
+        config.service.shutdown(),
     )
     .await
     .context("HTTP server")?;

@@ -7,12 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::post;
-use middleware::health::Health;
-use middleware::{
-    AppTokenLayer, CloudEventLayer, DaprStatusLayer, HttpMetricsLayer, Metrics, metrics_router,
-    trace::observability_layers,
-};
-use tower::ServiceBuilder;
+use middleware::{AppTokenLayer, Metrics, consumer_router, event_route_layers};
 
 use crate::metrics::OccurrenceMetrics;
 use crate::{EVENTS_ROUTE, occurrence, subscriptions};
@@ -52,24 +47,14 @@ impl AppState {
 pub fn router(state: AppState, app_token: AppTokenLayer) -> Router {
     let events = Router::new()
         .route(EVENTS_ROUTE, post(occurrence::on_task_recurrence))
-        .route_layer(
-            ServiceBuilder::new()
-                // Reads the body under a limit, DROPs garbage, counts each event's final status.
-                .layer(CloudEventLayer::new().metrics(state.metrics.clone()))
-                // Innermost: whatever the handler answers reaches daprd as 200 + a status.
-                .layer(DaprStatusLayer::new()),
-        );
-    Router::new()
-        .merge(events)
-        .merge(subscriptions().router())
-        // Ready when our sidecar is: without it no event is handled.
-        .merge(Health::new().sidecar(state.dapr.clone()).router())
-        // Inside the routes so the matched route template labels each series.
-        .route_layer(HttpMetricsLayer::new(state.metrics.clone()))
-        .merge(metrics_router(state.metrics.clone()))
-        .with_state(state)
-        // Only our sidecar may deliver events (health and metrics stay open).
-        .layer(app_token)
-        // Outermost: request id, span and trace context cover everything above.
-        .layer(observability_layers())
+        .route_layer(event_route_layers(&state.metrics))
+        .with_state(state.clone());
+    // Ready when our sidecar is: without it no event is handled.
+    consumer_router(
+        events,
+        subscriptions().router(),
+        state.dapr,
+        state.metrics,
+        app_token,
+    )
 }

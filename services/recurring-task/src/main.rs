@@ -21,7 +21,7 @@ const SIDECAR_WAIT: Duration = Duration::from_secs(60);
 /// computes the next due date from the previous one (RRULE) and asks the backend, through Dapr
 /// service invocation, to create the next occurrence.
 #[derive(Debug, Parser)]
-#[command(name = "recurring-task", version, about, after_long_help = config::ENV_HELP)]
+#[command(name = "recurring-task", version, about, after_long_help = config::env_help())]
 struct Cli {
     /// Print the declarative Dapr Subscription manifest
     /// (dapr/subscriptions/recurring-task.yaml) and exit.
@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
     middleware::server::run_main(
         recurring_task::APP_ID,
         Config::from_env(),
-        |config| (&config.log_filter, config.log_format),
+        |config| (&config.service.log_filter, config.service.log_format),
         run,
     )
     .await
@@ -50,19 +50,19 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
     let metrics = Metrics::new(recurring_task::APP_ID)?;
-    let metrics_listener = middleware::server::bind_metrics(config.metrics_listen, &metrics)
-        .await
-        .context("METRICS_PORT")?;
+    let metrics_listener =
+        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
+            .await
+            .context("METRICS_PORT")?;
     let state = AppState::new(dapr.clone(), config.backend_app_id.as_str(), metrics)
         .context("registering metrics")?;
-    let app = app::router(state, AppTokenLayer::new(config.app_api_token.clone()));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let app = app::router(
+        state,
+        AppTokenLayer::new(config.service.app_api_token.clone()),
+    );
     tracing::info!(
-        address = %config.listen,
         backend_app_id = %config.backend_app_id,
-        "recurring-task listening"
+        "creating next occurrences through the backend"
     );
     // Only informative: deliveries come through the sidecar anyway, and /readyz reports it.
     tokio::spawn(async move {
@@ -71,15 +71,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "dapr sidecar not ready yet"),
         }
     });
-    middleware::server::serve_with_metrics(
-        listener,
+    middleware::server::serve_service(
+        recurring_task::APP_ID,
+        config.service.listen,
         app,
         metrics_listener,
-        middleware::server::shutdown_signal(),
-        middleware::server::Shutdown {
-            drain: config.shutdown_drain,
-            grace: config.shutdown_grace,
-        },
+        config.service.shutdown(),
     )
     .await
     .context("HTTP server")?;
