@@ -1,10 +1,11 @@
-//! Unit tests of the HTTP layer of `DaprClient` against a scripted fake sidecar.
+//! Unit tests of the HTTP layer of `DaprClient` against a scripted fake sidecar
+//! (`dapr::testing::FakeSidecar`, every answer scripted).
 //!
 //! The fake only records what it is sent and answers what it is told to: it checks that we build
 //! the requests daprd's contract asks for and read its answers right. That the requests really
 //! work is proven against the real daprd in the `tests/` crate.
 
-// The fake's helpers are test code too; clippy's in-test exemption only covers `#[test]` bodies.
+// The helpers below are test code too; clippy's in-test exemption only covers `#[test]` bodies.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
