@@ -17,7 +17,7 @@ use crate::client::{DaprClient, body, decode_json, require_non_empty};
 use crate::error::{DaprApiError, Error};
 
 /// The `@type` daprd gives the `data` of a job it reads back (a protobuf `Any` around a `Value`).
-const PROTOBUF_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.Value";
+pub(crate) const PROTOBUF_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.Value";
 
 /// A job as sent to (and read back from) daprd.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

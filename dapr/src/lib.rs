@@ -6,6 +6,9 @@
 //! declarative YAML), [`JobRouter`] serves `POST /job/{name}`. Paths, status codes and bodies
 //! follow daprd's code where it disagrees with Dapr's docs (see `docs/dapr.md`, "daprd behaviour
 //! the code relies on").
+//!
+//! With the `test-support` feature, `dapr::testing::FakeSidecar` fakes daprd's HTTP API for
+//! unit tests (enable it from `[dev-dependencies]` only).
 
 pub mod client;
 pub mod cloudevent;
@@ -18,6 +21,8 @@ pub mod publish;
 mod secrets;
 pub mod state;
 pub mod subscription;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use client::{ClientConfig, ConfigError, ConfigProblem, DaprClient};
 pub use cloudevent::{

@@ -1,135 +1,56 @@
-//! Unit tests of the HTTP layer of `DaprClient` against a scripted fake sidecar.
+//! Unit tests of the HTTP layer of `DaprClient` against a scripted fake sidecar
+//! (`dapr::testing::FakeSidecar`, every answer scripted).
 //!
 //! The fake only records what it is sent and answers what it is told to: it checks that we build
 //! the requests daprd's contract asks for and read its answers right. That the requests really
 //! work is proven against the real daprd in the `tests/` crate.
 
-// The fake's helpers are test code too; clippy's in-test exemption only covers `#[test]` bodies.
+// The helpers below are test code too; clippy's in-test exemption only covers `#[test]` bodies.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use dapr::testing::{Answer, FakeSidecar, Recorded};
 use dapr::{
     BulkPublishEntry, ClientConfig, CloudEvent, DaprClient, Error, FailurePolicy, Job,
     PublishOptions, SaveItem, TransactionOperation,
 };
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token";
 
-/// One request as the fake received it.
-#[derive(Debug)]
-struct Recorded {
-    method: Method,
-    path: String,
-    query: Option<String>,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
 /// One answer the fake gives, in order.
-struct Scripted {
-    status: StatusCode,
-    headers: Vec<(&'static str, &'static str)>,
-    body: String,
+fn answer(status: u16, body: &str) -> Answer {
+    Answer::new(StatusCode::from_u16(status).unwrap(), body.to_owned())
 }
 
-fn answer(status: u16, body: &str) -> Scripted {
-    Scripted {
-        status: StatusCode::from_u16(status).unwrap(),
-        headers: Vec::new(),
-        body: body.to_owned(),
+/// A fake sidecar that answers the requests with `script`, in order.
+async fn start(script: Vec<Answer>) -> FakeSidecar {
+    let fake = FakeSidecar::start().await.unwrap();
+    for answer in script {
+        fake.script(answer);
     }
+    fake
 }
 
-#[derive(Clone, Default)]
-struct Shared {
-    recorded: Arc<Mutex<Vec<Recorded>>>,
-    script: Arc<Mutex<VecDeque<Scripted>>>,
+fn client(fake: &FakeSidecar) -> DaprClient {
+    DaprClient::new(ClientConfig {
+        http_endpoint: fake.endpoint(),
+        api_token: Some(TOKEN.into()),
+        ..ClientConfig::default()
+    })
+    .unwrap()
 }
 
-struct FakeSidecar {
-    addr: SocketAddr,
-    shared: Shared,
-}
-
-impl FakeSidecar {
-    async fn start(script: Vec<Scripted>) -> Self {
-        let shared = Shared::default();
-        shared.script.lock().unwrap().extend(script);
-        let state = shared.clone();
-        let router = Router::new().fallback(move |request: Request| {
-            let state = state.clone();
-            async move { record_and_answer(state, request).await }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { addr, shared }
-    }
-
-    fn client(&self) -> DaprClient {
-        DaprClient::new(ClientConfig {
-            http_endpoint: format!("http://{}", self.addr),
-            api_token: Some(TOKEN.into()),
-            ..ClientConfig::default()
-        })
-        .unwrap()
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        std::mem::take(&mut *self.shared.recorded.lock().unwrap())
-    }
-
-    /// The only request received, checking the token every request must carry.
-    fn single(&self) -> Recorded {
-        let mut requests = self.requests();
-        assert_eq!(requests.len(), 1, "{requests:#?}");
-        let request = requests.remove(0);
-        assert_eq!(request.header("dapr-api-token"), Some(TOKEN));
-        request
-    }
-}
-
-async fn record_and_answer(state: Shared, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    state.recorded.lock().unwrap().push(Recorded {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
-        body,
-    });
-    let next = state.script.lock().unwrap().pop_front();
-    let Some(scripted) = next else {
-        return StatusCode::NO_CONTENT.into_response();
-    };
-    let mut response = Response::builder().status(scripted.status);
-    for (name, value) in scripted.headers {
-        response = response.header(name, value);
-    }
-    response.body(Body::from(scripted.body)).unwrap()
+/// The only request received since the last look, checking the token every request must carry.
+fn single(fake: &FakeSidecar) -> Recorded {
+    let mut requests = fake.take_requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let request = requests.remove(0);
+    assert_eq!(request.header("dapr-api-token"), Some(TOKEN));
+    request
 }
 
 fn api_status(err: &Error) -> (StatusCode, Option<&str>) {
@@ -140,19 +61,19 @@ fn api_status(err: &Error) -> (StatusCode, Option<&str>) {
 
 #[tokio::test]
 async fn publish_event_sends_structured_cloudevent_with_metadata() {
-    let fake = FakeSidecar::start(vec![answer(204, "")]).await;
+    let fake = start(vec![answer(204, "")]).await;
     let event = CloudEvent::new("outbox-1", "/todo/backend", "com.todo.task.created.v1")
         .with_json_data(&json!({"id": "t1"}))
         .unwrap();
     let options = PublishOptions::default()
         .ttl_seconds(60)
         .partition_key("user-1");
-    fake.client()
+    client(&fake)
         .publish_event("pubsub", "task-events", &event, &options)
         .await
         .unwrap();
 
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::POST);
     assert_eq!(request.path, "/v1.0/publish/pubsub/task-events");
     assert_eq!(
@@ -170,8 +91,8 @@ async fn publish_event_sends_structured_cloudevent_with_metadata() {
 
 #[tokio::test]
 async fn publish_json_sends_plain_json_and_keeps_slashes_in_topic() {
-    let fake = FakeSidecar::start(vec![answer(204, "")]).await;
-    fake.client()
+    let fake = start(vec![answer(204, "")]).await;
+    client(&fake)
         .publish_json(
             "pubsub",
             "orders/eu",
@@ -181,7 +102,7 @@ async fn publish_json_sends_plain_json_and_keeps_slashes_in_topic() {
         .await
         .unwrap();
 
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.path, "/v1.0/publish/pubsub/orders/eu");
     assert_eq!(request.query, None);
     assert_eq!(request.header("content-type"), Some("application/json"));
@@ -190,7 +111,7 @@ async fn publish_json_sends_plain_json_and_keeps_slashes_in_topic() {
 
 #[tokio::test]
 async fn publish_errors_carry_daprd_error_body() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(
             404,
             r#"{"errorCode":"ERR_PUBSUB_NOT_FOUND","message":"pubsub nope is not found"}"#,
@@ -201,7 +122,7 @@ async fn publish_errors_carry_daprd_error_body() {
         ),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
     let options = PublishOptions::default();
 
     let err = client
@@ -232,8 +153,8 @@ async fn publish_errors_carry_daprd_error_body() {
 
 #[tokio::test]
 async fn empty_names_are_rejected_before_sending() {
-    let fake = FakeSidecar::start(vec![]).await;
-    let client = fake.client();
+    let fake = start(vec![]).await;
+    let client = client(&fake);
     let err = client
         .publish_json("", "t", &1, &PublishOptions::default())
         .await
@@ -244,12 +165,12 @@ async fn empty_names_are_rejected_before_sending() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
-    assert!(fake.requests().is_empty());
+    assert!(fake.take_requests().is_empty());
 }
 
 #[tokio::test]
 async fn publish_bulk_reports_failed_entries_as_data() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(204, ""),
         answer(
             500,
@@ -259,7 +180,7 @@ async fn publish_bulk_reports_failed_entries_as_data() {
         answer(500, r#"{"errorCode":"ERR_INTERNAL","message":"boom"}"#),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
     let entries = [
         BulkPublishEntry::from_cloud_event(&CloudEvent::new("e-1", "s", "t")).unwrap(),
         BulkPublishEntry::json("e-2", json!({"big": true})),
@@ -271,7 +192,7 @@ async fn publish_bulk_reports_failed_entries_as_data() {
         .await
         .unwrap();
     assert!(response.is_success());
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.path, "/v1.0-alpha1/publish/bulk/pubsub/t");
     assert_eq!(
         request.query.as_deref(),
@@ -319,16 +240,13 @@ async fn publish_bulk_reports_failed_entries_as_data() {
 
 #[tokio::test]
 async fn get_state_reads_value_and_etag_and_204_as_none() {
-    let fake = FakeSidecar::start(vec![
-        Scripted {
-            status: StatusCode::OK,
-            headers: vec![("etag", "\"7\"")],
-            body: r#"{"seen":true}"#.to_owned(),
-        },
+    let fake = start(vec![
+        answer(200, r#"{"seen":true}"#)
+            .with_header(header::ETAG, HeaderValue::from_static("\"7\"")),
         answer(204, ""),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
 
     let item = client
         .get_state("statestore", "dedup 1")
@@ -337,7 +255,7 @@ async fn get_state_reads_value_and_etag_and_204_as_none() {
         .unwrap();
     assert_eq!(item.etag.as_deref(), Some("\"7\""));
     assert_eq!(item.json::<Value>().unwrap(), json!({"seen": true}));
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::GET);
     assert_eq!(request.path, "/v1.0/state/statestore/dedup%201");
 
@@ -349,7 +267,7 @@ async fn get_state_reads_value_and_etag_and_204_as_none() {
 
 #[tokio::test]
 async fn save_state_sends_items_and_maps_409_to_etag_mismatch() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(204, ""),
         answer(
             409,
@@ -357,14 +275,14 @@ async fn save_state_sends_items_and_maps_409_to_etag_mismatch() {
         ),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
     let items = [
         SaveItem::new("a", json!({"n": 1})).first_write(),
         SaveItem::new("b", json!("x")).with_etag("3"),
     ];
 
     client.save_state("statestore", &items).await.unwrap();
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::POST);
     assert_eq!(request.path, "/v1.0/state/statestore");
     assert_eq!(request.header("content-type"), Some("application/json"));
@@ -386,7 +304,7 @@ async fn save_state_sends_items_and_maps_409_to_etag_mismatch() {
 
 #[tokio::test]
 async fn delete_state_sends_if_match() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(204, ""),
         answer(204, ""),
         answer(
@@ -395,19 +313,19 @@ async fn delete_state_sends_if_match() {
         ),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
 
     client
         .delete_state("statestore", "k", Some("9"))
         .await
         .unwrap();
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::DELETE);
     assert_eq!(request.path, "/v1.0/state/statestore/k");
     assert_eq!(request.header("if-match"), Some("9"));
 
     client.delete_state("statestore", "k", None).await.unwrap();
-    assert_eq!(fake.single().header("if-match"), None);
+    assert_eq!(single(&fake).header("if-match"), None);
 
     let err = client
         .delete_state("statestore", "k", Some("8"))
@@ -418,7 +336,7 @@ async fn delete_state_sends_if_match() {
 
 #[tokio::test]
 async fn bulk_state_and_transactions() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(
             200,
             r#"[{"key":"a","data":{"n":1},"etag":"1"},{"key":"b"},{"key":"c","error":"boom"}]"#,
@@ -430,13 +348,13 @@ async fn bulk_state_and_transactions() {
         ),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
 
     let items = client
         .get_bulk_state("statestore", &["a", "b", "c"])
         .await
         .unwrap();
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::POST);
     assert_eq!(request.path, "/v1.0/state/statestore/bulk");
     assert_eq!(request.json(), json!({"keys": ["a", "b", "c"]}));
@@ -454,7 +372,7 @@ async fn bulk_state_and_transactions() {
         },
     ];
     client.transact_state("statestore", &ops).await.unwrap();
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.path, "/v1.0/state/statestore/transaction");
     assert_eq!(
         request.json(),
@@ -470,8 +388,8 @@ async fn bulk_state_and_transactions() {
 
 #[tokio::test]
 async fn reserved_key_separator_is_rejected_before_sending() {
-    let fake = FakeSidecar::start(vec![]).await;
-    let client = fake.client();
+    let fake = start(vec![]).await;
+    let client = client(&fake);
     let bad = "app||key";
     assert!(matches!(
         client.get_state("s", bad).await,
@@ -499,14 +417,14 @@ async fn reserved_key_separator_is_rejected_before_sending() {
         client.transact_state("s", &ops).await,
         Err(Error::InvalidArgument(_))
     ));
-    assert!(fake.requests().is_empty());
+    assert!(fake.take_requests().is_empty());
 }
 
 // ---------------------------------------------------------------- secrets
 
 #[tokio::test]
 async fn secrets_single_and_bulk() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(200, r#"{"db-url":"postgres://x"}"#),
         answer(
             200,
@@ -518,20 +436,20 @@ async fn secrets_single_and_bulk() {
         ),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
 
     let secret = client.get_secret("secretstore", "db-url").await.unwrap();
     assert_eq!(
         secret,
         BTreeMap::from([("db-url".to_owned(), "postgres://x".to_owned())])
     );
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::GET);
     assert_eq!(request.path, "/v1.0/secrets/secretstore/db-url");
 
     let all = client.get_bulk_secrets("secretstore").await.unwrap();
     assert_eq!(all["smtp"]["password"], "p");
-    assert_eq!(fake.single().path, "/v1.0/secrets/secretstore/bulk");
+    assert_eq!(single(&fake).path, "/v1.0/secrets/secretstore/bulk");
 
     let err = client.get_secret("nope", "x").await.unwrap_err();
     assert_eq!(
@@ -544,7 +462,7 @@ async fn secrets_single_and_bulk() {
 
 #[tokio::test]
 async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(204, ""),
         answer(
             409,
@@ -552,7 +470,7 @@ async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
         ),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
     let job = Job::once_after(Duration::from_secs(90), json!({"task_id": "t1"}))
         .with_overwrite(true)
         .with_failure_policy(FailurePolicy::Constant {
@@ -561,7 +479,7 @@ async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
         });
 
     client.schedule_job("reminder-t1", &job).await.unwrap();
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::POST);
     assert_eq!(request.path, "/v1.0/jobs/reminder-t1");
     assert_eq!(request.header("content-type"), Some("application/json"));
@@ -582,7 +500,7 @@ async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
 
 #[tokio::test]
 async fn get_job_unwraps_data_and_reads_not_found_as_none() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(
             200,
             r#"{"name":"reminder-t1","dueTime":"2030-01-01T00:00:00Z","data":{"@type":"type.googleapis.com/google.protobuf.Value","value":{"task_id":"t1"}}}"#,
@@ -598,12 +516,12 @@ async fn get_job_unwraps_data_and_reads_not_found_as_none() {
         answer(204, ""),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
 
     let job = client.get_job("reminder-t1").await.unwrap().unwrap();
     assert_eq!(job.data, json!({"task_id": "t1"}));
     assert_eq!(job.due_time.as_deref(), Some("2030-01-01T00:00:00Z"));
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::GET);
     assert_eq!(request.path, "/v1.0/jobs/reminder-t1");
 
@@ -613,7 +531,7 @@ async fn get_job_unwraps_data_and_reads_not_found_as_none() {
     assert!(err.is_transient(), "{err:?}");
 
     client.delete_job("reminder-t1").await.unwrap();
-    let requests = fake.requests();
+    let requests = fake.take_requests();
     let delete = requests.last().unwrap();
     assert_eq!(delete.method, Method::DELETE);
     assert_eq!(delete.path, "/v1.0/jobs/reminder-t1");
@@ -623,7 +541,7 @@ async fn get_job_unwraps_data_and_reads_not_found_as_none() {
 
 #[tokio::test]
 async fn invoke_builds_the_method_path_and_returns_any_status() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(404, r#"{"code":"TASK_NOT_FOUND"}"#),
         answer(200, r#"{"id":"t1","title":"x"}"#),
         answer(
@@ -632,7 +550,7 @@ async fn invoke_builds_the_method_path_and_returns_any_status() {
         ),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
 
     let response = client
         .invoke(
@@ -645,7 +563,7 @@ async fn invoke_builds_the_method_path_and_returns_any_status() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(request.method, Method::POST);
     assert_eq!(
         request.path,
@@ -661,7 +579,7 @@ async fn invoke_builds_the_method_path_and_returns_any_status() {
         .await
         .unwrap();
     assert_eq!(task["title"], "x");
-    let request = fake.single();
+    let request = single(&fake);
     assert_eq!(
         request.path,
         "/v1.0/invoke/backend/method/internal/tasks/t1"
@@ -688,7 +606,7 @@ async fn invoke_builds_the_method_path_and_returns_any_status() {
 
 #[tokio::test]
 async fn health_metadata_and_shutdown_paths() {
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(
             200,
             r#"{"id":"backend","runtimeVersion":"1.18.3","components":[]}"#,
@@ -701,7 +619,7 @@ async fn health_metadata_and_shutdown_paths() {
         answer(204, ""),
     ])
     .await;
-    let client = fake.client();
+    let client = client(&fake);
 
     let metadata = client.metadata().await.unwrap();
     assert_eq!(metadata["id"], "backend");
@@ -729,17 +647,17 @@ async fn health_metadata_and_shutdown_paths() {
 #[tokio::test]
 async fn wait_ready_polls_outbound_health_until_204() {
     let not_ready = r#"{"errorCode":"ERR_OUTBOUND_HEALTH_NOT_READY","message":"not ready"}"#;
-    let fake = FakeSidecar::start(vec![
+    let fake = start(vec![
         answer(500, not_ready),
         answer(500, not_ready),
         answer(204, ""),
     ])
     .await;
-    fake.client()
+    client(&fake)
         .wait_ready(Duration::from_secs(60))
         .await
         .unwrap();
-    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    let paths: Vec<String> = fake.take_requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/v1.0/healthz/outbound"; 3]);
 }
 
@@ -781,14 +699,14 @@ async fn connection_refused_is_a_transient_transport_error() {
 
 #[tokio::test]
 async fn no_token_header_without_a_token() {
-    let fake = FakeSidecar::start(vec![answer(204, "")]).await;
+    let fake = start(vec![answer(204, "")]).await;
     let client = DaprClient::new(ClientConfig {
-        http_endpoint: format!("http://{}", fake.addr),
+        http_endpoint: fake.endpoint(),
         ..ClientConfig::default()
     })
     .unwrap();
-    assert_eq!(client.endpoint(), format!("http://{}", fake.addr));
+    assert_eq!(client.endpoint(), fake.endpoint());
     client.healthz_outbound().await.unwrap();
-    let requests = fake.requests();
+    let requests = fake.take_requests();
     assert_eq!(requests[0].header("dapr-api-token"), None);
 }

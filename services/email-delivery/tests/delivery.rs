@@ -387,7 +387,7 @@ fn sent_saves(h: &Harness) -> (usize, usize) {
 async fn a_state_store_hiccup_after_sending_is_retried_quickly() {
     let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
-    h.sidecar.fail_next_sent_saves(2);
+    h.fail_next_sent_saves(2);
     let id = new_id();
 
     assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
@@ -424,7 +424,7 @@ async fn a_sent_record_that_cannot_be_saved_still_acknowledges_the_event_and_lan
     let h = Harness::new(smtp.port()).await;
     let retries = email_delivery::delivery::SENT_RECORD_RETRY.max_retries as usize;
     // Every quick attempt fails (the sidecar is gone); the store answers again afterwards.
-    h.sidecar.fail_next_sent_saves(retries + 1);
+    h.fail_next_sent_saves(retries + 1);
     let id = new_id();
 
     // Three attempts (SENT_RECORD_RETRY), then SUCCESS: a redelivery could mail again.
@@ -451,7 +451,7 @@ async fn a_redelivery_before_the_record_lands_settles_from_memory_without_a_seco
     let smtp = SmtpSink::start().await.unwrap();
     let h = Harness::new(smtp.port()).await;
     // More failures than the quick attempts and the redelivery's own write together.
-    h.sidecar.fail_next_sent_saves(6);
+    h.fail_next_sent_saves(6);
     let id = new_id();
     assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
 
@@ -478,7 +478,7 @@ async fn other_event_types_are_acknowledged_and_ignored() {
     );
 
     assert_eq!(h.deliver(&other).await, "SUCCESS");
-    assert_eq!(h.sidecar.state_calls(), 0);
+    assert_eq!(h.state_calls(), 0);
     assert_eq!(smtp.connections(), 0);
 }
 
@@ -493,7 +493,7 @@ async fn reminder_data_that_breaks_the_contract_is_dropped() {
     );
 
     assert_eq!(h.deliver(&broken).await, "DROP");
-    assert_eq!(h.sidecar.state_calls(), 0);
+    assert_eq!(h.state_calls(), 0);
     assert_eq!(h.metric(FAILED), 1.0);
     // Not even a CloudEvent: dropped by the CloudEvent layer.
     let (status, body) = h

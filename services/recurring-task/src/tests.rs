@@ -1,18 +1,14 @@
 //! Unit tests through the whole router, with a scripted fake sidecar standing in for daprd and
 //! the backend behind it. The real-daprd scenarios live in the workspace `tests/` crate.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
 use chrono::{DateTime, Utc};
 use contracts::{Priority, TagRef, TaskEventData, TaskSnapshot, event_types};
+use dapr::testing::{Answer, FakeSidecar};
 use dapr::{ClientConfig, CloudEvent, DaprClient};
 use http_body_util::BodyExt;
 use middleware::{AppTokenLayer, Metrics};
@@ -27,7 +23,7 @@ use crate::{APP_ID, EVENTS_ROUTE, SUBSCRIPTION_MANIFEST, declarative_subscriptio
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// One call the fake sidecar received.
+/// One call of the backend's next-occurrence method the fake sidecar received.
 #[derive(Clone, Debug)]
 struct Call {
     task_id: String,
@@ -35,60 +31,49 @@ struct Call {
     traceparent: Option<String>,
 }
 
+/// Where the app asks the backend for the next occurrence, through daprd.
+const NEXT_OCCURRENCE: &str = "/v1.0/invoke/backend/method/internal/tasks/";
+
 /// daprd as seen by our app: answers `POST /v1.0/invoke/backend/method/internal/tasks/{id}/
-/// next-occurrence` with scripted replies (500 once they run out) and records each call.
-#[derive(Clone, Default)]
-struct FakeSidecar {
-    calls: Arc<Mutex<Vec<Call>>>,
-    replies: Arc<Mutex<VecDeque<(StatusCode, Value)>>>,
+/// next-occurrence` with scripted replies (500 once they run out); and its endpoint.
+async fn fake_sidecar(
+    replies: impl IntoIterator<Item = (StatusCode, Value)>,
+) -> (FakeSidecar, String) {
+    let fake = FakeSidecar::start().await.unwrap();
+    for (status, body) in replies {
+        fake.script_for(Method::POST, NEXT_OCCURRENCE, Answer::json(status, &body));
+    }
+    let endpoint = fake.endpoint();
+    (fake, endpoint)
 }
 
-impl FakeSidecar {
-    async fn start(replies: impl IntoIterator<Item = (StatusCode, Value)>) -> (Self, SocketAddr) {
-        let fake = Self::default();
-        fake.replies.lock().unwrap().extend(replies);
-        let app = Router::new()
-            .route(
-                "/v1.0/invoke/backend/method/internal/tasks/{id}/next-occurrence",
-                post(Self::next_occurrence),
-            )
-            .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (fake, addr)
-    }
-
-    async fn next_occurrence(
-        State(fake): State<Self>,
-        Path(task_id): Path<String>,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> (StatusCode, Json<Value>) {
-        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
-        fake.calls.lock().unwrap().push(Call {
-            task_id,
-            body: serde_json::from_slice(&body).unwrap(),
-            traceparent: headers
-                .get("traceparent")
-                .map(|v| v.to_str().unwrap().to_owned()),
-        });
-        let (status, body) = fake.replies.lock().unwrap().pop_front().unwrap_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"message": "unscripted"}),
-        ));
-        (status, Json(body))
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
+/// The next-occurrence calls `fake` received, each checked to be JSON.
+fn backend_calls(fake: &FakeSidecar) -> Vec<Call> {
+    fake.invocations()
+        .into_iter()
+        .filter_map(|call| {
+            let task_id = call
+                .path
+                .strip_prefix("internal/tasks/")?
+                .strip_suffix("/next-occurrence")?;
+            assert_eq!(call.request.method, Method::POST);
+            assert_eq!(
+                call.request.header("content-type"),
+                Some("application/json")
+            );
+            Some(Call {
+                task_id: task_id.to_owned(),
+                body: serde_json::from_slice(&call.request.body).unwrap(),
+                traceparent: call.request.header("traceparent").map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
-/// The app wired to a sidecar at `addr`, and its state (for the counters).
-fn app_at(addr: SocketAddr) -> (Router, AppState) {
+/// The app wired to a sidecar at `endpoint`, and its state (for the counters).
+fn app_at(endpoint: String) -> (Router, AppState) {
     let dapr = DaprClient::new(ClientConfig {
-        http_endpoint: format!("http://{addr}"),
+        http_endpoint: endpoint,
         api_token: None,
         timeout: Duration::from_secs(5),
     })
@@ -167,13 +152,13 @@ fn created_reply(created: bool) -> Value {
 
 #[tokio::test]
 async fn daily_completion_creates_the_next_day_at_the_same_time_with_the_reminder_offset() {
-    let (fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
+    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
     let (app, state) = app_at(addr);
     let event = completed(daily_task());
 
     assert_eq!(deliver(app, &event).await, "SUCCESS");
 
-    let calls = fake.calls();
+    let calls = backend_calls(&fake);
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].task_id, daily_task().id.to_string());
     // Exactly one day after the previous due date, not after the (late) completion.
@@ -193,7 +178,7 @@ async fn daily_completion_creates_the_next_day_at_the_same_time_with_the_reminde
 
 #[tokio::test]
 async fn a_task_without_reminder_gets_none() {
-    let (fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
+    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
     let (app, _) = app_at(addr);
     let mut task = daily_task();
     task.remind_at = None;
@@ -201,20 +186,20 @@ async fn a_task_without_reminder_gets_none() {
     task.due_at = Some(at("2026-01-30T17:00:00Z"));
 
     assert_eq!(deliver(app, &completed(task)).await, "SUCCESS");
-    let body = &fake.calls()[0].body;
+    let body = &backend_calls(&fake)[0].body;
     assert_eq!(body["due_at"], "2026-02-27T17:00:00Z");
     assert!(body["remind_at"].is_null(), "{body}");
 }
 
 #[tokio::test]
 async fn without_a_due_date_the_completion_time_is_the_anchor() {
-    let (fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
+    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
     let (app, _) = app_at(addr);
     let mut task = daily_task();
     task.due_at = None;
 
     assert_eq!(deliver(app, &completed(task)).await, "SUCCESS");
-    let body = &fake.calls()[0].body;
+    let body = &backend_calls(&fake)[0].body;
     assert_eq!(body["due_at"], "2026-03-05T18:00:00Z");
     // No due time, no offset to keep.
     assert!(body["remind_at"].is_null(), "{body}");
@@ -222,7 +207,7 @@ async fn without_a_due_date_the_completion_time_is_the_anchor() {
 
 #[tokio::test]
 async fn count_2_series_ends_after_the_second_occurrence() {
-    let (fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
+    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
     let (app, state) = app_at(addr);
     let mut first = daily_task();
     first.recurrence_rule = Some("FREQ=DAILY;COUNT=2".to_owned());
@@ -233,28 +218,32 @@ async fn count_2_series_ends_after_the_second_occurrence() {
     second.due_at = Some(at("2026-03-03T09:15:30Z"));
 
     assert_eq!(deliver(app.clone(), &completed(first)).await, "SUCCESS");
-    assert_eq!(fake.calls().len(), 1);
+    assert_eq!(backend_calls(&fake).len(), 1);
     assert_eq!(deliver(app, &completed(second)).await, "SUCCESS");
-    assert_eq!(fake.calls().len(), 1, "the second occurrence is the last");
+    assert_eq!(
+        backend_calls(&fake).len(),
+        1,
+        "the second occurrence is the last"
+    );
     assert_eq!(state.occurrences.count(Outcome::Created), 1);
     assert_eq!(state.occurrences.count(Outcome::SeriesEnded), 1);
 }
 
 #[tokio::test]
 async fn until_in_the_past_ends_the_series() {
-    let (fake, addr) = FakeSidecar::start([]).await;
+    let (fake, addr) = fake_sidecar([]).await;
     let (app, state) = app_at(addr);
     let mut task = daily_task();
     task.recurrence_rule = Some("FREQ=DAILY;UNTIL=20260302T235959Z".to_owned());
 
     assert_eq!(deliver(app, &completed(task)).await, "SUCCESS");
-    assert!(fake.calls().is_empty());
+    assert!(backend_calls(&fake).is_empty());
     assert_eq!(state.occurrences.count(Outcome::SeriesEnded), 1);
 }
 
 #[tokio::test]
 async fn a_repeated_completion_finds_the_existing_occurrence() {
-    let (fake, addr) = FakeSidecar::start([
+    let (fake, addr) = fake_sidecar([
         (StatusCode::CREATED, created_reply(true)),
         (StatusCode::OK, created_reply(false)),
     ])
@@ -264,7 +253,7 @@ async fn a_repeated_completion_finds_the_existing_occurrence() {
 
     assert_eq!(deliver(app.clone(), &event).await, "SUCCESS");
     assert_eq!(deliver(app, &event).await, "SUCCESS");
-    let calls = fake.calls();
+    let calls = backend_calls(&fake);
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].body, calls[1].body, "same key both times");
     assert_eq!(state.occurrences.count(Outcome::Created), 1);
@@ -273,7 +262,7 @@ async fn a_repeated_completion_finds_the_existing_occurrence() {
 
 #[tokio::test]
 async fn a_task_that_is_gone_is_dropped() {
-    let (fake, addr) = FakeSidecar::start([(
+    let (fake, addr) = fake_sidecar([(
         StatusCode::NOT_FOUND,
         json!({"code": "TASK_NOT_FOUND", "message": "task not found"}),
     )])
@@ -281,13 +270,13 @@ async fn a_task_that_is_gone_is_dropped() {
     let (app, state) = app_at(addr);
 
     assert_eq!(deliver(app, &completed(daily_task())).await, "DROP");
-    assert_eq!(fake.calls().len(), 1);
+    assert_eq!(backend_calls(&fake).len(), 1);
     assert_eq!(state.occurrences.count(Outcome::Dropped), 1);
 }
 
 #[tokio::test]
 async fn a_refused_occurrence_is_dropped() {
-    let (_fake, addr) = FakeSidecar::start([(
+    let (_fake, addr) = fake_sidecar([(
         StatusCode::UNPROCESSABLE_ENTITY,
         json!({"code": "VALIDATION_ERROR", "message": "task does not recur (its rule was removed)"}),
     )])
@@ -315,14 +304,14 @@ async fn backend_failures_and_auth_problems_are_retried() {
         ),
         (StatusCode::TOO_MANY_REQUESTS, json!({})),
     ] {
-        let (fake, addr) = FakeSidecar::start([(status, body)]).await;
+        let (fake, addr) = fake_sidecar([(status, body)]).await;
         let (app, state) = app_at(addr);
         assert_eq!(
             deliver(app, &completed(daily_task())).await,
             "RETRY",
             "{status}"
         );
-        assert_eq!(fake.calls().len(), 1);
+        assert_eq!(backend_calls(&fake).len(), 1);
         for outcome in [Outcome::Created, Outcome::Duplicate, Outcome::Dropped] {
             assert_eq!(state.occurrences.count(outcome), 0, "{status} {outcome:?}");
         }
@@ -334,13 +323,13 @@ async fn an_unreachable_sidecar_is_retried() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let (app, _) = app_at(addr);
+    let (app, _) = app_at(format!("http://{addr}"));
     assert_eq!(deliver(app, &completed(daily_task())).await, "RETRY");
 }
 
 #[tokio::test]
 async fn events_that_need_nothing_are_acknowledged_and_ignored() {
-    let (fake, addr) = FakeSidecar::start([]).await;
+    let (fake, addr) = fake_sidecar([]).await;
     let (app, state) = app_at(addr);
     let mut one_off = daily_task();
     one_off.recurrence_rule = None;
@@ -354,7 +343,7 @@ async fn events_that_need_nothing_are_acknowledged_and_ignored() {
     assert_eq!(deliver(app.clone(), &completed(one_off)).await, "SUCCESS");
     assert_eq!(deliver(app, &completed(blank)).await, "SUCCESS");
 
-    assert!(fake.calls().is_empty());
+    assert!(backend_calls(&fake).is_empty());
     for outcome in [
         Outcome::Created,
         Outcome::Duplicate,
@@ -367,7 +356,7 @@ async fn events_that_need_nothing_are_acknowledged_and_ignored() {
 
 #[tokio::test]
 async fn events_that_can_never_be_handled_are_dropped() {
-    let (fake, addr) = FakeSidecar::start([]).await;
+    let (fake, addr) = fake_sidecar([]).await;
     let (app, state) = app_at(addr);
     let mut bad_rule = daily_task();
     bad_rule.recurrence_rule = Some("FREQ=HOURLY".to_owned());
@@ -380,7 +369,7 @@ async fn events_that_can_never_be_handled_are_dropped() {
     assert_eq!(deliver(app.clone(), &completed(bad_rule)).await, "DROP");
     assert_eq!(deliver(app.clone(), &garbage).await, "DROP");
     assert_eq!(deliver(app, &completed(no_dates)).await, "DROP");
-    assert!(fake.calls().is_empty());
+    assert!(backend_calls(&fake).is_empty());
     assert_eq!(state.occurrences.count(Outcome::Dropped), 3);
 }
 
@@ -413,7 +402,7 @@ fn plan_keeps_the_reminder_offset_and_guards_odd_input() {
 
 #[tokio::test]
 async fn subscribe_route_serves_the_subscription_table() {
-    let (_fake, addr) = FakeSidecar::start([]).await;
+    let (_fake, addr) = fake_sidecar([]).await;
     let (app, _) = app_at(addr);
     let response = app
         .oneshot(Request::get("/dapr/subscribe").body(Body::empty()).unwrap())
@@ -488,7 +477,7 @@ async fn status_and_body(app: &Router, request: Request<Body>) -> (StatusCode, V
 
 #[tokio::test]
 async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not() {
-    let (fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
+    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
     let (_, state) = app_at(addr);
     let app = router(state, AppTokenLayer::new(Some(APP_TOKEN.into())));
     let event = serde_json::to_vec(&completed(daily_task())).unwrap();
@@ -518,7 +507,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
         }
     }
     assert!(
-        fake.calls().is_empty(),
+        backend_calls(&fake).is_empty(),
         "a refused delivery reached the backend"
     );
     for (method, path, want) in calls {
@@ -530,13 +519,13 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
         }
     }
     assert_eq!(
-        fake.calls().len(),
+        backend_calls(&fake).len(),
         1,
         "the delivery with the token was handled"
     );
 
-    // Probes and metrics answer without the token, whatever else is sent. (Readiness may
-    // fail here — the fake has no health endpoint — but it is the probe that answers.)
+    // Probes and metrics answer without the token, whatever else is sent. (Whether readiness
+    // passes is not the point here, only that the probe answers.)
     for path in ["/healthz", "/readyz", "/metrics"] {
         for (case, header) in wrong_tokens() {
             let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
@@ -551,7 +540,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
 
 #[tokio::test]
 async fn metrics_expose_the_occurrence_counter() {
-    let (_fake, addr) = FakeSidecar::start([(StatusCode::CREATED, created_reply(true))]).await;
+    let (_fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
     let (app, _) = app_at(addr);
     assert_eq!(
         deliver(app.clone(), &completed(daily_task())).await,

@@ -1,7 +1,5 @@
-//! A fake sidecar and a harness that wires the real router to it and to a mail server (the
-//! workspace harness's SMTP sink, a real SMTP server on loopback).
-
-pub(crate) mod sidecar;
+//! A harness that wires the real router to a fake sidecar (`dapr::testing`) and to a mail
+//! server (the workspace harness's SMTP sink, a real SMTP server on loopback).
 
 use std::time::Duration;
 
@@ -9,6 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use contracts::{Priority, ReminderDueData, SCHEMA_VERSION, event_types};
+use dapr::testing::FakeSidecar;
 use dapr::{ClientConfig, DaprClient};
 use email_delivery::app::{self, AppState};
 use email_delivery::config::{SmtpConfig, SmtpTls};
@@ -21,8 +20,6 @@ use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
-
-use self::sidecar::FakeSidecar;
 
 /// The token daprd presents in these tests.
 pub(crate) const APP_TOKEN: &str = "app-token";
@@ -46,7 +43,7 @@ impl Harness {
 
     /// As [`Harness::new`], with `timeout` for one whole SMTP conversation.
     pub(crate) async fn with_smtp_timeout(smtp_port: u16, timeout: Duration) -> Self {
-        let sidecar = FakeSidecar::start().await;
+        let sidecar = FakeSidecar::start().await.unwrap();
         let dapr = DaprClient::new(ClientConfig {
             http_endpoint: sidecar.endpoint(),
             api_token: None,
@@ -124,6 +121,22 @@ impl Harness {
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, body)
+    }
+
+    /// Makes the next `n` writes of a `sent` record fail (the database fails just after the
+    /// mail went out).
+    pub(crate) fn fail_next_sent_saves(&self, n: usize) {
+        self.sidecar
+            .fail_next_saves(n, |item| item["value"]["status"] == "sent");
+    }
+
+    /// The state calls the sidecar has seen (get, save, delete).
+    pub(crate) fn state_calls(&self) -> usize {
+        let requests = self.sidecar.requests();
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with("/v1.0/state/"))
+            .count()
     }
 
     /// The value of `name{labels}` in `/metrics`, 0 when absent.

@@ -1,13 +1,18 @@
 //! Router-level tests: events and job triggers sent with `oneshot` through the full layer
-//! stack, against [`fake_sidecar::FakeSidecar`] standing in for daprd.
+//! stack, against `dapr::testing::FakeSidecar` standing in for daprd and [`backend::Backend`]
+//! for the backend behind it.
 
-mod fake_sidecar;
+mod backend;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use contracts::{Priority, TaskEventData, TaskSnapshot, event_types, topics};
+use dapr::testing::{FakeSidecar, JobCall, Published, Stored};
 use dapr::{ClientConfig, DaprClient};
 use http_body_util::BodyExt;
 use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
@@ -15,7 +20,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-use self::fake_sidecar::{FakeSidecar, JobCall};
+use self::backend::Backend;
 use crate::app::{AppState, router};
 use crate::metrics::{
     REMINDER_JOBS_DELETED_TOTAL, REMINDER_JOBS_SCHEDULED_TOTAL, REMINDER_LATENESS_SECONDS,
@@ -30,8 +35,21 @@ use crate::{SERVICE, TASK_EVENTS_ROUTE, subscriptions, subscriptions_yaml};
 /// The service's router wired to a fresh fake sidecar.
 struct Harness {
     sidecar: FakeSidecar,
+    backend: Arc<Mutex<Backend>>,
     app: Router,
     metrics: Metrics,
+}
+
+/// What the fake sidecar saw, in the shapes these tests read.
+struct Seen {
+    /// The publishes the sidecar accepted.
+    published: Vec<Published>,
+    /// The backend's method paths invoked.
+    invocations: Vec<String>,
+    job_calls: Vec<JobCall>,
+    /// Every item of every save request, as sent.
+    saves: Vec<Value>,
+    state: BTreeMap<String, Stored>,
 }
 
 impl Harness {
@@ -41,9 +59,12 @@ impl Harness {
 
     /// The router behind `app_token`, as `main` builds it.
     async fn with_app_token(app_token: AppTokenLayer) -> Self {
-        let sidecar = FakeSidecar::start().await;
+        let sidecar = FakeSidecar::start().await.unwrap();
+        let backend = Arc::new(Mutex::new(Backend::default()));
+        let answers = Arc::clone(&backend);
+        sidecar.on_invoke(move |call| answers.lock().unwrap().answer(call));
         let dapr = DaprClient::new(ClientConfig {
-            http_endpoint: sidecar.url(),
+            http_endpoint: sidecar.endpoint(),
             ..ClientConfig::default()
         })
         .unwrap();
@@ -64,6 +85,7 @@ impl Harness {
         let app = router(state, app_token);
         Self {
             sidecar,
+            backend,
             app,
             metrics,
         }
@@ -120,18 +142,40 @@ impl Harness {
     }
 
     fn job_calls(&self) -> Vec<JobCall> {
-        self.sidecar.lock().job_calls.clone()
+        self.sidecar.job_calls()
+    }
+
+    /// What the sidecar has seen so far.
+    fn seen(&self) -> Seen {
+        Seen {
+            published: (self.sidecar.publishes().into_iter())
+                .filter(|p| p.accepted)
+                .collect(),
+            invocations: (self.sidecar.invocations().into_iter())
+                .map(|call| call.path)
+                .collect(),
+            job_calls: self.sidecar.job_calls(),
+            saves: (self.sidecar.saves().into_iter())
+                .map(|saved| saved.item)
+                .collect(),
+            state: self.sidecar.state(),
+        }
+    }
+
+    /// The backend's answers, to fill in.
+    fn backend(&self) -> MutexGuard<'_, Backend> {
+        self.backend.lock().unwrap()
     }
 
     /// The value stored under `key`, if any.
     fn stored(&self, key: &str) -> Option<Value> {
-        self.sidecar.lock().state.get(key).map(|s| s.value.clone())
+        self.sidecar.get(key)
     }
 
     /// Makes the backend answer `GET internal/tasks/{id}` with the task and an owner.
     fn backend_knows(&self, task: &TaskSnapshot, email: Option<&str>) {
         let body = json!({"task": task, "owner_email": email, "owner_name": "Ada Lovelace"});
-        self.sidecar.lock().tasks.insert(task.id, (200, body));
+        self.backend().tasks.insert(task.id, (200, body));
     }
 
     fn metric_line(&self, prefix: &str) -> Option<String> {
@@ -139,6 +183,15 @@ impl Harness {
         text.lines()
             .find(|l| l.starts_with(prefix))
             .map(str::to_owned)
+    }
+}
+
+/// Save items whose key starts with `prefix`.
+fn key_starts_with(prefix: &'static str) -> impl Fn(&Value) -> bool + Send + 'static {
+    move |item| {
+        item["key"]
+            .as_str()
+            .is_some_and(|key| key.starts_with(prefix))
     }
 }
 
@@ -233,7 +286,7 @@ async fn a_moved_reminder_overwrites_the_job() {
         h.job_calls(),
         [schedule(&created, first), schedule(&updated, moved)]
     );
-    let jobs = h.sidecar.lock().jobs.clone();
+    let jobs = h.sidecar.jobs();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[&job_name(created.id)]["dueTime"], rfc3339(moved));
 }
@@ -275,7 +328,7 @@ async fn a_cleared_or_too_old_reminder_deletes_the_job() {
     let calls = h.job_calls();
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[1..], [delete(&created), delete(&created)]);
-    assert!(h.sidecar.lock().jobs.is_empty());
+    assert!(h.sidecar.jobs().is_empty());
 }
 
 /// An event that arrives after its reminder time (it waited in the broker while notification
@@ -299,10 +352,10 @@ async fn an_overdue_reminder_fires_at_once_unless_already_sent() {
 
     // Once the trigger recorded it as sent, a later event about the task (a new title, say)
     // must not send it again: the job is removed instead.
-    h.sidecar.lock().put(
+    h.sidecar.put(
         &sent_key(created.id, remind_at),
         json!({"event_id": "x"}),
-        json!({}),
+        None,
     );
     let renamed = TaskSnapshot {
         title: "Water the plants (balcony)".to_owned(),
@@ -341,7 +394,7 @@ async fn the_sweep_applies_tasks_whose_events_never_arrived() {
         id: Uuid::from_u128(0xa2),
         ..task(from_now(-TimeDelta::minutes(10)), Some(overdue_at))
     };
-    h.sidecar.lock().pending_reminders = [&applied, &lost, &overdue]
+    h.backend().pending_reminders = [&applied, &lost, &overdue]
         .iter()
         .map(|t| serde_json::to_value(t).unwrap())
         .collect();
@@ -365,7 +418,7 @@ async fn the_sweep_applies_tasks_whose_events_never_arrived() {
     assert_eq!(h.job_calls().len(), 3);
     assert!(line(REMINDER_SWEEP_REPAIRS_TOTAL).ends_with(" 2"));
     assert!(line(REMINDER_SWEEPS_TOTAL).ends_with(" 2"));
-    let asked = h.sidecar.lock().invocations.clone();
+    let asked = h.seen().invocations;
     assert_eq!(asked, ["internal/reminders", "internal/reminders"]);
 
     // The process died between the record and the job, and the redelivery is held elsewhere:
@@ -380,17 +433,15 @@ async fn the_sweep_applies_tasks_whose_events_never_arrived() {
         h.deliver(event_types::TASK_CREATED, &settled).await,
         "SUCCESS"
     );
-    {
-        let mut fake = h.sidecar.lock();
-        fake.jobs.clear();
-        fake.put(
-            &sent_key(settled.id, settled_at),
-            json!({"outcome": "no_recipient"}),
-            json!({}),
-        );
-        fake.pending_reminders
-            .push(serde_json::to_value(&settled).unwrap());
-    }
+    h.sidecar.clear_jobs();
+    h.sidecar.put(
+        &sent_key(settled.id, settled_at),
+        json!({"outcome": "no_recipient"}),
+        None,
+    );
+    h.backend()
+        .pending_reminders
+        .push(serde_json::to_value(&settled).unwrap());
     let calls_before = h.job_calls().len();
     assert_eq!(h.trigger(SWEEP_JOB, &Value::Null).await, StatusCode::OK);
     assert_eq!(
@@ -446,13 +497,13 @@ async fn completed_and_deleted_tasks_lose_their_job() {
         "SUCCESS"
     );
     assert_eq!(h.job_calls()[3], delete(&other));
-    let stored = h.sidecar.lock().state[&record_key(other.id)].clone();
+    let stored = h.sidecar.state()[&record_key(other.id)].clone();
     assert_eq!(stored.value["deleted"], true);
     assert_eq!(
         stored.metadata["ttlInSeconds"],
         TOMBSTONE_TTL_SECS.to_string()
     );
-    assert!(h.sidecar.lock().jobs.is_empty());
+    assert!(h.sidecar.jobs().is_empty());
     assert!(
         h.metric_line(REMINDER_JOBS_DELETED_TOTAL)
             .unwrap()
@@ -497,7 +548,7 @@ async fn an_older_snapshot_delivered_late_is_ignored() {
     let calls = h.job_calls();
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[2], delete(&newer));
-    assert!(h.sidecar.lock().jobs.is_empty());
+    assert!(h.sidecar.jobs().is_empty());
     assert!(
         h.metric_line(REMINDER_STALE_EVENTS_TOTAL)
             .unwrap()
@@ -517,9 +568,9 @@ async fn an_etag_conflict_is_read_again_and_decided_again() {
     let key = record_key(t.id);
     let older =
         json!({"updated_at": t0 - TimeDelta::seconds(10), "deleted": false, "remind_at": null});
-    h.sidecar.lock().write_before_next_save = Some((key.clone(), older));
+    h.sidecar.write_before_next_save(&key, older);
     assert_eq!(h.deliver(event_types::TASK_UPDATED, &t).await, "SUCCESS");
-    assert_eq!(h.sidecar.lock().saves.len(), 2, "one conflict, one success");
+    assert_eq!(h.sidecar.saves().len(), 2, "one conflict, one success");
     assert_eq!(h.job_calls(), [schedule(&t, remind_at)]);
     assert_eq!(h.stored(&key).unwrap()["remind_at"], json!(remind_at));
 
@@ -529,7 +580,8 @@ async fn an_etag_conflict_is_read_again_and_decided_again() {
         ..t.clone()
     };
     let tombstone = json!({"updated_at": t0, "deleted": true, "remind_at": null});
-    h.sidecar.lock().write_before_next_save = Some((record_key(other.id), tombstone));
+    h.sidecar
+        .write_before_next_save(&record_key(other.id), tombstone);
     assert_eq!(
         h.deliver(event_types::TASK_UPDATED, &other).await,
         "SUCCESS"
@@ -546,10 +598,11 @@ async fn a_newer_record_written_meanwhile_is_applied_too() {
     // Another replica applies the delete while our schedule call is on its way: its delete
     // may have reached the Scheduler first, so we must delete again after our schedule.
     let tombstone = json!({"updated_at": t0, "deleted": true, "remind_at": null});
-    h.sidecar.lock().write_after_next_job_call = Some((record_key(t.id), tombstone));
+    h.sidecar
+        .write_after_next_job_call(&record_key(t.id), tombstone);
     assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "SUCCESS");
     assert_eq!(h.job_calls(), [schedule(&t, remind_at), delete(&t)]);
-    assert!(h.sidecar.lock().jobs.is_empty());
+    assert!(h.sidecar.jobs().is_empty());
 }
 
 #[tokio::test]
@@ -575,7 +628,7 @@ async fn other_event_types_are_acknowledged_and_garbage_is_dropped() {
         .unwrap();
     assert_eq!(h.call(request).await.1["status"], "DROP");
     assert!(h.job_calls().is_empty());
-    assert!(h.sidecar.lock().saves.is_empty());
+    assert!(h.sidecar.saves().is_empty());
 }
 
 #[tokio::test]
@@ -583,7 +636,8 @@ async fn a_state_store_outage_asks_for_redelivery() {
     let h = Harness::new().await;
     let remind_at = from_now(TimeDelta::hours(1));
     let t = task(from_now(TimeDelta::zero()), Some(remind_at));
-    h.sidecar.lock().failing_saves = Some(("reminder-task-".to_owned(), 1));
+    h.sidecar
+        .fail_next_saves(1, key_starts_with("reminder-task-"));
     assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "RETRY");
     assert!(h.job_calls().is_empty());
     // The redelivery succeeds.
@@ -603,13 +657,16 @@ async fn a_trigger_publishes_reminder_due_with_a_deterministic_id() {
     let status = h.trigger(&job_name(t.id), &job_data(&t, remind_at)).await;
     assert_eq!(status, StatusCode::OK);
 
-    let fake = h.sidecar.lock();
+    let fake = h.seen();
     assert_eq!(fake.invocations, [format!("internal/tasks/{}", t.id)]);
     assert_eq!(fake.published.len(), 1);
     let published = &fake.published[0];
     assert_eq!(published.pubsub, "pubsub");
     assert_eq!(published.topic, "task-reminders");
-    assert_eq!(published.content_type, "application/cloudevents+json");
+    assert_eq!(
+        published.content_type.as_deref(),
+        Some("application/cloudevents+json")
+    );
     let event = &published.event;
     assert_eq!(event["id"], reminder_event_id(t.id, remind_at).to_string());
     assert_eq!(event["type"], "com.todo.reminder.due.v1");
@@ -666,7 +723,7 @@ async fn a_second_trigger_has_no_second_effect() {
     let data = job_data(&t, remind_at);
     assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
     assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
-    let fake = h.sidecar.lock();
+    let fake = h.seen();
     assert_eq!(fake.published.len(), 1);
     assert_eq!(
         fake.invocations.len(),
@@ -715,7 +772,7 @@ async fn a_completed_changed_deleted_or_unaddressable_task_gets_no_reminder() {
         let status = h.trigger(&job_name(t.id), &job_data(t, remind_at)).await;
         assert_eq!(status, StatusCode::OK, "task {}", t.id);
     }
-    let fake = h.sidecar.lock();
+    let fake = h.seen();
     assert!(fake.published.is_empty(), "{:?}", fake.published);
     assert_eq!(fake.invocations.len(), 5);
     // Only the reminder with nobody to go to is settled (so the sweep leaves it alone); the
@@ -737,7 +794,7 @@ async fn an_unavailable_backend_fails_the_trigger_for_a_retry() {
     let h = Harness::new().await;
     let remind_at = from_now(TimeDelta::zero());
     let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
-    h.sidecar.lock().tasks.insert(
+    h.backend().tasks.insert(
         t.id,
         (503, json!({"code": "UNAVAILABLE", "message": "db down"})),
     );
@@ -746,12 +803,12 @@ async fn an_unavailable_backend_fails_the_trigger_for_a_retry() {
         h.trigger(&job_name(t.id), &data).await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
-    assert!(h.sidecar.lock().published.is_empty());
+    assert!(h.seen().published.is_empty());
 
     // The Scheduler's retry finds the backend back.
     h.backend_knows(&t, Some("ada@example.org"));
     assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
-    assert_eq!(h.sidecar.lock().published.len(), 1);
+    assert_eq!(h.seen().published.len(), 1);
 }
 
 #[tokio::test]
@@ -762,23 +819,24 @@ async fn failed_publishing_or_bookkeeping_retries_with_the_same_event_id() {
     h.backend_knows(&t, Some("ada@example.org"));
     let data = job_data(&t, remind_at);
 
-    h.sidecar.lock().failing_publishes = 1;
+    h.sidecar.fail_next_publishes(1);
     assert_eq!(
         h.trigger(&job_name(t.id), &data).await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
-    assert!(h.sidecar.lock().published.is_empty());
+    assert!(h.seen().published.is_empty());
 
     // Published, but the sent record cannot be written: the retry publishes again, with the
     // same id, which email-delivery de-duplicates.
-    h.sidecar.lock().failing_saves = Some(("reminder-sent-".to_owned(), 1));
+    h.sidecar
+        .fail_next_saves(1, key_starts_with("reminder-sent-"));
     assert_eq!(
         h.trigger(&job_name(t.id), &data).await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
     assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
     assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
-    let fake = h.sidecar.lock();
+    let fake = h.seen();
     let ids: Vec<&Value> = fake.published.iter().map(|p| &p.event["id"]).collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
@@ -806,7 +864,7 @@ async fn unusable_job_data_is_acknowledged_without_effect() {
         h.trigger("cleanup-1", &json!(null)).await,
         StatusCode::NOT_FOUND
     );
-    let fake = h.sidecar.lock();
+    let fake = h.seen();
     assert!(fake.invocations.is_empty() && fake.published.is_empty());
 }
 
@@ -1057,7 +1115,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
         }
     }
     {
-        let fake = h.sidecar.lock();
+        let fake = h.seen();
         assert!(
             fake.job_calls.is_empty() && fake.published.is_empty() && fake.invocations.is_empty(),
             "a refused call reached the sidecar"
@@ -1081,7 +1139,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
         h.job_calls().contains(&schedule(&t, remind_at)),
         "the event was applied"
     );
-    assert_eq!(h.sidecar.lock().published.len(), 1, "the trigger published");
+    assert_eq!(h.seen().published.len(), 1, "the trigger published");
 
     for path in ["/healthz", "/readyz", "/metrics"] {
         let (status, answer) = h.get(path).await;
