@@ -10,6 +10,7 @@
 //! like this is for the end-to-end tests in the workspace's `tests/` crate to prove.
 
 mod answer;
+mod app_token;
 mod record;
 mod routes;
 mod state;
@@ -28,6 +29,7 @@ use http::Method;
 use serde_json::Value;
 
 pub use self::answer::Answer;
+pub use self::app_token::{WrongToken, wrong_app_tokens};
 pub use self::record::{Invocation, Recorded};
 use self::state::StateStore;
 pub use self::state::{Saved, Stored};

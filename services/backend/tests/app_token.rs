@@ -52,34 +52,15 @@ async fn app(pool: &PgPool) -> Router {
     app::router(state, AppTokenLayer::new(Some(APP_TOKEN.into())))
 }
 
-/// Everything but the configured token: absent, empty, near misses, the token in the wrong
-/// header, and a valid user token instead.
-fn wrong_tokens() -> Vec<(&'static str, Option<(&'static str, String)>)> {
-    let header = "dapr-api-token";
-    let mut last_changed = APP_TOKEN.to_owned();
-    last_changed.pop();
-    last_changed.push('X');
-    vec![
-        ("no header", None),
-        ("empty", Some((header, String::new()))),
-        ("wrong", Some((header, "wrong".to_owned()))),
-        ("last byte changed", Some((header, last_changed))),
-        (
-            "prefix",
-            Some((header, APP_TOKEN[..APP_TOKEN.len() - 1].to_owned())),
-        ),
-        ("longer", Some((header, format!("{APP_TOKEN}x")))),
-        ("upper case", Some((header, APP_TOKEN.to_uppercase()))),
-        ("padded", Some((header, format!(" {APP_TOKEN}")))),
-        (
-            "as bearer",
-            Some(("authorization", format!("Bearer {APP_TOKEN}"))),
-        ),
-        (
-            "a user's token",
-            Some(("authorization", format!("Bearer {}", user_token("alice")))),
-        ),
-    ]
+/// Everything but the configured token ([`dapr::testing::wrong_app_tokens`]), and a valid
+/// user token instead.
+fn wrong_tokens() -> Vec<dapr::testing::WrongToken> {
+    let mut cases = dapr::testing::wrong_app_tokens(APP_TOKEN);
+    cases.push((
+        "a user's token",
+        Some(("authorization", format!("Bearer {}", user_token("alice")))),
+    ));
+    cases
 }
 
 fn request(

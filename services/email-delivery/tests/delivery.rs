@@ -522,33 +522,6 @@ async fn odd_event_ids_get_a_safe_key() {
     assert!(key(id).starts_with("email-v5-"));
 }
 
-/// Everything but the configured token: absent, empty, near misses, the token in the wrong
-/// header.
-fn wrong_tokens() -> Vec<(&'static str, Option<(&'static str, String)>)> {
-    let token = support::APP_TOKEN;
-    let header = "dapr-api-token";
-    let mut last_changed = token.to_owned();
-    last_changed.pop();
-    last_changed.push('X');
-    vec![
-        ("no header", None),
-        ("empty", Some((header, String::new()))),
-        ("wrong", Some((header, "wrong".to_owned()))),
-        ("last byte changed", Some((header, last_changed))),
-        (
-            "prefix",
-            Some((header, token[..token.len() - 1].to_owned())),
-        ),
-        ("longer", Some((header, format!("{token}x")))),
-        ("upper case", Some((header, token.to_uppercase()))),
-        ("padded", Some((header, format!(" {token}")))),
-        (
-            "as bearer",
-            Some(("authorization", format!("Bearer {token}"))),
-        ),
-    ]
-}
-
 #[tokio::test]
 async fn routes_need_the_app_token_except_probes_and_metrics() {
     let smtp = SmtpSink::start().await.unwrap();
@@ -572,7 +545,7 @@ async fn routes_need_the_app_token_except_probes_and_metrics() {
         ("GET", "/dapr/config", StatusCode::NOT_FOUND),
     ];
     for (method, path, _) in calls {
-        for (case, header) in wrong_tokens() {
+        for (case, header) in dapr::testing::wrong_app_tokens(support::APP_TOKEN) {
             let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
             let (status, body) = h.call(request(method, path, header)).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {method} {path}");
@@ -599,7 +572,7 @@ async fn routes_need_the_app_token_except_probes_and_metrics() {
 
     // Probes and metrics answer without the token, whatever else is sent.
     for path in ["/healthz", "/readyz", "/metrics"] {
-        for (case, header) in wrong_tokens() {
+        for (case, header) in dapr::testing::wrong_app_tokens(support::APP_TOKEN) {
             let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
             let (status, body) = h.call(request("GET", path, header)).await;
             assert_eq!(status, StatusCode::OK, "{path} with {case}: {body}");

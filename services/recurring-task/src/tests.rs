@@ -439,32 +439,6 @@ fn committed_subscription_manifest_is_in_sync() {
 /// Test fixture only: the app API token daprd would present.
 const APP_TOKEN: &str = "fixture-recurring-task-app-token";
 
-/// Everything but the configured token: absent, empty, near misses, the token in the wrong
-/// header. Each as `(case, header name, value)`.
-fn wrong_tokens() -> Vec<(&'static str, Option<(&'static str, String)>)> {
-    let header = "dapr-api-token";
-    let mut last_changed = APP_TOKEN.to_owned();
-    last_changed.pop();
-    last_changed.push('X');
-    vec![
-        ("no header", None),
-        ("empty", Some((header, String::new()))),
-        ("wrong", Some((header, "wrong".to_owned()))),
-        ("last byte changed", Some((header, last_changed))),
-        (
-            "prefix",
-            Some((header, APP_TOKEN[..APP_TOKEN.len() - 1].to_owned())),
-        ),
-        ("longer", Some((header, format!("{APP_TOKEN}x")))),
-        ("upper case", Some((header, APP_TOKEN.to_uppercase()))),
-        ("padded", Some((header, format!(" {APP_TOKEN}")))),
-        (
-            "as bearer",
-            Some(("authorization", format!("Bearer {APP_TOKEN}"))),
-        ),
-    ]
-}
-
 async fn status_and_body(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
@@ -499,7 +473,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
         ("GET", "/dapr/config", StatusCode::NOT_FOUND),
     ];
     for (method, path, _) in calls {
-        for (case, header) in wrong_tokens() {
+        for (case, header) in dapr::testing::wrong_app_tokens(APP_TOKEN) {
             let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
             let (status, body) = status_and_body(&app, request(method, path, header)).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {method} {path}");
@@ -527,7 +501,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
     // Probes and metrics answer without the token, whatever else is sent. (Whether readiness
     // passes is not the point here, only that the probe answers.)
     for path in ["/healthz", "/readyz", "/metrics"] {
-        for (case, header) in wrong_tokens() {
+        for (case, header) in dapr::testing::wrong_app_tokens(APP_TOKEN) {
             let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
             let (status, _) = status_and_body(&app, request("GET", path, header)).await;
             assert_ne!(status, StatusCode::UNAUTHORIZED, "{path} with {case}");

@@ -1002,32 +1002,6 @@ async fn serves_on_a_real_socket_and_stops_on_the_signal() {
 /// Test fixture only: the app API token daprd would present.
 const APP_TOKEN: &str = "fixture-notification-app-token";
 
-/// Everything but the configured token: absent, empty, near misses, and the token in the wrong
-/// header.
-fn wrong_tokens() -> Vec<(&'static str, Option<(&'static str, String)>)> {
-    let header = "dapr-api-token";
-    let mut last_changed = APP_TOKEN.to_owned();
-    last_changed.pop();
-    last_changed.push('X');
-    vec![
-        ("no header", None),
-        ("empty", Some((header, String::new()))),
-        ("wrong", Some((header, "wrong".to_owned()))),
-        ("last byte changed", Some((header, last_changed))),
-        (
-            "prefix",
-            Some((header, APP_TOKEN[..APP_TOKEN.len() - 1].to_owned())),
-        ),
-        ("longer", Some((header, format!("{APP_TOKEN}x")))),
-        ("upper case", Some((header, APP_TOKEN.to_uppercase()))),
-        ("padded", Some((header, format!(" {APP_TOKEN}")))),
-        (
-            "as bearer",
-            Some(("authorization", format!("Bearer {APP_TOKEN}"))),
-        ),
-    ]
-}
-
 /// A request body and its content type.
 type Payload = (&'static str, Value);
 
@@ -1103,7 +1077,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
             .unwrap()
         };
     for (method, path, body) in &calls {
-        for (case, header) in wrong_tokens() {
+        for (case, header) in dapr::testing::wrong_app_tokens(APP_TOKEN) {
             let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
             let (status, answer) = h.call(request(method, path, body, header)).await;
             assert_eq!(
@@ -1145,7 +1119,7 @@ async fn every_sidecar_route_needs_the_app_token_but_probes_and_metrics_do_not()
         let (status, answer) = h.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {answer}");
         let probe = Request::get(path).body(Body::empty()).unwrap();
-        for (case, header) in wrong_tokens() {
+        for (case, header) in dapr::testing::wrong_app_tokens(APP_TOKEN) {
             let header = header.as_ref().map(|(n, v)| (*n, v.as_str()));
             let (status, _) = h.call(with_header(&probe, header)).await;
             assert_eq!(status, StatusCode::OK, "{path} with {case}");
