@@ -5,21 +5,18 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::Arc;
+mod support;
 
 use axum::Router;
 use axum::body::Body;
-use backend::app::{self, AppState};
-use backend::auth::{AuthConfig, Authenticator};
-use backend::service::TaskService;
+use backend::app::{self};
 use chrono::{Duration, Utc};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use middleware::{AppTokenLayer, Metrics};
+use middleware::AppTokenLayer;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 /// Test fixtures only: the app API token daprd would present, and the users' HS256 key.
@@ -37,18 +34,7 @@ fn user_token(sub: &str) -> String {
 }
 
 async fn app(pool: &PgPool) -> Router {
-    let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(JWT_SECRET.into()),
-        ..AuthConfig::default()
-    })
-    .await
-    .unwrap();
-    let state = AppState {
-        service: TaskService::new(pool.clone(), Arc::new(Notify::new())),
-        auth: Arc::new(auth),
-        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-        metrics: Metrics::new("backend").unwrap(),
-    };
+    let state = support::app_state(pool.clone(), JWT_SECRET).await;
     app::router(state, AppTokenLayer::new(Some(APP_TOKEN.into())))
 }
 

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,17 +18,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use backend::app::{self, AppState};
+use backend::app::{self};
 use backend::auth::{AuthConfig, Authenticator, LEEWAY_SECS};
-use backend::service::TaskService;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
-use middleware::{AppTokenLayer, Metrics};
+use middleware::AppTokenLayer;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 /// Test fixture only: the HS256 key of the shared-secret configuration.
@@ -120,13 +120,10 @@ impl JwksServer {
 
 /// The complete backend router with `auth`.
 fn app_with(pool: &PgPool, auth: Authenticator) -> Router {
-    let state = AppState {
-        service: TaskService::new(pool.clone(), Arc::new(Notify::new())),
-        auth: Arc::new(auth),
-        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-        metrics: Metrics::new("backend").unwrap(),
-    };
-    app::router(state, AppTokenLayer::new(None))
+    app::router(
+        support::state_with(pool.clone(), auth),
+        AppTokenLayer::new(None),
+    )
 }
 
 async fn hs_app(pool: &PgPool) -> Router {

@@ -18,18 +18,15 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use backend::app::{self, AppState};
-use backend::auth::{AuthConfig, Authenticator};
-use backend::service::TaskService;
+use backend::app::{self};
 use chrono::Utc;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use middleware::{AppTokenLayer, Metrics};
+use middleware::AppTokenLayer;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::mcp::{Client, connect, err, ok, serve};
-use tokio::sync::Notify;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -424,18 +421,7 @@ async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>, mcp_url: String) ->
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn concurrent_users_never_see_touch_or_detect_each_others_rows(pool: PgPool) {
-    let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(JWT_SECRET.into()),
-        ..AuthConfig::default()
-    })
-    .await
-    .unwrap();
-    let state = AppState {
-        service: TaskService::new(pool.clone(), Arc::new(Notify::new())),
-        auth: Arc::new(auth),
-        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-        metrics: Metrics::new("backend").unwrap(),
-    };
+    let state = support::app_state(pool.clone(), JWT_SECRET).await;
     let app = app::router(state, AppTokenLayer::new(None));
     let mcp_url = serve(pool.clone(), JWT_SECRET).await;
     let seen = Arc::new(Mutex::new(Seen::default()));

@@ -9,21 +9,17 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use backend::app::{self, AppState};
-use backend::auth::{AuthConfig, Authenticator};
-use backend::service::TaskService;
+use backend::app::{self};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use jsonwebtoken::{EncodingKey, Header};
-use middleware::{AppTokenLayer, Metrics};
+use middleware::AppTokenLayer;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::mcp::{connect, err, ok, serve};
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// The HS256 key the test server trusts and the tests sign with.
@@ -1250,18 +1246,7 @@ async fn an_oversized_streamed_body_answers_413_json(pool: PgPool) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(KEY.into()),
-        ..AuthConfig::default()
-    })
-    .await
-    .unwrap();
-    let state = AppState {
-        service: TaskService::new(pool, Arc::new(Notify::new())),
-        auth: Arc::new(auth),
-        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-        metrics: Metrics::new("backend").unwrap(),
-    };
+    let state = support::app_state(pool, KEY).await;
     let router = app::router(state, AppTokenLayer::new(None));
     let big = format!(
         r#"{{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {{"name": "add_task", "arguments": {{"title": "x", "description": "{}"}}}}}}"#,

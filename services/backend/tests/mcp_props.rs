@@ -10,22 +10,21 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use backend::app::{self, AppState};
-use backend::auth::{AuthConfig, Authenticator};
-use backend::service::TaskService;
+use backend::app::{self};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jsonwebtoken::{EncodingKey, Header, encode};
-use middleware::{AppTokenLayer, Metrics};
+use middleware::AppTokenLayer;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 /// Test fixture only: the HS256 key these tests sign with.
@@ -127,18 +126,7 @@ struct Mcp {
 
 impl Mcp {
     async fn new(pool: PgPool) -> Self {
-        let auth = Authenticator::new(AuthConfig {
-            hs256_secret: Some(KEY.into()),
-            ..AuthConfig::default()
-        })
-        .await
-        .unwrap();
-        let state = AppState {
-            service: TaskService::new(pool, Arc::new(Notify::new())),
-            auth: Arc::new(auth),
-            dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-            metrics: Metrics::new("backend").unwrap(),
-        };
+        let state = support::app_state(pool, KEY).await;
         let exp = chrono::Utc::now().timestamp() + 3600;
         let token = encode(
             &Header::default(),

@@ -7,13 +7,11 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::Arc;
+mod support;
 
 use axum::Router;
 use axum::body::Body;
 use backend::app::AppState;
-use backend::auth::{AuthConfig, Authenticator};
-use backend::service::TaskService;
 use backend::{internal, rest};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use http::{HeaderMap, Method, Request, StatusCode, header};
@@ -21,7 +19,6 @@ use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 /// Test fixture only: the HS256 key these tests sign their tokens with.
@@ -82,18 +79,7 @@ fn token_for(sub: &str, email: Option<&str>, exp_offset_secs: i64) -> String {
 
 impl Api {
     async fn new(pool: PgPool) -> Self {
-        let auth = Authenticator::new(AuthConfig {
-            hs256_secret: Some(JWT_SECRET.into()),
-            ..AuthConfig::default()
-        })
-        .await
-        .unwrap();
-        let state = AppState {
-            service: TaskService::new(pool.clone(), Arc::new(Notify::new())),
-            auth: Arc::new(auth),
-            dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-            metrics: middleware::Metrics::new("test").unwrap(),
-        };
+        let state = support::app_state(pool.clone(), JWT_SECRET).await;
         let app = Router::new()
             .nest("/api/v1", rest::router(state.clone()))
             .nest("/internal", internal::router())

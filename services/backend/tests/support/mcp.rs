@@ -1,12 +1,8 @@
 //! An MCP client against the backend's complete router on a loopback port: the suites that call
 //! the tools (`mcp.rs`, `import.rs`) go through it, so each checks the same things of an answer.
 
-use std::sync::Arc;
-
-use backend::app::{self, AppState};
-use backend::auth::{AuthConfig, Authenticator};
-use backend::service::TaskService;
-use middleware::{AppTokenLayer, Metrics};
+use backend::app::{self};
+use middleware::AppTokenLayer;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -14,27 +10,13 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::Notify;
 
 pub(crate) type Client = RunningService<RoleClient, ()>;
 
 /// Serves the complete app router, verifying HS256 tokens signed with `key`; returns the MCP
 /// endpoint URL.
 pub(crate) async fn serve(pool: PgPool, key: &str) -> String {
-    let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(key.into()),
-        jwks_url: None,
-        issuer: None,
-        audience: None,
-    })
-    .await
-    .unwrap();
-    let state = AppState {
-        service: TaskService::new(pool, Arc::new(Notify::new())),
-        auth: Arc::new(auth),
-        dapr: dapr::DaprClient::new(dapr::ClientConfig::default()).unwrap(),
-        metrics: Metrics::new("backend").unwrap(),
-    };
+    let state = super::app_state(pool, key).await;
     let router = app::router(state, AppTokenLayer::new(None));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
