@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::LogFormat;
 use crate::app_token::APP_API_TOKEN_ENV;
+use crate::env_help::EnvDoc;
 
 /// The variable that moves `/metrics` to a port of its own (see [`ServiceEnv::metrics_listen`]).
 pub const METRICS_PORT_ENV: &str = "METRICS_PORT";
@@ -211,6 +212,42 @@ pub fn map_lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option
             .rev()
             .find(|(name, _)| *name == key)
             .map(|(_, value)| (*value).to_owned())
+    }
+}
+
+/// What the shared start-up ([`crate::server::run_main`]) and `--help` need of a service's
+/// configuration. Each service's `Config` implements it, so reading the process environment,
+/// generating the `--help` list ([`crate::env_help`]) and checking that list are written once.
+pub trait ServiceConfig: Sized {
+    /// The service's own rows of its `--help` environment list.
+    const ENV_DOCS: &'static [EnvDoc];
+
+    /// Reads every variable through `lookup` (tests pass [`map_lookup`]), reporting every bad
+    /// one at once.
+    fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, EnvError>;
+
+    /// The variables every service reads the same way.
+    fn service(&self) -> &ServiceEnv;
+
+    /// Reads the process environment.
+    fn from_env() -> Result<Self, EnvError> {
+        Self::read(&|key| std::env::var(key).ok())
+    }
+
+    /// The environment section of `--help`: what [`ServiceConfig::read`] reads, in that order,
+    /// described.
+    fn env_help() -> String {
+        crate::env_help::render(Self::ENV_DOCS, |lookup| {
+            let _ = Self::read(lookup);
+        })
+    }
+
+    /// For a service's tests: panics unless every variable [`ServiceConfig::read`] reads has a
+    /// row and every row is read ([`crate::env_help::undocumented`]).
+    fn assert_help_complete() {
+        crate::env_help::assert_documented(Self::ENV_DOCS, |lookup| {
+            let _ = Self::read(lookup);
+        });
     }
 }
 

@@ -27,7 +27,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::LogFormat;
+use crate::env::ServiceConfig;
 
 /// Resolves on SIGTERM (Kubernetes, `cargo xtask down`) or Ctrl-C.
 pub async fn shutdown_signal() {
@@ -252,17 +252,17 @@ async fn not_on_the_app_port(
 ///
 /// - `config` is an error: prints `<service>: <error>` to stderr (logging needs the config) and
 ///   exits with code 2, so a supervisor can tell a bad environment from a crash.
-/// - Logging cannot be set up with the filter and format `logging` picks from the config:
+/// - Logging cannot be set up with the config's `RUST_LOG` and `LOG_FORMAT` ([`crate::env::ServiceEnv`]):
 ///   prints `<service>: cannot set up logging: <error>` and exits with code 1.
 /// - Otherwise awaits `run(config)`: code 0 when it returns `Ok`, else the error (with its
 ///   causes, `{:#}`) is logged as `<service> stopped` and the code is 1.
 pub async fn run_main<C, E, R, Fut>(
     service: &str,
     config: Result<C, E>,
-    logging: impl FnOnce(&C) -> (&str, LogFormat),
     run: impl FnOnce(C) -> Fut,
 ) -> ExitCode
 where
+    C: ServiceConfig,
     E: Display,
     R: Display,
     Fut: Future<Output = Result<(), R>>,
@@ -277,8 +277,8 @@ where
             return ExitCode::from(2);
         }
     };
-    let (filter, format) = logging(&config);
-    if let Err(e) = crate::trace::init_tracing_with(service, filter, format) {
+    let env = config.service();
+    if let Err(e) = crate::trace::init_tracing_with(service, &env.log_filter, env.log_format) {
         #[allow(clippy::print_stderr)]
         {
             eprintln!("{service}: cannot set up logging: {e}");
@@ -321,16 +321,25 @@ mod tests {
 
     #[tokio::test]
     async fn run_main_exits_2_on_bad_config_without_running() {
+        use crate::env::ServiceEnv;
+
+        struct Config(ServiceEnv);
+        impl ServiceConfig for Config {
+            const ENV_DOCS: &'static [crate::env_help::EnvDoc] = &[];
+            fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, crate::env::EnvError> {
+                let mut env = crate::env::EnvReader::new(lookup);
+                let service = ServiceEnv::read(&mut env, "SVC", 0);
+                env.finish().map(|()| Self(service))
+            }
+            fn service(&self) -> &ServiceEnv {
+                &self.0
+            }
+        }
         let mut ran = false;
-        let code = run_main(
-            "svc",
-            Err::<(), _>("invalid configuration"),
-            |()| ("info", LogFormat::Auto),
-            |()| {
-                ran = true;
-                std::future::ready(Ok::<(), String>(()))
-            },
-        )
+        let code = run_main("svc", Err::<Config, _>("invalid configuration"), |_| {
+            ran = true;
+            std::future::ready(Ok::<(), String>(()))
+        })
         .await;
         assert_eq!(code, ExitCode::from(2));
         assert!(!ran);

@@ -5,6 +5,7 @@
 //! finish in-flight requests (bounded by the grace period), then let the relay publish what is
 //! still pending within the same budget.
 
+use middleware::env::ServiceConfig;
 use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use backend::app::{self, AppState};
 use backend::auth::{AuthConfig, Authenticator};
-use backend::config::{self, Config};
+use backend::config::Config;
 use backend::relay::{Relay, RelayConfig, RelayMetrics};
 use backend::{db, service::TaskService};
 use clap::{Parser, Subcommand};
@@ -27,7 +28,7 @@ const SIDECAR_WAIT: Duration = Duration::from_secs(60);
 /// every change published as a CloudEvent through the Dapr sidecar (transactional outbox).
 /// Without a subcommand it serves; `import-legacy` imports the original system instead.
 #[derive(Debug, Parser)]
-#[command(name = "backend", version, about, after_long_help = config::env_help())]
+#[command(name = "backend", version, about, after_long_help = <Config as ServiceConfig>::env_help())]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -44,13 +45,7 @@ async fn main() -> ExitCode {
     if let Some(Command::ImportLegacy(args)) = Cli::parse().command {
         return backend::import::main(args).await;
     }
-    middleware::server::run_main(
-        "backend",
-        Config::from_env(),
-        |config| (&config.service.log_filter, config.service.log_format),
-        run,
-    )
-    .await
+    middleware::server::run_main("backend", Config::from_env(), run).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -4,13 +4,15 @@
 
 use clap::Parser;
 
-use crate::config::env_help;
+use middleware::env::ServiceConfig;
+
+use crate::config::Config;
 
 /// todo-dapr email-delivery: sends one reminder email per `com.todo.reminder.due.v1` event
 /// from the `task-reminders` topic, de-duplicated through the Dapr state store, and publishes
 /// `com.todo.reminder.sent.v1` when the mail server has accepted it.
 #[derive(Debug, Parser)]
-#[command(name = "email-delivery", version, after_long_help = env_help())]
+#[command(name = "email-delivery", version, after_long_help = <Config as ServiceConfig>::env_help())]
 pub struct Cli {
     /// Print the declarative Dapr `Subscription` manifest for this service and exit.
     #[arg(long)]

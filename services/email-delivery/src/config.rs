@@ -13,11 +13,11 @@ use lettre::Address;
 use lettre::message::Mailbox;
 use middleware::app_token::APP_API_TOKEN_ENV;
 pub use middleware::env::EnvError as ConfigError;
-use middleware::env::{EnvReader, ServiceEnv, positive_integer};
+use middleware::env::{EnvReader, ServiceConfig, ServiceEnv, positive_integer};
 use middleware::env_help::EnvDoc;
 
-/// What the variables the service reads mean. [`env_help`] lists them for `--help` in the
-/// order [`Config::from_lookup`] reads them; the rows every service shares are in
+/// What the variables the service reads mean. `ServiceConfig::env_help` lists them for
+/// `--help` in the order [`Config`]'s `read` reads them; the rows every service shares are in
 /// `middleware::env_help::SHARED`, and a test checks that every variable read has a row and
 /// every row is read.
 pub const ENV_DOCS: &[EnvDoc] = &[
@@ -71,13 +71,6 @@ pub const ENV_DOCS: &[EnvDoc] = &[
         "time allowed for in-flight deliveries at shutdown [10]",
     ),
 ];
-
-/// The environment section of `--help`: what [`Config::from_lookup`] reads, described.
-pub fn env_help() -> String {
-    middleware::env_help::render(ENV_DOCS, |lookup| {
-        let _ = Config::from_lookup(lookup);
-    })
-}
 
 /// How the SMTP connection is protected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -154,15 +147,15 @@ pub struct Config {
     pub dapr: dapr::ClientConfig,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+impl ServiceConfig for Config {
+    const ENV_DOCS: &'static [EnvDoc] = ENV_DOCS;
+
+    fn service(&self) -> &ServiceEnv {
+        &self.service
     }
 
-    /// Reads variables through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new(&lookup);
+    fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = EnvReader::new(lookup);
         let mut service = ServiceEnv::read(&mut env, "EMAIL_DELIVERY", 8002);
         // Stricter than the shared reading, as this service has always been: port 0 is refused,
         // and the app token is trimmed (blank: no check).
@@ -260,14 +253,12 @@ mod tests {
 
     #[test]
     fn help_describes_exactly_what_the_config_reads() {
-        middleware::env_help::assert_documented(ENV_DOCS, |lookup| {
-            let _ = Config::from_lookup(lookup);
-        });
-        assert!(env_help().contains("APP_API_TOKEN"));
+        Config::assert_help_complete();
+        assert!(Config::env_help().contains("APP_API_TOKEN"));
     }
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(map_lookup(vars))
+        Config::read(&map_lookup(vars))
     }
 
     #[test]

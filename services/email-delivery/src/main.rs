@@ -5,6 +5,7 @@
 //! accepting, let in-flight deliveries finish within the grace period. A delivery cut off by
 //! the grace period is safe: its claim expires and Dapr delivers the event again.
 
+use middleware::env::ServiceConfig;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,13 +33,7 @@ async fn main() -> ExitCode {
             email_delivery::declarative_subscriptions(),
         );
     }
-    middleware::server::run_main(
-        SERVICE,
-        Config::from_env(),
-        |config| (&config.service.log_filter, config.service.log_format),
-        run,
-    )
-    .await
+    middleware::server::run_main(SERVICE, Config::from_env(), run).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -2,13 +2,15 @@
 
 use clap::Parser;
 
-use crate::config::env_help;
+use middleware::env::ServiceConfig;
+
+use crate::config::Config;
 
 /// todo-dapr notification: consumes task events, keeps one Dapr reminder job per task
 /// (`reminder-<task_id>`, scheduled through its own sidecar) and, when a job fires, re-checks
 /// the task with the backend and publishes `com.todo.reminder.due.v1` on `task-reminders`.
 #[derive(Debug, Parser)]
-#[command(name = "notification", version, about, after_long_help = env_help())]
+#[command(name = "notification", version, about, after_long_help = <Config as ServiceConfig>::env_help())]
 pub struct Cli {
     /// Print the declarative Dapr Subscription manifests (the same table `/dapr/subscribe`
     /// serves) and exit; e.g. `> dapr/subscriptions/notification.yaml`.

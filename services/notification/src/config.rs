@@ -9,11 +9,11 @@ use dapr::FailurePolicy;
 
 use crate::reminders::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_INTERVAL_SECS};
 pub use middleware::env::EnvError as ConfigError;
-use middleware::env::{EnvReader, ServiceEnv};
+use middleware::env::{EnvReader, ServiceConfig, ServiceEnv};
 use middleware::env_help::EnvDoc;
 
-/// What the variables the service reads mean. [`env_help`] lists them for `--help` in the
-/// order [`Config::from_lookup`] reads them; the rows every service shares are in
+/// What the variables the service reads mean. `ServiceConfig::env_help` lists them for
+/// `--help` in the order [`Config`]'s `read` reads them; the rows every service shares are in
 /// `middleware::env_help::SHARED`, and a test checks that every variable read has a row and
 /// every row is read.
 pub const ENV_DOCS: &[EnvDoc] = &[
@@ -48,13 +48,6 @@ pub const ENV_DOCS: &[EnvDoc] = &[
     ),
 ];
 
-/// The environment section of `--help`: what [`Config::from_lookup`] reads, described.
-pub fn env_help() -> String {
-    middleware::env_help::render(ENV_DOCS, |lookup| {
-        let _ = Config::from_lookup(lookup);
-    })
-}
-
 /// Typed configuration of the notification process. `Debug` is safe to log: the token is a
 /// `SecretString`, which prints `[REDACTED]`.
 #[derive(Clone, Debug)]
@@ -72,15 +65,15 @@ pub struct Config {
     pub dapr: dapr::ClientConfig,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+impl ServiceConfig for Config {
+    const ENV_DOCS: &'static [EnvDoc] = ENV_DOCS;
+
+    fn service(&self) -> &ServiceEnv {
+        &self.service
     }
 
-    /// Reads variables through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new(&lookup);
+    fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = EnvReader::new(lookup);
         let service = ServiceEnv::read(&mut env, "NOTIFICATION", 8001);
         let backend_app_id = env.app_id("BACKEND_APP_ID", "backend");
         let state_store = env.string("STATE_STORE", "statestore");
@@ -112,14 +105,12 @@ mod tests {
 
     #[test]
     fn help_describes_exactly_what_the_config_reads() {
-        middleware::env_help::assert_documented(ENV_DOCS, |lookup| {
-            let _ = Config::from_lookup(lookup);
-        });
-        assert!(env_help().contains("APP_API_TOKEN"));
+        Config::assert_help_complete();
+        assert!(Config::env_help().contains("APP_API_TOKEN"));
     }
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(map_lookup(vars))
+        Config::read(&map_lookup(vars))
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! sidecar is up. Shutdown on SIGTERM or Ctrl-C: stop accepting and let in-flight deliveries
 //! and triggers finish within the grace period.
 
+use middleware::env::ServiceConfig;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -24,13 +25,7 @@ async fn main() -> ExitCode {
             notification::subscriptions_yaml(),
         );
     }
-    middleware::server::run_main(
-        notification::SERVICE,
-        Config::from_env(),
-        |config| (&config.service.log_filter, config.service.log_format),
-        run,
-    )
-    .await
+    middleware::server::run_main(notification::SERVICE, Config::from_env(), run).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

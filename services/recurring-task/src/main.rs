@@ -5,6 +5,7 @@
 //! Shutdown on SIGTERM or Ctrl-C: stop accepting and let in-flight deliveries finish within
 //! the grace period; an event cut off mid-way is redelivered and de-duplicated by its id.
 
+use middleware::env::ServiceConfig;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use middleware::{AppTokenLayer, Metrics};
 use recurring_task::app::{self, AppState};
-use recurring_task::config::{self, Config};
+use recurring_task::config::Config;
 
 /// How long the background check waits for the sidecar before warning.
 const SIDECAR_WAIT: Duration = Duration::from_secs(60);
@@ -21,7 +22,7 @@ const SIDECAR_WAIT: Duration = Duration::from_secs(60);
 /// computes the next due date from the previous one (RRULE) and asks the backend, through Dapr
 /// service invocation, to create the next occurrence.
 #[derive(Debug, Parser)]
-#[command(name = "recurring-task", version, about, after_long_help = config::env_help())]
+#[command(name = "recurring-task", version, about, after_long_help = <Config as ServiceConfig>::env_help())]
 struct Cli {
     /// Print the declarative Dapr Subscription manifest
     /// (dapr/subscriptions/recurring-task.yaml) and exit.
@@ -38,13 +39,7 @@ async fn main() -> ExitCode {
             recurring_task::declarative_subscriptions(),
         );
     }
-    middleware::server::run_main(
-        recurring_task::APP_ID,
-        Config::from_env(),
-        |config| (&config.service.log_filter, config.service.log_format),
-        run,
-    )
-    .await
+    middleware::server::run_main(recurring_task::APP_ID, Config::from_env(), run).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
