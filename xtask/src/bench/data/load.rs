@@ -114,15 +114,14 @@ pub(super) fn tasks_sql(owners: &Owners, first: u64, end: u64) -> String {
                       timestamptz '2026-01-01' + g * interval '1 minute' AS created \
                FROM generate_series({first}, {last}) g) s; \
          INSERT INTO task_tags (task_id, tag_id) \
-         SELECT md5(u || ':' || g)::uuid, md5(u || ':tag:' || ((g / 4) % {tags}))::uuid \
+         SELECT md5(u || ':' || g)::uuid, md5(u || ':tag:' || ((g / 4) % {TAGS_PER_USER}))::uuid \
          FROM (SELECT g, {user} AS u FROM generate_series({first}, {last}) g) s \
          WHERE g % 4 = 0 \
          UNION ALL \
-         SELECT md5(u || ':' || g)::uuid, md5(u || ':tag:' || ((g / 10 + 7) % {tags}))::uuid \
+         SELECT md5(u || ':' || g)::uuid, md5(u || ':tag:' || ((g / 10 + 7) % {TAGS_PER_USER}))::uuid \
          FROM (SELECT g, {user} AS u FROM generate_series({first}, {last}) g) s \
          WHERE g % 10 = 5 \
-         ON CONFLICT DO NOTHING;",
-        tags = TAGS_PER_USER,
+         ON CONFLICT DO NOTHING;"
     )
 }
 
