@@ -47,6 +47,22 @@ fn growth(r: &Results, kind: Kind) -> Option<(u64, u64, f64)> {
     (a > 0.0).then_some((first.user_tasks, last.user_tasks, b / a))
 }
 
+/// A warning when the one-minute load average was half the CPU count or more: then other work
+/// shared the CPUs with the backend and its database, and single figures say little.
+fn busy_note(load_average: &str, cpus: usize) -> &'static str {
+    let one_minute = load_average
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<f64>().ok());
+    match one_minute {
+        Some(load) if load >= cpus.max(1) as f64 / 2.0 => {
+            " **The figures are noisy:** other work was using the CPUs at the same\n\
+             time, so compare the shapes of the curves more than single numbers."
+        }
+        _ => "",
+    }
+}
+
 /// The section, from `## Data growth` to its end.
 pub(super) fn render(r: &Results) -> String {
     let mut s = String::new();
@@ -60,8 +76,7 @@ pub(super) fn render(r: &Results) -> String {
         s,
         "{HEADING}\n\n\
 Written by `cargo xtask bench data` (last run: {date}, {cpus} CPUs, load average {load} when it\n\
-started). **The figures are noisy:** another test run was using both CPUs at the same time, so\n\
-compare the shapes of the curves more than single numbers.\n\n\
+started).{busy}\n\n\
 **Method.** The command starts the harness's own PostgreSQL and a **release** build of the\n\
 backend against it, without a Dapr sidecar: nothing is written over REST, so the outbox relay\n\
 has nothing to publish. Tasks are loaded with SQL (`INSERT … SELECT generate_series`, see\n\
@@ -78,6 +93,7 @@ for those requests), so they are the store's exact SQL and parameters.\n\n\
         date = r.date,
         cpus = r.cpus,
         load = r.load_average,
+        busy = busy_note(&r.load_average, r.cpus),
         sizes = sizes.join(", "),
         many_rows = r.many_rows,
         many_users = r.many_users,
@@ -183,6 +199,13 @@ mod tests {
         // Rewriting twice changes nothing more.
         let once = replace_section(middle, "## Data growth\n\nnew");
         assert_eq!(replace_section(&once, "## Data growth\n\nnew"), once);
+    }
+
+    #[test]
+    fn a_busy_machine_is_said_to_be() {
+        assert!(busy_note("2.19 2.60 2.82", 2).contains("noisy"));
+        assert_eq!(busy_note("0.20 0.30 0.40", 2), "");
+        assert_eq!(busy_note("", 2), "");
     }
 
     #[test]
