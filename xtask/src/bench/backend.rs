@@ -20,37 +20,29 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use harness::{Infra, InfraOptions, Service, ServiceOptions, ports, wait};
 use serde_json::json;
 
+use super::{BENCH_JWT_KEY, BenchArgs, Percentiles, bench_token, load_average, run_concurrently};
 use crate::deps::{self, DepsArgs};
 use crate::step;
+
+/// The JWT subject of every request.
+const BENCH_USER: &str = "bench-user";
 
 /// Publishes per arm before measuring: connection pools and code paths warm in both arms.
 const PUBLISH_WARM_UP: usize = 200;
 /// Rounds of the publish comparison; the arm that goes first alternates.
 const PUBLISH_ROUNDS: usize = 4;
 
-/// Marked as a benchmark fixture: the HS256 key of the throw-away backend the bench starts.
-const BENCH_JWT_KEY: &str = "bench-fixture-jwt-key-not-a-secret";
-
-/// What to benchmark.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub(crate) enum Target {
-    /// The backend: REST writes, outbox relay, publish path.
-    Backend,
-}
-
-/// Options of `cargo xtask bench`.
+/// Options of `cargo xtask bench backend`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct BenchArgs {
-    /// What to benchmark.
-    #[arg(value_enum)]
-    target: Target,
+#[command(next_help_heading = "bench backend")]
+pub(crate) struct BackendArgs {
     /// Tasks created over REST.
     #[arg(long, default_value_t = 5000)]
     tasks: usize,
@@ -64,47 +56,6 @@ pub(crate) struct BenchArgs {
     /// Tasks created in the end-to-end burst (created over REST → consumed by notification).
     #[arg(long, default_value_t = 1000)]
     burst: usize,
-    /// Print the results without rewriting BENCHMARKS.md.
-    #[arg(long)]
-    no_write: bool,
-    #[command(flatten)]
-    deps: DepsArgs,
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Clone, Copy, Debug, Default)]
-struct Percentiles {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
-}
-
-impl Percentiles {
-    fn of(mut samples: Vec<Duration>) -> Self {
-        if samples.is_empty() {
-            return Self::default();
-        }
-        samples.sort();
-        let at = |q: f64| {
-            // Nearest-rank percentile.
-            let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-            samples[rank - 1].as_secs_f64() * 1000.0
-        };
-        Self {
-            p50: at(0.50),
-            p95: at(0.95),
-            p99: at(0.99),
-            max: at(1.0),
-        }
-    }
-
-    fn row(&self) -> String {
-        format!(
-            "{:.2} | {:.2} | {:.2} | {:.2}",
-            self.p50, self.p95, self.p99, self.max
-        )
-    }
 }
 
 #[derive(Debug)]
@@ -132,11 +83,8 @@ struct Results {
     load_average: String,
 }
 
-pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if cfg!(debug_assertions) {
-        return rerun_optimised();
-    }
-    let Target::Backend = args.target;
+/// Runs the scenario (from the optimised build) and rewrites BENCHMARKS.md unless `no_write`.
+pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // BENCHMARKS.md describes, and the targets in docs/architecture.md are for, the default Redis
     // profile.
     anyhow::ensure!(
@@ -159,7 +107,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let release = harness::repo_root().join("target/release");
     let bins = install.binaries()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let results = runtime.block_on(measure(args, bins, &release))?;
+    let results = runtime.block_on(measure(&args.backend, bins, &release))?;
     print_results(&results);
     if !args.no_write {
         let path = harness::repo_root().join("BENCHMARKS.md");
@@ -184,32 +132,8 @@ fn kept_sections(previous: &str) -> &str {
         .map_or("", |at| &previous[at..])
 }
 
-/// Runs this same command again from a release build of xtask. The load generator and the
-/// publisher under test run in this process: from the `cargo xtask` (dev) build, our publisher
-/// and client code would be measured unoptimised (the publisher's overhead over a bare POST was
-/// ×1.4 at p50 that way; it is within noise when optimised).
-fn rerun_optimised() -> anyhow::Result<()> {
-    step::run(
-        "cargo build --release -p xtask (the benchmark runs optimised)",
-        || {
-            let status = crate::cargo::command()
-                .args(["build", "--release", "--locked", "-p", "xtask"])
-                .status()?;
-            ensure!(status.success(), "release build of xtask failed ({status})");
-            Ok(())
-        },
-    )?;
-    let exe = crate::cargo::target_dir()?.join("release").join("xtask");
-    let status = std::process::Command::new(&exe)
-        .args(std::env::args_os().skip(1))
-        .status()
-        .with_context(|| format!("running {}", exe.display()))?;
-    ensure!(status.success(), "{} failed ({status})", exe.display());
-    Ok(())
-}
-
 async fn measure(
-    args: &BenchArgs,
+    args: &BackendArgs,
     bins: harness::Binaries,
     release: &Path,
 ) -> anyhow::Result<Results> {
@@ -278,13 +202,11 @@ async fn measure(
     let backend_pid = backend.pid().context("backend pid")?;
     let daprd_pid = daprd.pid().context("daprd pid")?;
 
-    let load_average = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
+    let load_average = load_average();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let token = bench_token()?;
+    let token = bench_token(BENCH_USER)?;
     let url = format!("{}/api/v1/tasks", backend.base_url());
     // Warm the connection pools and the first code paths before measuring anything.
     for i in 0..50 {
@@ -447,40 +369,6 @@ async fn measure(
     })
 }
 
-/// Runs `n` jobs on `concurrency` workers and returns each job's latency.
-async fn run_concurrently<F, Fut>(
-    n: usize,
-    concurrency: usize,
-    job: F,
-) -> anyhow::Result<Vec<Duration>>
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (next, job) = (Arc::clone(&next), job.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(latencies);
-                }
-                let start = Instant::now();
-                job(i).await?;
-                latencies.push(start.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::with_capacity(n);
-    for worker in workers {
-        all.extend(worker.await??);
-    }
-    Ok(all)
-}
-
 async fn create_task(
     http: &reqwest::Client,
     url: &str,
@@ -517,19 +405,6 @@ fn uuid_like(i: usize) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("bench-{nanos}-{i}")
-}
-
-fn bench_token() -> anyhow::Result<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let claims =
-        json!({"sub": "bench-user", "email": "bench@example.test", "iat": now, "exp": now + 3600});
-    Ok(jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(BENCH_JWT_KEY.as_bytes()),
-    )?)
 }
 
 /// notification's `todo_events_consumed_total` for `task-events`, split by status.
@@ -785,14 +660,6 @@ mod tests {
             "\n## Sidecar overhead in the cluster\nkept\n"
         );
         assert_eq!(kept_sections("# Benchmarks\nold figures\n"), "");
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let samples = (1..=100).map(Duration::from_millis).collect();
-        let p = Percentiles::of(samples);
-        assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
-        assert_eq!(Percentiles::of(Vec::new()).p99, 0.0);
     }
 
     #[test]
