@@ -252,8 +252,9 @@ async fn not_on_the_app_port(
 ///
 /// - `config` is an error: prints `<service>: <error>` to stderr (logging needs the config) and
 ///   exits with code 2, so a supervisor can tell a bad environment from a crash.
-/// - Logging cannot be set up with the config's `RUST_LOG` and `LOG_FORMAT` ([`crate::env::ServiceEnv`]):
-///   prints `<service>: cannot set up logging: <error>` and exits with code 1.
+/// - Logging cannot be set up with the config's `RUST_LOG` and `LOG_FORMAT`
+///   ([`crate::env::ServiceEnv`]): prints `<service>: cannot set up logging: <error>` and exits
+///   with code 1.
 /// - Otherwise awaits `run(config)`: code 0 when it returns `Ok`, else the error (with its
 ///   causes, `{:#}`) is logged as `<service> stopped` and the code is 1.
 pub async fn run_main<C, E, R, Fut>(

@@ -5,7 +5,6 @@
 //! finish in-flight requests (bounded by the grace period), then let the relay publish what is
 //! still pending within the same budget.
 
-use middleware::env::ServiceConfig;
 use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use backend::config::Config;
 use backend::relay::{Relay, RelayConfig, RelayMetrics};
 use backend::{db, service::TaskService};
 use clap::{Parser, Subcommand};
+use middleware::env::ServiceConfig;
 use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
 use tokio::sync::{Notify, watch};
 

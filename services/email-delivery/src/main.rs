@@ -5,7 +5,6 @@
 //! accepting, let in-flight deliveries finish within the grace period. A delivery cut off by
 //! the grace period is safe: its claim expires and Dapr delivers the event again.
 
-use middleware::env::ServiceConfig;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use email_delivery::ledger::Ledger;
 use email_delivery::mail::Mailer;
 use email_delivery::metrics::EmailMetrics;
 use email_delivery::{SERVICE, credentials};
+use middleware::env::ServiceConfig;
 use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
 
 /// How long start-up waits for the sidecar when credentials must come from it.

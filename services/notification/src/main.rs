@@ -6,11 +6,11 @@
 //! sidecar is up. Shutdown on SIGTERM or Ctrl-C: stop accepting and let in-flight deliveries
 //! and triggers finish within the grace period.
 
-use middleware::env::ServiceConfig;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use middleware::env::ServiceConfig;
 use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig};
 use notification::app::{self, AppState};
 use notification::cli::Cli;

@@ -5,12 +5,12 @@
 //! Shutdown on SIGTERM or Ctrl-C: stop accepting and let in-flight deliveries finish within
 //! the grace period; an event cut off mid-way is redelivered and de-duplicated by its id.
 
-use middleware::env::ServiceConfig;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use middleware::env::ServiceConfig;
 use middleware::{AppTokenLayer, Metrics};
 use recurring_task::app::{self, AppState};
 use recurring_task::config::Config;
