@@ -125,8 +125,11 @@ async fn dispatch(routes: &[(String, Handler)], name: String, body: &[u8]) -> Re
         match serde_json::from_slice(body) {
             Ok(data) => data,
             Err(e) => {
+                // Acknowledged (2xx), like a permanent failure: the Scheduler would send the same
+                // bytes on every retry, for as long as the job's failure policy allows.
                 let message = format!("job data is not valid json: {e}");
-                return error_response(StatusCode::BAD_REQUEST, "INVALID_JOB_DATA", &message);
+                tracing::warn!(job = %name, %message, "job data unreadable; acknowledged without retry");
+                return error_response(StatusCode::OK, "INVALID_JOB_DATA", &message);
             }
         }
     };
@@ -263,10 +266,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn invalid_json_is_400_and_not_dispatched() {
+    async fn invalid_json_is_acknowledged_and_not_dispatched() {
         let seen = Seen::default();
         let (status, body) = trigger(router(&seen), "reminder-1", "{nope").await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // 2xx: a retry would carry the same bytes.
+        assert_eq!(status, StatusCode::OK);
         assert_eq!(body["code"], "INVALID_JOB_DATA");
         assert!(seen.lock().unwrap().is_empty());
     }

@@ -90,7 +90,8 @@ proptest! {
         };
         match (data, name.starts_with("reminder-")) {
             (None, _) => {
-                prop_assert_eq!(status, StatusCode::BAD_REQUEST);
+                prop_assert_eq!(status, StatusCode::OK);
+                prop_assert!(String::from_utf8_lossy(&answer).contains("INVALID_JOB_DATA"));
                 prop_assert!(handled.is_empty());
             }
             (Some(_), false) => {
