@@ -66,20 +66,7 @@ impl Plan {
     /// table.
     pub(super) fn key_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let mut skip_below: Option<usize> = None;
-        for line in &self.lines {
-            let indent = line.len() - line.trim_start().len();
-            if let Some(depth) = skip_below {
-                if indent > depth {
-                    continue;
-                }
-                skip_below = None;
-            }
-            let text = line.trim_start();
-            if text.starts_with("SubPlan") {
-                skip_below = Some(indent);
-                continue;
-            }
+        for (indent, text) in self.outside_subplans() {
             if let Some((node, rest)) = text.split_once("  (cost=") {
                 let rows = actual_rows(rest).map_or(String::new(), |(rows, loops)| {
                     if loops > 1 {
@@ -104,25 +91,33 @@ impl Plan {
     /// hands rows over in order, about all of the user's rows when they are scanned or sorted.
     pub(super) fn max_rows(&self) -> u64 {
         let mut most = 0;
+        for (_, text) in self.outside_subplans() {
+            if let Some((rows, loops)) = actual_rows(text) {
+                most = most.max(rows * loops);
+            }
+        }
+        most
+    }
+
+    /// Each line's indentation and text, leaving out every `SubPlan` and the lines nested under
+    /// it (run per returned row, not per table).
+    fn outside_subplans(&self) -> impl Iterator<Item = (usize, &str)> {
         let mut skip_below: Option<usize> = None;
-        for line in &self.lines {
+        self.lines.iter().filter_map(move |line| {
             let indent = line.len() - line.trim_start().len();
             if let Some(depth) = skip_below {
                 if indent > depth {
-                    continue;
+                    return None;
                 }
                 skip_below = None;
             }
             let text = line.trim_start();
             if text.starts_with("SubPlan") {
                 skip_below = Some(indent);
-                continue;
+                return None;
             }
-            if let Some((rows, loops)) = actual_rows(text) {
-                most = most.max(rows * loops);
-            }
-        }
-        most
+            Some((indent, text))
+        })
     }
 }
 
