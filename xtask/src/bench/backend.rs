@@ -28,7 +28,6 @@ use harness::{Infra, InfraOptions, Service, ServiceOptions, ports, wait};
 use serde_json::json;
 
 use super::{BENCH_JWT_KEY, BenchArgs, Percentiles, bench_token, load_average, run_concurrently};
-use crate::deps::{self, DepsArgs};
 use crate::step;
 
 /// The JWT subject of every request.
@@ -92,20 +91,7 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "benchmarks run on the default broker profile (redis), not {}",
         args.deps.broker
     );
-    let install = deps::run(&DepsArgs {
-        no_cli: true,
-        ..args.deps.clone()
-    })?;
-    step::run("cargo build --release -p backend -p notification", || {
-        let status = crate::cargo::command()
-            .args(["build", "--release", "--locked"])
-            .args(["-p", "backend", "-p", "notification"])
-            .status()?;
-        ensure!(status.success(), "release build failed ({status})");
-        Ok(())
-    })?;
-    let release = harness::repo_root().join("target/release");
-    let bins = install.binaries()?;
+    let (bins, release) = super::prepare(&args.deps, &["backend", "notification"])?;
     let runtime = tokio::runtime::Runtime::new()?;
     let results = runtime.block_on(measure(&args.backend, bins, &release))?;
     print_results(&results);

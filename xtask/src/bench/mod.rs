@@ -56,6 +56,31 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// What every scenario does first: installs what its stack needs (without the dapr CLI) and
+/// builds `packages` optimised. Returns the harness's binaries and the release directory.
+fn prepare(
+    deps: &DepsArgs,
+    packages: &[&str],
+) -> anyhow::Result<(harness::Binaries, std::path::PathBuf)> {
+    let install = crate::deps::run(&DepsArgs {
+        no_cli: true,
+        ..deps.clone()
+    })?;
+    let mut build = vec!["build", "--release", "--locked"];
+    for package in packages {
+        build.extend(["-p", package]);
+    }
+    step::run(&format!("cargo {}", build.join(" ")), || {
+        let status = crate::cargo::command().args(&build).status()?;
+        ensure!(status.success(), "release build failed ({status})");
+        Ok(())
+    })?;
+    Ok((
+        install.binaries()?,
+        crate::cargo::target_dir()?.join("release"),
+    ))
+}
+
 /// Runs this same command again from a release build of xtask. The load generator and the
 /// publisher under test run in this process: from the `cargo xtask` (dev) build, our publisher
 /// and client code would be measured unoptimised (the publisher's overhead over a bare POST was

@@ -21,7 +21,6 @@ use anyhow::{Context, bail, ensure};
 use harness::{Postgres, Service, ServiceOptions, ports};
 
 use super::{BENCH_JWT_KEY, BenchArgs, Percentiles, bench_token, load_average, run_concurrently};
-use crate::deps::{self, DepsArgs};
 use crate::step;
 
 mod load;
@@ -174,19 +173,7 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "--sizes needs at least one positive task count"
     );
     ensure!(data.requests > 0, "--requests must be positive");
-    let install = deps::run(&DepsArgs {
-        no_cli: true,
-        ..args.deps.clone()
-    })?;
-    step::run("cargo build --release -p backend", || {
-        let status = crate::cargo::command()
-            .args(["build", "--release", "--locked", "-p", "backend"])
-            .status()?;
-        ensure!(status.success(), "release build failed ({status})");
-        Ok(())
-    })?;
-    let release = crate::cargo::target_dir()?.join("release");
-    let bins = install.binaries()?;
+    let (bins, release) = super::prepare(&args.deps, &["backend"])?;
     let runtime = tokio::runtime::Runtime::new()?;
     let results = runtime.block_on(measure(data, &bins, &release))?;
     print_results(&results);
