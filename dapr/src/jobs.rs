@@ -19,19 +19,16 @@ use crate::error::{DaprApiError, Error};
 /// The `@type` daprd gives the `data` of a job it reads back (a protobuf `Any` around a `Value`).
 pub(crate) const PROTOBUF_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.Value";
 
-/// A job as sent to (and read back from) daprd.
+/// A job as sent to (and read back from) daprd, whose JSON names are camelCase (snake_case is
+/// read too).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Job {
     /// Cron (`0 30 * * * *`, six fields) or `@every 1h`, `@daily`, ...; absent for one-shot jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// First (or only) trigger: RFC 3339 time or a duration from now such as `30s`.
-    #[serde(
-        default,
-        rename = "dueTime",
-        alias = "due_time",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, alias = "due_time", skip_serializing_if = "Option::is_none")]
     pub due_time: Option<String>,
     /// How many times to trigger; unlimited (until `ttl`) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,7 +45,6 @@ pub struct Job {
     /// What the Scheduler does when a trigger fails; daprd's default is 3 retries 1 s apart.
     #[serde(
         default,
-        rename = "failurePolicy",
         alias = "failure_policy",
         skip_serializing_if = "Option::is_none"
     )]

@@ -229,6 +229,11 @@ pub trait ServiceConfig: Sized {
     /// The variables every service reads the same way.
     fn service(&self) -> &ServiceEnv;
 
+    /// Reads `vars` as if they were the whole environment (tests).
+    fn load(vars: &[(&str, &str)]) -> Result<Self, EnvError> {
+        Self::read(&map_lookup(vars))
+    }
+
     /// Reads the process environment.
     fn from_env() -> Result<Self, EnvError> {
         Self::read(&|key| std::env::var(key).ok())
@@ -248,6 +253,17 @@ pub trait ServiceConfig: Sized {
         crate::env_help::assert_documented(Self::ENV_DOCS, |lookup| {
             let _ = Self::read(lookup);
         });
+    }
+
+    /// For a service's tests: panics unless the service reads the variables every service
+    /// shares as [`ServiceEnv`] and the Dapr client do, under its `prefix` and `default_port`
+    /// (see [`crate::env_checks`]). `own_bad` are bad values of the service's own variables,
+    /// reported together with the shared ones.
+    fn assert_reads_shared_variables(prefix: &str, default_port: u16, own_bad: &[(&str, &str)])
+    where
+        Self: fmt::Debug,
+    {
+        crate::env_checks::assert_reads_shared_variables::<Self>(prefix, default_port, own_bad);
     }
 }
 
@@ -272,6 +288,8 @@ pub struct ServiceEnv {
     pub log_format: LogFormat,
     /// `RUST_LOG`, default `info`.
     pub log_filter: String,
+    /// How to reach the sidecar: `DAPR_HTTP_PORT` and friends ([`EnvReader::dapr_client`]).
+    pub dapr: dapr::ClientConfig,
 }
 
 impl ServiceEnv {
@@ -285,8 +303,8 @@ impl ServiceEnv {
     }
 
     /// Reads `<prefix>_HOST`, `<prefix>_PORT` (default `default_port`), `METRICS_PORT`,
-    /// `APP_API_TOKEN`, `SHUTDOWN_GRACE_SECS`, `SHUTDOWN_DRAIN_SECS`, `LOG_FORMAT` and `RUST_LOG`, recording problems
-    /// in `env`.
+    /// `APP_API_TOKEN`, `SHUTDOWN_GRACE_SECS`, `SHUTDOWN_DRAIN_SECS`, `LOG_FORMAT`, `RUST_LOG` and
+    /// the Dapr client's variables, recording problems in `env`.
     pub fn read(env: &mut EnvReader<'_>, prefix: &str, default_port: u16) -> Self {
         let host = env.parse(
             &format!("{prefix}_HOST"),
@@ -321,6 +339,7 @@ impl ServiceEnv {
             )),
             log_format: env.parse("LOG_FORMAT", LogFormat::Auto, "json, pretty or auto"),
             log_filter: env.string("RUST_LOG", "info"),
+            dapr: env.dapr_client(),
         }
     }
 }
@@ -485,7 +504,9 @@ mod tests {
             shutdown_drain,
             log_format,
             log_filter,
+            dapr,
         } = service;
+        assert_eq!(dapr.http_endpoint, "http://127.0.0.1:3500");
         assert_eq!(listen, "127.0.0.1:8001".parse().unwrap());
         assert_eq!(metrics_listen, None);
         assert!(app_api_token.is_none());

@@ -63,6 +63,7 @@ pub mod app_token;
 pub mod cloudevents;
 pub mod consumer;
 pub mod env;
+pub mod env_checks;
 pub mod env_help;
 pub mod error;
 pub mod health;

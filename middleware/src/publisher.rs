@@ -132,6 +132,15 @@ impl Default for PublisherConfig {
     }
 }
 
+impl PublisherConfig {
+    /// The same limits with `max_retries` retries of a transient failure (0: the first failure
+    /// is the answer).
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.retry.max_retries = max_retries;
+        self
+    }
+}
+
 /// Why a publish failed (after all retries).
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -340,22 +349,35 @@ mod tests {
         }
     }
 
-    impl Service<PublishRequest> for FakeSidecar {
-        type Response = ();
-        type Error = dapr::Error;
-        type Future = Pin<Box<dyn Future<Output = Result<(), dapr::Error>> + Send>>;
-
-        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), dapr::Error>> {
-            Poll::Ready(Ok(()))
+    impl FakeSidecar {
+        /// The fake as the publisher's inner service.
+        fn service(
+            &self,
+        ) -> impl Service<
+            PublishRequest,
+            Response = (),
+            Error = dapr::Error,
+            Future = impl Future<Output = Result<(), dapr::Error>> + Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static {
+            let this = self.clone();
+            tower::service_fn(move |req| this.answer(req))
         }
 
-        fn call(&mut self, req: PublishRequest) -> Self::Future {
+        /// Records the call and takes its step at once, as a sidecar sees calls in the order
+        /// they are made; only the answer waits.
+        fn answer(
+            &self,
+            req: PublishRequest,
+        ) -> impl Future<Output = Result<(), dapr::Error>> + Send + use<> {
             self.calls.lock().unwrap().push((Instant::now(), req));
             let step = self.script.lock().unwrap().pop_front().unwrap_or(Step::Ok);
             let refused =
                 matches!(step, Step::Refused).then(crate::test_support::connection_refused);
             let this = self.clone();
-            Box::pin(async move {
+            async move {
                 let now = this.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 this.max_in_flight.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(this.work).await;
@@ -370,7 +392,7 @@ mod tests {
                 };
                 this.in_flight.fetch_sub(1, Ordering::SeqCst);
                 result
-            })
+            }
         }
     }
 
@@ -396,7 +418,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_with_the_same_event() {
         let sidecar = FakeSidecar::new(&[Step::Refused, Step::Refused]);
-        let publisher = Publisher::new(sidecar.clone(), &config());
+        let publisher = Publisher::new(sidecar.service(), &config());
         publisher.publish(request("evt-1")).await.unwrap();
         let calls = sidecar.calls();
         assert_eq!(calls.len(), 3);
@@ -406,7 +428,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn does_not_retry_final_errors() {
         let sidecar = FakeSidecar::new(&[Step::Invalid]);
-        let publisher = Publisher::new(sidecar.clone(), &config());
+        let publisher = Publisher::new(sidecar.service(), &config());
         let err = publisher.publish(request("evt-1")).await.unwrap_err();
         assert!(
             matches!(err, PublishError::Dapr(dapr::Error::InvalidArgument(_))),
@@ -419,7 +441,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_attempt_has_its_own_timeout() {
         let sidecar = FakeSidecar::new(&[Step::Hang, Step::Hang]);
-        let publisher = Publisher::new(sidecar.clone(), &config());
+        let publisher = Publisher::new(sidecar.service(), &config());
         let start = Instant::now();
         publisher.publish(request("evt-1")).await.unwrap();
         let calls = sidecar.calls();
@@ -433,7 +455,7 @@ mod tests {
     async fn gives_up_after_max_retries_with_timeout_error() {
         let sidecar = FakeSidecar::new(&[Step::Hang; 10]);
         let metrics = Metrics::new("test").unwrap();
-        let publisher = Publisher::new(sidecar.clone(), &config()).with_metrics(metrics.clone());
+        let publisher = Publisher::new(sidecar.service(), &config()).with_metrics(metrics.clone());
         let err = publisher.publish(request("evt-1")).await.unwrap_err();
         assert!(matches!(err, PublishError::Timeout), "{err:?}");
         assert!(err.is_transient());
@@ -446,8 +468,8 @@ mod tests {
     #[tokio::test]
     async fn topics_outside_the_contracts_share_one_label() {
         let metrics = Metrics::new("test").unwrap();
-        let publisher =
-            Publisher::new(FakeSidecar::new(&[]), &config()).with_metrics(metrics.clone());
+        let publisher = Publisher::new(FakeSidecar::new(&[]).service(), &config())
+            .with_metrics(metrics.clone());
         for topic in ["task-events", "made-up-1", "made-up-2"] {
             let mut req = request("evt-1");
             req.topic = topic.to_owned();
@@ -473,7 +495,7 @@ mod tests {
             work: Duration::from_millis(50),
             ..FakeSidecar::new(&[])
         };
-        let publisher = Publisher::new(sidecar.clone(), &config());
+        let publisher = Publisher::new(sidecar.service(), &config());
         let tasks: Vec<_> = (0..20)
             .map(|i| {
                 let publisher = publisher.clone();
@@ -496,7 +518,7 @@ mod tests {
             queue_timeout: Duration::from_millis(100),
             ..config()
         };
-        let publisher = Publisher::new(sidecar.clone(), &config);
+        let publisher = Publisher::new(sidecar.service(), &config);
         let blocker = tokio::spawn({
             let publisher = publisher.clone();
             async move { publisher.publish(request("slow")).await }
@@ -512,7 +534,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn current_trace_context_is_propagated_as_a_child() {
         let sidecar = FakeSidecar::new(&[]);
-        let publisher = Publisher::new(sidecar.clone(), &config());
+        let publisher = Publisher::new(sidecar.service(), &config());
         let ctx = TraceContext::new_root().with_tracestate(Some("k=v".into()));
         ctx.clone()
             .scope(publisher.publish(request("evt-1")))

@@ -175,31 +175,88 @@ pub async fn serve_with_metrics(
     result
 }
 
-/// A service's HTTP server from bind to stop, the same in every service: binds `listen`, logs
-/// `<service> listening`, and serves `app` ([`serve_with_metrics`], with `/metrics` on the
-/// listener of [`bind_metrics`] when there is one) until SIGTERM or Ctrl-C
-/// ([`shutdown_signal`]), then drains and waits per `shutdown`. The caller logs `<service>
-/// stopped` once its own clean-up (a relay, a pool) is done.
-pub async fn serve_service(
-    service: &str,
-    listen: std::net::SocketAddr,
-    app: Router,
-    metrics: Option<(TcpListener, crate::Metrics)>,
-    shutdown: impl Into<Shutdown>,
-) -> std::io::Result<Stopped> {
-    let listener = TcpListener::bind(listen)
+/// What every service's `run` sets up the same way around its own state: the metrics registry,
+/// the metrics listener when `METRICS_PORT` is set, the app-token check, and at the end the HTTP
+/// server from bind to stop.
+///
+/// [`ServiceServer::bind`] comes first, so a taken metrics port fails start-up before any
+/// state is built; [`ServiceServer::serve`] binds the app's address, logs `<service> listening`
+/// and serves until SIGTERM or Ctrl-C ([`shutdown_signal`]), then drains and waits per
+/// [`crate::env::ServiceEnv::shutdown`]. The caller logs `<service> stopped` once its own
+/// clean-up (a relay, a pool) is done.
+pub struct ServiceServer {
+    service: &'static str,
+    env: crate::env::ServiceEnv,
+    metrics: crate::Metrics,
+    metrics_listener: Option<TcpListener>,
+}
+
+/// Why [`ServiceServer::bind`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The metrics collectors could not be registered.
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] crate::MetricsError),
+    /// `METRICS_PORT` could not be bound.
+    #[error("METRICS_PORT: {0}")]
+    MetricsPort(#[source] std::io::Error),
+}
+
+impl ServiceServer {
+    /// Creates the service's [`crate::Metrics`] and binds the metrics listener of `env`
+    /// (`METRICS_PORT`; unset keeps `/metrics` on the app listener).
+    pub async fn bind(
+        service: &'static str,
+        env: &crate::env::ServiceEnv,
+    ) -> Result<Self, StartError> {
+        let metrics = crate::Metrics::new(service)?;
+        let metrics_listener = bind_metrics(env.metrics_listen)
+            .await
+            .map_err(StartError::MetricsPort)?;
+        Ok(Self {
+            service,
+            env: env.clone(),
+            metrics,
+            metrics_listener,
+        })
+    }
+
+    /// The registry the service adds its own collectors to; `/metrics` serves it.
+    pub fn metrics(&self) -> &crate::Metrics {
+        &self.metrics
+    }
+
+    /// The app-token check of `APP_API_TOKEN` for the service's router.
+    pub fn app_token(&self) -> crate::AppTokenLayer {
+        crate::AppTokenLayer::new(self.env.app_api_token.clone())
+    }
+
+    /// Serves `app` from bind to stop ([`serve_with_metrics`]).
+    pub async fn serve(self, app: Router) -> std::io::Result<Stopped> {
+        let listen = self.env.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("binding {listen}: {e}")))?;
+        tracing::info!(address = %listen, "{} listening", self.service);
+        let metrics = self
+            .metrics_listener
+            .map(|listener| (listener, self.metrics.clone()));
+        serve_with_metrics(
+            listener,
+            app,
+            metrics,
+            shutdown_signal(),
+            self.env.shutdown(),
+        )
         .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {listen}: {e}")))?;
-    tracing::info!(address = %listen, "{service} listening");
-    serve_with_metrics(listener, app, metrics, shutdown_signal(), shutdown).await
+    }
 }
 
 /// Binds the metrics listener of [`serve_with_metrics`] when `address` is set
 /// (`METRICS_PORT`); `None` keeps `/metrics` on the app listener.
-pub async fn bind_metrics(
+async fn bind_metrics(
     address: Option<std::net::SocketAddr>,
-    metrics: &crate::Metrics,
-) -> std::io::Result<Option<(TcpListener, crate::Metrics)>> {
+) -> std::io::Result<Option<TcpListener>> {
     let Some(address) = address else {
         return Ok(None);
     };
@@ -207,7 +264,7 @@ pub async fn bind_metrics(
         std::io::Error::new(e.kind(), format!("binding the metrics port {address}: {e}"))
     })?;
     tracing::info!(address = %address, "metrics listening");
-    Ok(Some((listener, metrics.clone())))
+    Ok(Some(listener))
 }
 
 /// During the drain: 503 for the health probes, and `Connection: close` on every other response
@@ -292,6 +349,27 @@ where
             tracing::error!(error = format!("{e:#}"), "{service} stopped");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An event consumer's `main` once its flags are parsed: with `--print-subscriptions`
+/// (`manifests` is `Some`, e.g. `cli.print_subscriptions.then(subscriptions_yaml)`) prints the
+/// manifests ([`print_output`]); otherwise [`run_main`] with the config read from the
+/// environment.
+pub async fn consumer_main<C, E, R, Fut>(
+    service: &str,
+    manifests: Option<Result<String, E>>,
+    run: impl FnOnce(C) -> Fut,
+) -> ExitCode
+where
+    C: ServiceConfig,
+    E: Display,
+    R: Display,
+    Fut: Future<Output = Result<(), R>>,
+{
+    match manifests {
+        Some(output) => print_output(service, output),
+        None => run_main(service, C::from_env(), run).await,
     }
 }
 

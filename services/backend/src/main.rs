@@ -18,7 +18,8 @@ use backend::relay::{Relay, RelayConfig, RelayMetrics};
 use backend::{db, service::TaskService};
 use clap::{Parser, Subcommand};
 use middleware::env::ServiceConfig;
-use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+use middleware::server::ServiceServer;
+use middleware::{Publisher, PublisherConfig};
 use tokio::sync::{Notify, watch};
 
 /// How long start-up waits for the sidecar when secrets must come from it.
@@ -49,7 +50,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
+    let dapr = dapr::DaprClient::new(config.service.dapr.clone())
+        .context("configuring the Dapr client")?;
     let database_url = match &config.database_url {
         Some(url) => url.clone(),
         None => read_secret(&dapr, &config.secret_store, &config.database_url_secret).await?,
@@ -83,27 +85,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .context("applying migrations")?;
     }
 
-    let metrics = Metrics::new("backend")?;
-    let metrics_listener =
-        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
-            .await
-            .context("METRICS_PORT")?;
+    let server = ServiceServer::bind("backend", &config.service).await?;
+    let metrics = server.metrics().clone();
     let relay_metrics = RelayMetrics::register(metrics.registry())?;
     let waker = Arc::new(Notify::new());
     let service = TaskService::new(pool.clone(), Arc::clone(&waker));
     // The relay retries on its own schedule; the publisher's retries only smooth blips.
-    let publisher = Publisher::dapr(
-        dapr.clone(),
-        &PublisherConfig {
-            retry: RetryConfig {
-                max_retries: 2,
-                ..RetryConfig::default()
-            },
-            timeout: config.relay_publish_timeout,
-            ..PublisherConfig::default()
-        },
-    )
-    .with_metrics(metrics.clone());
+    let publisher_config = PublisherConfig {
+        timeout: config.relay_publish_timeout,
+        ..PublisherConfig::default()
+    };
+    let publisher = Publisher::dapr(dapr.clone(), &publisher_config.with_max_retries(2))
+        .with_metrics(metrics.clone());
     let relay = Relay::new(
         pool.clone(),
         publisher,
@@ -124,19 +117,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         dapr,
         metrics,
     };
-    let app = app::router(
-        state,
-        AppTokenLayer::new(config.service.app_api_token.clone()),
-    );
-    middleware::server::serve_service(
-        "backend",
-        config.service.listen,
-        app,
-        metrics_listener,
-        config.service.shutdown(),
-    )
-    .await
-    .context("HTTP server")?;
+    let app = app::router(state, server.app_token());
+    server.serve(app).await.context("HTTP server")?;
     let _ = stop_relay.send(true);
     if tokio::time::timeout(
         config.service.shutdown_grace + Duration::from_secs(1),

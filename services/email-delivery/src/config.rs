@@ -143,8 +143,6 @@ pub struct Config {
     pub claim_ttl: Duration,
     /// Lifetime of `sent`/`failed` records; `None` keeps them forever.
     pub record_ttl: Option<Duration>,
-    /// The sidecar's address and token.
-    pub dapr: dapr::ClientConfig,
 }
 
 impl ServiceConfig for Config {
@@ -210,7 +208,6 @@ impl ServiceConfig for Config {
                  ({timeout}), or a claim could expire while its mail is still being sent"
             ));
         }
-        let dapr = env.dapr_client();
 
         let config = Self {
             service,
@@ -229,7 +226,6 @@ impl ServiceConfig for Config {
             state_store: env.string("STATE_STORE", "statestore"),
             claim_ttl: Duration::from_secs(claim_ttl.unwrap_or_default()),
             record_ttl: (record_ttl > 0).then(|| Duration::from_secs(record_ttl)),
-            dapr,
         };
         env.finish()?;
         Ok(config)
@@ -246,25 +242,30 @@ fn nonzero_port(v: &str) -> Result<u16, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use middleware::env::map_lookup;
     use secrecy::ExposeSecret;
 
     use super::*;
 
     #[test]
-    fn help_describes_exactly_what_the_config_reads() {
-        Config::assert_help_complete();
-        assert!(Config::env_help().contains("APP_API_TOKEN"));
+    fn reads_the_variables_every_service_shares() {
+        Config::assert_reads_shared_variables(
+            "EMAIL_DELIVERY",
+            8002,
+            &[
+                ("SMTP_PORT", "0"),
+                ("SMTP_TLS", "ssl"),
+                ("SMTP_FROM", "not a mailbox"),
+            ],
+        );
     }
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::read(&map_lookup(vars))
+        Config::load(vars)
     }
 
     #[test]
     fn defaults_work_locally() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.service.listen, "127.0.0.1:8002".parse().unwrap());
         assert_eq!(c.smtp.host, "127.0.0.1");
         assert_eq!(c.smtp.port, 25);
         assert_eq!(c.smtp.tls, SmtpTls::None);
@@ -279,15 +280,11 @@ mod tests {
         assert_eq!(c.state_store, "statestore");
         assert_eq!(c.claim_ttl, Duration::from_secs(120));
         assert_eq!(c.record_ttl, Some(Duration::from_secs(30 * 24 * 3600)));
-        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
-        assert_eq!(c.service.shutdown_grace, Duration::from_secs(10));
     }
 
     #[test]
     fn reads_overrides_and_hides_secrets() {
         let c = load(&[
-            ("EMAIL_DELIVERY_HOST", "0.0.0.0"),
-            ("EMAIL_DELIVERY_PORT", "9002"),
             ("SMTP_HOST", "mail.example.org"),
             ("SMTP_PORT", "465"),
             ("SMTP_TLS", "TLS"),
@@ -295,53 +292,33 @@ mod tests {
             ("SMTP_USERNAME", "robot"),
             ("SMTP_PASSWORD", "hunter2"),
             ("EMAIL_RECORD_TTL_SECS", "0"),
-            ("APP_API_TOKEN", "app-token"),
-            ("DAPR_HTTP_PORT", "3601"),
         ])
         .unwrap();
-        assert_eq!(c.service.listen, "0.0.0.0:9002".parse().unwrap());
         assert_eq!(c.smtp.tls, SmtpTls::Tls);
         assert_eq!(c.smtp.port, 465);
         assert_eq!(c.smtp.from.email.to_string(), "reminders@example.org");
         assert_eq!(c.record_ttl, None);
-        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
         let credentials = c.smtp.credentials.as_ref().unwrap();
         assert_eq!(credentials.password.expose_secret(), "hunter2");
         let debug = format!("{c:?}");
-        for secret in ["robot", "hunter2", "app-token"] {
+        for secret in ["robot", "hunter2"] {
             assert!(!debug.contains(secret), "{secret} leaked into {debug}");
         }
     }
 
     #[test]
-    fn reports_every_bad_variable_at_once() {
+    fn reports_bad_combinations_with_the_rest() {
         let err = load(&[
-            ("EMAIL_DELIVERY_PORT", "eighty"),
-            ("EMAIL_DELIVERY_HOST", "nowhere"),
             ("SMTP_PORT", "0"),
-            ("SMTP_TLS", "ssl"),
-            ("SMTP_FROM", "not a mailbox"),
             ("SMTP_TIMEOUT_SECS", "60"),
             ("SMTP_USERNAME", "robot"),
-            ("LOG_FORMAT", "xml"),
-            ("DAPR_HTTP_PORT", "abc"),
         ])
         .unwrap_err();
         let text = err.to_string();
-        for var in [
-            "EMAIL_DELIVERY_PORT",
-            "EMAIL_DELIVERY_HOST",
-            "SMTP_PORT",
-            "SMTP_TLS",
-            "SMTP_FROM",
-            "SMTP_PASSWORD",
-            "EMAIL_CLAIM_TTL_SECS",
-            "LOG_FORMAT",
-            "DAPR_HTTP_PORT",
-        ] {
+        for var in ["SMTP_PORT", "SMTP_PASSWORD", "EMAIL_CLAIM_TTL_SECS"] {
             assert!(text.contains(var), "{var} missing from: {text}");
         }
-        assert_eq!(err.problems.len(), 9, "{text}");
+        assert_eq!(err.problems.len(), 3, "{text}");
         assert!(!text.contains("robot"), "{text}");
     }
 }

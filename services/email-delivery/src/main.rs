@@ -18,26 +18,23 @@ use email_delivery::ledger::Ledger;
 use email_delivery::mail::Mailer;
 use email_delivery::metrics::EmailMetrics;
 use email_delivery::{SERVICE, credentials};
-use middleware::env::ServiceConfig;
-use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+use middleware::server::ServiceServer;
+use middleware::{Publisher, PublisherConfig};
 
 /// How long start-up waits for the sidecar when credentials must come from it.
 const SIDECAR_WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if cli.print_subscriptions {
-        return middleware::server::print_output(
-            SERVICE,
-            email_delivery::declarative_subscriptions(),
-        );
-    }
-    middleware::server::run_main(SERVICE, Config::from_env(), run).await
+    let manifests = Cli::parse()
+        .print_subscriptions
+        .then(email_delivery::declarative_subscriptions);
+    middleware::server::consumer_main(SERVICE, manifests, run).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
+    let dapr = dapr::DaprClient::new(config.service.dapr.clone())
+        .context("configuring the Dapr client")?;
     let credentials = match &config.smtp.credentials {
         Some(credentials) => Some(credentials.clone()),
         None => {
@@ -70,23 +67,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mailer =
         Mailer::new(&config.smtp, credentials.as_ref()).context("setting up the SMTP client")?;
 
-    let metrics = Metrics::new(SERVICE)?;
-    let metrics_listener =
-        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
-            .await
-            .context("METRICS_PORT")?;
+    let server = ServiceServer::bind(SERVICE, &config.service).await?;
+    let metrics = server.metrics().clone();
     let email_metrics = EmailMetrics::register(&metrics)?;
     // Few, quick retries: a delivery waiting on a publish holds its Dapr delivery slot, and a
     // failed publish is retried through the event's redelivery anyway.
     let publisher = Publisher::dapr(
         dapr.clone(),
-        &PublisherConfig {
-            retry: RetryConfig {
-                max_retries: 2,
-                ..RetryConfig::default()
-            },
-            ..PublisherConfig::default()
-        },
+        &PublisherConfig::default().with_max_retries(2),
     )
     .with_metrics(metrics.clone());
     let ledger = Ledger::new(
@@ -100,17 +88,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         dapr,
         metrics,
     };
-    let app_token = AppTokenLayer::new(config.service.app_api_token.clone());
-    let app = app::router(state, app_token);
-    middleware::server::serve_service(
-        SERVICE,
-        config.service.listen,
-        app,
-        metrics_listener,
-        config.service.shutdown(),
-    )
-    .await
-    .context("HTTP server")?;
+    let app = app::router(state, server.app_token());
+    server.serve(app).await.context("HTTP server")?;
     tracing::info!("{SERVICE} stopped");
     Ok(())
 }

@@ -61,8 +61,6 @@ pub struct Config {
     pub state_store: String,
     /// What the Scheduler does when a reminder trigger fails.
     pub job_failure_policy: FailurePolicy,
-    /// How to reach the sidecar.
-    pub dapr: dapr::ClientConfig,
 }
 
 impl ServiceConfig for Config {
@@ -81,14 +79,12 @@ impl ServiceConfig for Config {
             interval: env.secs("REMINDER_RETRY_INTERVAL_SECS", DEFAULT_RETRY_INTERVAL_SECS),
             max_retries: Some(env.positive("REMINDER_MAX_RETRIES", DEFAULT_MAX_RETRIES)),
         };
-        let dapr = env.dapr_client();
         env.finish()?;
         Ok(Self {
             service,
             backend_app_id,
             state_store,
             job_failure_policy,
-            dapr,
         })
     }
 }
@@ -97,56 +93,40 @@ impl ServiceConfig for Config {
 mod tests {
     use std::time::Duration;
 
-    use middleware::LogFormat;
-    use middleware::env::map_lookup;
-    use secrecy::ExposeSecret;
-
     use super::*;
 
     #[test]
-    fn help_describes_exactly_what_the_config_reads() {
-        Config::assert_help_complete();
-        assert!(Config::env_help().contains("APP_API_TOKEN"));
-    }
-
-    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::read(&map_lookup(vars))
+    fn reads_the_variables_every_service_shares() {
+        Config::assert_reads_shared_variables(
+            "NOTIFICATION",
+            8001,
+            &[
+                ("BACKEND_APP_ID", "back/end"),
+                ("REMINDER_MAX_RETRIES", "0"),
+            ],
+        );
     }
 
     #[test]
     fn defaults_work_locally() {
-        let c = load(&[]).unwrap();
-        assert_eq!(c.service.listen, "127.0.0.1:8001".parse().unwrap());
+        let c = Config::load(&[]).unwrap();
         assert_eq!(c.backend_app_id, "backend");
         assert_eq!(c.state_store, "statestore");
         assert_eq!(
             c.job_failure_policy,
             crate::reminders::DEFAULT_JOB_FAILURE_POLICY
         );
-        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3500");
-        assert!(c.service.app_api_token.is_none());
-        assert_eq!(c.service.shutdown_grace, Duration::from_secs(10));
-        assert_eq!(c.service.log_format, LogFormat::Auto);
-        assert_eq!(c.service.log_filter, "info");
     }
 
     #[test]
     fn reads_overrides() {
-        let c = load(&[
-            ("NOTIFICATION_HOST", "0.0.0.0"),
-            ("NOTIFICATION_PORT", "9001"),
+        let c = Config::load(&[
             ("BACKEND_APP_ID", "todo-backend"),
             ("STATE_STORE", "pgstate"),
             ("REMINDER_RETRY_INTERVAL_SECS", "5"),
             ("REMINDER_MAX_RETRIES", "3"),
-            ("DAPR_HTTP_PORT", "3601"),
-            ("APP_API_TOKEN", "s3cret"),
-            ("SHUTDOWN_GRACE_SECS", "3"),
-            ("LOG_FORMAT", "json"),
-            ("RUST_LOG", "debug"),
         ])
         .unwrap();
-        assert_eq!(c.service.listen, "0.0.0.0:9001".parse().unwrap());
         assert_eq!(c.backend_app_id, "todo-backend");
         assert_eq!(c.state_store, "pgstate");
         assert_eq!(
@@ -156,59 +136,5 @@ mod tests {
                 max_retries: Some(3),
             }
         );
-        assert_eq!(c.dapr.http_endpoint, "http://127.0.0.1:3601");
-        assert_eq!(
-            c.service
-                .app_api_token
-                .as_ref()
-                .map(ExposeSecret::expose_secret),
-            Some("s3cret")
-        );
-        assert_eq!(c.service.shutdown_grace, Duration::from_secs(3));
-        assert_eq!(c.service.log_format, LogFormat::Json);
-        assert_eq!(c.service.log_filter, "debug");
-    }
-
-    #[test]
-    fn reports_every_bad_variable_at_once() {
-        let err = load(&[
-            ("NOTIFICATION_HOST", "nowhere"),
-            ("NOTIFICATION_PORT", "eighty"),
-            ("BACKEND_APP_ID", "back/end"),
-            ("REMINDER_MAX_RETRIES", "0"),
-            ("SHUTDOWN_GRACE_SECS", "0"),
-            ("LOG_FORMAT", "xml"),
-            ("DAPR_HTTP_PORT", "abc"),
-        ])
-        .unwrap_err();
-        assert_eq!(err.problems.len(), 7, "{err}");
-        let text = err.to_string();
-        for var in [
-            "NOTIFICATION_HOST",
-            "NOTIFICATION_PORT",
-            "BACKEND_APP_ID",
-            "REMINDER_MAX_RETRIES",
-            "SHUTDOWN_GRACE_SECS",
-            "LOG_FORMAT",
-            "DAPR_HTTP_PORT",
-        ] {
-            assert!(text.contains(var), "{var} missing from: {text}");
-        }
-    }
-
-    #[test]
-    fn debug_hides_the_app_token() {
-        // Test fixture only.
-        let c = load(&[("APP_API_TOKEN", "fixture-notification-token")]).unwrap();
-        assert_eq!(
-            c.service
-                .app_api_token
-                .as_ref()
-                .map(ExposeSecret::expose_secret),
-            Some("fixture-notification-token")
-        );
-        let shown = format!("{c:?}");
-        assert!(!shown.contains("fixture-notification-token"), "{shown}");
-        assert!(shown.contains("REDACTED"));
     }
 }

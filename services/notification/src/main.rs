@@ -10,31 +10,25 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use middleware::env::ServiceConfig;
-use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig};
+use middleware::server::ServiceServer;
+use middleware::{Publisher, PublisherConfig};
 use notification::app::{self, AppState};
 use notification::cli::Cli;
 use notification::config::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if cli.print_subscriptions {
-        return middleware::server::print_output(
-            notification::SERVICE,
-            notification::subscriptions_yaml(),
-        );
-    }
-    middleware::server::run_main(notification::SERVICE, Config::from_env(), run).await
+    let manifests = Cli::parse()
+        .print_subscriptions
+        .then(notification::subscriptions_yaml);
+    middleware::server::consumer_main(notification::SERVICE, manifests, run).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
-    let metrics = Metrics::new(notification::SERVICE)?;
-    let metrics_listener =
-        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
-            .await
-            .context("METRICS_PORT")?;
+    let server = ServiceServer::bind(notification::SERVICE, &config.service).await?;
+    let metrics = server.metrics().clone();
+    let dapr = dapr::DaprClient::new(config.service.dapr.clone())
+        .context("configuring the Dapr client")?;
     let publisher =
         Publisher::dapr(dapr.clone(), &PublisherConfig::default()).with_metrics(metrics.clone());
     let state = AppState::new(
@@ -48,20 +42,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .with_job_failure_policy(config.job_failure_policy);
     // In the background: the sidecar may start after us, and nothing else waits for it.
     tokio::spawn(notification::sweep::keep_registered(state.dapr.clone()));
-    let app = app::router(
-        state,
-        AppTokenLayer::new(config.service.app_api_token.clone()),
-    );
+    let app = app::router(state, server.app_token());
     tracing::info!(backend = %config.backend_app_id, "asking the backend about fired reminders");
-    middleware::server::serve_service(
-        notification::SERVICE,
-        config.service.listen,
-        app,
-        metrics_listener,
-        config.service.shutdown(),
-    )
-    .await
-    .context("HTTP server")?;
+    server.serve(app).await.context("HTTP server")?;
     tracing::info!("notification stopped");
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use middleware::env::ServiceConfig;
-use middleware::{AppTokenLayer, Metrics};
+use middleware::server::ServiceServer;
 use recurring_task::app::{self, AppState};
 use recurring_task::config::Config;
 
@@ -32,29 +32,23 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if cli.print_subscriptions {
-        return middleware::server::print_output(
-            recurring_task::APP_ID,
-            recurring_task::declarative_subscriptions(),
-        );
-    }
-    middleware::server::run_main(recurring_task::APP_ID, Config::from_env(), run).await
+    let manifests = Cli::parse()
+        .print_subscriptions
+        .then(recurring_task::declarative_subscriptions);
+    middleware::server::consumer_main(recurring_task::APP_ID, manifests, run).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let dapr = dapr::DaprClient::new(config.dapr.clone()).context("configuring the Dapr client")?;
-    let metrics = Metrics::new(recurring_task::APP_ID)?;
-    let metrics_listener =
-        middleware::server::bind_metrics(config.service.metrics_listen, &metrics)
-            .await
-            .context("METRICS_PORT")?;
-    let state = AppState::new(dapr.clone(), config.backend_app_id.as_str(), metrics)
-        .context("registering metrics")?;
-    let app = app::router(
-        state,
-        AppTokenLayer::new(config.service.app_api_token.clone()),
-    );
+    let server = ServiceServer::bind(recurring_task::APP_ID, &config.service).await?;
+    let dapr = dapr::DaprClient::new(config.service.dapr.clone())
+        .context("configuring the Dapr client")?;
+    let state = AppState::new(
+        dapr.clone(),
+        config.backend_app_id.as_str(),
+        server.metrics().clone(),
+    )
+    .context("registering metrics")?;
+    let app = app::router(state, server.app_token());
     tracing::info!(
         backend_app_id = %config.backend_app_id,
         "creating next occurrences through the backend"
@@ -66,15 +60,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "dapr sidecar not ready yet"),
         }
     });
-    middleware::server::serve_service(
-        recurring_task::APP_ID,
-        config.service.listen,
-        app,
-        metrics_listener,
-        config.service.shutdown(),
-    )
-    .await
-    .context("HTTP server")?;
+    server.serve(app).await.context("HTTP server")?;
     tracing::info!("recurring-task stopped");
     Ok(())
 }
