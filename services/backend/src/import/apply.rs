@@ -295,13 +295,7 @@ impl<'a> Importer<'a> {
         if entry.fingerprint == digest || entry.merged {
             self.counts(kind).unchanged += 1;
             if entry.fingerprint != digest {
-                let entry = MapEntry {
-                    fingerprint: digest,
-                    ..entry.clone()
-                };
-                legacy::put(tx, kind, &entry)
-                    .await
-                    .map_err(ImportError::Target)?;
+                put_fingerprint(tx, kind, entry, digest).await?;
             }
             return Ok(Some(entry.id));
         }
@@ -367,13 +361,7 @@ impl<'a> Importer<'a> {
         // A rename that could not be applied keeps the old digest: the next run tries again
         // (the other label may be gone by then) and reports it until then.
         if !taken {
-            let entry = MapEntry {
-                fingerprint: digest,
-                ..entry.clone()
-            };
-            legacy::put(tx, kind, &entry)
-                .await
-                .map_err(ImportError::Target)?;
+            put_fingerprint(tx, kind, entry, digest).await?;
         }
         Ok(Some(entry.id))
     }
@@ -701,6 +689,22 @@ async fn entries_by_id(
         .into_iter()
         .map(|e| (e.legacy_id, e))
         .collect())
+}
+
+/// Records `entry` again with the original's new `fingerprint`.
+async fn put_fingerprint(
+    tx: &mut Tx,
+    kind: LegacyKind,
+    entry: &MapEntry,
+    fingerprint: Uuid,
+) -> Result<(), ImportError> {
+    let entry = MapEntry {
+        fingerprint,
+        ..entry.clone()
+    };
+    legacy::put(tx, kind, &entry)
+        .await
+        .map_err(ImportError::Target)
 }
 
 /// A task this transaction has just written.
