@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::decode_error;
+use super::{decode_error, wrote_one};
 use crate::domain::{
     CategoryRef, Priority, SearchQuery, SortBy, SortOrder, StatusFilter, TagRef, Task, TaskFilter,
     TaskSummary,
@@ -380,12 +380,13 @@ pub(crate) async fn delete(
     user_id: &str,
     id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM tasks WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    wrote_one(
+        sqlx::query("DELETE FROM tasks WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id),
+        conn,
+    )
+    .await
 }
 
 /// Pushes the `AND …` conditions that list and search share: priority, category and tags
@@ -464,12 +465,23 @@ pub(crate) async fn list(
             "t.priority_rank {dir}, t.created_at DESC, t.id DESC"
         )),
     };
+    let tasks = fetch_page(conn, q, filter.limit, filter.offset).await?;
+    Ok((tasks, total))
+}
+
+/// Runs the ordered task query `q` for one page.
+async fn fetch_page(
+    conn: &mut PgConnection,
+    mut q: QueryBuilder<Postgres>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Task>, sqlx::Error> {
     q.push(" LIMIT ")
-        .push_bind(i64::from(filter.limit))
+        .push_bind(i64::from(limit))
         .push(" OFFSET ")
-        .push_bind(i64::from(filter.offset));
+        .push_bind(i64::from(offset));
     let rows: Vec<TaskRow> = q.build_query_as().fetch_all(conn).await?;
-    Ok((into_tasks(rows)?, total))
+    into_tasks(rows)
 }
 
 /// Turns free text into a prefix-matching tsquery (`word:* & other:*`), or `None` when it
@@ -512,12 +524,9 @@ pub(crate) async fn search(
     let mut q = QueryBuilder::new(concat!(task_select!(), ", to_tsquery('simple', "));
     q.push_bind(tsquery).push(") AS q ");
     push_search_filter(&mut q, user_id, search);
-    q.push(" ORDER BY ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.id DESC LIMIT ")
-        .push_bind(i64::from(search.limit))
-        .push(" OFFSET ")
-        .push_bind(i64::from(search.offset));
-    let rows: Vec<TaskRow> = q.build_query_as().fetch_all(conn).await?;
-    Ok((into_tasks(rows)?, total))
+    q.push(" ORDER BY ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.id DESC");
+    let tasks = fetch_page(conn, q, search.limit, search.offset).await?;
+    Ok((tasks, total))
 }
 
 /// Up to `limit` of the caller's most recent pending tasks (suggestions for a wrong id).
@@ -572,12 +581,13 @@ pub(crate) async fn remove_tag(
     task_id: Uuid,
     tag_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM task_tags WHERE task_id = $1 AND tag_id = $2")
-        .bind(task_id)
-        .bind(tag_id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    wrote_one(
+        sqlx::query("DELETE FROM task_tags WHERE task_id = $1 AND tag_id = $2")
+            .bind(task_id)
+            .bind(tag_id),
+        conn,
+    )
+    .await
 }
 
 /// Gives task `to` the tags of task `from`.
