@@ -123,23 +123,49 @@ pub(crate) fn changed_fields(before: &Task, after: &Task) -> Vec<&'static str> {
         .collect()
 }
 
-fn category(row: LabelRow) -> Category {
-    Category {
-        id: row.id,
-        name: row.name,
-        color: row.color,
-        task_count: row.task_count,
-        created_at: row.created_at,
+/// What the label use cases tell apart between categories and tags; the rest is shared.
+trait Label: Sized {
+    const KIND: Kind;
+
+    /// The valid, normalised form of a name the caller sent.
+    fn valid_name(name: &str) -> Result<String, ServiceError>;
+
+    fn from_row(row: LabelRow) -> Self;
+}
+
+impl Label for Category {
+    const KIND: Kind = Kind::Category;
+
+    fn valid_name(name: &str) -> Result<String, ServiceError> {
+        validation::category_name(name)
+    }
+
+    fn from_row(row: LabelRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            color: row.color,
+            task_count: row.task_count,
+            created_at: row.created_at,
+        }
     }
 }
 
-fn tag(row: LabelRow) -> Tag {
-    Tag {
-        id: row.id,
-        name: row.name,
-        color: row.color,
-        task_count: row.task_count,
-        created_at: row.created_at,
+impl Label for Tag {
+    const KIND: Kind = Kind::Tag;
+
+    fn valid_name(name: &str) -> Result<String, ServiceError> {
+        validation::tag_name(name)
+    }
+
+    fn from_row(row: LabelRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            color: row.color,
+            task_count: row.task_count,
+            created_at: row.created_at,
+        }
     }
 }
 
@@ -510,14 +536,9 @@ impl TaskService {
         tag_id: Uuid,
     ) -> Result<Task, ServiceError> {
         let mut tx = self.pool.begin().await?;
-        let tag_owned = labels::owned(&mut tx, Kind::Tag, &user.id, &[tag_id]).await?;
-        let before = self.lock_task(&mut tx, user, task_id).await?;
-        if tag_owned.is_empty() {
-            return Err(ServiceError::NotFound {
-                entity: "tag",
-                id: tag_id,
-            });
-        }
+        let before = self
+            .lock_task_and_tag(&mut tx, user, task_id, tag_id)
+            .await?;
         if before.tags.iter().any(|t| t.id == tag_id) {
             tx.rollback().await?;
             return Ok(before);
@@ -540,19 +561,34 @@ impl TaskService {
         tag_id: Uuid,
     ) -> Result<Task, ServiceError> {
         let mut tx = self.pool.begin().await?;
-        let tag_owned = labels::owned(&mut tx, Kind::Tag, &user.id, &[tag_id]).await?;
-        let before = self.lock_task(&mut tx, user, task_id).await?;
+        let before = self
+            .lock_task_and_tag(&mut tx, user, task_id, tag_id)
+            .await?;
+        if !task_store::remove_tag(&mut tx, task_id, tag_id).await? {
+            tx.rollback().await?;
+            return Ok(before);
+        }
+        self.tags_changed(tx, user, before).await
+    }
+
+    /// Checks that `tag_id` is the caller's tag and locks the caller's task `task_id`, in the
+    /// lock order labels before tasks.
+    async fn lock_task_and_tag(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        user: &AuthUser,
+        task_id: Uuid,
+        tag_id: Uuid,
+    ) -> Result<Task, ServiceError> {
+        let tag_owned = labels::owned(tx, Kind::Tag, &user.id, &[tag_id]).await?;
+        let before = self.lock_task(tx, user, task_id).await?;
         if tag_owned.is_empty() {
             return Err(ServiceError::NotFound {
                 entity: "tag",
                 id: tag_id,
             });
         }
-        if !task_store::remove_tag(&mut tx, task_id, tag_id).await? {
-            tx.rollback().await?;
-            return Ok(before);
-        }
-        self.tags_changed(tx, user, before).await
+        Ok(before)
     }
 
     /// Finishes a change of the locked task's tags: bumps `updated_at`, emits `task.updated`.
@@ -575,14 +611,16 @@ impl TaskService {
         Ok(after)
     }
 
-    /// Creates a label of `kind` for the caller.
-    async fn create_label(
+    /// Creates a label for the caller.
+    async fn create_label<L: Label>(
         &self,
-        kind: Kind,
         user: &AuthUser,
-        name: String,
-        color: Option<String>,
-    ) -> Result<LabelRow, ServiceError> {
+        name: &str,
+        color: Option<&str>,
+    ) -> Result<L, ServiceError> {
+        let kind = L::KIND;
+        let name = L::valid_name(name)?;
+        let color = validation::optional_color(color)?;
         let mut tx = self.pool.begin().await?;
         users::ensure(&mut tx, user).await?;
         if kind == Kind::Category {
@@ -611,18 +649,26 @@ impl TaskService {
             .await?
             .ok_or(ServiceError::Database(sqlx::Error::RowNotFound))?;
         tx.commit().await?;
-        Ok(row)
+        Ok(L::from_row(row))
     }
 
-    /// Renames and/or recolours the caller's label of `kind`.
-    async fn update_label(
+    /// The caller's labels by name, with task counts.
+    async fn list_labels<L: Label>(&self, user: &AuthUser) -> Result<Vec<L>, ServiceError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = labels::list(&mut conn, L::KIND, &user.id).await?;
+        Ok(rows.into_iter().map(L::from_row).collect())
+    }
+
+    /// Renames and/or recolours the caller's label.
+    async fn update_label<L: Label>(
         &self,
-        kind: Kind,
         user: &AuthUser,
         id: Uuid,
         name: Option<String>,
         color: Option<Option<String>>,
-    ) -> Result<LabelRow, ServiceError> {
+    ) -> Result<L, ServiceError> {
+        let kind = L::KIND;
+        let name = name.as_deref().map(L::valid_name).transpose()?;
         let color = match color {
             None => None,
             Some(c) => Some(validation::optional_color(c.as_deref())?),
@@ -648,6 +694,7 @@ impl TaskService {
         }
         labels::get(&mut conn, kind, &user.id, id)
             .await?
+            .map(L::from_row)
             .ok_or(ServiceError::NotFound {
                 entity: kind.entity(),
                 id,
@@ -694,18 +741,13 @@ impl TaskService {
         user: &AuthUser,
         new: NewCategory,
     ) -> Result<Category, ServiceError> {
-        let name = validation::category_name(&new.name)?;
-        let color = validation::optional_color(new.color.as_deref())?;
-        self.create_label(Kind::Category, user, name, color)
+        self.create_label(user, &new.name, new.color.as_deref())
             .await
-            .map(category)
     }
 
     /// The caller's categories by name, with task counts.
     pub async fn list_categories(&self, user: &AuthUser) -> Result<Vec<Category>, ServiceError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = labels::list(&mut conn, Kind::Category, &user.id).await?;
-        Ok(rows.into_iter().map(category).collect())
+        self.list_labels(user).await
     }
 
     /// Renames and/or recolours a category.
@@ -715,14 +757,7 @@ impl TaskService {
         id: Uuid,
         patch: CategoryPatch,
     ) -> Result<Category, ServiceError> {
-        let name = patch
-            .name
-            .as_deref()
-            .map(validation::category_name)
-            .transpose()?;
-        self.update_label(Kind::Category, user, id, name, patch.color)
-            .await
-            .map(category)
+        self.update_label(user, id, patch.name, patch.color).await
     }
 
     /// Deletes a category; its tasks stay, without a category.
@@ -732,18 +767,13 @@ impl TaskService {
 
     /// Creates a tag (name unique per user).
     pub async fn create_tag(&self, user: &AuthUser, new: NewTag) -> Result<Tag, ServiceError> {
-        let name = validation::tag_name(&new.name)?;
-        let color = validation::optional_color(new.color.as_deref())?;
-        self.create_label(Kind::Tag, user, name, color)
+        self.create_label(user, &new.name, new.color.as_deref())
             .await
-            .map(tag)
     }
 
     /// The caller's tags by name, with task counts.
     pub async fn list_tags(&self, user: &AuthUser) -> Result<Vec<Tag>, ServiceError> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = labels::list(&mut conn, Kind::Tag, &user.id).await?;
-        Ok(rows.into_iter().map(tag).collect())
+        self.list_labels(user).await
     }
 
     /// Renames and/or recolours a tag.
@@ -753,14 +783,7 @@ impl TaskService {
         id: Uuid,
         patch: TagPatch,
     ) -> Result<Tag, ServiceError> {
-        let name = patch
-            .name
-            .as_deref()
-            .map(validation::tag_name)
-            .transpose()?;
-        self.update_label(Kind::Tag, user, id, name, patch.color)
-            .await
-            .map(tag)
+        self.update_label(user, id, patch.name, patch.color).await
     }
 
     /// Deletes a tag and removes it from every task.

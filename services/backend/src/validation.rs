@@ -68,22 +68,28 @@ fn free_text(field: &'static str, value: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// A name-like field: trimmed, 1..=`max` characters, no control characters.
-fn name_like(field: &'static str, value: &str, max: usize) -> Result<String, ServiceError> {
-    let trimmed = value.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 {
-        return Err(ServiceError::validation(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
+/// Refuses `value` when it has more than `max` characters.
+fn at_most(field: &'static str, value: &str, max: usize) -> Result<(), ServiceError> {
+    let chars = value.chars().count();
     if chars > max {
         return Err(ServiceError::validation(
             field,
             format!("{field} must be at most {max} characters (got {chars})"),
         ));
     }
+    Ok(())
+}
+
+/// A name-like field: trimmed, 1..=`max` characters, no control characters.
+fn name_like(field: &'static str, value: &str, max: usize) -> Result<String, ServiceError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ServiceError::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    at_most(field, trimmed, max)?;
     if has_control(trimmed) {
         return Err(ServiceError::validation(
             field,
@@ -103,13 +109,7 @@ pub fn title(value: &str) -> Result<String, ServiceError> {
 pub fn description(value: &str) -> Result<String, ServiceError> {
     let trimmed = value.trim();
     free_text("description", trimmed)?;
-    let chars = trimmed.chars().count();
-    if chars > MAX_DESCRIPTION_CHARS {
-        return Err(ServiceError::validation(
-            "description",
-            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters (got {chars})"),
-        ));
-    }
+    at_most("description", trimmed, MAX_DESCRIPTION_CHARS)?;
     Ok(trimmed.to_owned())
 }
 
@@ -286,16 +286,10 @@ pub fn tag_ids(ids: &[uuid::Uuid]) -> Result<Vec<uuid::Uuid>, ServiceError> {
 pub fn search_query(value: &str) -> Result<String, ServiceError> {
     let trimmed = value.trim();
     free_text("query", trimmed)?;
-    let chars = trimmed.chars().count();
-    if chars == 0 {
+    if trimmed.is_empty() {
         return Err(ServiceError::validation("query", "query must not be empty"));
     }
-    if chars > MAX_QUERY_CHARS {
-        return Err(ServiceError::validation(
-            "query",
-            format!("query must be at most {MAX_QUERY_CHARS} characters (got {chars})"),
-        ));
-    }
+    at_most("query", trimmed, MAX_QUERY_CHARS)?;
     Ok(trimmed.to_owned())
 }
 

@@ -210,14 +210,16 @@ impl<'a> Importer<'a> {
             }
         };
         let plan = convert::label(kind, row, &self.rules, findings);
-        let parts = [
-            row.id.to_string(),
-            user.to_owned(),
-            part(row.name.as_deref()),
-            part(row.color.as_deref()),
-            time_part(row.created_at),
-        ];
-        let digest = convert::digest(kind, parts.iter().map(String::as_str));
+        let digest = row_digest(
+            kind,
+            row.id,
+            user,
+            &[
+                part(row.name.as_deref()),
+                part(row.color.as_deref()),
+                time_part(row.created_at),
+            ],
+        );
         let store_kind = match kind {
             LegacyKind::Tag => Kind::Tag,
             LegacyKind::Category | LegacyKind::Task => Kind::Category,
@@ -295,13 +297,7 @@ impl<'a> Importer<'a> {
         if entry.fingerprint == digest || entry.merged {
             self.counts(kind).unchanged += 1;
             if entry.fingerprint != digest {
-                let entry = MapEntry {
-                    fingerprint: digest,
-                    ..entry.clone()
-                };
-                legacy::put(tx, kind, &entry)
-                    .await
-                    .map_err(ImportError::Target)?;
+                put_fingerprint(tx, kind, entry, digest).await?;
             }
             return Ok(Some(entry.id));
         }
@@ -367,13 +363,7 @@ impl<'a> Importer<'a> {
         // A rename that could not be applied keeps the old digest: the next run tries again
         // (the other label may be gone by then) and reports it until then.
         if !taken {
-            let entry = MapEntry {
-                fingerprint: digest,
-                ..entry.clone()
-            };
-            legacy::put(tx, kind, &entry)
-                .await
-                .map_err(ImportError::Target)?;
+            put_fingerprint(tx, kind, entry, digest).await?;
         }
         Ok(Some(entry.id))
     }
@@ -703,6 +693,22 @@ async fn entries_by_id(
         .collect())
 }
 
+/// Records `entry` again with the original's new `fingerprint`.
+async fn put_fingerprint(
+    tx: &mut Tx,
+    kind: LegacyKind,
+    entry: &MapEntry,
+    fingerprint: Uuid,
+) -> Result<(), ImportError> {
+    let entry = MapEntry {
+        fingerprint,
+        ..entry.clone()
+    };
+    legacy::put(tx, kind, &entry)
+        .await
+        .map_err(ImportError::Target)
+}
+
 /// A task this transaction has just written.
 async fn reload(tx: &mut Tx, user: &str, id: Uuid) -> Result<Task, ImportError> {
     task_store::get(tx, user, id)
@@ -721,9 +727,7 @@ fn has_pending_reminder(task: &Task) -> bool {
 /// reminder lead (which decides `remind_at`).
 fn task_digest(row: &SourceTask, user: &str, plan: &TaskPlan, lead: Option<TimeDelta>) -> Uuid {
     let tags = |ids: &mut dyn Iterator<Item = String>| ids.collect::<Vec<_>>().join(",");
-    let parts = [
-        row.id.to_string(),
-        user.to_owned(),
+    let values = [
         part(row.title.as_deref()),
         part(row.description.as_deref()),
         part(row.completed),
@@ -739,7 +743,16 @@ fn task_digest(row: &SourceTask, user: &str, plan: &TaskPlan, lead: Option<TimeD
         tags(&mut plan.tag_ids.iter().map(Uuid::to_string)),
         part(lead.map(|l| l.num_seconds())),
     ];
-    convert::digest(LegacyKind::Task, parts.iter().map(String::as_str))
+    row_digest(LegacyKind::Task, row.id, user, &values)
+}
+
+/// The digest of the original row `id` carried for `user`: its id and owner, then `values`.
+fn row_digest(kind: LegacyKind, id: i64, user: &str, values: &[String]) -> Uuid {
+    let id = id.to_string();
+    let parts = [id.as_str(), user]
+        .into_iter()
+        .chain(values.iter().map(String::as_str));
+    convert::digest(kind, parts)
 }
 
 /// A user's e-mail or name, if it is one line.

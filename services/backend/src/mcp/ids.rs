@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::args::TaskTagArgs;
 use crate::domain::{AuthUser, LegacyKind};
 use crate::error::ServiceError;
 use crate::service::TaskService;
@@ -116,6 +117,14 @@ impl Ids<'_> {
     /// The tag to act on.
     pub(super) async fn tag(&self, id: IdArg) -> Result<Uuid, ServiceError> {
         self.one(LegacyKind::Tag, id).await
+    }
+
+    /// The task and the tag of `add_tag_to_task` / `remove_tag_from_task`.
+    pub(super) async fn task_and_tag(
+        &self,
+        args: TaskTagArgs,
+    ) -> Result<(Uuid, Uuid), ServiceError> {
+        Ok((self.task(args.task_id).await?, self.tag(args.tag_id).await?))
     }
 
     /// An optional category to put a task in.

@@ -241,9 +241,7 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<TaskTagArgs>>,
     ) -> Reply {
-        let TaskTagArgs { task_id, tag_id } = args.parse()?;
-        let ids = self.ids(&user);
-        let (task_id, tag_id) = (ids.task(task_id).await?, ids.tag(tag_id).await?);
+        let (task_id, tag_id) = self.ids(&user).task_and_tag(args.parse()?).await?;
         ok(self.service.add_tag_to_task(&user, task_id, tag_id).await?)
     }
 
@@ -256,9 +254,7 @@ impl TodoMcp {
         Caller(user): Caller,
         Parameters(args): Parameters<Input<TaskTagArgs>>,
     ) -> Reply {
-        let TaskTagArgs { task_id, tag_id } = args.parse()?;
-        let ids = self.ids(&user);
-        let (task_id, tag_id) = (ids.task(task_id).await?, ids.tag(tag_id).await?);
+        let (task_id, tag_id) = self.ids(&user).task_and_tag(args.parse()?).await?;
         ok(self
             .service
             .remove_tag_from_task(&user, task_id, tag_id)

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::wrote_one;
+
 /// Which label table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -21,6 +23,14 @@ impl Kind {
         match self {
             Self::Category => "category",
             Self::Tag => "tag",
+        }
+    }
+
+    /// The statement of `kind`'s table out of the two spellings of one statement.
+    fn pick(self, category: &'static str, tag: &'static str) -> &'static str {
+        match self {
+            Self::Category => category,
+            Self::Tag => tag,
         }
     }
 
@@ -49,18 +59,14 @@ pub(crate) async fn list(
     kind: Kind,
     user_id: &str,
 ) -> Result<Vec<LabelRow>, sqlx::Error> {
-    let sql = match kind {
-        Kind::Category => {
-            "SELECT l.id, l.name, l.color, l.created_at, \
-                    (SELECT count(*) FROM tasks t WHERE t.category_id = l.id) AS task_count \
-             FROM categories l WHERE l.user_id = $1 ORDER BY lower(l.name), l.id"
-        }
-        Kind::Tag => {
-            "SELECT l.id, l.name, l.color, l.created_at, \
-                    (SELECT count(*) FROM task_tags tt WHERE tt.tag_id = l.id) AS task_count \
-             FROM tags l WHERE l.user_id = $1 ORDER BY lower(l.name), l.id"
-        }
-    };
+    let sql = kind.pick(
+        "SELECT l.id, l.name, l.color, l.created_at, \
+                (SELECT count(*) FROM tasks t WHERE t.category_id = l.id) AS task_count \
+         FROM categories l WHERE l.user_id = $1 ORDER BY lower(l.name), l.id",
+        "SELECT l.id, l.name, l.color, l.created_at, \
+                (SELECT count(*) FROM task_tags tt WHERE tt.tag_id = l.id) AS task_count \
+         FROM tags l WHERE l.user_id = $1 ORDER BY lower(l.name), l.id",
+    );
     sqlx::query_as(sql).bind(user_id).fetch_all(conn).await
 }
 
@@ -71,18 +77,14 @@ pub(crate) async fn get(
     user_id: &str,
     id: Uuid,
 ) -> Result<Option<LabelRow>, sqlx::Error> {
-    let sql = match kind {
-        Kind::Category => {
-            "SELECT l.id, l.name, l.color, l.created_at, \
-                    (SELECT count(*) FROM tasks t WHERE t.category_id = l.id) AS task_count \
-             FROM categories l WHERE l.id = $1 AND l.user_id = $2"
-        }
-        Kind::Tag => {
-            "SELECT l.id, l.name, l.color, l.created_at, \
-                    (SELECT count(*) FROM task_tags tt WHERE tt.tag_id = l.id) AS task_count \
-             FROM tags l WHERE l.id = $1 AND l.user_id = $2"
-        }
-    };
+    let sql = kind.pick(
+        "SELECT l.id, l.name, l.color, l.created_at, \
+                (SELECT count(*) FROM tasks t WHERE t.category_id = l.id) AS task_count \
+         FROM categories l WHERE l.id = $1 AND l.user_id = $2",
+        "SELECT l.id, l.name, l.color, l.created_at, \
+                (SELECT count(*) FROM task_tags tt WHERE tt.tag_id = l.id) AS task_count \
+         FROM tags l WHERE l.id = $1 AND l.user_id = $2",
+    );
     sqlx::query_as(sql)
         .bind(id)
         .bind(user_id)
@@ -101,15 +103,11 @@ pub(crate) async fn owned(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = match kind {
-        Kind::Category => {
-            "SELECT id FROM categories WHERE user_id = $1 AND id = ANY($2) ORDER BY id \
-             FOR KEY SHARE"
-        }
-        Kind::Tag => {
-            "SELECT id FROM tags WHERE user_id = $1 AND id = ANY($2) ORDER BY id FOR KEY SHARE"
-        }
-    };
+    let sql = kind.pick(
+        "SELECT id FROM categories WHERE user_id = $1 AND id = ANY($2) ORDER BY id \
+         FOR KEY SHARE",
+        "SELECT id FROM tags WHERE user_id = $1 AND id = ANY($2) ORDER BY id FOR KEY SHARE",
+    );
     sqlx::query_scalar(sql)
         .bind(user_id)
         .bind(ids)
@@ -124,10 +122,10 @@ pub(crate) async fn lock(
     user_id: &str,
     id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let sql = match kind {
-        Kind::Category => "SELECT id FROM categories WHERE id = $1 AND user_id = $2 FOR UPDATE",
-        Kind::Tag => "SELECT id FROM tags WHERE id = $1 AND user_id = $2 FOR UPDATE",
-    };
+    let sql = kind.pick(
+        "SELECT id FROM categories WHERE id = $1 AND user_id = $2 FOR UPDATE",
+        "SELECT id FROM tags WHERE id = $1 AND user_id = $2 FOR UPDATE",
+    );
     let found: Option<Uuid> = sqlx::query_scalar(sql)
         .bind(id)
         .bind(user_id)
@@ -142,10 +140,10 @@ pub(crate) async fn count(
     kind: Kind,
     user_id: &str,
 ) -> Result<i64, sqlx::Error> {
-    let sql = match kind {
-        Kind::Category => "SELECT count(*) FROM categories WHERE user_id = $1",
-        Kind::Tag => "SELECT count(*) FROM tags WHERE user_id = $1",
-    };
+    let sql = kind.pick(
+        "SELECT count(*) FROM categories WHERE user_id = $1",
+        "SELECT count(*) FROM tags WHERE user_id = $1",
+    );
     sqlx::query_scalar(sql).bind(user_id).fetch_one(conn).await
 }
 
@@ -160,15 +158,11 @@ pub(crate) async fn insert(
     color: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let sql = match kind {
-        Kind::Category => {
-            "INSERT INTO categories (id, user_id, name, color, created_at) \
-             VALUES ($1, $2, $3, $4, $5)"
-        }
-        Kind::Tag => {
-            "INSERT INTO tags (id, user_id, name, color, created_at) VALUES ($1, $2, $3, $4, $5)"
-        }
-    };
+    let sql = kind.pick(
+        "INSERT INTO categories (id, user_id, name, color, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO tags (id, user_id, name, color, created_at) VALUES ($1, $2, $3, $4, $5)",
+    );
     sqlx::query(sql)
         .bind(id)
         .bind(user_id)
@@ -190,27 +184,24 @@ pub(crate) async fn update(
     name: Option<&str>,
     color: Option<Option<&str>>,
 ) -> Result<bool, sqlx::Error> {
-    let sql = match kind {
-        Kind::Category => {
-            "UPDATE categories SET name = COALESCE($3, name), \
-                    color = CASE WHEN $4 THEN $5 ELSE color END \
-             WHERE id = $1 AND user_id = $2"
-        }
-        Kind::Tag => {
-            "UPDATE tags SET name = COALESCE($3, name), \
-                    color = CASE WHEN $4 THEN $5 ELSE color END \
-             WHERE id = $1 AND user_id = $2"
-        }
-    };
-    let done = sqlx::query(sql)
-        .bind(id)
-        .bind(user_id)
-        .bind(name)
-        .bind(color.is_some())
-        .bind(color.flatten())
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let sql = kind.pick(
+        "UPDATE categories SET name = COALESCE($3, name), \
+                color = CASE WHEN $4 THEN $5 ELSE color END \
+         WHERE id = $1 AND user_id = $2",
+        "UPDATE tags SET name = COALESCE($3, name), \
+                color = CASE WHEN $4 THEN $5 ELSE color END \
+         WHERE id = $1 AND user_id = $2",
+    );
+    wrote_one(
+        sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .bind(name)
+            .bind(color.is_some())
+            .bind(color.flatten()),
+        conn,
+    )
+    .await
 }
 
 /// Detaches label `id` from every task and returns those tasks (locked, `updated_at` set to
@@ -253,21 +244,21 @@ pub(crate) async fn detach(
     }
 }
 
-/// Deletes the caller's label `id`.
+/// Deletes the caller's label `id`; callers [`lock`] it first, so it is there.
 pub(crate) async fn delete(
     conn: &mut PgConnection,
     kind: Kind,
     user_id: &str,
     id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let sql = match kind {
-        Kind::Category => "DELETE FROM categories WHERE id = $1 AND user_id = $2",
-        Kind::Tag => "DELETE FROM tags WHERE id = $1 AND user_id = $2",
-    };
-    let done = sqlx::query(sql)
+) -> Result<(), sqlx::Error> {
+    let sql = kind.pick(
+        "DELETE FROM categories WHERE id = $1 AND user_id = $2",
+        "DELETE FROM tags WHERE id = $1 AND user_id = $2",
+    );
+    sqlx::query(sql)
         .bind(id)
         .bind(user_id)
         .execute(conn)
         .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }

@@ -15,6 +15,18 @@ pub(crate) mod legacy;
 pub(crate) mod tasks;
 pub(crate) mod users;
 
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres};
+
+/// Runs a write meant for at most one row; `false` when it found none.
+pub(crate) async fn wrote_one(
+    query: Query<'_, Postgres, PgArguments>,
+    conn: &mut PgConnection,
+) -> Result<bool, sqlx::Error> {
+    Ok(query.execute(conn).await?.rows_affected() == 1)
+}
+
 /// Maps a conversion failure of a stored value into a decode error.
 pub(crate) fn decode_error(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))

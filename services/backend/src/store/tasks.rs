@@ -1,11 +1,13 @@
 //! Task rows, their tags, list/search queries and generated occurrences.
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::decode_error;
+use super::{decode_error, wrote_one};
 use crate::domain::{
     CategoryRef, Priority, SearchQuery, SortBy, SortOrder, StatusFilter, TagRef, Task, TaskFilter,
     TaskSummary,
@@ -34,7 +36,7 @@ macro_rules! task_insert {
         "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, \
                             category_id, due_at, remind_at, recurrence_rule, parent_task_id, \
                             occurrence_index, occurrence_key, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     };
 }
 
@@ -104,10 +106,12 @@ impl TryFrom<TaskRow> for OwnedTask {
     }
 }
 
+fn into_task(row: TaskRow) -> Result<Task, sqlx::Error> {
+    OwnedTask::try_from(row).map(|o| o.task)
+}
+
 fn into_tasks(rows: Vec<TaskRow>) -> Result<Vec<Task>, sqlx::Error> {
-    rows.into_iter()
-        .map(|r| OwnedTask::try_from(r).map(|o| o.task))
-        .collect()
+    rows.into_iter().map(into_task).collect()
 }
 
 /// The user-editable columns of a task, as written by insert and update.
@@ -156,34 +160,7 @@ pub(crate) async fn insert(
     occurrence: Option<Occurrence<'_>>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    // An occurrence can collide on two unique indexes (`tasks_occurrence_key_key` and
-    // `tasks_parent_occurrence_index_key`) and ON CONFLICT takes one target at most, so it
-    // names none: either collision means "already created". A user's task collides on none.
-    let sql = if occurrence.is_some() {
-        concat!(task_insert!(), " ON CONFLICT DO NOTHING")
-    } else {
-        task_insert!()
-    };
-    let inserted = sqlx::query(sql)
-        .bind(id)
-        .bind(user_id)
-        .bind(&fields.title)
-        .bind(&fields.description)
-        .bind(fields.completed_at.is_some())
-        .bind(fields.completed_at)
-        .bind(fields.priority.as_str())
-        .bind(fields.category_id)
-        .bind(fields.due_at)
-        .bind(fields.remind_at)
-        .bind(&fields.recurrence_rule)
-        .bind(occurrence.as_ref().map(|o| o.parent_task_id))
-        .bind(occurrence.as_ref().map_or(0, |o| o.index))
-        .bind(occurrence.as_ref().map(|o| o.key))
-        .bind(now)
-        .execute(conn)
-        .await?
-        .rows_affected();
-    Ok(inserted == 1)
+    insert_at(conn, id, user_id, fields, occurrence, (now, now)).await
 }
 
 /// Inserts a task carried over from the original system, keeping its creation and last-change
@@ -196,28 +173,56 @@ pub(crate) async fn insert_imported(
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, \
-                            category_id, due_at, remind_at, recurrence_rule, created_at, \
-                            updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(&fields.title)
-    .bind(&fields.description)
-    .bind(fields.completed_at.is_some())
-    .bind(fields.completed_at)
-    .bind(fields.priority.as_str())
-    .bind(fields.category_id)
-    .bind(fields.due_at)
-    .bind(fields.remind_at)
-    .bind(&fields.recurrence_rule)
-    .bind(created_at)
-    .bind(updated_at)
-    .execute(conn)
-    .await?;
+    insert_at(conn, id, user_id, fields, None, (created_at, updated_at)).await?;
     Ok(())
+}
+
+/// [`insert`] with the task's `(created_at, updated_at)`.
+async fn insert_at(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user_id: &str,
+    fields: &TaskFields,
+    occurrence: Option<Occurrence<'_>>,
+    (created_at, updated_at): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<bool, sqlx::Error> {
+    // An occurrence can collide on two unique indexes (`tasks_occurrence_key_key` and
+    // `tasks_parent_occurrence_index_key`) and ON CONFLICT takes one target at most, so it
+    // names none: either collision means "already created". A user's task collides on none.
+    let sql = if occurrence.is_some() {
+        concat!(task_insert!(), " ON CONFLICT DO NOTHING")
+    } else {
+        task_insert!()
+    };
+    let query = sqlx::query(sql).bind(id).bind(user_id);
+    let inserted = bind_fields(query, fields)
+        .bind(occurrence.as_ref().map(|o| o.parent_task_id))
+        .bind(occurrence.as_ref().map_or(0, |o| o.index))
+        .bind(occurrence.as_ref().map(|o| o.key))
+        .bind(created_at)
+        .bind(updated_at)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Binds the editable columns in the order insert and update list them: title, description,
+/// completed, completed_at, priority, category_id, due_at, remind_at, recurrence_rule.
+fn bind_fields<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    fields: &'q TaskFields,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(&fields.title)
+        .bind(&fields.description)
+        .bind(fields.completed_at.is_some())
+        .bind(fields.completed_at)
+        .bind(fields.priority.as_str())
+        .bind(fields.category_id)
+        .bind(fields.due_at)
+        .bind(fields.remind_at)
+        .bind(&fields.recurrence_rule)
 }
 
 /// Writes every editable column of task `id` and bumps `updated_at`.
@@ -227,25 +232,14 @@ pub(crate) async fn update(
     fields: &TaskFields,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE tasks SET title = $2, description = $3, completed = $4, completed_at = $5, \
                           priority = $6, category_id = $7, due_at = $8, remind_at = $9, \
                           recurrence_rule = $10, updated_at = $11 \
          WHERE id = $1",
     )
-    .bind(id)
-    .bind(&fields.title)
-    .bind(&fields.description)
-    .bind(fields.completed_at.is_some())
-    .bind(fields.completed_at)
-    .bind(fields.priority.as_str())
-    .bind(fields.category_id)
-    .bind(fields.due_at)
-    .bind(fields.remind_at)
-    .bind(&fields.recurrence_rule)
-    .bind(now)
-    .execute(conn)
-    .await?;
+    .bind(id);
+    bind_fields(query, fields).bind(now).execute(conn).await?;
     Ok(())
 }
 
@@ -304,8 +298,7 @@ async fn get_owned(
         ))
     };
     let row: Option<TaskRow> = query.bind(id).bind(user_id).fetch_optional(conn).await?;
-    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
-        .transpose()
+    row.map(into_task).transpose()
 }
 
 /// Task `id` of any user, with its owner (internal calls only); `lock` takes the row lock.
@@ -361,8 +354,7 @@ pub(crate) async fn get_by_occurrence_key(
             .bind(key)
             .fetch_optional(conn)
             .await?;
-    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
-        .transpose()
+    row.map(into_task).transpose()
 }
 
 /// The generated occurrence `index` of the series whose first task is `parent_task_id`, if any.
@@ -379,8 +371,7 @@ pub(crate) async fn get_occurrence(
     .bind(index)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| OwnedTask::try_from(r).map(|o| o.task))
-        .transpose()
+    row.map(into_task).transpose()
 }
 
 /// Deletes the caller's task `id`; `false` when there was none.
@@ -389,12 +380,13 @@ pub(crate) async fn delete(
     user_id: &str,
     id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM tasks WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    wrote_one(
+        sqlx::query("DELETE FROM tasks WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id),
+        conn,
+    )
+    .await
 }
 
 /// Pushes the `AND …` conditions that list and search share: priority, category and tags
@@ -473,12 +465,23 @@ pub(crate) async fn list(
             "t.priority_rank {dir}, t.created_at DESC, t.id DESC"
         )),
     };
+    let tasks = fetch_page(conn, q, filter.limit, filter.offset).await?;
+    Ok((tasks, total))
+}
+
+/// Runs the ordered task query `q` for one page.
+async fn fetch_page(
+    conn: &mut PgConnection,
+    mut q: QueryBuilder<Postgres>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Task>, sqlx::Error> {
     q.push(" LIMIT ")
-        .push_bind(i64::from(filter.limit))
+        .push_bind(i64::from(limit))
         .push(" OFFSET ")
-        .push_bind(i64::from(filter.offset));
+        .push_bind(i64::from(offset));
     let rows: Vec<TaskRow> = q.build_query_as().fetch_all(conn).await?;
-    Ok((into_tasks(rows)?, total))
+    into_tasks(rows)
 }
 
 /// Turns free text into a prefix-matching tsquery (`word:* & other:*`), or `None` when it
@@ -521,12 +524,9 @@ pub(crate) async fn search(
     let mut q = QueryBuilder::new(concat!(task_select!(), ", to_tsquery('simple', "));
     q.push_bind(tsquery).push(") AS q ");
     push_search_filter(&mut q, user_id, search);
-    q.push(" ORDER BY ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.id DESC LIMIT ")
-        .push_bind(i64::from(search.limit))
-        .push(" OFFSET ")
-        .push_bind(i64::from(search.offset));
-    let rows: Vec<TaskRow> = q.build_query_as().fetch_all(conn).await?;
-    Ok((into_tasks(rows)?, total))
+    q.push(" ORDER BY ts_rank(t.search_vector, q) DESC, t.created_at DESC, t.id DESC");
+    let tasks = fetch_page(conn, q, search.limit, search.offset).await?;
+    Ok((tasks, total))
 }
 
 /// Up to `limit` of the caller's most recent pending tasks (suggestions for a wrong id).
@@ -581,12 +581,13 @@ pub(crate) async fn remove_tag(
     task_id: Uuid,
     tag_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM task_tags WHERE task_id = $1 AND tag_id = $2")
-        .bind(task_id)
-        .bind(tag_id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    wrote_one(
+        sqlx::query("DELETE FROM task_tags WHERE task_id = $1 AND tag_id = $2")
+            .bind(task_id)
+            .bind(tag_id),
+        conn,
+    )
+    .await
 }
 
 /// Gives task `to` the tags of task `from`.

@@ -9,7 +9,9 @@ use crate::domain::AuthUser;
 /// A row that is current (same claims, seen in the last minute) is not rewritten, so calling
 /// this on every request costs a read, not a write. Missing claims keep the stored values.
 pub(crate) async fn upsert(conn: &mut PgConnection, user: &AuthUser) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    write(
+        conn,
+        user,
         "INSERT INTO users AS u (id, email, display_name) VALUES ($1, $2, $3) \
          ON CONFLICT (id) DO UPDATE SET \
              email = COALESCE(EXCLUDED.email, u.email), \
@@ -19,12 +21,7 @@ pub(crate) async fn upsert(conn: &mut PgConnection, user: &AuthUser) -> Result<(
             OR u.email IS DISTINCT FROM COALESCE(EXCLUDED.email, u.email) \
             OR u.display_name IS DISTINCT FROM COALESCE(EXCLUDED.display_name, u.display_name)",
     )
-    .bind(&user.id)
-    .bind(&user.email)
-    .bind(&user.name)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Locks the user's row until the transaction ends, serialising per-user limit checks.
@@ -42,14 +39,26 @@ pub(crate) async fn lock(conn: &mut PgConnection, user_id: &str) -> Result<(), s
 /// one: unlike [`upsert`], `DO NOTHING` takes no row lock, so concurrent writes of one user do
 /// not queue behind each other.
 pub(crate) async fn ensure(conn: &mut PgConnection, user: &AuthUser) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    write(
+        conn,
+        user,
         "INSERT INTO users (id, email, display_name) VALUES ($1, $2, $3) \
          ON CONFLICT (id) DO NOTHING",
     )
-    .bind(&user.id)
-    .bind(&user.email)
-    .bind(&user.name)
-    .execute(conn)
-    .await?;
+    .await
+}
+
+/// Runs `sql` with the user's id, e-mail and name as `$1`, `$2` and `$3`.
+async fn write(
+    conn: &mut PgConnection,
+    user: &AuthUser,
+    sql: &'static str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sql)
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.name)
+        .execute(conn)
+        .await?;
     Ok(())
 }
