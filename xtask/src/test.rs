@@ -140,6 +140,14 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     drop(postgres);
     result?;
 
+    // A filtered run (`-- <filter>`) is after one test; the whole suite also proves the bench.
+    if args.cargo_test_args.is_empty() {
+        step::run(
+            "benchmarks, tiny and unoptimised (cargo xtask bench … --smoke)",
+            crate::bench::smoke,
+        )?;
+    }
+
     // Broker portability: the suites that run through daprd again on every other profile, with
     // the same binaries; only the `pubsub` component file differs.
     if !args.one_broker {

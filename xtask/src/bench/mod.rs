@@ -42,12 +42,17 @@ pub(crate) struct BenchArgs {
     /// Print the results without rewriting BENCHMARKS.md.
     #[arg(long)]
     no_write: bool,
+    /// A quick run on the debug builds `cargo build` made, as `cargo xtask test` does with tiny
+    /// sizes so the bench's code keeps working: its figures mean nothing, so it implies
+    /// `--no-write`.
+    #[arg(long)]
+    smoke: bool,
     #[command(flatten)]
     deps: DepsArgs,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if cfg!(debug_assertions) {
+    if cfg!(debug_assertions) && !args.smoke {
         return rerun_optimised();
     }
     match args.target {
@@ -56,29 +61,85 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+impl BenchArgs {
+    /// Whether the results may rewrite BENCHMARKS.md: never from a smoke run.
+    fn writes(&self) -> bool {
+        !self.no_write && !self.smoke
+    }
+}
+
 /// What every scenario does first: installs what its stack needs (without the dapr CLI) and
-/// builds `packages` optimised. Returns the harness's binaries and the release directory.
+/// builds `packages`, optimised unless `args.smoke`. Returns the harness's binaries and the
+/// directory of the built binaries.
 fn prepare(
-    deps: &DepsArgs,
+    args: &BenchArgs,
     packages: &[&str],
 ) -> anyhow::Result<(harness::Binaries, std::path::PathBuf)> {
     let install = crate::deps::run(&DepsArgs {
         no_cli: true,
-        ..deps.clone()
+        ..args.deps.clone()
     })?;
-    let mut build = vec!["build", "--release", "--locked"];
+    let (profile, mut build) = if args.smoke {
+        ("debug", vec!["build", "--locked"])
+    } else {
+        ("release", vec!["build", "--release", "--locked"])
+    };
     for package in packages {
         build.extend(["-p", package]);
     }
     step::run(&format!("cargo {}", build.join(" ")), || {
         let status = crate::cargo::command().args(&build).status()?;
-        ensure!(status.success(), "release build failed ({status})");
+        ensure!(status.success(), "{profile} build failed ({status})");
         Ok(())
     })?;
     Ok((
         install.binaries()?,
-        crate::cargo::target_dir()?.join("release"),
+        crate::cargo::target_dir()?.join(profile),
     ))
+}
+
+/// The bench as `cargo xtask test` runs it: both scenarios with tiny sizes on the debug builds
+/// (`--smoke`), each against its own stack, so a change that breaks the bench fails the tests.
+/// Nothing is timed against a limit and nothing is written.
+pub(crate) fn smoke() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the running xtask")?;
+    let runs: [&[&str]; 2] = [
+        &[
+            "backend",
+            "--tasks",
+            "40",
+            "--concurrency",
+            "4",
+            "--publishes",
+            "200",
+            "--burst",
+            "20",
+        ],
+        &[
+            "data",
+            "--sizes",
+            "100,300",
+            "--requests",
+            "10",
+            "--users",
+            "10",
+        ],
+    ];
+    for args in runs {
+        let status = std::process::Command::new(&exe)
+            .arg("bench")
+            .args(args)
+            // The backend scenario is defined on the default profile, whatever TODO_BROKER says.
+            .args(["--smoke", "--broker", "redis"])
+            .status()
+            .with_context(|| format!("running {}", exe.display()))?;
+        ensure!(
+            status.success(),
+            "`cargo xtask bench {} --smoke` failed ({status})",
+            args.join(" ")
+        );
+    }
+    Ok(())
 }
 
 /// Runs this same command again from a release build of xtask. The load generator and the

@@ -173,13 +173,13 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "--sizes needs at least one positive task count"
     );
     ensure!(data.requests > 0, "--requests must be positive");
-    let (bins, release) = super::prepare(&args.deps, &["backend"])?;
+    let (bins, release) = super::prepare(args, &["backend"])?;
     let runtime = tokio::runtime::Runtime::new()?;
     let results = runtime.block_on(measure(data, &bins, &release))?;
     print_results(&results);
     let curves = curves(&results);
     let svg = plot::svg("p99 of GET requests by the user's task count", &curves)?;
-    if !args.no_write {
+    if args.writes() {
         let root = harness::repo_root();
         let svg_path = root.join(report::SVG_PATH);
         if let Some(dir) = svg_path.parent() {
