@@ -2,7 +2,7 @@
 //!
 //! Every state change commits its event in the same transaction (`outbox.rs`); this task is
 //! the only path from there to the broker. It is woken right after each commit (a
-//! `tokio::sync::Notify` permit, so a commit during a pass is never missed) and otherwise polls
+//! `tokio::sync::Notify` permit, so a commit while the relay is busy is never missed) and otherwise polls
 //! slowly, which covers rows left by another process or a crash. A row is marked published only
 //! after daprd answered 204; failures are retried with capped backoff, so a sidecar that is
 //! down for a while delays events but loses none. An acknowledgement the database could not
@@ -11,16 +11,20 @@
 //! the process in that moment can (same event id, which consumers deduplicate).
 //!
 //! Order: rows of one task are published one after another in commit order, and a failure
-//! stops that task's later rows until the next pass; different tasks are published
-//! concurrently. One relay is active per database (a PostgreSQL advisory lock), so replicas of
+//! stops that task's later rows until its retry delay (doubling with the row's failed
+//! attempts) has passed; different tasks are published concurrently, and a row is read and
+//! sent as soon as there is room, without waiting for the other tasks' publishes to end. One relay is active per database (a PostgreSQL advisory lock), so replicas of
 //! the backend cannot interleave a task's events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use middleware::{PublishRequest, Publisher};
 use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
 use sqlx::PgPool;
@@ -33,7 +37,7 @@ use crate::outbox::{self, OutboxRow};
 
 /// Histogram of the time from commit to the sidecar's acknowledgement, per event.
 pub const OUTBOX_PUBLISH_LAG_SECONDS: &str = "todo_outbox_publish_lag_seconds";
-/// Gauge of rows not yet published, as of the last pass.
+/// Gauge of rows not yet published, as of the last read.
 pub const OUTBOX_PENDING: &str = "todo_outbox_pending";
 
 /// Key of the advisory lock that elects the active relay ("todo" + "outbox" in ASCII, truncated).
@@ -44,15 +48,16 @@ const RELAY_LOCK_KEY: i64 = 0x746f_646f_6f75_7462;
 pub struct RelayConfig {
     /// Pub/sub component to publish to.
     pub pubsub: String,
-    /// Rows read per pass.
+    /// Rows read at a time.
     pub batch_size: i64,
     /// Tasks published in parallel.
     pub concurrency: usize,
     /// Poll interval when nothing woke the relay (rows from elsewhere, crash recovery).
     pub idle_poll: Duration,
-    /// First and longest pause after a pass that could publish nothing.
+    /// Shortest retry delay: of a task after its first failed publish, and of reading after a
+    /// database error.
     pub min_backoff: Duration,
-    /// Longest pause after failed passes.
+    /// Longest retry delay, reached by doubling after repeated failures.
     pub max_backoff: Duration,
 }
 
@@ -112,7 +117,8 @@ enum Pass {
 pub struct Relay {
     pool: PgPool,
     publisher: Publisher,
-    // Permits stored by commits; a commit while a pass runs makes the next wait return at once.
+    // Permits stored by commits; a commit while the relay is busy makes its next wait return at
+    // once.
     waker: Arc<Notify>,
     config: RelayConfig,
     metrics: Option<RelayMetrics>,
@@ -143,48 +149,154 @@ impl Relay {
 
     /// Runs until `shutdown` turns true, then publishes what it can within `flush_deadline`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, flush_deadline: Duration) {
-        let mut backoff = self.config.min_backoff;
-        'leadership: loop {
+        loop {
             let Some(mut lock) = self.become_leader(&mut shutdown).await else {
                 return;
             };
             tracing::info!("outbox relay active");
-            loop {
-                if *shutdown.borrow() {
-                    self.flush(flush_deadline).await;
+            match self.lead(&mut lock, &mut shutdown, flush_deadline).await {
+                Lead::Lost => continue,
+                Lead::Shutdown { until } => {
+                    self.flush(until).await;
                     return;
-                }
-                let pause = match self.pass().await {
-                    Ok(Pass::Progress) => {
-                        backoff = self.config.min_backoff;
-                        continue;
-                    }
-                    Ok(Pass::Idle) => {
-                        backoff = self.config.min_backoff;
-                        tokio::select! {
-                            () = self.waker.notified() => {}
-                            () = tokio::time::sleep(self.config.idle_poll) => {}
-                            _ = shutdown.changed() => {}
-                        }
-                        continue;
-                    }
-                    Ok(Pass::Blocked) => backoff,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox relay pass failed");
-                        // The lock lives on its connection: if that is gone, so is leadership.
-                        if sqlx::query("SELECT 1").execute(&mut *lock).await.is_err() {
-                            continue 'leadership;
-                        }
-                        backoff
-                    }
-                };
-                backoff = (backoff * 2).min(self.config.max_backoff);
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    _ = shutdown.changed() => {}
                 }
             }
         }
+    }
+
+    /// Publishes as the active relay until shutdown (returns once the groups in flight have
+    /// landed, or `flush_deadline` after the signal) or until the lock's connection is gone.
+    ///
+    /// Groups are started as soon as there is room, not pass by pass: a row committed while
+    /// other tasks' events are being published is read and sent at once, without waiting for
+    /// the slowest of them. Each task has at most one group in flight, so its events stay in
+    /// commit order; a task whose publish failed is held back for a delay that doubles with
+    /// its row's failed attempts (the others go on), and a database error pauses reading.
+    async fn lead(
+        &self,
+        lock: &mut PoolConnection<sqlx::Postgres>,
+        shutdown: &mut watch::Receiver<bool>,
+        flush_deadline: Duration,
+    ) -> Lead {
+        let mut flight = InFlight::default();
+        let mut held: HashMap<Uuid, Instant> = HashMap::new();
+        let mut read_again_at: Option<Instant> = None;
+        let mut db_backoff = self.config.min_backoff;
+        let mut read = true;
+        loop {
+            if *shutdown.borrow() {
+                let until = Instant::now() + flush_deadline;
+                // Groups cut off here were not recorded: the next start publishes them again,
+                // with the same ids.
+                let _ = tokio::time::timeout_at(until, self.land_all(&mut flight, &mut held)).await;
+                return Lead::Shutdown { until };
+            }
+            let now = Instant::now();
+            if read && read_again_at.is_none_or(|at| now >= at) {
+                read = false;
+                held.retain(|_, until| *until > now);
+                match self.start_groups(&mut flight, &held).await {
+                    Ok(()) => {
+                        read_again_at = None;
+                        db_backoff = self.config.min_backoff;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox relay read failed");
+                        // The lock lives on its connection: if that is gone, so is leadership.
+                        if sqlx::query("SELECT 1").execute(&mut **lock).await.is_err() {
+                            self.land_all(&mut flight, &mut held).await;
+                            return Lead::Lost;
+                        }
+                        read_again_at = Some(now + db_backoff);
+                        db_backoff = (db_backoff * 2).min(self.config.max_backoff);
+                        read = true;
+                    }
+                }
+            }
+            let wake_at = [
+                read_again_at,
+                held.values().min().copied(),
+                Some(now + self.config.idle_poll),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now);
+            tokio::select! {
+                Some(first) = flight.groups.next() => {
+                    self.land(first, &mut flight, &mut held).await;
+                    read = true;
+                }
+                () = self.waker.notified() => read = true,
+                () = tokio::time::sleep_until(wake_at) => read = true,
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Reads the oldest pending rows and starts a group for each task that has none in flight
+    /// and is not held back, while there is room.
+    async fn start_groups<'a>(
+        &'a self,
+        flight: &mut InFlight<'a>,
+        held: &HashMap<Uuid, Instant>,
+    ) -> Result<(), sqlx::Error> {
+        let room = self.config.concurrency.max(1);
+        if flight.groups.len() >= room {
+            return Ok(());
+        }
+        self.mark_carried_over().await?;
+        let rows = outbox::fetch_pending(&self.pool, self.config.batch_size).await?;
+        self.note_pending(rows.len()).await;
+        for group in group_by_task(rows) {
+            if flight.groups.len() >= room {
+                break;
+            }
+            let task = group[0].aggregate_id;
+            if held.contains_key(&task) || !flight.tasks.insert(task) {
+                continue;
+            }
+            flight.groups.push(Box::pin(self.publish_group(group)));
+        }
+        Ok(())
+    }
+
+    /// Records `first` and every other group that has finished meanwhile, in one update.
+    async fn land(
+        &self,
+        first: Published,
+        flight: &mut InFlight<'_>,
+        held: &mut HashMap<Uuid, Instant>,
+    ) {
+        let mut done = vec![first];
+        while let Some(Some(more)) = flight.groups.next().now_or_never() {
+            done.push(more);
+        }
+        let mut published = Vec::new();
+        for group in done {
+            flight.tasks.remove(&group.task);
+            if let Some(attempts) = group.failed_attempts {
+                held.insert(group.task, Instant::now() + self.retry_delay(attempts));
+            }
+            published.extend(group.acked);
+        }
+        self.record(published).await;
+    }
+
+    /// Waits for every group in flight and records them.
+    async fn land_all(&self, flight: &mut InFlight<'_>, held: &mut HashMap<Uuid, Instant>) {
+        while let Some(first) = flight.groups.next().await {
+            self.land(first, flight, held).await;
+        }
+    }
+
+    /// How long a task waits after its row failed `attempts` times: the minimum backoff,
+    /// doubled per earlier failure, at most the maximum.
+    fn retry_delay(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(16);
+        (self.config.min_backoff * 2u32.pow(doublings)).min(self.config.max_backoff)
     }
 
     /// Waits for the advisory lock; `None` if shutdown came first.
@@ -217,9 +329,8 @@ impl Relay {
         if locked { Ok(Some(conn)) } else { Ok(None) }
     }
 
-    /// Publishes until nothing is pending or `deadline` passes (graceful shutdown).
-    async fn flush(&self, deadline: Duration) {
-        let until = Instant::now() + deadline;
+    /// Publishes until nothing is pending or `until` passes (graceful shutdown).
+    async fn flush(&self, until: Instant) {
         while Instant::now() < until {
             match tokio::time::timeout_at(until, self.pass()).await {
                 Ok(Ok(Pass::Idle)) => return,
@@ -238,35 +349,56 @@ impl Relay {
         }
     }
 
-    /// One pass over the oldest pending rows.
+    /// One pass over the oldest pending rows, every group to its end (the shutdown flush).
     async fn pass(&self) -> Result<Pass, sqlx::Error> {
         self.mark_carried_over().await?;
         let rows = outbox::fetch_pending(&self.pool, self.config.batch_size).await?;
-        if let Some(m) = &self.metrics {
-            // A batch that was not full is everything pending: no need to count again.
-            let pending = if (rows.len() as i64) < self.config.batch_size {
-                rows.len() as i64
-            } else {
-                outbox::pending_count(&self.pool).await.unwrap_or(0)
-            };
-            m.pending.set(pending);
-        }
+        self.note_pending(rows.len()).await;
         if rows.is_empty() {
             return Ok(Pass::Idle);
         }
-        let results: Vec<Vec<Acked>> = futures_util::stream::iter(group_by_task(rows))
-            .map(|group| self.publish_in_order(group))
+        let results: Vec<Published> = futures_util::stream::iter(group_by_task(rows))
+            .map(|group| self.publish_group(group))
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
-        let published: Vec<Acked> = results.into_iter().flatten().collect();
+        let published: Vec<Acked> = results.into_iter().flat_map(|g| g.acked).collect();
         if published.is_empty() {
             return Ok(Pass::Blocked);
         }
+        if self.record(published).await {
+            Ok(Pass::Progress)
+        } else {
+            Ok(Pass::Blocked)
+        }
+    }
+
+    /// Sets the pending gauge from a read that returned `read` rows.
+    async fn note_pending(&self, read: usize) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        // A batch that was not full is everything pending: no need to count again.
+        let read = read as i64;
+        let pending = if read < self.config.batch_size {
+            read
+        } else {
+            outbox::pending_count(&self.pool).await.unwrap_or(read)
+        };
+        m.pending.set(pending);
+    }
+
+    /// Marks `published` rows with their acknowledgement times and observes their lag; if the
+    /// database cannot take it, keeps them to be marked before the next read. `false` then.
+    async fn record(&self, published: Vec<Acked>) -> bool {
+        if published.is_empty() {
+            return true;
+        }
         let acks: Vec<Ack> = published.iter().map(|a| (a.row.id, a.acked_at)).collect();
         if let Err(e) = outbox::mark_published(&self.pool, &acks).await {
+            tracing::warn!(error = %e, "cannot mark published events");
             self.carry_over(acks);
-            return Err(e);
+            return false;
         }
         if let Some(m) = &self.metrics {
             for acked in &published {
@@ -276,7 +408,21 @@ impl Relay {
                 m.lag.observe(lag.as_secs_f64());
             }
         }
-        Ok(Pass::Progress)
+        true
+    }
+
+    /// Publishes one task's group in order ([`Relay::publish_in_order`]).
+    async fn publish_group(&self, group: Vec<OutboxRow>) -> Published {
+        let task = group.first().map(|r| r.aggregate_id).unwrap_or_default();
+        let attempts: Vec<i32> = group.iter().map(|r| r.attempts).collect();
+        let acked = self.publish_in_order(group).await;
+        // The row after the acknowledged ones, if any, is the one that failed.
+        let failed_attempts = attempts.get(acked.len()).map(|a| a.saturating_add(1));
+        Published {
+            task,
+            acked,
+            failed_attempts,
+        }
     }
 
     /// Publishes one task's rows in order, stopping at the first failure; returns the
@@ -310,7 +456,7 @@ impl Relay {
     }
 
     /// Marks the acknowledged rows a failed update left behind; an error keeps them for the
-    /// next pass.
+    /// next read.
     async fn mark_carried_over(&self) -> Result<(), sqlx::Error> {
         let acks = std::mem::take(&mut *self.lock_unmarked());
         if acks.is_empty() {
@@ -356,6 +502,34 @@ impl Relay {
 
 /// A row's id and when daprd acknowledged its publish, as `outbox::mark_published` takes them.
 type Ack = (Uuid, DateTime<Utc>);
+
+/// How [`Relay::lead`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Lead {
+    /// Shutdown was asked for; the groups in flight have landed (or `until` has come).
+    Shutdown {
+        /// When the shutdown flush must end.
+        until: Instant,
+    },
+    /// The advisory lock's connection is gone.
+    Lost,
+}
+
+/// The groups being published: at most one per task.
+#[derive(Default)]
+struct InFlight<'a> {
+    groups: FuturesUnordered<Pin<Box<dyn Future<Output = Published> + Send + 'a>>>,
+    tasks: HashSet<Uuid>,
+}
+
+/// What publishing one task's group achieved.
+struct Published {
+    task: Uuid,
+    /// The rows daprd acknowledged, a prefix of the group.
+    acked: Vec<Acked>,
+    /// The failed attempts of the row that stopped the group, this one counted.
+    failed_attempts: Option<i32>,
+}
 
 /// A row daprd accepted, and when.
 struct Acked {

@@ -19,12 +19,16 @@ use uuid::Uuid;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the scripted sidecar saw: the event ids in the order it accepted them, and the ids it
-/// refused once.
+/// refused.
 #[derive(Default)]
 struct Script {
     accepted: Vec<Uuid>,
     refuse_once: BTreeSet<Uuid>,
+    /// Refused on every attempt, for as long as they are in the set.
+    refuse_always: BTreeSet<Uuid>,
     refused: Vec<Uuid>,
+    /// Not answered until the `Notify` is notified (a slow publish).
+    hold: Option<(Uuid, Arc<Notify>)>,
 }
 
 /// A publisher whose every publish goes to `script` (no retries inside it: each relay attempt
@@ -35,8 +39,15 @@ fn scripted(script: &Arc<Mutex<Script>>) -> Publisher {
         let script = Arc::clone(&script);
         async move {
             let id: Uuid = req.event.id.parse().unwrap();
+            let release = match &script.lock().unwrap().hold {
+                Some((held, release)) if *held == id => Some(Arc::clone(release)),
+                _ => None,
+            };
+            if let Some(release) = release {
+                release.notified().await;
+            }
             let mut s = script.lock().unwrap();
-            if s.refuse_once.remove(&id) {
+            if s.refuse_once.remove(&id) || s.refuse_always.contains(&id) {
                 s.refused.push(id);
                 return Err(dapr::Error::Api(dapr::DaprApiError::from_response(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -323,4 +334,81 @@ async fn an_acknowledged_publish_that_could_not_be_recorded_is_not_published_aga
         "each row published once, not again after the failed update"
     );
     assert_eq!(accepted_per_task(&script, &committed), committed);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_task_held_back_by_failures_does_not_stop_the_others(pool: PgPool) {
+    let committed = commit_events(&pool, 4, 3).await;
+    let blocked_task = *committed.keys().next().unwrap();
+    let first = committed[&blocked_task][0];
+    let script = Arc::new(Mutex::new(Script {
+        refuse_always: BTreeSet::from([first]),
+        ..Script::default()
+    }));
+    let running = Running::start(&pool, &[&script], &config(), Duration::from_secs(1));
+    // Every other task's rows go out while the blocked task's three wait, and its first row is
+    // tried again and again (with its backoff) meanwhile.
+    until(
+        "the other tasks published, the blocked one retried",
+        || async {
+            let retried = script.lock().unwrap().refused.len() >= 3;
+            retried && pending(&pool).await == 3
+        },
+    )
+    .await;
+    let refused = script.lock().unwrap().refused.clone();
+    assert!(refused.iter().all(|id| *id == first), "{refused:?}");
+    script.lock().unwrap().refuse_always.clear();
+    until("every row published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(accepted_per_task(&script, &committed), committed);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_row_committed_during_a_slow_publish_does_not_wait_for_it(pool: PgPool) {
+    let slow = commit_events(&pool, 1, 1).await;
+    let slow_id = slow.values().next().unwrap()[0];
+    let release = Arc::new(Notify::new());
+    let script = Arc::new(Mutex::new(Script {
+        hold: Some((slow_id, Arc::clone(&release))),
+        ..Script::default()
+    }));
+    let running = Running::start(&pool, &[&script], &config(), Duration::from_secs(1));
+    until("the slow publish under way", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 1
+            && script.lock().unwrap().accepted.is_empty()
+    })
+    .await;
+    let quick = commit_events(&pool, 1, 1).await;
+    let quick_id = quick.values().next().unwrap()[0];
+    until("the later row published", || async {
+        script.lock().unwrap().accepted.contains(&quick_id)
+    })
+    .await;
+    // Still in its first attempt (the publisher gives one attempt 2 s): the later row did not
+    // wait for it to end, by an answer or a timeout.
+    assert!(
+        !script.lock().unwrap().accepted.contains(&slow_id),
+        "the slow publish is still unanswered"
+    );
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1")
+        .bind(slow_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 0, "the slow publish has not failed yet");
+    release.notify_one();
+    until("every row published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(script.lock().unwrap().accepted, vec![quick_id, slow_id]);
 }
