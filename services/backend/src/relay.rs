@@ -16,7 +16,7 @@
 //! sent as soon as there is room, without waiting for the other tasks' publishes to end. One relay is active per database (a PostgreSQL advisory lock), so replicas of
 //! the backend cannot interleave a task's events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -169,15 +169,18 @@ impl Relay {
     ///
     /// Groups are started as soon as there is room, not pass by pass: a row committed while
     /// other tasks' events are being published is read and sent at once, without waiting for
-    /// the slowest of them. Each task has at most one group in flight, so its events stay in
-    /// commit order; a task whose publish failed is held back for a delay that doubles with
-    /// its row's failed attempts (the others go on), and a database error pauses reading.
+    /// the slowest of them. A read's groups that found no room wait in a queue, so under a
+    /// backlog the outbox is still read a batch at a time. Each task has at most one group in
+    /// flight, so its events stay in commit order; a task whose publish failed is held back
+    /// for a delay that doubles with its row's failed attempts (the others go on), and a
+    /// database error pauses reading.
     async fn lead(
         &self,
         lock: &mut PoolConnection<sqlx::Postgres>,
         shutdown: &mut watch::Receiver<bool>,
         flush_deadline: Duration,
     ) -> Lead {
+        let room = self.config.concurrency.max(1);
         let mut flight = InFlight::default();
         let mut held: HashMap<Uuid, Instant> = HashMap::new();
         let mut read_again_at: Option<Instant> = None;
@@ -192,10 +195,14 @@ impl Relay {
                 return Lead::Shutdown { until };
             }
             let now = Instant::now();
-            if read && read_again_at.is_none_or(|at| now >= at) {
+            held.retain(|_, until| *until > now);
+            if read
+                && read_again_at.is_none_or(|at| now >= at)
+                && flight.groups.len() < room
+                && !flight.can_start(&held)
+            {
                 read = false;
-                held.retain(|_, until| *until > now);
-                match self.start_groups(&mut flight, &held).await {
+                match self.read_into(&mut flight).await {
                     Ok(()) => {
                         read_again_at = None;
                         db_backoff = self.config.min_backoff;
@@ -212,6 +219,12 @@ impl Relay {
                         read = true;
                     }
                 }
+            }
+            while flight.groups.len() < room {
+                let Some(group) = flight.next_startable(&held) else {
+                    break;
+                };
+                flight.groups.push(Box::pin(self.publish_group(group)));
             }
             let wake_at = [
                 read_again_at,
@@ -234,30 +247,17 @@ impl Relay {
         }
     }
 
-    /// Reads the oldest pending rows and starts a group for each task that has none in flight
-    /// and is not held back, while there is room.
-    async fn start_groups<'a>(
-        &'a self,
-        flight: &mut InFlight<'a>,
-        held: &HashMap<Uuid, Instant>,
-    ) -> Result<(), sqlx::Error> {
-        let room = self.config.concurrency.max(1);
-        if flight.groups.len() >= room {
-            return Ok(());
-        }
+    /// Reads the oldest pending rows into the queue, in place of what it held, leaving out
+    /// the rows in flight.
+    async fn read_into(&self, flight: &mut InFlight<'_>) -> Result<(), sqlx::Error> {
         self.mark_carried_over().await?;
         let rows = outbox::fetch_pending(&self.pool, self.config.batch_size).await?;
         self.note_pending(rows.len()).await;
-        for group in group_by_task(rows) {
-            if flight.groups.len() >= room {
-                break;
-            }
-            let task = group[0].aggregate_id;
-            if held.contains_key(&task) || !flight.tasks.insert(task) {
-                continue;
-            }
-            flight.groups.push(Box::pin(self.publish_group(group)));
-        }
+        let fresh = rows
+            .into_iter()
+            .filter(|row| !flight.rows.contains(&row.id))
+            .collect();
+        flight.queued = group_by_task(fresh).into();
         Ok(())
     }
 
@@ -275,8 +275,16 @@ impl Relay {
         let mut published = Vec::new();
         for group in done {
             flight.tasks.remove(&group.task);
+            for id in &group.ids {
+                flight.rows.remove(id);
+            }
             if let Some(attempts) = group.failed_attempts {
                 held.insert(group.task, Instant::now() + self.retry_delay(attempts));
+                // Its queued rows come after the one that failed: the next read brings them
+                // back together with it.
+                flight
+                    .queued
+                    .retain(|queued| queued[0].aggregate_id != group.task);
             }
             published.extend(group.acked);
         }
@@ -415,11 +423,13 @@ impl Relay {
     async fn publish_group(&self, group: Vec<OutboxRow>) -> Published {
         let task = group.first().map(|r| r.aggregate_id).unwrap_or_default();
         let attempts: Vec<i32> = group.iter().map(|r| r.attempts).collect();
+        let ids = group.iter().map(|r| r.id).collect();
         let acked = self.publish_in_order(group).await;
         // The row after the acknowledged ones, if any, is the one that failed.
         let failed_attempts = attempts.get(acked.len()).map(|a| a.saturating_add(1));
         Published {
             task,
+            ids,
             acked,
             failed_attempts,
         }
@@ -515,16 +525,45 @@ enum Lead {
     Lost,
 }
 
-/// The groups being published: at most one per task.
+/// The groups being published (at most one per task), and the last read's groups that have
+/// not been started yet.
 #[derive(Default)]
 struct InFlight<'a> {
     groups: FuturesUnordered<Pin<Box<dyn Future<Output = Published> + Send + 'a>>>,
+    /// The tasks of `groups`.
     tasks: HashSet<Uuid>,
+    /// The rows of `groups`, which a read returns again until they are marked.
+    rows: HashSet<Uuid>,
+    /// Per-task groups in the order of their oldest row.
+    queued: VecDeque<Vec<OutboxRow>>,
+}
+
+impl InFlight<'_> {
+    fn startable(&self, group: &[OutboxRow], held: &HashMap<Uuid, Instant>) -> bool {
+        let task = group[0].aggregate_id;
+        !self.tasks.contains(&task) && !held.contains_key(&task)
+    }
+
+    /// Whether a queued group could start now.
+    fn can_start(&self, held: &HashMap<Uuid, Instant>) -> bool {
+        self.queued.iter().any(|g| self.startable(g, held))
+    }
+
+    /// Takes the oldest queued group that can start now and counts it as in flight.
+    fn next_startable(&mut self, held: &HashMap<Uuid, Instant>) -> Option<Vec<OutboxRow>> {
+        let at = self.queued.iter().position(|g| self.startable(g, held))?;
+        let group = self.queued.remove(at)?;
+        self.tasks.insert(group[0].aggregate_id);
+        self.rows.extend(group.iter().map(|row| row.id));
+        Some(group)
+    }
 }
 
 /// What publishing one task's group achieved.
 struct Published {
     task: Uuid,
+    /// Every row of the group.
+    ids: Vec<Uuid>,
     /// The rows daprd acknowledged, a prefix of the group.
     acked: Vec<Acked>,
     /// The failed attempts of the row that stopped the group, this one counted.

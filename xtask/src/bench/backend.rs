@@ -78,8 +78,67 @@ struct Results {
     backend_peak_kib: u64,
     daprd_idle_kib: u64,
     daprd_peak_kib: u64,
+    /// CPU time of the backend and its daprd while the REST load's events were published.
+    rest_cpu: CpuSpan,
+    /// daprd's CPU time over the bare arm's rounds (`span` = `bare_elapsed`).
+    bare_cpu: CpuSpan,
+    /// daprd's CPU time over our publisher's rounds (`span` = `ours_elapsed`).
+    ours_cpu: CpuSpan,
     /// `/proc/loadavg` when the measurement started: other work on the machine skews results.
     load_average: String,
+}
+
+/// CPU time two processes used over a wall-clock span, for `events` events.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuSpan {
+    events: usize,
+    span: Duration,
+    daprd: Duration,
+    backend: Duration,
+}
+
+impl CpuSpan {
+    /// Cores (vCPU) `used` took on average over the span.
+    fn cores(&self, used: Duration) -> f64 {
+        used.as_secs_f64() / self.span.as_secs_f64().max(f64::EPSILON)
+    }
+
+    fn events_per_second(&self) -> f64 {
+        per_second(self.events, self.span)
+    }
+
+    /// Cores per 1000 events/s: how Dapr states its sidecar's cost.
+    fn per_thousand(&self, used: Duration) -> f64 {
+        self.cores(used) / (self.events_per_second() / 1000.0).max(f64::EPSILON)
+    }
+}
+
+/// Reads the CPU time (user + system) of processes, to take differences over a span.
+struct CpuClock {
+    daprd: u32,
+    backend: u32,
+}
+
+impl CpuClock {
+    fn now(&self) -> anyhow::Result<(Duration, Duration)> {
+        Ok((cpu_time(self.daprd)?, cpu_time(self.backend)?))
+    }
+
+    /// The CPU both used since `before`, taken at `started`, over `events` events.
+    fn since(
+        &self,
+        before: (Duration, Duration),
+        started: Instant,
+        events: usize,
+    ) -> anyhow::Result<CpuSpan> {
+        let (daprd, backend) = self.now()?;
+        Ok(CpuSpan {
+            events,
+            span: started.elapsed(),
+            daprd: daprd.saturating_sub(before.0),
+            backend: backend.saturating_sub(before.1),
+        })
+    }
 }
 
 /// Runs the scenario (from the optimised build) and rewrites BENCHMARKS.md unless `no_write`.
@@ -251,6 +310,11 @@ async fn measure(
             (backend_peak, daprd_peak)
         })
     };
+    let clock = CpuClock {
+        daprd: daprd_pid,
+        backend: backend_pid,
+    };
+    let cpu_before = clock.now()?;
     let started = Instant::now();
     let rest = {
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
@@ -264,6 +328,8 @@ async fn measure(
     };
     let rest_elapsed = started.elapsed();
     wait_outbox_drained(&infra).await?;
+    // One event per create, all published by now.
+    let rest_cpu = clock.since(cpu_before, started, args.tasks)?;
     sampling.store(false, Ordering::Relaxed);
     let (backend_peak_kib, daprd_peak_kib) = sampler.await?;
     let outbox = outbox_lag(&infra)?;
@@ -324,16 +390,23 @@ async fn measure(
     let per_round = args.publishes.div_ceil(PUBLISH_ROUNDS);
     let (mut bare_samples, mut ours_samples) = (Vec::new(), Vec::new());
     let (mut bare_elapsed, mut ours_elapsed) = (Duration::ZERO, Duration::ZERO);
+    let (mut bare_cpu, mut ours_cpu) = (CpuSpan::default(), CpuSpan::default());
     for round in 0..PUBLISH_ROUNDS {
         for bare_turn in [round % 2 == 0, round % 2 == 1] {
+            let before = clock.now()?;
             let started = Instant::now();
-            if bare_turn {
+            let (samples, elapsed, cpu) = if bare_turn {
                 bare_samples.extend(bare_arm(per_round).await?);
-                bare_elapsed += started.elapsed();
+                (&bare_samples, &mut bare_elapsed, &mut bare_cpu)
             } else {
                 ours_samples.extend(ours_arm(per_round).await?);
-                ours_elapsed += started.elapsed();
-            }
+                (&ours_samples, &mut ours_elapsed, &mut ours_cpu)
+            };
+            *elapsed += started.elapsed();
+            let turn = clock.since(before, started, 0)?;
+            cpu.daprd += turn.daprd;
+            cpu.span = *elapsed;
+            cpu.events = samples.len();
         }
     }
     let publishes = bare_samples.len();
@@ -357,6 +430,9 @@ async fn measure(
         backend_peak_kib,
         daprd_idle_kib,
         daprd_peak_kib,
+        rest_cpu,
+        bare_cpu,
+        ours_cpu,
         load_average,
     })
 }
@@ -493,6 +569,26 @@ fn outbox_lag(infra: &Infra) -> anyhow::Result<Percentiles> {
 }
 
 /// Resident set size of a process, from `/proc/<pid>/status`.
+/// utime + stime of `pid` from `/proc/<pid>/stat`, in the kernel's USER_HZ ticks (100 a
+/// second on Linux whatever the kernel's own tick rate).
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces; utime and
+    // stime are fields 14 and 15 of the line, 11 and 12 after the state.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc stat line")?
+            .parse::<u64>()?)
+    };
+    Ok(Duration::from_millis(
+        (ticks(11)? + ticks(12)?) * 1000 / USER_HZ,
+    ))
+}
+
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -542,9 +638,19 @@ fn print_results(r: &Results) {
         per_second(r.publishes, r.ours_elapsed)
     );
     println!(
-        "  overhead p50 x{:.2}, p99 x{:.2}",
+        "  overhead p50 x{:.2}, p99 x{:.2}; outbox commit→ack p99 is x{:.2} the bare p99",
         ratio(r.ours.p50, r.bare.p50),
-        ratio(r.ours.p99, r.bare.p99)
+        ratio(r.ours.p99, r.bare.p99),
+        ratio(r.outbox.p99, r.bare.p99)
+    );
+    println!(
+        "CPU per 1000 events/s: daprd {:.2} vCPU and backend {:.2} under REST load ({:.0} events/s); \
+         daprd {:.2} under bare publishes, {:.2} under ours",
+        r.rest_cpu.per_thousand(r.rest_cpu.daprd),
+        r.rest_cpu.per_thousand(r.rest_cpu.backend),
+        r.rest_cpu.events_per_second(),
+        r.bare_cpu.per_thousand(r.bare_cpu.daprd),
+        r.ours_cpu.per_thousand(r.ours_cpu.daprd),
     );
     println!(
         "RSS backend idle {} peak {}; daprd idle {} peak {}",
@@ -604,6 +710,14 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
 |---|---|---|\n\
 | backend | {bi} | {bp} |\n\
 | daprd (backend's sidecar) | {di} | {dp} |\n\n\
+CPU, from each process's user + system time in `/proc/<pid>/stat` over the phase, as cores\n\
+used on average and per 1000 events/s (Dapr's documentation states its sidecar's cost that way:\n\
+about 0.48 vCPU and 23 MB per 1000 requests/s, for service invocation on its own test rig):\n\n\
+| phase | events/s | daprd vCPU | daprd per 1000 events/s | backend vCPU | backend per 1000 events/s |\n\
+|---|---|---|---|---|---|\n\
+| REST creates, each event through the outbox relay | {rest_eps:.0} | {rest_d:.2} | {rest_d1k:.2} | {rest_b:.2} | {rest_b1k:.2} |\n\
+| bare HTTP publishes | {bare_eps:.0} | {bare_d:.2} | {bare_d1k:.2} | — | — |\n\
+| our publisher's publishes | {ours_eps:.0} | {ours_d:.2} | {ours_d1k:.2} | — | — |\n\n\
 ## Targets ([docs/architecture.md](docs/architecture.md#targets))\n\n\
 | target | measured |\n\
 |---|---|\n\
@@ -611,7 +725,8 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
 | 1000 tasks created → all consumed end to end in < 2 s | {burst} tasks: {burst_elapsed:.2} s |\n\
 | our overhead ≤ 10 % over a bare HTTP call to daprd | p50 ×{r50:.2}, p99 ×{r99:.2} |\n\
 | ≥ 5000 events/s sustained publish | {ours_rps:.0} events/s (our publisher), {bare_rps:.0} events/s (bare) |\n\
-| backend < 20 MB RSS idle, < 40 MB loaded | {bi} idle, {bp} peak |\n",
+| backend < 20 MB RSS idle, < 40 MB loaded | {bi} idle, {bp} peak |\n\
+| outbox commit → acknowledged p99 ≤ 2 × a bare publish's p99 (issue 13) | {outbox_p99:.2} ms = ×{outbox_ratio:.2} the bare p99 (note: the REST phase runs {conc} clients of writes beside it, the bare arm nothing) |\n",
         load = r.load_average,
         burst = r.burst,
         burst_created = r.burst_created.as_secs_f64(),
@@ -630,6 +745,8 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
         ours = r.ours.row(),
         ours_rps = per_second(r.publishes, r.ours_elapsed),
         ours_p99 = r.ours.p99,
+        outbox_p99 = r.outbox.p99,
+        outbox_ratio = ratio(r.outbox.p99, r.bare.p99),
         bare_p99 = r.bare.p99,
         r50 = ratio(r.ours.p50, r.bare.p50),
         r99 = ratio(r.ours.p99, r.bare.p99),
@@ -637,6 +754,17 @@ Publisher overhead over the bare baseline: p50 ×{r50:.2}, p99 ×{r99:.2}.\n\n\
         bp = mib(r.backend_peak_kib),
         di = mib(r.daprd_idle_kib),
         dp = mib(r.daprd_peak_kib),
+        rest_eps = r.rest_cpu.events_per_second(),
+        rest_d = r.rest_cpu.cores(r.rest_cpu.daprd),
+        rest_d1k = r.rest_cpu.per_thousand(r.rest_cpu.daprd),
+        rest_b = r.rest_cpu.cores(r.rest_cpu.backend),
+        rest_b1k = r.rest_cpu.per_thousand(r.rest_cpu.backend),
+        bare_eps = r.bare_cpu.events_per_second(),
+        bare_d = r.bare_cpu.cores(r.bare_cpu.daprd),
+        bare_d1k = r.bare_cpu.per_thousand(r.bare_cpu.daprd),
+        ours_eps = r.ours_cpu.events_per_second(),
+        ours_d = r.ours_cpu.cores(r.ours_cpu.daprd),
+        ours_d1k = r.ours_cpu.per_thousand(r.ours_cpu.daprd),
     )
 }
 
