@@ -18,7 +18,6 @@ use std::time::Instant;
 use backend::import::{self, Entity, ImportError, ImportOptions, Outcome, Report};
 use backend::recurrence::Rrule;
 use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, TimeDelta, Utc};
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -1479,12 +1478,7 @@ const KEY: &str = "import-test-fixture-key-not-a-secret";
 fn token(user: &str) -> String {
     let claims = json!({"sub": user, "iat": Utc::now().timestamp(),
                         "exp": (Utc::now() + Duration::hours(1)).timestamp()});
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(KEY.as_bytes()),
-    )
-    .unwrap()
+    support::hs256_token(KEY, &claims)
 }
 
 async fn mcp_answers_original_ids(

@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 
 use backend::app::{self};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use jsonwebtoken::{EncodingKey, Header};
 use middleware::AppTokenLayer;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -20,32 +19,11 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::mcp::{connect, err, ok, serve};
+use support::tool_args::TOOL_ARGS;
 use uuid::Uuid;
 
 /// The HS256 key the test server trusts and the tests sign with.
 const KEY: &str = "mcp-test-fixture-key-not-a-secret";
-
-/// The 18 tools of the original system.
-const TOOLS: [&str; 18] = [
-    "add_task",
-    "list_tasks",
-    "get_task",
-    "update_task",
-    "delete_task",
-    "complete_task",
-    "create_category",
-    "list_categories",
-    "update_category",
-    "delete_category",
-    "create_tag",
-    "list_tags",
-    "update_tag",
-    "delete_tag",
-    "add_tag_to_task",
-    "remove_tag_from_task",
-    "search_tasks",
-    "set_reminder",
-];
 
 /// A signed token for `sub`, valid for an hour.
 fn token_for(sub: &str) -> String {
@@ -60,12 +38,7 @@ fn sign(sub: &str, key: &str, expires: DateTime<Utc>) -> String {
         "iat": Utc::now().timestamp(),
         "exp": expires.timestamp(),
     });
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(key.as_bytes()),
-    )
-    .unwrap()
+    support::hs256_token(key, &claims)
 }
 
 fn id(value: &Value) -> String {
@@ -101,7 +74,13 @@ async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
 
     let tools = client.list_all_tools().await.unwrap();
     let names: BTreeSet<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, TOOLS.into_iter().collect::<BTreeSet<_>>());
+    assert_eq!(
+        names,
+        TOOL_ARGS
+            .iter()
+            .map(|(tool, _)| *tool)
+            .collect::<BTreeSet<_>>()
+    );
     assert_eq!(tools.len(), 18);
     for tool in &tools {
         let schema = &tool.input_schema;
@@ -132,33 +111,13 @@ async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
     };
     let required = |name: &str| tool(name).input_schema.get("required").cloned();
 
-    // The original parameter names.
-    for p in [
-        "title",
-        "description",
-        "priority",
-        "category_id",
-        "tag_ids",
-        "due_date",
-        "recurrence_rule",
-    ] {
-        assert!(props("add_task").contains(&p.to_owned()), "add_task.{p}");
+    // The original parameter names, on every tool.
+    for (name, params) in TOOL_ARGS {
+        for p in *params {
+            assert!(props(name).contains(&(*p).to_owned()), "{name}.{p}");
+        }
     }
     assert_eq!(required("add_task"), Some(json!(["title"])));
-    for p in [
-        "status",
-        "priority",
-        "category_id",
-        "tag_ids",
-        "due_before",
-        "due_after",
-        "sort_by",
-    ] {
-        assert!(
-            props("list_tasks").contains(&p.to_owned()),
-            "list_tasks.{p}"
-        );
-    }
     // The original contract's search parameters, filters included.
     assert_eq!(
         props("search_tasks"),

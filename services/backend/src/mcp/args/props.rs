@@ -12,32 +12,20 @@ use serde_json::Value;
 
 use super::*;
 
+#[path = "../../../tests/support/tool_args.rs"]
+mod tool_args;
+
 /// Every argument name of every tool, plus the original system's `user_id`.
-const NAMES: &[&str] = &[
-    "title",
-    "description",
-    "priority",
-    "category_id",
-    "tag_ids",
-    "due_date",
-    "recurrence_rule",
-    "remind_at",
-    "status",
-    "due_before",
-    "due_after",
-    "sort_by",
-    "order",
-    "limit",
-    "offset",
-    "task_id",
-    "completed",
-    "query",
-    "remind_before_minutes",
-    "tag_id",
-    "name",
-    "color",
-    "user_id",
-];
+fn names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = tool_args::TOOL_ARGS
+        .iter()
+        .flat_map(|(_, args)| args.iter().copied())
+        .chain(["user_id"])
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
 
 fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -83,7 +71,7 @@ fn any_json() -> impl Strategy<Value = Value> {
 /// Tool arguments: objects of the tools' argument names with any values, or any JSON at all.
 fn arguments() -> impl Strategy<Value = Value> {
     let name = prop_oneof![
-        4 => prop::sample::select(NAMES.to_vec()).prop_map(str::to_owned),
+        4 => prop::sample::select(names()).prop_map(str::to_owned),
         1 => "[a-z_]{1,8}",
     ];
     prop_oneof![
