@@ -93,6 +93,16 @@ impl User {
         assert_eq!(status, want, "{}: {what}: {body}", self.name);
         body
     }
+
+    /// Creates `what` by posting `body` to `path`, which must answer 201; returns its id.
+    async fn create(&self, what: &str, path: &str, body: Value) -> String {
+        let row = self.expect(
+            what,
+            self.call(Method::POST, path, Some(body)).await,
+            StatusCode::CREATED,
+        );
+        row["id"].as_str().unwrap().to_owned()
+    }
 }
 
 /// Ids each user has created so far, for the others to try.
@@ -328,46 +338,26 @@ async fn mcp_sees_only_own(u: &User, mcp: &Client, me: usize, own: &Own, seen: &
 /// One user's whole session; returns what its rows must be at the end.
 async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>, mcp_url: String) -> Own {
     let mcp = connect(&mcp_url, u.token.clone()).await;
-    let mut own = Own::default();
     // Every user picks the same label names: they are unique per user, not globally.
-    let category = u.expect(
-        "category",
-        u.call(
-            Method::POST,
-            "/api/v1/categories",
-            Some(json!({"name": "Work"})),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    own.category = category["id"].as_str().unwrap().to_owned();
-    seen.lock()
-        .unwrap()
-        .categories
-        .push((me, own.category.clone()));
-    let tag = u.expect(
-        "tag",
-        u.call(
-            Method::POST,
-            "/api/v1/tags",
-            Some(json!({"name": "urgent"})),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    own.tag = tag["id"].as_str().unwrap().to_owned();
-    seen.lock().unwrap().tags.push((me, own.tag.clone()));
+    let category = u
+        .create("category", "/api/v1/categories", json!({"name": "Work"}))
+        .await;
+    seen.lock().unwrap().categories.push((me, category.clone()));
+    let tag = u
+        .create("tag", "/api/v1/tags", json!({"name": "urgent"}))
+        .await;
+    seen.lock().unwrap().tags.push((me, tag.clone()));
+    let mut own = Own {
+        category,
+        tag,
+        ..Own::default()
+    };
 
     for k in 0..TASKS_PER_USER {
         let title = format!("plan {} {k}", u.name);
         let body = json!({"title": title, "description": "the shared plan",
                           "category_id": own.category, "tag_ids": [own.tag]});
-        let task = u.expect(
-            "create",
-            u.call(Method::POST, "/api/v1/tasks", Some(body)).await,
-            StatusCode::CREATED,
-        );
-        let id = task["id"].as_str().unwrap().to_owned();
+        let id = u.create("create", "/api/v1/tasks", body).await;
         own.tasks.insert(id.clone());
         seen.lock().unwrap().tasks.push((me, id.clone()));
         let uri = format!("/api/v1/tasks/{id}");
