@@ -1,6 +1,7 @@
 //! Pieces shared by the backend's integration suites (each uses a subset).
 #![allow(dead_code)]
 
+pub(crate) mod json;
 pub(crate) mod jwt;
 pub(crate) mod mcp;
 pub(crate) mod tool_args;
