@@ -147,6 +147,15 @@ fn ids(list: &Value) -> BTreeSet<String> {
 
 /// `GET uri` for another user's row answers exactly what it answers for an id that never
 /// existed (the id itself aside): the same status, code and message, no hint of the row.
+/// Another user's category or tag (`kind` is its path segment) can be neither renamed nor
+/// deleted by `u`, and says so as if it did not exist.
+async fn label_is_out_of_reach(u: &User, kind: &str, id: &str) {
+    let uri = format!("/api/v1/{kind}/{id}");
+    let renamed = json!({"name": format!("taken by {}", u.name)});
+    indistinguishable_from_absent(u, Method::PATCH, &uri, id, Some(renamed)).await;
+    indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
+}
+
 async fn indistinguishable_from_absent(
     u: &User,
     method: Method,
@@ -197,10 +206,7 @@ async fn attack(u: &User, me: usize, own: &Own, seen: &Mutex<Seen>) {
         indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
     }
     for id in &categories {
-        let uri = format!("/api/v1/categories/{id}");
-        let renamed = json!({"name": format!("taken by {}", u.name)});
-        indistinguishable_from_absent(u, Method::PATCH, &uri, id, Some(renamed)).await;
-        indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
+        label_is_out_of_reach(u, "categories", id).await;
         if let Some(mine) = &own_task {
             let uri = format!("/api/v1/tasks/{mine}");
             let (status, _) = u
@@ -226,10 +232,7 @@ async fn attack(u: &User, me: usize, own: &Own, seen: &Mutex<Seen>) {
         );
     }
     for id in &tags {
-        let uri = format!("/api/v1/tags/{id}");
-        let renamed = json!({"name": format!("taken by {}", u.name)});
-        indistinguishable_from_absent(u, Method::PATCH, &uri, id, Some(renamed)).await;
-        indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
+        label_is_out_of_reach(u, "tags", id).await;
         if let Some(mine) = &own_task {
             let uri = format!("/api/v1/tasks/{mine}/tags/{id}");
             let (status, _) = u.call(Method::POST, &uri, None).await;

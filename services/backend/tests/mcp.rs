@@ -18,7 +18,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::mcp::{connect, err, ok, serve};
+use support::mcp::{all_refused, connect, err, ok, serve};
 use support::tool_args::TOOL_ARGS;
 use uuid::Uuid;
 
@@ -249,18 +249,13 @@ async fn task_tools_create_read_update_complete_and_delete(pool: PgPool) {
 
     let deleted = ok(&client, "delete_task", json!({"task_id": task_id})).await;
     assert_eq!(deleted, json!({"deleted": true, "task_id": task_id}));
-    err(
+    all_refused(
         &client,
-        "get_task",
-        json!({"task_id": task_id}),
         "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &client,
-        "delete_task",
-        json!({"task_id": task_id}),
-        "TASK_NOT_FOUND",
+        vec![
+            ("get_task", json!({"task_id": task_id})),
+            ("delete_task", json!({"task_id": task_id})),
+        ],
     )
     .await;
     client.cancel().await.unwrap();
@@ -384,18 +379,13 @@ async fn category_and_tag_tools(pool: PgPool) {
     assert_eq!(task_now["category"], Value::Null);
     let tags = ok(&client, "list_tags", json!({})).await;
     assert_eq!(ids(&tags["tags"]), BTreeSet::from([id(&urgent)]));
-    err(
+    all_refused(
         &client,
-        "delete_category",
-        json!({"category_id": id(&home)}),
         "NOT_FOUND",
-    )
-    .await;
-    err(
-        &client,
-        "update_tag",
-        json!({"tag_id": id(&errand), "name": "x"}),
-        "NOT_FOUND",
+        vec![
+            ("delete_category", json!({"category_id": id(&home)})),
+            ("update_tag", json!({"tag_id": id(&errand), "name": "x"})),
+        ],
     )
     .await;
     client.cancel().await.unwrap();
@@ -741,32 +731,21 @@ async fn users_never_see_each_others_data(pool: PgPool) {
     )
     .await;
     assert_eq!(ids(&not_found["suggestions"]), BTreeSet::from([id(&bobs)]));
-    err(
+    all_refused(
         &bob,
-        "update_task",
-        json!({"task_id": task_id, "title": "mine now"}),
         "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "complete_task",
-        json!({"task_id": task_id}),
-        "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "set_reminder",
-        json!({"task_id": task_id, "remind_before_minutes": 60}),
-        "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "delete_task",
-        json!({"task_id": task_id}),
-        "TASK_NOT_FOUND",
+        vec![
+            (
+                "update_task",
+                json!({"task_id": task_id, "title": "mine now"}),
+            ),
+            ("complete_task", json!({"task_id": task_id})),
+            (
+                "set_reminder",
+                json!({"task_id": task_id, "remind_before_minutes": 60}),
+            ),
+            ("delete_task", json!({"task_id": task_id})),
+        ],
     )
     .await;
     let bobs_tag = ok(&bob, "create_tag", json!({"name": "private"})).await;
@@ -778,28 +757,26 @@ async fn users_never_see_each_others_data(pool: PgPool) {
     )
     .await;
     // Nor can Bob use Alice's category or tag on his own task.
-    err(
+    all_refused(
         &bob,
-        "add_tag_to_task",
-        json!({"task_id": id(&bobs), "tag_id": id(&tag)}),
         "NOT_FOUND",
+        vec![
+            (
+                "add_tag_to_task",
+                json!({"task_id": id(&bobs), "tag_id": id(&tag)}),
+            ),
+            (
+                "update_task",
+                json!({"task_id": id(&bobs), "category_id": id(&category)}),
+            ),
+            (
+                "update_category",
+                json!({"category_id": id(&category), "name": "hacked"}),
+            ),
+            ("delete_tag", json!({"tag_id": id(&tag)})),
+        ],
     )
     .await;
-    err(
-        &bob,
-        "update_task",
-        json!({"task_id": id(&bobs), "category_id": id(&category)}),
-        "NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "update_category",
-        json!({"category_id": id(&category), "name": "hacked"}),
-        "NOT_FOUND",
-    )
-    .await;
-    err(&bob, "delete_tag", json!({"tag_id": id(&tag)}), "NOT_FOUND").await;
 
     // Lists and search show Bob only his own data, whatever user_id he claims.
     let listed = ok(&bob, "list_tasks", json!({"user_id": "alice"})).await;
@@ -881,36 +858,26 @@ async fn bad_input_is_reported_as_a_tool_error(pool: PgPool) {
     )
     .await;
     assert_eq!(colour["field"], "color");
-    err(
+    all_refused(
         &client,
-        "create_tag",
-        json!({"name": "x", "color": "#12345"}),
         "VALIDATION_ERROR",
-    )
-    .await;
-    err(
-        &client,
-        "create_category",
-        json!({"name": "x".repeat(51)}),
-        "VALIDATION_ERROR",
-    )
-    .await;
-    err(
-        &client,
-        "create_tag",
-        json!({"name": "x".repeat(31)}),
-        "VALIDATION_ERROR",
+        vec![
+            ("create_tag", json!({"name": "x", "color": "#12345"})),
+            ("create_category", json!({"name": "x".repeat(51)})),
+            ("create_tag", json!({"name": "x".repeat(31)})),
+        ],
     )
     .await;
     ok(&client, "create_category", json!({"name": "Work"})).await;
-    err(
+    all_refused(
         &client,
-        "create_category",
-        json!({"name": "work"}),
         "CONFLICT",
+        vec![
+            ("create_category", json!({"name": "work"})),
+            ("create_tag", json!({"name": "T0"})),
+        ],
     )
     .await;
-    err(&client, "create_tag", json!({"name": "T0"}), "CONFLICT").await;
 
     let rule = err(
         &client,
