@@ -15,7 +15,7 @@ use contracts::{Priority, TaskEventData, TaskSnapshot, event_types, topics};
 use dapr::testing::{FakeSidecar, JobCall, Published, Stored};
 use dapr::{ClientConfig, DaprClient};
 use http_body_util::BodyExt;
-use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -69,16 +69,9 @@ impl Harness {
         })
         .unwrap();
         // No publisher retries: a failed publish must surface at once as a failed trigger.
-        let publisher = Publisher::dapr(
-            dapr.clone(),
-            &PublisherConfig {
-                retry: RetryConfig {
-                    max_retries: 0,
-                    ..RetryConfig::default()
-                },
-                ..PublisherConfig::default()
-            },
-        );
+        let mut no_retries = PublisherConfig::default();
+        no_retries.retry.max_retries = 0;
+        let publisher = Publisher::dapr(dapr.clone(), &no_retries);
         let metrics = Metrics::new(SERVICE).unwrap();
         let state =
             AppState::new(dapr, publisher, metrics.clone(), "backend", "statestore").unwrap();
