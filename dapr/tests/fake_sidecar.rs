@@ -26,6 +26,14 @@ fn answer(status: u16, body: &str) -> Answer {
     Answer::new(StatusCode::from_u16(status).unwrap(), body.to_owned())
 }
 
+/// The error body daprd sends with a failed call.
+fn dapr_error(status: u16, code: &str, message: &str) -> Answer {
+    answer(
+        status,
+        &json!({"errorCode": code, "message": message}).to_string(),
+    )
+}
+
 /// A fake sidecar that answers the requests with `script`, in order.
 async fn start(script: Vec<Answer>) -> FakeSidecar {
     let fake = FakeSidecar::start().await.unwrap();
@@ -44,6 +52,13 @@ fn client(fake: &FakeSidecar) -> DaprClient {
     .unwrap()
 }
 
+/// A fake sidecar scripted with `script` and a client that talks to it with the token.
+async fn start_with_client(script: Vec<Answer>) -> (FakeSidecar, DaprClient) {
+    let fake = start(script).await;
+    let client = client(&fake);
+    (fake, client)
+}
+
 /// The only request received since the last look, checking the token every request must carry.
 fn single(fake: &FakeSidecar) -> Recorded {
     let mut requests = fake.take_requests();
@@ -53,8 +68,27 @@ fn single(fake: &FakeSidecar) -> Recorded {
     request
 }
 
-fn api_status(err: &Error) -> (StatusCode, Option<&str>) {
-    (err.status().unwrap(), err.error_code())
+/// Checks that the only request since the last look posted `body` as JSON to `path`.
+fn expect_json_post(fake: &FakeSidecar, path: &str, body: &Value) {
+    let request = single(fake);
+    assert_eq!(request.method, Method::POST);
+    assert_eq!(request.path, path);
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(&request.json(), body);
+}
+
+/// The error of a call that must fail with daprd's `status` and `code`, for further checks.
+fn expect_api_error<T: std::fmt::Debug>(
+    result: Result<T, Error>,
+    status: StatusCode,
+    code: &str,
+) -> Error {
+    let err = result.unwrap_err();
+    assert_eq!(
+        (err.status().unwrap(), err.error_code()),
+        (status, Some(code))
+    );
+    err
 }
 
 // ---------------------------------------------------------------- publish
@@ -111,18 +145,11 @@ async fn publish_json_sends_plain_json_and_keeps_slashes_in_topic() {
 
 #[tokio::test]
 async fn publish_errors_carry_daprd_error_body() {
-    let fake = start(vec![
-        answer(
-            404,
-            r#"{"errorCode":"ERR_PUBSUB_NOT_FOUND","message":"pubsub nope is not found"}"#,
-        ),
-        answer(
-            500,
-            r#"{"errorCode":"ERR_PUBSUB_PUBLISH_MESSAGE","message":"broker down"}"#,
-        ),
+    let (_fake, client) = start_with_client(vec![
+        dapr_error(404, "ERR_PUBSUB_NOT_FOUND", "pubsub nope is not found"),
+        dapr_error(500, "ERR_PUBSUB_PUBLISH_MESSAGE", "broker down"),
     ])
     .await;
-    let client = client(&fake);
     let options = PublishOptions::default();
 
     let err = client
@@ -137,50 +164,45 @@ async fn publish_errors_carry_daprd_error_body() {
     assert_eq!(api.message, "pubsub nope is not found");
     assert!(!err.is_transient());
 
-    let err = client
-        .publish_json("pubsub", "t", &1, &options)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        api_status(&err),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Some("ERR_PUBSUB_PUBLISH_MESSAGE")
-        )
+    let err = expect_api_error(
+        client.publish_json("pubsub", "t", &1, &options).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ERR_PUBSUB_PUBLISH_MESSAGE",
     );
     assert!(err.is_transient());
 }
 
 #[tokio::test]
 async fn empty_names_are_rejected_before_sending() {
-    let fake = start(vec![]).await;
-    let client = client(&fake);
-    let err = client
+    let (fake, client) = start_with_client(vec![]).await;
+    let result = client
         .publish_json("", "t", &1, &PublishOptions::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
-    let err = client
+        .await;
+    assert!(
+        matches!(result, Err(Error::InvalidArgument(_))),
+        "{result:?}"
+    );
+    let result = client
         .schedule_job("", &Job::once_after(Duration::ZERO, json!(1)))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        .await;
+    assert!(
+        matches!(result, Err(Error::InvalidArgument(_))),
+        "{result:?}"
+    );
     assert!(fake.take_requests().is_empty());
 }
 
 #[tokio::test]
 async fn publish_bulk_reports_failed_entries_as_data() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(204, ""),
         answer(
             500,
             r#"{"failedEntries":[{"entryId":"e-2","error":"too big"}],"errorCode":"ERR_PUBSUB_PUBLISH_MESSAGE"}"#,
         ),
-        answer(403, r#"{"errorCode":"ERR_PUBSUB_FORBIDDEN","message":"no"}"#),
-        answer(500, r#"{"errorCode":"ERR_INTERNAL","message":"boom"}"#),
-    ])
-    .await;
-    let client = client(&fake);
+        dapr_error(403, "ERR_PUBSUB_FORBIDDEN", "no"),
+        dapr_error(500, "ERR_INTERNAL", "boom"),
+    ]).await;
     let entries = [
         BulkPublishEntry::from_cloud_event(&CloudEvent::new("e-1", "s", "t")).unwrap(),
         BulkPublishEntry::json("e-2", json!({"big": true})),
@@ -216,23 +238,17 @@ async fn publish_bulk_reports_failed_entries_as_data() {
     assert_eq!(response.failed_entries[0].entry_id, "e-2");
     assert_eq!(response.failed_entries[0].error, "too big");
 
-    let err = client
-        .publish_bulk("pubsub", "t", &entries, &options)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        api_status(&err),
-        (StatusCode::FORBIDDEN, Some("ERR_PUBSUB_FORBIDDEN"))
+    expect_api_error(
+        client.publish_bulk("pubsub", "t", &entries, &options).await,
+        StatusCode::FORBIDDEN,
+        "ERR_PUBSUB_FORBIDDEN",
     );
 
     // A 500 without per-entry failures is a plain error.
-    let err = client
-        .publish_bulk("pubsub", "t", &entries, &options)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        api_status(&err),
-        (StatusCode::INTERNAL_SERVER_ERROR, Some("ERR_INTERNAL"))
+    expect_api_error(
+        client.publish_bulk("pubsub", "t", &entries, &options).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ERR_INTERNAL",
     );
 }
 
@@ -240,13 +256,12 @@ async fn publish_bulk_reports_failed_entries_as_data() {
 
 #[tokio::test]
 async fn get_state_reads_value_and_etag_and_204_as_none() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(200, r#"{"seen":true}"#)
             .with_header(header::ETAG, HeaderValue::from_static("\"7\"")),
         answer(204, ""),
     ])
     .await;
-    let client = client(&fake);
 
     let item = client
         .get_state("statestore", "dedup 1")
@@ -267,31 +282,24 @@ async fn get_state_reads_value_and_etag_and_204_as_none() {
 
 #[tokio::test]
 async fn save_state_sends_items_and_maps_409_to_etag_mismatch() {
-    let fake = start(vec![
-        answer(204, ""),
-        answer(
-            409,
-            r#"{"errorCode":"ERR_STATE_SAVE","message":"possible etag mismatch"}"#,
-        ),
-    ])
-    .await;
-    let client = client(&fake);
     let items = [
         SaveItem::new("a", json!({"n": 1})).first_write(),
         SaveItem::new("b", json!("x")).with_etag("3"),
     ];
+    let (fake, client) = start_with_client(vec![
+        answer(204, ""),
+        dapr_error(409, "ERR_STATE_SAVE", "possible etag mismatch"),
+    ])
+    .await;
 
     client.save_state("statestore", &items).await.unwrap();
-    let request = single(&fake);
-    assert_eq!(request.method, Method::POST);
-    assert_eq!(request.path, "/v1.0/state/statestore");
-    assert_eq!(request.header("content-type"), Some("application/json"));
-    assert_eq!(
-        request.json(),
-        json!([
+    expect_json_post(
+        &fake,
+        "/v1.0/state/statestore",
+        &json!([
             {"key": "a", "value": {"n": 1}, "options": {"concurrency": "first-write"}},
             {"key": "b", "value": "x", "etag": "3"}
-        ])
+        ]),
     );
 
     let err = client.save_state("statestore", &items).await.unwrap_err();
@@ -304,16 +312,12 @@ async fn save_state_sends_items_and_maps_409_to_etag_mismatch() {
 
 #[tokio::test]
 async fn delete_state_sends_if_match() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(204, ""),
         answer(204, ""),
-        answer(
-            409,
-            r#"{"errorCode":"ERR_STATE_DELETE","message":"etag mismatch"}"#,
-        ),
+        dapr_error(409, "ERR_STATE_DELETE", "etag mismatch"),
     ])
     .await;
-    let client = client(&fake);
 
     client
         .delete_state("statestore", "k", Some("9"))
@@ -327,28 +331,21 @@ async fn delete_state_sends_if_match() {
     client.delete_state("statestore", "k", None).await.unwrap();
     assert_eq!(single(&fake).header("if-match"), None);
 
-    let err = client
-        .delete_state("statestore", "k", Some("8"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::EtagMismatch(_)), "{err:?}");
+    let result = client.delete_state("statestore", "k", Some("8")).await;
+    assert!(matches!(result, Err(Error::EtagMismatch(_))), "{result:?}");
 }
 
 #[tokio::test]
 async fn bulk_state_and_transactions() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(
             200,
             r#"[{"key":"a","data":{"n":1},"etag":"1"},{"key":"b"},{"key":"c","error":"boom"}]"#,
         ),
         answer(204, ""),
-        answer(
-            409,
-            r#"{"errorCode":"ERR_STATE_TRANSACTION","message":"etag mismatch"}"#,
-        ),
+        dapr_error(409, "ERR_STATE_TRANSACTION", "etag mismatch"),
     ])
     .await;
-    let client = client(&fake);
 
     let items = client
         .get_bulk_state("statestore", &["a", "b", "c"])
@@ -382,14 +379,13 @@ async fn bulk_state_and_transactions() {
         ]})
     );
 
-    let err = client.transact_state("statestore", &ops).await.unwrap_err();
-    assert!(matches!(err, Error::EtagMismatch(_)), "{err:?}");
+    let result = client.transact_state("statestore", &ops).await;
+    assert!(matches!(result, Err(Error::EtagMismatch(_))), "{result:?}");
 }
 
 #[tokio::test]
 async fn reserved_key_separator_is_rejected_before_sending() {
-    let fake = start(vec![]).await;
-    let client = client(&fake);
+    let (fake, client) = start_with_client(vec![]).await;
     let bad = "app||key";
     assert!(matches!(
         client.get_state("s", bad).await,
@@ -424,19 +420,19 @@ async fn reserved_key_separator_is_rejected_before_sending() {
 
 #[tokio::test]
 async fn secrets_single_and_bulk() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(200, r#"{"db-url":"postgres://x"}"#),
         answer(
             200,
             r#"{"db-url":{"db-url":"postgres://x"},"smtp":{"user":"u","password":"p"}}"#,
         ),
-        answer(
+        dapr_error(
             401,
-            r#"{"errorCode":"ERR_SECRET_STORE_NOT_FOUND","message":"secret store nope not found"}"#,
+            "ERR_SECRET_STORE_NOT_FOUND",
+            "secret store nope not found",
         ),
     ])
     .await;
-    let client = client(&fake);
 
     let secret = client.get_secret("secretstore", "db-url").await.unwrap();
     assert_eq!(
@@ -451,10 +447,10 @@ async fn secrets_single_and_bulk() {
     assert_eq!(all["smtp"]["password"], "p");
     assert_eq!(single(&fake).path, "/v1.0/secrets/secretstore/bulk");
 
-    let err = client.get_secret("nope", "x").await.unwrap_err();
-    assert_eq!(
-        api_status(&err),
-        (StatusCode::UNAUTHORIZED, Some("ERR_SECRET_STORE_NOT_FOUND"))
+    expect_api_error(
+        client.get_secret("nope", "x").await,
+        StatusCode::UNAUTHORIZED,
+        "ERR_SECRET_STORE_NOT_FOUND",
     );
 }
 
@@ -462,15 +458,11 @@ async fn secrets_single_and_bulk() {
 
 #[tokio::test]
 async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(204, ""),
-        answer(
-            409,
-            r#"{"errorCode":"DAPR_SCHEDULER_SCHEDULE_JOB","message":"job already exists"}"#,
-        ),
+        dapr_error(409, "DAPR_SCHEDULER_SCHEDULE_JOB", "job already exists"),
     ])
     .await;
-    let client = client(&fake);
     let job = Job::once_after(Duration::from_secs(90), json!({"task_id": "t1"}))
         .with_overwrite(true)
         .with_failure_policy(FailurePolicy::Constant {
@@ -479,18 +471,15 @@ async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
         });
 
     client.schedule_job("reminder-t1", &job).await.unwrap();
-    let request = single(&fake);
-    assert_eq!(request.method, Method::POST);
-    assert_eq!(request.path, "/v1.0/jobs/reminder-t1");
-    assert_eq!(request.header("content-type"), Some("application/json"));
-    assert_eq!(
-        request.json(),
-        json!({
+    expect_json_post(
+        &fake,
+        "/v1.0/jobs/reminder-t1",
+        &json!({
             "dueTime": "90s",
             "data": {"task_id": "t1"},
             "overwrite": true,
             "failurePolicy": {"constant": {"interval": "2s", "maxRetries": 5}}
-        })
+        }),
     );
 
     let err = client.schedule_job("reminder-t1", &job).await.unwrap_err();
@@ -500,7 +489,7 @@ async fn schedule_job_posts_to_stable_path_and_409_stays_api_error() {
 
 #[tokio::test]
 async fn get_job_unwraps_data_and_reads_not_found_as_none() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(
             200,
             r#"{"name":"reminder-t1","dueTime":"2030-01-01T00:00:00Z","data":{"@type":"type.googleapis.com/google.protobuf.Value","value":{"task_id":"t1"}}}"#,
@@ -509,14 +498,9 @@ async fn get_job_unwraps_data_and_reads_not_found_as_none() {
             500,
             r#"{"errorCode":"DAPR_SCHEDULER_GET_JOB","message":"failed to get job due to: rpc error: code = NotFound desc = job not found: reminder-t2","details":[]}"#,
         ),
-        answer(
-            500,
-            r#"{"errorCode":"DAPR_SCHEDULER_GET_JOB","message":"failed to get job due to: rpc error: code = Unavailable desc = no scheduler"}"#,
-        ),
+        dapr_error(500, "DAPR_SCHEDULER_GET_JOB", "failed to get job due to: rpc error: code = Unavailable desc = no scheduler"),
         answer(204, ""),
-    ])
-    .await;
-    let client = client(&fake);
+    ]).await;
 
     let job = client.get_job("reminder-t1").await.unwrap().unwrap();
     assert_eq!(job.data, json!({"task_id": "t1"}));
@@ -541,16 +525,12 @@ async fn get_job_unwraps_data_and_reads_not_found_as_none() {
 
 #[tokio::test]
 async fn invoke_builds_the_method_path_and_returns_any_status() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(404, r#"{"code":"TASK_NOT_FOUND"}"#),
         answer(200, r#"{"id":"t1","title":"x"}"#),
-        answer(
-            500,
-            r#"{"errorCode":"ERR_DIRECT_INVOKE","message":"app down"}"#,
-        ),
+        dapr_error(500, "ERR_DIRECT_INVOKE", "app down"),
     ])
     .await;
-    let client = client(&fake);
 
     let response = client
         .invoke(
@@ -586,40 +566,37 @@ async fn invoke_builds_the_method_path_and_returns_any_status() {
     );
     assert!(request.body.is_empty());
 
-    let err = client
-        .invoke_json::<Value>("backend", Method::GET, "x", None, &[])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        api_status(&err),
-        (StatusCode::INTERNAL_SERVER_ERROR, Some("ERR_DIRECT_INVOKE"))
+    expect_api_error(
+        client
+            .invoke_json::<Value>("backend", Method::GET, "x", None, &[])
+            .await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ERR_DIRECT_INVOKE",
     );
 
-    let err = client
+    let result = client
         .invoke("backend", Method::GET, "x", None, &[("bad header", "v")])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        .await;
+    assert!(
+        matches!(result, Err(Error::InvalidArgument(_))),
+        "{result:?}"
+    );
 }
 
 // ---------------------------------------------------------------- health, metadata, shutdown
 
 #[tokio::test]
 async fn health_metadata_and_shutdown_paths() {
-    let fake = start(vec![
+    let (fake, client) = start_with_client(vec![
         answer(
             200,
             r#"{"id":"backend","runtimeVersion":"1.18.3","components":[]}"#,
         ),
         answer(204, ""),
-        answer(
-            500,
-            r#"{"errorCode":"ERR_HEALTH_NOT_READY","message":"dapr is not ready"}"#,
-        ),
+        dapr_error(500, "ERR_HEALTH_NOT_READY", "dapr is not ready"),
         answer(204, ""),
     ])
     .await;
-    let client = client(&fake);
 
     let metadata = client.metadata().await.unwrap();
     assert_eq!(metadata["id"], "backend");

@@ -116,31 +116,43 @@ fn json_tree(leaf: impl Strategy<Value = Value> + 'static) -> impl Strategy<Valu
 
 /// Content types daprd and odd publishers send, and anything else.
 fn content_type() -> impl Strategy<Value = Option<String>> {
-    prop::option::of(prop_oneof![
-        Just("application/cloudevents+json".to_owned()),
-        Just("application/cloudevents+json; charset=utf-8".to_owned()),
-        Just("application/cloudevents-batch+json".to_owned()),
-        Just("application/json".to_owned()),
-        Just("text/plain".to_owned()),
-        Just("application/octet-stream".to_owned()),
+    prop::option::of(known_or_any(
+        &[
+            "application/cloudevents+json",
+            "application/cloudevents+json; charset=utf-8",
+            "application/cloudevents-batch+json",
+            "application/json",
+            "text/plain",
+            "application/octet-stream",
+        ],
         "[ -~]{0,40}",
-    ])
+    ))
+}
+
+/// One of `known`, or a string matching `other`; weighted so each known value is as likely
+/// as the open-ended arm, as one `prop_oneof!` arm per value would be.
+fn known_or_any(known: &[&str], other: &'static str) -> BoxedStrategy<String> {
+    let known: Vec<String> = known.iter().map(|s| (*s).to_owned()).collect();
+    let weight = u32::try_from(known.len()).unwrap();
+    prop_oneof![weight => prop::sample::select(known), 1 => other].boxed()
 }
 
 /// `ce-*` headers, known attributes and extensions, with any value a header can carry
 /// (including bytes that are not visible ASCII).
 fn ce_headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
-    let name = prop_oneof![
-        Just("ce-id".to_owned()),
-        Just("ce-source".to_owned()),
-        Just("ce-type".to_owned()),
-        Just("ce-specversion".to_owned()),
-        Just("ce-subject".to_owned()),
-        Just("ce-time".to_owned()),
-        Just("ce-topic".to_owned()),
-        Just("ce-traceparent".to_owned()),
+    let name = known_or_any(
+        &[
+            "ce-id",
+            "ce-source",
+            "ce-type",
+            "ce-specversion",
+            "ce-subject",
+            "ce-time",
+            "ce-topic",
+            "ce-traceparent",
+        ],
         "ce-[a-z]{1,8}",
-    ];
+    );
     let value = prop_oneof![
         Just(b"1.0".to_vec()),
         "[ -~]{0,20}".prop_map(String::into_bytes),

@@ -92,6 +92,26 @@ async fn status_of(res: Response) -> (StatusCode, String) {
     (status, json["status"].as_str().unwrap().to_owned())
 }
 
+/// Posts one structured event with `data` to the counting app and returns what the sidecar
+/// would see, with the handler calls and metrics for the test to inspect.
+async fn deliver(data: serde_json::Value) -> (Calls, Metrics, (StatusCode, String)) {
+    let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());
+    let body = event(&data).to_string();
+    let res = app(&calls, Some(&metrics), 1024)
+        .oneshot(structured("/events/tasks", body))
+        .await
+        .unwrap();
+    let status = status_of(res).await;
+    (calls, metrics, status)
+}
+
+fn task_created_series() -> (String, String) {
+    (
+        "task-events".to_owned(),
+        "com.todo.task.created.v1".to_owned(),
+    )
+}
+
 fn consumed(metrics: &Metrics, status: &str) -> Vec<(String, String)> {
     let family = metrics
         .registry()
@@ -118,30 +138,16 @@ fn consumed(metrics: &Metrics, status: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn valid_event_reaches_handler_and_is_counted() {
-    let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());
-    let body = event(&json!({"task_id": 7})).to_string();
-    let res = app(&calls, Some(&metrics), 1024)
-        .oneshot(structured("/events/tasks", body))
-        .await
-        .unwrap();
-    assert_eq!(status_of(res).await, (StatusCode::OK, "SUCCESS".into()));
+    let (calls, metrics, status) = deliver(json!({"task_id": 7})).await;
+    assert_eq!(status, (StatusCode::OK, "SUCCESS".into()));
     assert_eq!(calls.count(), 1);
-    let expected = (
-        "task-events".to_owned(),
-        "com.todo.task.created.v1".to_owned(),
-    );
-    assert_eq!(consumed(&metrics, "SUCCESS"), [expected]);
+    assert_eq!(consumed(&metrics, "SUCCESS"), [task_created_series()]);
 }
 
 #[tokio::test]
 async fn handler_retry_is_counted_as_retry() {
-    let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());
-    let body = event(&json!({"task_id": 0})).to_string();
-    let res = app(&calls, Some(&metrics), 1024)
-        .oneshot(structured("/events/tasks", body))
-        .await
-        .unwrap();
-    assert_eq!(status_of(res).await.1, "RETRY");
+    let (_, metrics, (_, status)) = deliver(json!({"task_id": 0})).await;
+    assert_eq!(status, "RETRY");
     assert_eq!(consumed(&metrics, "RETRY").len(), 1);
 }
 
@@ -237,32 +243,18 @@ async fn unknown_topics_and_types_do_not_create_series() {
 
 #[tokio::test]
 async fn data_of_the_wrong_shape_is_dropped() {
-    let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());
-    let body = event(&json!({"task_id": "not a number"})).to_string();
-    let res = app(&calls, Some(&metrics), 1024)
-        .oneshot(structured("/events/tasks", body))
-        .await
-        .unwrap();
-    assert_eq!(status_of(res).await, (StatusCode::OK, "DROP".into()));
+    let (calls, metrics, status) = deliver(json!({"task_id": "not a number"})).await;
+    assert_eq!(status, (StatusCode::OK, "DROP".into()));
     assert_eq!(calls.count(), 0);
-    let expected = (
-        "task-events".to_owned(),
-        "com.todo.task.created.v1".to_owned(),
-    );
-    assert_eq!(consumed(&metrics, "DROP"), [expected]);
+    assert_eq!(consumed(&metrics, "DROP"), [task_created_series()]);
 }
 
 /// serde reads `[7]` into a one-field struct positionally; a payload that is not an object is
 /// poison all the same.
 #[tokio::test]
 async fn data_that_is_not_an_object_is_dropped() {
-    let (calls, metrics) = (Calls::default(), Metrics::new("test").unwrap());
-    let body = event(&json!([7])).to_string();
-    let res = app(&calls, Some(&metrics), 1024)
-        .oneshot(structured("/events/tasks", body))
-        .await
-        .unwrap();
-    assert_eq!(status_of(res).await, (StatusCode::OK, "DROP".into()));
+    let (calls, _, status) = deliver(json!([7])).await;
+    assert_eq!(status, (StatusCode::OK, "DROP".into()));
     assert_eq!(calls.count(), 0);
 }
 

@@ -554,16 +554,17 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 mod props;
 
 #[cfg(test)]
+#[path = "../tests/support/jwt.rs"]
+mod jwt_fixtures;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use axum::Router;
-    use axum::routing::get;
     use jsonwebtoken::{EncodingKey, Header, encode};
     use serde_json::json;
 
+    use super::jwt_fixtures::{JwksServer, jwk, signed};
     use super::*;
 
     // Test fixtures only: throwaway keys generated for these tests, never used anywhere else.
@@ -598,58 +599,6 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
             &EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
-    }
-
-    fn signed(alg: Algorithm, kid: Option<&str>, pem: &str, claims: &serde_json::Value) -> String {
-        let mut header = Header::new(alg);
-        header.kid = kid.map(str::to_owned);
-        let key = match alg {
-            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
-            _ => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-        };
-        encode(&header, claims, &key).unwrap()
-    }
-
-    fn jwk(alg: Algorithm, kid: &str, pem: &str) -> serde_json::Value {
-        let key = match alg {
-            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
-            _ => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-        };
-        let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
-        jwk.common.key_id = Some(kid.to_owned());
-        serde_json::to_value(jwk).unwrap()
-    }
-
-    /// A local JWKS endpoint whose document can be swapped, counting fetches.
-    struct JwksServer {
-        url: String,
-        doc: Arc<RwLock<serde_json::Value>>,
-        fetches: Arc<AtomicUsize>,
-    }
-
-    async fn jwks_server(keys: Vec<serde_json::Value>) -> JwksServer {
-        let doc = Arc::new(RwLock::new(json!({ "keys": keys })));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (d, f) = (Arc::clone(&doc), Arc::clone(&fetches));
-        let app = Router::new().route(
-            "/jwks.json",
-            get(move || {
-                let (d, f) = (Arc::clone(&d), Arc::clone(&f));
-                async move {
-                    f.fetch_add(1, Ordering::SeqCst);
-                    let doc = d.read().unwrap().clone();
-                    axum::Json(doc)
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        JwksServer {
-            url: format!("http://{addr}/jwks.json"),
-            doc,
-            fetches,
-        }
     }
 
     #[tokio::test]
@@ -794,7 +743,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
             hs_only.authenticate(&ed).await,
             Err(AuthError::Algorithm(Algorithm::EdDSA))
         ));
-        let server = jwks_server(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
+        let server = JwksServer::start(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
         let jwks_only = Authenticator::new(AuthConfig {
             jwks_url: Some(server.url.clone()),
             ..AuthConfig::default()
@@ -821,7 +770,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
 
     #[tokio::test]
     async fn jwks_eddsa_and_rs256_tokens_verify() {
-        let server = jwks_server(vec![
+        let server = JwksServer::start(vec![
             jwk(Algorithm::EdDSA, "ed-1", ED_KEY_A),
             jwk(Algorithm::RS256, "rsa-1", RSA_KEY),
             // Keys we cannot use are skipped, not fatal.
@@ -867,7 +816,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
 
     #[tokio::test]
     async fn jwks_rotation_refetches_on_unknown_kid_rate_limited() {
-        let server = jwks_server(vec![jwk(Algorithm::EdDSA, "old", ED_KEY_A)]).await;
+        let server = JwksServer::start(vec![jwk(Algorithm::EdDSA, "old", ED_KEY_A)]).await;
         let auth = Authenticator::with_jwks_refresh(
             AuthConfig {
                 jwks_url: Some(server.url.clone()),
@@ -877,17 +826,17 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
         )
         .await
         .unwrap();
-        assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(server.fetches(), 1);
         let claims = json!({"sub": "u", "exp": now() + 600});
 
         // The provider rotates: the old key is gone, a new one appears.
-        *server.doc.write().unwrap() = json!({"keys": [jwk(Algorithm::EdDSA, "new", ED_KEY_B)]});
+        server.publish(&[jwk(Algorithm::EdDSA, "new", ED_KEY_B)]);
         let fresh = signed(Algorithm::EdDSA, Some("new"), ED_KEY_B, &claims);
         assert!(auth.authenticate(&fresh).await.is_ok());
-        assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
+        assert_eq!(server.fetches(), 2);
         // Known kid: no fetch.
         assert!(auth.authenticate(&fresh).await.is_ok());
-        assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
+        assert_eq!(server.fetches(), 2);
         // The rotated-out key no longer verifies (after its refetch).
         let stale = signed(Algorithm::EdDSA, Some("old"), ED_KEY_A, &claims);
         assert!(matches!(
@@ -902,7 +851,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
         })
         .await
         .unwrap();
-        let before = server.fetches.load(Ordering::SeqCst);
+        let before = server.fetches();
         for i in 0..5 {
             let made_up = signed(
                 Algorithm::EdDSA,
@@ -915,12 +864,12 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
                 Err(AuthError::UnknownKey)
             ));
         }
-        assert_eq!(server.fetches.load(Ordering::SeqCst), before);
+        assert_eq!(server.fetches(), before);
     }
 
     #[tokio::test]
     async fn a_withdrawn_key_stops_verifying_once_the_key_set_is_too_old() {
-        let server = jwks_server(vec![
+        let server = JwksServer::start(vec![
             jwk(Algorithm::EdDSA, "kept", ED_KEY_A),
             jwk(Algorithm::EdDSA, "leaked", ED_KEY_B),
         ])
@@ -941,22 +890,22 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
         assert!(auth.authenticate(&leaked).await.is_ok());
 
         // The provider withdraws the leaked key; no new key id appears.
-        *server.doc.write().unwrap() = json!({"keys": [jwk(Algorithm::EdDSA, "kept", ED_KEY_A)]});
-        let before = server.fetches.load(Ordering::SeqCst);
+        server.publish(&[jwk(Algorithm::EdDSA, "kept", ED_KEY_A)]);
+        let before = server.fetches();
         assert!(matches!(
             auth.authenticate(&leaked).await,
             Err(AuthError::UnknownKey)
         ));
-        assert_eq!(server.fetches.load(Ordering::SeqCst), before + 1);
+        assert_eq!(server.fetches(), before + 1);
         assert!(auth.authenticate(&kept).await.is_ok());
 
         // With the default age the set is not fetched again on every token.
         let steady = Authenticator::new(config).await.unwrap();
-        let before = server.fetches.load(Ordering::SeqCst);
+        let before = server.fetches();
         for _ in 0..3 {
             assert!(steady.authenticate(&kept).await.is_ok());
         }
-        assert_eq!(server.fetches.load(Ordering::SeqCst), before);
+        assert_eq!(server.fetches(), before);
     }
 
     #[tokio::test]
@@ -970,7 +919,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
         })
         .await;
         assert!(matches!(unreachable, Err(AuthError::JwksFetch { .. })));
-        let server = jwks_server(vec![json!({"kty": "oct", "k": "c2VjcmV0"})]).await;
+        let server = JwksServer::start(vec![json!({"kty": "oct", "k": "c2VjcmV0"})]).await;
         let empty = Authenticator::new(AuthConfig {
             jwks_url: Some(server.url.clone()),
             ..AuthConfig::default()
@@ -1030,7 +979,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
 
     #[tokio::test]
     async fn unsigned_alg_none_tokens_are_refused_with_or_without_a_signature_segment() {
-        let server = jwks_server(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
+        let server = JwksServer::start(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
         let both = Authenticator::new(AuthConfig {
             jwks_url: Some(server.url.clone()),
             ..hs_config()
@@ -1071,7 +1020,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
     async fn hs256_signed_with_the_public_key_is_refused_by_a_jwks_configuration() {
         let rsa = jwk(Algorithm::RS256, "rsa-1", RSA_KEY);
         let ed = jwk(Algorithm::EdDSA, "ed-1", ED_KEY_A);
-        let server = jwks_server(vec![rsa.clone(), ed.clone()]).await;
+        let server = JwksServer::start(vec![rsa.clone(), ed.clone()]).await;
         let jwks_only = Authenticator::new(AuthConfig {
             jwks_url: Some(server.url.clone()),
             ..AuthConfig::default()
@@ -1143,7 +1092,7 @@ MC4CAQAwBQYDK2VwBCIEIOMu5S3Zi++DroQ2HXzQlice3d8iU4EXnYTthY8NXeYZ
 
     #[tokio::test]
     async fn exp_and_nbf_are_enforced_to_the_second_of_the_leeway() {
-        let server = jwks_server(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
+        let server = JwksServer::start(vec![jwk(Algorithm::EdDSA, "a", ED_KEY_A)]).await;
         let hs = Authenticator::new(hs_config()).await.unwrap();
         let jwks = Authenticator::new(AuthConfig {
             jwks_url: Some(server.url.clone()),

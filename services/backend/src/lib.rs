@@ -24,6 +24,11 @@ pub mod service;
 pub(crate) mod store;
 pub mod validation;
 
+/// Strategies the unit properties share with the integration suites' property tests.
+#[cfg(test)]
+#[path = "../tests/support/json.rs"]
+mod json_fixtures;
+
 pub use domain::AuthUser;
 pub use error::ServiceError;
 pub use service::TaskService;

@@ -11,22 +11,19 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
 use backend::app::{self};
 use backend::auth::{AuthConfig, Authenticator, LEEWAY_SECS};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
 use middleware::AppTokenLayer;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::jwt::{JwksServer, jwk, signed};
 use tower::ServiceExt;
 
 /// Test fixture only: the HS256 key of the shared-secret configuration.
@@ -37,29 +34,10 @@ const RSA_PUBLIC_PEM: &str = include_str!("fixtures/rsa-2048.pub.pem");
 const ED_KEY_A: &str = include_str!("fixtures/ed25519-a.pem");
 const ED_KEY_B: &str = include_str!("fixtures/ed25519-b.pem");
 
-fn encoding_key(alg: Algorithm, pem: &str) -> EncodingKey {
-    match alg {
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
-        _ => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-    }
-}
-
-fn signed(alg: Algorithm, kid: Option<&str>, pem: &str, claims: &Value) -> String {
-    let mut header = Header::new(alg);
-    header.kid = kid.map(str::to_owned);
-    encode(&header, claims, &encoding_key(alg, pem)).unwrap()
-}
-
 fn hs256(claims: &Value, secret: &[u8], kid: Option<&str>) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = kid.map(str::to_owned);
     encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
-}
-
-fn jwk(alg: Algorithm, kid: &str, pem: &str) -> Value {
-    let mut jwk = Jwk::from_encoding_key(&encoding_key(alg, pem), alg).unwrap();
-    jwk.common.key_id = Some(kid.to_owned());
-    serde_json::to_value(jwk).unwrap()
 }
 
 /// `header.payload` + `sig`, base64url without padding, for tokens no library would sign.
@@ -76,48 +54,6 @@ fn raw_token(header: &Value, claims: &Value, sig: &str) -> String {
     )
 }
 
-/// A JWKS endpoint on a loopback port whose document can be swapped, counting fetches.
-struct JwksServer {
-    url: String,
-    doc: Arc<RwLock<Value>>,
-    fetches: Arc<AtomicUsize>,
-}
-
-impl JwksServer {
-    async fn start(keys: Vec<Value>) -> Self {
-        let doc = Arc::new(RwLock::new(json!({ "keys": keys })));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (d, f) = (Arc::clone(&doc), Arc::clone(&fetches));
-        let app = Router::new().route(
-            "/jwks.json",
-            get(move || {
-                let (d, f) = (Arc::clone(&d), Arc::clone(&f));
-                async move {
-                    f.fetch_add(1, Ordering::SeqCst);
-                    let doc = d.read().unwrap().clone();
-                    axum::Json(doc)
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            url: format!("http://{addr}/jwks.json"),
-            doc,
-            fetches,
-        }
-    }
-
-    fn publish(&self, keys: &[Value]) {
-        *self.doc.write().unwrap() = json!({ "keys": keys });
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
-
 /// The complete backend router with `auth`.
 fn app_with(pool: &PgPool, auth: Authenticator) -> Router {
     app::router(
@@ -127,13 +63,10 @@ fn app_with(pool: &PgPool, auth: Authenticator) -> Router {
 }
 
 async fn hs_app(pool: &PgPool) -> Router {
-    let auth = Authenticator::new(AuthConfig {
-        hs256_secret: Some(HS_SECRET.into()),
-        ..AuthConfig::default()
-    })
-    .await
-    .unwrap();
-    app_with(pool, auth)
+    app::router(
+        support::app_state(pool.clone(), HS_SECRET).await,
+        AppTokenLayer::new(None),
+    )
 }
 
 async fn jwks_app(pool: &PgPool, jwks: &JwksServer, refresh: Duration) -> Router {

@@ -18,11 +18,10 @@ use std::time::Instant;
 use backend::import::{self, Entity, ImportError, ImportOptions, Outcome, Report};
 use backend::recurrence::Rrule;
 use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, TimeDelta, Utc};
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
-use support::mcp::{connect, err, ok, serve};
+use support::mcp::{all_refused, connect, err, ok, serve};
 use uuid::Uuid;
 
 /// The original system's schema, written from its description: Alembic's tables of Phase V
@@ -1479,12 +1478,7 @@ const KEY: &str = "import-test-fixture-key-not-a-secret";
 fn token(user: &str) -> String {
     let claims = json!({"sub": user, "iat": Utc::now().timestamp(),
                         "exp": (Utc::now() + Duration::hours(1)).timestamp()});
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(KEY.as_bytes()),
-    )
-    .unwrap()
+    support::hs256_token(KEY, &claims)
 }
 
 async fn mcp_answers_original_ids(
@@ -1506,19 +1500,14 @@ async fn mcp_answers_original_ids(
     let got = ok(&alice, "get_task", json!({"task_id": task.to_string()})).await;
     assert_eq!(got["id"], uuid);
     // Another user's old id answers exactly like a missing one, also for writes.
-    err(&bob, "get_task", json!({"task_id": task}), "TASK_NOT_FOUND").await;
-    err(
+    all_refused(
         &bob,
-        "complete_task",
-        json!({"task_id": task}),
         "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "delete_task",
-        json!({"task_id": task}),
-        "TASK_NOT_FOUND",
+        vec![
+            ("get_task", json!({"task_id": task})),
+            ("complete_task", json!({"task_id": task})),
+            ("delete_task", json!({"task_id": task})),
+        ],
     )
     .await;
     // A deleted task's old id, and one never imported.

@@ -93,6 +93,16 @@ impl User {
         assert_eq!(status, want, "{}: {what}: {body}", self.name);
         body
     }
+
+    /// Creates `what` by posting `body` to `path`, which must answer 201; returns its id.
+    async fn create(&self, what: &str, path: &str, body: Value) -> String {
+        let row = self.expect(
+            what,
+            self.call(Method::POST, path, Some(body)).await,
+            StatusCode::CREATED,
+        );
+        row["id"].as_str().unwrap().to_owned()
+    }
 }
 
 /// Ids each user has created so far, for the others to try.
@@ -137,6 +147,15 @@ fn ids(list: &Value) -> BTreeSet<String> {
 
 /// `GET uri` for another user's row answers exactly what it answers for an id that never
 /// existed (the id itself aside): the same status, code and message, no hint of the row.
+/// Another user's category or tag (`kind` is its path segment) can be neither renamed nor
+/// deleted by `u`, and says so as if it did not exist.
+async fn label_is_out_of_reach(u: &User, kind: &str, id: &str) {
+    let uri = format!("/api/v1/{kind}/{id}");
+    let renamed = json!({"name": format!("taken by {}", u.name)});
+    indistinguishable_from_absent(u, Method::PATCH, &uri, id, Some(renamed)).await;
+    indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
+}
+
 async fn indistinguishable_from_absent(
     u: &User,
     method: Method,
@@ -187,10 +206,7 @@ async fn attack(u: &User, me: usize, own: &Own, seen: &Mutex<Seen>) {
         indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
     }
     for id in &categories {
-        let uri = format!("/api/v1/categories/{id}");
-        let renamed = json!({"name": format!("taken by {}", u.name)});
-        indistinguishable_from_absent(u, Method::PATCH, &uri, id, Some(renamed)).await;
-        indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
+        label_is_out_of_reach(u, "categories", id).await;
         if let Some(mine) = &own_task {
             let uri = format!("/api/v1/tasks/{mine}");
             let (status, _) = u
@@ -216,10 +232,7 @@ async fn attack(u: &User, me: usize, own: &Own, seen: &Mutex<Seen>) {
         );
     }
     for id in &tags {
-        let uri = format!("/api/v1/tags/{id}");
-        let renamed = json!({"name": format!("taken by {}", u.name)});
-        indistinguishable_from_absent(u, Method::PATCH, &uri, id, Some(renamed)).await;
-        indistinguishable_from_absent(u, Method::DELETE, &uri, id, None).await;
+        label_is_out_of_reach(u, "tags", id).await;
         if let Some(mine) = &own_task {
             let uri = format!("/api/v1/tasks/{mine}/tags/{id}");
             let (status, _) = u.call(Method::POST, &uri, None).await;
@@ -328,46 +341,26 @@ async fn mcp_sees_only_own(u: &User, mcp: &Client, me: usize, own: &Own, seen: &
 /// One user's whole session; returns what its rows must be at the end.
 async fn session(u: User, me: usize, seen: Arc<Mutex<Seen>>, mcp_url: String) -> Own {
     let mcp = connect(&mcp_url, u.token.clone()).await;
-    let mut own = Own::default();
     // Every user picks the same label names: they are unique per user, not globally.
-    let category = u.expect(
-        "category",
-        u.call(
-            Method::POST,
-            "/api/v1/categories",
-            Some(json!({"name": "Work"})),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    own.category = category["id"].as_str().unwrap().to_owned();
-    seen.lock()
-        .unwrap()
-        .categories
-        .push((me, own.category.clone()));
-    let tag = u.expect(
-        "tag",
-        u.call(
-            Method::POST,
-            "/api/v1/tags",
-            Some(json!({"name": "urgent"})),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    own.tag = tag["id"].as_str().unwrap().to_owned();
-    seen.lock().unwrap().tags.push((me, own.tag.clone()));
+    let category = u
+        .create("category", "/api/v1/categories", json!({"name": "Work"}))
+        .await;
+    seen.lock().unwrap().categories.push((me, category.clone()));
+    let tag = u
+        .create("tag", "/api/v1/tags", json!({"name": "urgent"}))
+        .await;
+    seen.lock().unwrap().tags.push((me, tag.clone()));
+    let mut own = Own {
+        category,
+        tag,
+        ..Own::default()
+    };
 
     for k in 0..TASKS_PER_USER {
         let title = format!("plan {} {k}", u.name);
         let body = json!({"title": title, "description": "the shared plan",
                           "category_id": own.category, "tag_ids": [own.tag]});
-        let task = u.expect(
-            "create",
-            u.call(Method::POST, "/api/v1/tasks", Some(body)).await,
-            StatusCode::CREATED,
-        );
-        let id = task["id"].as_str().unwrap().to_owned();
+        let id = u.create("create", "/api/v1/tasks", body).await;
         own.tasks.insert(id.clone());
         seen.lock().unwrap().tasks.push((me, id.clone()));
         let uri = format!("/api/v1/tasks/{id}");

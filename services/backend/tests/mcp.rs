@@ -12,40 +12,18 @@ use std::collections::BTreeSet;
 
 use backend::app::{self};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use jsonwebtoken::{EncodingKey, Header};
 use middleware::AppTokenLayer;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::mcp::{connect, err, ok, serve};
+use support::mcp::{all_refused, connect, err, ok, serve};
+use support::tool_args::TOOL_ARGS;
 use uuid::Uuid;
 
 /// The HS256 key the test server trusts and the tests sign with.
 const KEY: &str = "mcp-test-fixture-key-not-a-secret";
-
-/// The 18 tools of the original system.
-const TOOLS: [&str; 18] = [
-    "add_task",
-    "list_tasks",
-    "get_task",
-    "update_task",
-    "delete_task",
-    "complete_task",
-    "create_category",
-    "list_categories",
-    "update_category",
-    "delete_category",
-    "create_tag",
-    "list_tags",
-    "update_tag",
-    "delete_tag",
-    "add_tag_to_task",
-    "remove_tag_from_task",
-    "search_tasks",
-    "set_reminder",
-];
 
 /// A signed token for `sub`, valid for an hour.
 fn token_for(sub: &str) -> String {
@@ -60,12 +38,7 @@ fn sign(sub: &str, key: &str, expires: DateTime<Utc>) -> String {
         "iat": Utc::now().timestamp(),
         "exp": expires.timestamp(),
     });
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(key.as_bytes()),
-    )
-    .unwrap()
+    support::hs256_token(key, &claims)
 }
 
 fn id(value: &Value) -> String {
@@ -101,7 +74,13 @@ async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
 
     let tools = client.list_all_tools().await.unwrap();
     let names: BTreeSet<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, TOOLS.into_iter().collect::<BTreeSet<_>>());
+    assert_eq!(
+        names,
+        TOOL_ARGS
+            .iter()
+            .map(|(tool, _)| *tool)
+            .collect::<BTreeSet<_>>()
+    );
     assert_eq!(tools.len(), 18);
     for tool in &tools {
         let schema = &tool.input_schema;
@@ -132,33 +111,13 @@ async fn lists_exactly_the_18_tools_with_input_schemas(pool: PgPool) {
     };
     let required = |name: &str| tool(name).input_schema.get("required").cloned();
 
-    // The original parameter names.
-    for p in [
-        "title",
-        "description",
-        "priority",
-        "category_id",
-        "tag_ids",
-        "due_date",
-        "recurrence_rule",
-    ] {
-        assert!(props("add_task").contains(&p.to_owned()), "add_task.{p}");
+    // The original parameter names, on every tool.
+    for (name, params) in TOOL_ARGS {
+        for p in *params {
+            assert!(props(name).contains(&(*p).to_owned()), "{name}.{p}");
+        }
     }
     assert_eq!(required("add_task"), Some(json!(["title"])));
-    for p in [
-        "status",
-        "priority",
-        "category_id",
-        "tag_ids",
-        "due_before",
-        "due_after",
-        "sort_by",
-    ] {
-        assert!(
-            props("list_tasks").contains(&p.to_owned()),
-            "list_tasks.{p}"
-        );
-    }
     // The original contract's search parameters, filters included.
     assert_eq!(
         props("search_tasks"),
@@ -290,18 +249,13 @@ async fn task_tools_create_read_update_complete_and_delete(pool: PgPool) {
 
     let deleted = ok(&client, "delete_task", json!({"task_id": task_id})).await;
     assert_eq!(deleted, json!({"deleted": true, "task_id": task_id}));
-    err(
+    all_refused(
         &client,
-        "get_task",
-        json!({"task_id": task_id}),
         "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &client,
-        "delete_task",
-        json!({"task_id": task_id}),
-        "TASK_NOT_FOUND",
+        vec![
+            ("get_task", json!({"task_id": task_id})),
+            ("delete_task", json!({"task_id": task_id})),
+        ],
     )
     .await;
     client.cancel().await.unwrap();
@@ -425,18 +379,13 @@ async fn category_and_tag_tools(pool: PgPool) {
     assert_eq!(task_now["category"], Value::Null);
     let tags = ok(&client, "list_tags", json!({})).await;
     assert_eq!(ids(&tags["tags"]), BTreeSet::from([id(&urgent)]));
-    err(
+    all_refused(
         &client,
-        "delete_category",
-        json!({"category_id": id(&home)}),
         "NOT_FOUND",
-    )
-    .await;
-    err(
-        &client,
-        "update_tag",
-        json!({"tag_id": id(&errand), "name": "x"}),
-        "NOT_FOUND",
+        vec![
+            ("delete_category", json!({"category_id": id(&home)})),
+            ("update_tag", json!({"tag_id": id(&errand), "name": "x"})),
+        ],
     )
     .await;
     client.cancel().await.unwrap();
@@ -782,32 +731,21 @@ async fn users_never_see_each_others_data(pool: PgPool) {
     )
     .await;
     assert_eq!(ids(&not_found["suggestions"]), BTreeSet::from([id(&bobs)]));
-    err(
+    all_refused(
         &bob,
-        "update_task",
-        json!({"task_id": task_id, "title": "mine now"}),
         "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "complete_task",
-        json!({"task_id": task_id}),
-        "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "set_reminder",
-        json!({"task_id": task_id, "remind_before_minutes": 60}),
-        "TASK_NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "delete_task",
-        json!({"task_id": task_id}),
-        "TASK_NOT_FOUND",
+        vec![
+            (
+                "update_task",
+                json!({"task_id": task_id, "title": "mine now"}),
+            ),
+            ("complete_task", json!({"task_id": task_id})),
+            (
+                "set_reminder",
+                json!({"task_id": task_id, "remind_before_minutes": 60}),
+            ),
+            ("delete_task", json!({"task_id": task_id})),
+        ],
     )
     .await;
     let bobs_tag = ok(&bob, "create_tag", json!({"name": "private"})).await;
@@ -819,28 +757,26 @@ async fn users_never_see_each_others_data(pool: PgPool) {
     )
     .await;
     // Nor can Bob use Alice's category or tag on his own task.
-    err(
+    all_refused(
         &bob,
-        "add_tag_to_task",
-        json!({"task_id": id(&bobs), "tag_id": id(&tag)}),
         "NOT_FOUND",
+        vec![
+            (
+                "add_tag_to_task",
+                json!({"task_id": id(&bobs), "tag_id": id(&tag)}),
+            ),
+            (
+                "update_task",
+                json!({"task_id": id(&bobs), "category_id": id(&category)}),
+            ),
+            (
+                "update_category",
+                json!({"category_id": id(&category), "name": "hacked"}),
+            ),
+            ("delete_tag", json!({"tag_id": id(&tag)})),
+        ],
     )
     .await;
-    err(
-        &bob,
-        "update_task",
-        json!({"task_id": id(&bobs), "category_id": id(&category)}),
-        "NOT_FOUND",
-    )
-    .await;
-    err(
-        &bob,
-        "update_category",
-        json!({"category_id": id(&category), "name": "hacked"}),
-        "NOT_FOUND",
-    )
-    .await;
-    err(&bob, "delete_tag", json!({"tag_id": id(&tag)}), "NOT_FOUND").await;
 
     // Lists and search show Bob only his own data, whatever user_id he claims.
     let listed = ok(&bob, "list_tasks", json!({"user_id": "alice"})).await;
@@ -922,36 +858,26 @@ async fn bad_input_is_reported_as_a_tool_error(pool: PgPool) {
     )
     .await;
     assert_eq!(colour["field"], "color");
-    err(
+    all_refused(
         &client,
-        "create_tag",
-        json!({"name": "x", "color": "#12345"}),
         "VALIDATION_ERROR",
-    )
-    .await;
-    err(
-        &client,
-        "create_category",
-        json!({"name": "x".repeat(51)}),
-        "VALIDATION_ERROR",
-    )
-    .await;
-    err(
-        &client,
-        "create_tag",
-        json!({"name": "x".repeat(31)}),
-        "VALIDATION_ERROR",
+        vec![
+            ("create_tag", json!({"name": "x", "color": "#12345"})),
+            ("create_category", json!({"name": "x".repeat(51)})),
+            ("create_tag", json!({"name": "x".repeat(31)})),
+        ],
     )
     .await;
     ok(&client, "create_category", json!({"name": "Work"})).await;
-    err(
+    all_refused(
         &client,
-        "create_category",
-        json!({"name": "work"}),
         "CONFLICT",
+        vec![
+            ("create_category", json!({"name": "work"})),
+            ("create_tag", json!({"name": "T0"})),
+        ],
     )
     .await;
-    err(&client, "create_tag", json!({"name": "T0"}), "CONFLICT").await;
 
     let rule = err(
         &client,

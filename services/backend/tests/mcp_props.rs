@@ -14,17 +14,14 @@ mod support;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use backend::app::{self};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use jsonwebtoken::{EncodingKey, Header, encode};
-use middleware::AppTokenLayer;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::tool_args::TOOL_ARGS as TOOLS;
 use tower::ServiceExt;
 
 /// Test fixture only: the HS256 key these tests sign with.
@@ -32,80 +29,6 @@ const KEY: &str = "fixture-mcp-props-hs256-key";
 
 /// Calls in all: each is one request against the database.
 const CASES: u32 = 256;
-
-/// The tools and their argument names.
-const TOOLS: &[(&str, &[&str])] = &[
-    (
-        "add_task",
-        &[
-            "title",
-            "description",
-            "priority",
-            "category_id",
-            "tag_ids",
-            "due_date",
-            "recurrence_rule",
-            "remind_at",
-        ],
-    ),
-    (
-        "list_tasks",
-        &[
-            "status",
-            "priority",
-            "category_id",
-            "tag_ids",
-            "due_before",
-            "due_after",
-            "sort_by",
-            "order",
-            "limit",
-            "offset",
-        ],
-    ),
-    ("get_task", &["task_id"]),
-    (
-        "update_task",
-        &[
-            "task_id",
-            "title",
-            "description",
-            "completed",
-            "priority",
-            "category_id",
-            "due_date",
-            "recurrence_rule",
-            "remind_at",
-        ],
-    ),
-    ("delete_task", &["task_id"]),
-    ("complete_task", &["task_id"]),
-    ("create_category", &["name", "color"]),
-    ("list_categories", &[]),
-    ("update_category", &["category_id", "name", "color"]),
-    ("delete_category", &["category_id"]),
-    ("create_tag", &["name", "color"]),
-    ("list_tags", &[]),
-    ("update_tag", &["tag_id", "name", "color"]),
-    ("delete_tag", &["tag_id"]),
-    ("add_tag_to_task", &["task_id", "tag_id"]),
-    ("remove_tag_from_task", &["task_id", "tag_id"]),
-    (
-        "search_tasks",
-        &[
-            "query",
-            "priority",
-            "category_id",
-            "tag_ids",
-            "limit",
-            "offset",
-        ],
-    ),
-    (
-        "set_reminder",
-        &["task_id", "remind_before_minutes", "remind_at"],
-    ),
-];
 
 /// Codes a tool error may carry: the client's mistakes, never `INTERNAL` (or `UNAVAILABLE`,
 /// with the database up).
@@ -118,28 +41,10 @@ const CLIENT_CODES: &[&str] = &[
     "TASK_NOT_COMPLETED",
 ];
 
-#[derive(Clone)]
-struct Mcp {
-    app: Router,
-    token: String,
-}
+/// The complete app router and a token for its one user.
+type Mcp = support::AliceApp;
 
 impl Mcp {
-    async fn new(pool: PgPool) -> Self {
-        let state = support::app_state(pool, KEY).await;
-        let exp = chrono::Utc::now().timestamp() + 3600;
-        let token = encode(
-            &Header::default(),
-            &json!({"sub": "alice", "email": "alice@example.test", "exp": exp}),
-            &EncodingKey::from_secret(KEY.as_bytes()),
-        )
-        .unwrap();
-        Self {
-            app: app::router(state, AppTokenLayer::new(None)),
-            token,
-        }
-    }
-
     /// Calls `tool` with `arguments`; returns the HTTP status and the JSON answer.
     async fn call(&self, tool: &str, arguments: &Value) -> (StatusCode, Value) {
         let message = json!({
@@ -277,7 +182,7 @@ fn call(seed: &Seed) -> impl Strategy<Value = (&'static str, Value)> + use<> {
 /// Every tool with generated arguments: answered, never `INTERNAL` or a 5xx.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn every_tool_answers_generated_arguments(pool: PgPool) {
-    let mcp = Mcp::new(pool).await;
+    let mcp = Mcp::new(pool, KEY).await;
     let id = |v: Value| v["id"].clone();
     let category = id(mcp.ok("create_category", json!({"name": "work"})).await);
     let tag = id(mcp.ok("create_tag", json!({"name": "home"})).await);

@@ -150,26 +150,59 @@ impl Api {
         self.call(token, Method::DELETE, uri, None).await
     }
 
-    async fn create_task(&self, token: &str, body: Value) -> Value {
-        self.post(token, "/api/v1/tasks", body)
+    /// Posts `body` to `path` as `token`, which must answer 201; returns the new row.
+    async fn create(&self, token: &str, path: &str, body: Value) -> Value {
+        self.post(token, path, body)
             .await
             .expect(StatusCode::CREATED)
+    }
+
+    async fn create_task(&self, token: &str, body: Value) -> Value {
+        self.create(token, "/api/v1/tasks", body).await
     }
 
     async fn create_category(&self, token: &str, name: &str) -> Value {
-        self.post(
-            token,
-            "/api/v1/categories",
-            json!({"name": name, "color": "#112233"}),
-        )
-        .await
-        .expect(StatusCode::CREATED)
+        let body = json!({"name": name, "color": "#112233"});
+        self.create(token, "/api/v1/categories", body).await
     }
 
     async fn create_tag(&self, token: &str, name: &str) -> Value {
-        self.post(token, "/api/v1/tags", json!({"name": name}))
+        self.create(token, "/api/v1/tags", json!({"name": name}))
             .await
-            .expect(StatusCode::CREATED)
+    }
+}
+
+/// The label's colour is `want`, in whatever letter case the server keeps it.
+#[track_caller]
+fn assert_color(label: &Value, want: &str) {
+    assert_eq!(
+        label["color"].as_str().map(str::to_ascii_lowercase),
+        Some(want.to_ascii_lowercase()),
+        "{label}"
+    );
+}
+
+impl Api {
+    /// A name already taken (in another letter case) conflicts when Alice posts `create` to
+    /// `path` and when she renames `uri` with `rename`.
+    async fn expect_name_conflicts(&self, path: &str, create: Value, uri: &str, rename: Value) {
+        self.post(&self.alice, path, create)
+            .await
+            .expect_error(StatusCode::CONFLICT, "CONFLICT");
+        self.patch(&self.alice, uri, rename)
+            .await
+            .expect_error(StatusCode::CONFLICT, "CONFLICT");
+    }
+
+    /// Each body Alice posts to `path` is refused, naming the field it is paired with.
+    async fn expect_invalid_fields(&self, path: &str, cases: Vec<(Value, &str)>) {
+        for (body, field) in cases {
+            let err = self
+                .post(&self.alice, path, body.clone())
+                .await
+                .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
+            assert_eq!(err["details"]["field"], field, "{body}");
+        }
     }
 }
 
@@ -786,21 +819,14 @@ async fn tags_on_a_task_and_the_ten_tag_limit(pool: PgPool) {
 async fn categories_crud_conflicts_and_validation(pool: PgPool) {
     let api = Api::new(pool).await;
     let work = api
-        .post(
+        .create(
             &api.alice,
             "/api/v1/categories",
             json!({"name": "Work", "color": "#a1b2c3"}),
         )
-        .await
-        .expect(StatusCode::CREATED);
+        .await;
     assert_eq!(work["name"], "Work");
-    assert_eq!(
-        work["color"]
-            .as_str()
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("#a1b2c3")
-    );
+    assert_color(&work, "#a1b2c3");
     assert_eq!(work["task_count"], 0);
     let home = api.create_category(&api.alice, "Home").await;
     api.create_task(&api.alice, json!({"title": "t", "category_id": id(&work)}))
@@ -816,13 +842,14 @@ async fn categories_crud_conflicts_and_validation(pool: PgPool) {
     assert_eq!(work_listed["task_count"], 1);
 
     // Duplicates (case-insensitive) conflict, on create and on rename.
-    api.post(&api.alice, "/api/v1/categories", json!({"name": "work"}))
-        .await
-        .expect_error(StatusCode::CONFLICT, "CONFLICT");
     let home_uri = format!("/api/v1/categories/{}", id(&home));
-    api.patch(&api.alice, &home_uri, json!({"name": "WORK"}))
-        .await
-        .expect_error(StatusCode::CONFLICT, "CONFLICT");
+    api.expect_name_conflicts(
+        "/api/v1/categories",
+        json!({"name": "work"}),
+        &home_uri,
+        json!({"name": "WORK"}),
+    )
+    .await;
 
     let renamed = api
         .patch(
@@ -835,18 +862,16 @@ async fn categories_crud_conflicts_and_validation(pool: PgPool) {
     assert_eq!(renamed["name"], "House");
     assert_eq!(renamed["color"], Value::Null);
 
-    for (body, field) in [
-        (json!({"name": ""}), "name"),
-        (json!({"name": "x".repeat(51)}), "name"),
-        (json!({"name": "ok", "color": "red"}), "color"),
-        (json!({"name": "ok", "color": "#12345"}), "color"),
-    ] {
-        let err = api
-            .post(&api.alice, "/api/v1/categories", body.clone())
-            .await
-            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
-        assert_eq!(err["details"]["field"], field, "{body}");
-    }
+    api.expect_invalid_fields(
+        "/api/v1/categories",
+        vec![
+            (json!({"name": ""}), "name"),
+            (json!({"name": "x".repeat(51)}), "name"),
+            (json!({"name": "ok", "color": "red"}), "color"),
+            (json!({"name": "ok", "color": "#12345"}), "color"),
+        ],
+    )
+    .await;
     api.patch(&api.alice, &home_uri, json!({"color": "#GGGGGG"}))
         .await
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
@@ -890,13 +915,12 @@ async fn fifty_first_category_is_refused(pool: PgPool) {
 async fn tags_crud_conflicts_and_validation(pool: PgPool) {
     let api = Api::new(pool).await;
     let red = api
-        .post(
+        .create(
             &api.alice,
             "/api/v1/tags",
             json!({"name": "red", "color": "#FF0000"}),
         )
-        .await
-        .expect(StatusCode::CREATED);
+        .await;
     assert_eq!(red["name"], "red");
     let blue = api.create_tag(&api.alice, "blue").await;
     let task = api
@@ -914,13 +938,14 @@ async fn tags_crud_conflicts_and_validation(pool: PgPool) {
     assert_eq!(list.len(), 2);
     assert!(list.iter().all(|t| t["task_count"] == 1));
 
-    api.post(&api.alice, "/api/v1/tags", json!({"name": "RED"}))
-        .await
-        .expect_error(StatusCode::CONFLICT, "CONFLICT");
     let blue_uri = format!("/api/v1/tags/{}", id(&blue));
-    api.patch(&api.alice, &blue_uri, json!({"name": "Red"}))
-        .await
-        .expect_error(StatusCode::CONFLICT, "CONFLICT");
+    api.expect_name_conflicts(
+        "/api/v1/tags",
+        json!({"name": "RED"}),
+        &blue_uri,
+        json!({"name": "Red"}),
+    )
+    .await;
     let navy = api
         .patch(
             &api.alice,
@@ -930,25 +955,17 @@ async fn tags_crud_conflicts_and_validation(pool: PgPool) {
         .await
         .expect(StatusCode::OK);
     assert_eq!(navy["name"], "navy");
-    assert_eq!(
-        navy["color"]
-            .as_str()
-            .map(str::to_ascii_uppercase)
-            .as_deref(),
-        Some("#000080")
-    );
+    assert_color(&navy, "#000080");
 
-    for (body, field) in [
-        (json!({"name": "  "}), "name"),
-        (json!({"name": "x".repeat(31)}), "name"),
-        (json!({"name": "ok", "color": "#12345G"}), "color"),
-    ] {
-        let err = api
-            .post(&api.alice, "/api/v1/tags", body.clone())
-            .await
-            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR");
-        assert_eq!(err["details"]["field"], field, "{body}");
-    }
+    api.expect_invalid_fields(
+        "/api/v1/tags",
+        vec![
+            (json!({"name": "  "}), "name"),
+            (json!({"name": "x".repeat(31)}), "name"),
+            (json!({"name": "ok", "color": "#12345G"}), "color"),
+        ],
+    )
+    .await;
 
     // Deleting a tag takes it off its tasks.
     let red_uri = format!("/api/v1/tags/{}", id(&red));

@@ -16,13 +16,9 @@ mod support;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use backend::app::{self};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use jsonwebtoken::{EncodingKey, Header, encode};
-use middleware::AppTokenLayer;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{Value, json};
@@ -37,11 +33,7 @@ const KEY: &str = "fixture-rest-props-hs256-key";
 const CASES: u32 = 64;
 
 /// The complete app router and a token for its one user.
-#[derive(Clone)]
-struct Api {
-    app: Router,
-    token: String,
-}
+type Api = support::AliceApp;
 
 /// Rows of the user that generated bodies may name.
 #[derive(Clone, Debug)]
@@ -52,21 +44,6 @@ struct Seed {
 }
 
 impl Api {
-    async fn new(pool: PgPool) -> Self {
-        let state = support::app_state(pool, KEY).await;
-        let exp = chrono::Utc::now().timestamp() + 3600;
-        let token = encode(
-            &Header::default(),
-            &json!({"sub": "alice", "email": "alice@example.test", "exp": exp}),
-            &EncodingKey::from_secret(KEY.as_bytes()),
-        )
-        .unwrap();
-        Self {
-            app: app::router(state, AppTokenLayer::new(None)),
-            token,
-        }
-    }
-
     /// Sends a request with the user's token; returns the status and the body (JSON, or
     /// `Null` when empty).
     async fn send(
@@ -280,16 +257,7 @@ fn tricky_string() -> impl Strategy<Value = String> {
 
 /// Any JSON value whose strings are tricky ones.
 fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| {
-            serde_json::Number::from_f64(f).map(Value::Number)
-        }),
-        tricky_string().prop_map(Value::from),
-    ];
+    let leaf = support::json::json_leaf(true, vec![tricky_string().prop_map(Value::from).boxed()]);
     leaf.prop_recursive(3, 24, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
@@ -382,7 +350,7 @@ const REMINDER_FIELDS: &[&str] = &["remind_before_minutes", "remind_at"];
 /// The write routes: (method, path, valid base body, field names).
 fn write_routes(seed: &Seed) -> Vec<(Method, String, Value, &'static [&'static str])> {
     let task = format!("/api/v1/tasks/{}", seed.task);
-    vec![
+    let mut routes = vec![
         (
             Method::POST,
             "/api/v1/tasks".to_owned(),
@@ -402,37 +370,32 @@ fn write_routes(seed: &Seed) -> Vec<(Method, String, Value, &'static [&'static s
             json!({"remind_before_minutes": 60}),
             REMINDER_FIELDS,
         ),
-        (
+    ];
+    // Categories and tags are written alike.
+    for (kind, id, name, color) in [
+        ("categories", &seed.category, "c", "#112233"),
+        ("tags", &seed.tag, "g", "#445566"),
+    ] {
+        routes.push((
             Method::POST,
-            "/api/v1/categories".to_owned(),
-            json!({"name": "c", "color": "#112233"}),
+            format!("/api/v1/{kind}"),
+            json!({"name": name, "color": color}),
             LABEL_FIELDS,
-        ),
-        (
+        ));
+        routes.push((
             Method::PATCH,
-            format!("/api/v1/categories/{}", seed.category),
-            json!({"name": "c2"}),
+            format!("/api/v1/{kind}/{id}"),
+            json!({"name": format!("{name}2")}),
             LABEL_FIELDS,
-        ),
-        (
-            Method::POST,
-            "/api/v1/tags".to_owned(),
-            json!({"name": "g", "color": "#445566"}),
-            LABEL_FIELDS,
-        ),
-        (
-            Method::PATCH,
-            format!("/api/v1/tags/{}", seed.tag),
-            json!({"name": "g2"}),
-            LABEL_FIELDS,
-        ),
-    ]
+        ));
+    }
+    routes
 }
 
 /// Every write route with generated bodies: settled, never a 5xx.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn write_bodies_are_answered_2xx_or_json_4xx(pool: PgPool) {
-    let api = Api::new(pool).await;
+    let api = Api::new(pool, KEY).await;
     let seed = api.seed().await;
     let routes = Arc::new(write_routes(&seed));
     let strategy = {
@@ -507,7 +470,7 @@ fn query_string(seed: &Seed) -> impl Strategy<Value = String> + use<> {
 /// `GET /tasks` and `GET /search` with generated query strings: settled, never a 5xx.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn query_strings_are_answered_2xx_or_json_4xx(pool: PgPool) {
-    let api = Api::new(pool).await;
+    let api = Api::new(pool, KEY).await;
     let seed = api.seed().await;
     let strategy = move || (any::<bool>(), query_string(&seed));
     let tally = Tally::default();
@@ -534,7 +497,7 @@ async fn query_strings_are_answered_2xx_or_json_4xx(pool: PgPool) {
 /// 400, JSON either way.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn oversized_and_deeply_nested_bodies_are_json_4xx(pool: PgPool) {
-    let api = Api::new(pool).await;
+    let api = Api::new(pool, KEY).await;
     let strategy = || {
         prop_oneof![
             // Longer than the 256 KiB limit, as a title string.
@@ -606,7 +569,7 @@ fn path_segment(seed: &Seed) -> impl Strategy<Value = String> + use<> {
 /// Every route shape with generated path segments and methods: settled, never a 5xx.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn path_parameters_are_answered_2xx_or_json_4xx(pool: PgPool) {
-    let api = Api::new(pool).await;
+    let api = Api::new(pool, KEY).await;
     let seed = api.seed().await;
     let strategy = move || {
         let shape = prop::sample::select(vec![
@@ -657,7 +620,7 @@ fn any_timestamp() -> impl Strategy<Value = String> {
 /// generated bounds and cursors, and next-occurrence bodies: settled, never a 5xx.
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
 async fn internal_routes_are_answered_2xx_or_json_4xx(pool: PgPool) {
-    let api = Api::new(pool).await;
+    let api = Api::new(pool, KEY).await;
     let seed = api.seed().await;
     let strategy = move || {
         // Mostly a valid window, so the cursor and the limit are what gets tested.

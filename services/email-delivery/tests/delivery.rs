@@ -28,17 +28,35 @@ const RETRY: &str = r#"todo_emails_sent_total{outcome="retry",service="email-del
 const FAILED: &str = r#"todo_emails_sent_total{outcome="failed",service="email-delivery"}"#;
 
 /// A loopback port nobody listens on (bound, then released).
+/// A sink that accepts every message and the service in front of it.
+async fn started() -> (SmtpSink, Harness) {
+    let smtp = SmtpSink::start().await.unwrap();
+    let h = Harness::new(smtp.port()).await;
+    (smtp, h)
+}
+
+/// A CloudEvent of type `ty` carrying `data`, under a new id.
+fn event_with_new_id(ty: &str, data: &serde_json::Value) -> serde_json::Value {
+    event(&new_id(), ty, data)
+}
+
+/// A new event id and the reminder-due event it names.
+fn fresh_due_event() -> (String, serde_json::Value) {
+    let id = new_id();
+    let event = due_event(&id, &reminder());
+    (id, event)
+}
+
 fn free_port() -> u16 {
     harness::ports::free_port().unwrap()
 }
 
 #[tokio::test]
 async fn one_reminder_sends_one_multipart_email_and_publishes_reminder_sent() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
-    let id = new_id();
+    let (smtp, h) = started().await;
+    let (id, event) = fresh_due_event();
 
-    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
 
     let mails = smtp.messages();
     assert_eq!(mails.len(), 1);
@@ -119,10 +137,8 @@ async fn one_reminder_sends_one_multipart_email_and_publishes_reminder_sent() {
 
 #[tokio::test]
 async fn the_same_event_twice_sends_one_email_and_one_reminder_sent() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (smtp, h) = started().await;
+    let (_, event) = fresh_due_event();
 
     assert_eq!(h.deliver(&event).await, "SUCCESS");
     assert_eq!(h.deliver(&event).await, "SUCCESS");
@@ -163,8 +179,7 @@ async fn a_concurrent_duplicate_is_retried_while_the_first_is_sending() {
     let gate = DataGate::default();
     smtp.hold_data(gate.clone());
     let h = Harness::new(smtp.port()).await;
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (_, event) = fresh_due_event();
 
     let first = tokio::spawn({
         let h = h.clone();
@@ -193,10 +208,8 @@ async fn a_concurrent_duplicate_is_retried_while_the_first_is_sending() {
 
 #[tokio::test]
 async fn a_claim_left_by_another_replica_means_retry_until_its_ttl_frees_it() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (smtp, h) = started().await;
+    let (id, event) = fresh_due_event();
     h.sidecar.put(
         &key(&id),
         json!({"status": "sending", "claimed_at": "2026-03-03T08:00:00Z",
@@ -217,8 +230,7 @@ async fn a_claim_left_by_another_replica_means_retry_until_its_ttl_frees_it() {
 async fn smtp_down_releases_the_claim_and_retries_then_sends_once_it_is_back() {
     let port = free_port();
     let h = Harness::new(port).await;
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (id, event) = fresh_due_event();
 
     assert_eq!(h.deliver(&event).await, "RETRY");
     assert_eq!(h.sidecar.get(&key(&id)), None, "claim released");
@@ -241,8 +253,7 @@ async fn a_server_that_accepts_and_stalls_is_cut_off_by_the_timeout_then_retried
     let smtp = SmtpSink::start().await.unwrap();
     smtp.stall_next_greetings(1);
     let h = Harness::with_smtp_timeout(smtp.port(), Duration::from_secs(1)).await;
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (id, event) = fresh_due_event();
 
     // The conversation never gets past the greeting: the deadline ends it, the claim is
     // released and daprd is told to retry.
@@ -265,8 +276,7 @@ async fn a_4xx_reply_is_transient() {
     let smtp = SmtpSink::start().await.unwrap();
     smtp.reply_to_rcpt(Some("451 4.3.0 mailbox temporarily unavailable"));
     let h = Harness::new(smtp.port()).await;
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (id, event) = fresh_due_event();
 
     assert_eq!(h.deliver(&event).await, "RETRY");
     assert_eq!(h.sidecar.get(&key(&id)), None, "claim released");
@@ -283,8 +293,7 @@ async fn a_550_drops_records_failed_and_a_redelivery_does_not_try_again() {
         "550 5.1.1 <ada@example.org>: Recipient address rejected: User unknown",
     ));
     let h = Harness::new(smtp.port()).await;
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (id, event) = fresh_due_event();
 
     assert_eq!(h.deliver(&event).await, "DROP");
     let record = h.sidecar.get(&key(&id)).unwrap();
@@ -313,8 +322,7 @@ async fn a_5xx_to_authentication_is_not_the_messages_fault() {
 
 #[tokio::test]
 async fn an_invalid_address_is_dropped_without_talking_to_the_server() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
     let id = new_id();
     let bad = ReminderDueData {
         recipient_email: "not an address".into(),
@@ -329,11 +337,9 @@ async fn an_invalid_address_is_dropped_without_talking_to_the_server() {
 
 #[tokio::test]
 async fn state_store_down_means_retry_and_no_email() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
     h.sidecar.set_state_down(true);
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (_, event) = fresh_due_event();
 
     assert_eq!(h.deliver(&event).await, "RETRY");
     assert_eq!(smtp.connections(), 0);
@@ -345,11 +351,9 @@ async fn state_store_down_means_retry_and_no_email() {
 
 #[tokio::test]
 async fn a_failed_publish_is_retried_without_a_second_email() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
     h.sidecar.fail_next_publishes(1);
-    let id = new_id();
-    let event = due_event(&id, &reminder());
+    let (id, event) = fresh_due_event();
 
     assert_eq!(h.deliver(&event).await, "RETRY");
     assert_eq!(smtp.messages().len(), 1);
@@ -385,12 +389,11 @@ fn sent_saves(h: &Harness) -> (usize, usize) {
 
 #[tokio::test]
 async fn a_state_store_hiccup_after_sending_is_retried_quickly() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
+    let (id, event) = fresh_due_event();
     h.fail_next_sent_saves(2);
-    let id = new_id();
 
-    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(
         sent_saves(&h),
@@ -420,15 +423,14 @@ async fn until_recorded_sent(h: &Harness, key: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_sent_record_that_cannot_be_saved_still_acknowledges_the_event_and_lands_later() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
     let retries = email_delivery::delivery::SENT_RECORD_RETRY.max_retries as usize;
     // Every quick attempt fails (the sidecar is gone); the store answers again afterwards.
     h.fail_next_sent_saves(retries + 1);
-    let id = new_id();
+    let (id, event) = fresh_due_event();
 
     // Three attempts (SENT_RECORD_RETRY), then SUCCESS: a redelivery could mail again.
-    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(
         h.sidecar.publishes().len(),
@@ -442,23 +444,22 @@ async fn a_sent_record_that_cannot_be_saved_still_acknowledges_the_event_and_lan
     let (attempts, failed) = sent_saves(&h);
     assert_eq!(failed, retries + 1, "only the quick attempts failed");
     assert!(attempts > failed, "and a later one landed: {attempts}");
-    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
     assert_eq!(smtp.messages().len(), 1, "the redelivery sends nothing");
 }
 
 #[tokio::test]
 async fn a_redelivery_before_the_record_lands_settles_from_memory_without_a_second_email() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
     // More failures than the quick attempts and the redelivery's own write together.
     h.fail_next_sent_saves(6);
-    let id = new_id();
-    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    let (id, event) = fresh_due_event();
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
 
     // The broker redelivers at once (the acknowledgement was lost with the sidecar); the claim
     // is still there, or has expired, and no sent record exists yet: only memory knows.
     h.sidecar.expire(&key(&id));
-    assert_eq!(h.deliver(&due_event(&id, &reminder())).await, "SUCCESS");
+    assert_eq!(h.deliver(&event).await, "SUCCESS");
     assert_eq!(smtp.messages().len(), 1, "no second email");
     assert_eq!(h.metric(DUPLICATE), 1.0);
 
@@ -469,13 +470,8 @@ async fn a_redelivery_before_the_record_lands_settles_from_memory_without_a_seco
 
 #[tokio::test]
 async fn other_event_types_are_acknowledged_and_ignored() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
-    let other = event(
-        &new_id(),
-        event_types::TASK_CREATED,
-        &json!({"anything": 1}),
-    );
+    let (smtp, h) = started().await;
+    let other = event_with_new_id(event_types::TASK_CREATED, &json!({"anything": 1}));
 
     assert_eq!(h.deliver(&other).await, "SUCCESS");
     assert_eq!(h.state_calls(), 0);
@@ -484,13 +480,8 @@ async fn other_event_types_are_acknowledged_and_ignored() {
 
 #[tokio::test]
 async fn reminder_data_that_breaks_the_contract_is_dropped() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
-    let broken = event(
-        &new_id(),
-        event_types::REMINDER_DUE,
-        &json!({"title": "no recipient"}),
-    );
+    let (_smtp, h) = started().await;
+    let broken = event_with_new_id(event_types::REMINDER_DUE, &json!({"title": "no recipient"}));
 
     assert_eq!(h.deliver(&broken).await, "DROP");
     assert_eq!(h.state_calls(), 0);
@@ -513,8 +504,7 @@ async fn reminder_data_that_breaks_the_contract_is_dropped() {
 
 #[tokio::test]
 async fn odd_event_ids_get_a_safe_key() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
     let id = "weird||id";
     assert_eq!(h.deliver(&due_event(id, &reminder())).await, "SUCCESS");
     assert_eq!(h.deliver(&due_event(id, &reminder())).await, "SUCCESS");
@@ -524,8 +514,7 @@ async fn odd_event_ids_get_a_safe_key() {
 
 #[tokio::test]
 async fn routes_need_the_app_token_except_probes_and_metrics() {
-    let smtp = SmtpSink::start().await.unwrap();
-    let h = Harness::new(smtp.port()).await;
+    let (smtp, h) = started().await;
     let event = due_event(&new_id(), &reminder()).to_string();
     let request = |method: &str, path: &str, header: Option<(&str, &str)>| {
         let mut builder = Request::builder().method(method).uri(path);

@@ -87,6 +87,14 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 /// A completed daily task due 09:15:30 with a reminder 30 minutes before, and tags.
+/// [`daily_task`] with another recurrence rule.
+fn daily_task_with_rule(rule: &str) -> TaskSnapshot {
+    TaskSnapshot {
+        recurrence_rule: Some(rule.to_owned()),
+        ..daily_task()
+    }
+}
+
 fn daily_task() -> TaskSnapshot {
     TaskSnapshot {
         id: Uuid::from_u128(0x0192_f5a0_7c1e_7d3a_9b2f_4e5d_6c7b_8a91),
@@ -128,6 +136,26 @@ fn completed(task: TaskSnapshot) -> CloudEvent {
 }
 
 /// Delivers `event` as daprd does and returns the Dapr status the app answered.
+/// Delivers the completion of a daily task to an app whose backend answers with `status` and
+/// `body`: the fake (to inspect the calls), the app's state and its answer to the sidecar.
+async fn complete_against(status: StatusCode, body: Value) -> (FakeSidecar, AppState, String) {
+    let (fake, addr) = fake_sidecar([(status, body)]).await;
+    let (app, state) = app_at(addr);
+    let answer = deliver(app, &completed(daily_task())).await;
+    (fake, state, answer)
+}
+
+/// Delivers the completion of `task` to an app whose backend creates the next occurrence, which
+/// must succeed: the body of the one call to the backend.
+async fn next_occurrence_request(task: TaskSnapshot) -> Value {
+    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
+    let (app, _) = app_at(addr);
+    assert_eq!(deliver(app, &completed(task)).await, "SUCCESS");
+    let calls = backend_calls(&fake);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    calls[0].body.clone()
+}
+
 async fn deliver(app: Router, event: &CloudEvent) -> String {
     let request = Request::post(EVENTS_ROUTE)
         .header(header::CONTENT_TYPE, "application/cloudevents+json")
@@ -178,28 +206,22 @@ async fn daily_completion_creates_the_next_day_at_the_same_time_with_the_reminde
 
 #[tokio::test]
 async fn a_task_without_reminder_gets_none() {
-    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
-    let (app, _) = app_at(addr);
     let mut task = daily_task();
     task.remind_at = None;
     task.recurrence_rule = Some("FREQ=MONTHLY;BYDAY=-1FR".to_owned());
     task.due_at = Some(at("2026-01-30T17:00:00Z"));
 
-    assert_eq!(deliver(app, &completed(task)).await, "SUCCESS");
-    let body = &backend_calls(&fake)[0].body;
+    let body = &next_occurrence_request(task).await;
     assert_eq!(body["due_at"], "2026-02-27T17:00:00Z");
     assert!(body["remind_at"].is_null(), "{body}");
 }
 
 #[tokio::test]
 async fn without_a_due_date_the_completion_time_is_the_anchor() {
-    let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
-    let (app, _) = app_at(addr);
     let mut task = daily_task();
     task.due_at = None;
 
-    assert_eq!(deliver(app, &completed(task)).await, "SUCCESS");
-    let body = &backend_calls(&fake)[0].body;
+    let body = &next_occurrence_request(task).await;
     assert_eq!(body["due_at"], "2026-03-05T18:00:00Z");
     // No due time, no offset to keep.
     assert!(body["remind_at"].is_null(), "{body}");
@@ -209,8 +231,7 @@ async fn without_a_due_date_the_completion_time_is_the_anchor() {
 async fn count_2_series_ends_after_the_second_occurrence() {
     let (fake, addr) = fake_sidecar([(StatusCode::CREATED, created_reply(true))]).await;
     let (app, state) = app_at(addr);
-    let mut first = daily_task();
-    first.recurrence_rule = Some("FREQ=DAILY;COUNT=2".to_owned());
+    let first = daily_task_with_rule("FREQ=DAILY;COUNT=2");
     let mut second = first.clone();
     second.id = Uuid::from_u128(99);
     second.parent_task_id = Some(first.id);
@@ -233,8 +254,7 @@ async fn count_2_series_ends_after_the_second_occurrence() {
 async fn until_in_the_past_ends_the_series() {
     let (fake, addr) = fake_sidecar([]).await;
     let (app, state) = app_at(addr);
-    let mut task = daily_task();
-    task.recurrence_rule = Some("FREQ=DAILY;UNTIL=20260302T235959Z".to_owned());
+    let task = daily_task_with_rule("FREQ=DAILY;UNTIL=20260302T235959Z");
 
     assert_eq!(deliver(app, &completed(task)).await, "SUCCESS");
     assert!(backend_calls(&fake).is_empty());
@@ -261,30 +281,24 @@ async fn a_repeated_completion_finds_the_existing_occurrence() {
 }
 
 #[tokio::test]
-async fn a_task_that_is_gone_is_dropped() {
-    let (fake, addr) = fake_sidecar([(
-        StatusCode::NOT_FOUND,
-        json!({"code": "TASK_NOT_FOUND", "message": "task not found"}),
-    )])
-    .await;
-    let (app, state) = app_at(addr);
-
-    assert_eq!(deliver(app, &completed(daily_task())).await, "DROP");
-    assert_eq!(backend_calls(&fake).len(), 1);
-    assert_eq!(state.occurrences.count(Outcome::Dropped), 1);
-}
-
-#[tokio::test]
-async fn a_refused_occurrence_is_dropped() {
-    let (_fake, addr) = fake_sidecar([(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        json!({"code": "VALIDATION_ERROR", "message": "task does not recur (its rule was removed)"}),
-    )])
-    .await;
-    let (app, state) = app_at(addr);
-
-    assert_eq!(deliver(app, &completed(daily_task())).await, "DROP");
-    assert_eq!(state.occurrences.count(Outcome::Dropped), 1);
+async fn a_task_that_is_gone_or_refused_is_dropped() {
+    for (case, status, body) in [
+        (
+            "a task that is gone",
+            StatusCode::NOT_FOUND,
+            json!({"code": "TASK_NOT_FOUND", "message": "task not found"}),
+        ),
+        (
+            "a refused occurrence",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"code": "VALIDATION_ERROR", "message": "task does not recur (its rule was removed)"}),
+        ),
+    ] {
+        let (fake, state, answer) = complete_against(status, body).await;
+        assert_eq!(answer, "DROP", "{case}");
+        assert_eq!(backend_calls(&fake).len(), 1, "{case}");
+        assert_eq!(state.occurrences.count(Outcome::Dropped), 1, "{case}");
+    }
 }
 
 #[tokio::test]
@@ -304,13 +318,8 @@ async fn backend_failures_and_auth_problems_are_retried() {
         ),
         (StatusCode::TOO_MANY_REQUESTS, json!({})),
     ] {
-        let (fake, addr) = fake_sidecar([(status, body)]).await;
-        let (app, state) = app_at(addr);
-        assert_eq!(
-            deliver(app, &completed(daily_task())).await,
-            "RETRY",
-            "{status}"
-        );
+        let (fake, state, answered) = complete_against(status, body).await;
+        assert_eq!(answered, "RETRY", "{status}");
         assert_eq!(backend_calls(&fake).len(), 1);
         for outcome in [Outcome::Created, Outcome::Duplicate, Outcome::Dropped] {
             assert_eq!(state.occurrences.count(outcome), 0, "{status} {outcome:?}");
@@ -333,8 +342,7 @@ async fn events_that_need_nothing_are_acknowledged_and_ignored() {
     let (app, state) = app_at(addr);
     let mut one_off = daily_task();
     one_off.recurrence_rule = None;
-    let mut blank = daily_task();
-    blank.recurrence_rule = Some("  ".to_owned());
+    let blank = daily_task_with_rule("  ");
     let mut other_type = event_of(event_types::TASK_CREATED, daily_task());
     assert_eq!(deliver(app.clone(), &other_type).await, "SUCCESS");
     // Another type is ignored whatever its data looks like.
@@ -358,8 +366,7 @@ async fn events_that_need_nothing_are_acknowledged_and_ignored() {
 async fn events_that_can_never_be_handled_are_dropped() {
     let (fake, addr) = fake_sidecar([]).await;
     let (app, state) = app_at(addr);
-    let mut bad_rule = daily_task();
-    bad_rule.recurrence_rule = Some("FREQ=HOURLY".to_owned());
+    let bad_rule = daily_task_with_rule("FREQ=HOURLY");
     let mut garbage = completed(daily_task());
     garbage.data = Some(json!({"task": "nope"}));
     let mut no_dates = daily_task();
@@ -375,8 +382,7 @@ async fn events_that_can_never_be_handled_are_dropped() {
 
 #[test]
 fn plan_keeps_the_reminder_offset_and_guards_odd_input() {
-    let mut task = daily_task();
-    task.recurrence_rule = Some("FREQ=WEEKLY;BYDAY=MO,TH".to_owned());
+    let mut task = daily_task_with_rule("FREQ=WEEKLY;BYDAY=MO,TH");
     // Two days' notice before a Monday.
     task.remind_at = Some(at("2026-02-28T09:15:30Z"));
     let Ok(Plan::Create(next)) = plan(&completed(task.clone())) else {

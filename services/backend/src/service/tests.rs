@@ -100,6 +100,14 @@ async fn clear_outbox(pool: &PgPool) {
         .unwrap();
 }
 
+/// How many of `user`'s tasks a search for `words` finds.
+async fn search_total(svc: &TaskService, user: &AuthUser, words: &str) -> i64 {
+    svc.search_tasks(user, &SearchQuery::words(words))
+        .await
+        .unwrap()
+        .total
+}
+
 fn woken(waker: &Notify) -> bool {
     waker.notified().now_or_never().is_some()
 }
@@ -944,43 +952,17 @@ async fn search_ranks_title_hits_first(pool: PgPool) {
     let ids: Vec<_> = page.items.iter().map(|t| t.id).collect();
     assert_eq!(ids, [in_title.id, in_description.id]);
 
-    // Prefixes match, every word must match, case does not matter.
-    assert_eq!(
-        svc.search_tasks(&a, &SearchQuery::words("DENT"))
-            .await
-            .unwrap()
-            .total,
-        2
-    );
-    assert_eq!(
-        svc.search_tasks(&a, &SearchQuery::words("call dent"))
-            .await
-            .unwrap()
-            .total,
-        1
-    );
-    assert_eq!(
-        svc.search_tasks(&a, &SearchQuery::words("dentist zebra"))
-            .await
-            .unwrap()
-            .total,
-        0
-    );
-    // Query syntax characters are just separators.
-    assert_eq!(
-        svc.search_tasks(&a, &SearchQuery::words("dentist & | ! ("))
-            .await
-            .unwrap()
-            .total,
-        2
-    );
-    assert_eq!(
-        svc.search_tasks(&a, &SearchQuery::words("?!"))
-            .await
-            .unwrap()
-            .total,
-        0
-    );
+    for (words, total) in [
+        // Prefixes match, every word must match, case does not matter.
+        ("DENT", 2),
+        ("call dent", 1),
+        ("dentist zebra", 0),
+        // Query syntax characters are just separators.
+        ("dentist & | ! (", 2),
+        ("?!", 0),
+    ] {
+        assert_eq!(search_total(&svc, &a, words).await, total, "{words}");
+    }
     let paged = svc
         .search_tasks(
             &a,
@@ -1273,13 +1255,7 @@ async fn other_users_tasks_and_labels_are_invisible(pool: PgPool) {
     );
     assert!(svc.list_tags(&b).await.unwrap().is_empty());
     assert!(svc.list_categories(&b).await.unwrap().is_empty());
-    assert_eq!(
-        svc.search_tasks(&b, &SearchQuery::words("alice"))
-            .await
-            .unwrap()
-            .total,
-        0
-    );
+    assert_eq!(search_total(&svc, &b, "alice").await, 0);
     // Nothing of Alice's changed.
     assert_eq!(svc.get_task(&a, task.id).await.unwrap(), task);
     assert_eq!(outbox(&pool).await.len(), rows_before);

@@ -72,3 +72,10 @@ pub(crate) async fn err(client: &Client, tool: &'static str, args: Value, code: 
     assert!(body["suggestions"].is_array(), "{body}");
     body
 }
+
+/// Every call in `calls` (a tool and its arguments) fails with `code`, as [`err`] checks.
+pub(crate) async fn all_refused(client: &Client, code: &str, calls: Vec<(&'static str, Value)>) {
+    for (tool, args) in calls {
+        err(client, tool, args, code).await;
+    }
+}

@@ -16,7 +16,7 @@ use email_delivery::ledger::Ledger;
 use email_delivery::mail::Mailer;
 use email_delivery::metrics::EmailMetrics;
 use http_body_util::BodyExt;
-use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -60,17 +60,10 @@ impl Harness {
             credentials: None,
         };
         let metrics = Metrics::new(email_delivery::SERVICE).unwrap();
-        let publisher = Publisher::dapr(
-            dapr.clone(),
-            &PublisherConfig {
-                retry: RetryConfig {
-                    max_retries: 0,
-                    ..RetryConfig::default()
-                },
-                ..PublisherConfig::default()
-            },
-        )
-        .with_metrics(metrics.clone());
+        // No publisher retries: a failed publish must show in the first answer.
+        let mut no_retries = PublisherConfig::default();
+        no_retries.retry.max_retries = 0;
+        let publisher = Publisher::dapr(dapr.clone(), &no_retries).with_metrics(metrics.clone());
         let ledger = Ledger::new(
             dapr.clone(),
             "statestore",

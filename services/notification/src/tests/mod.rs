@@ -15,7 +15,7 @@ use contracts::{Priority, TaskEventData, TaskSnapshot, event_types, topics};
 use dapr::testing::{FakeSidecar, JobCall, Published, Stored};
 use dapr::{ClientConfig, DaprClient};
 use http_body_util::BodyExt;
-use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig, RetryConfig};
+use middleware::{AppTokenLayer, Metrics, Publisher, PublisherConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -69,16 +69,9 @@ impl Harness {
         })
         .unwrap();
         // No publisher retries: a failed publish must surface at once as a failed trigger.
-        let publisher = Publisher::dapr(
-            dapr.clone(),
-            &PublisherConfig {
-                retry: RetryConfig {
-                    max_retries: 0,
-                    ..RetryConfig::default()
-                },
-                ..PublisherConfig::default()
-            },
-        );
+        let mut no_retries = PublisherConfig::default();
+        no_retries.retry.max_retries = 0;
+        let publisher = Publisher::dapr(dapr.clone(), &no_retries);
         let metrics = Metrics::new(SERVICE).unwrap();
         let state =
             AppState::new(dapr, publisher, metrics.clone(), "backend", "statestore").unwrap();
@@ -96,6 +89,12 @@ impl Harness {
         let data = TaskEventData::new(task.clone());
         self.deliver_raw(event_type, serde_json::to_value(data).unwrap())
             .await
+    }
+
+    /// Delivers `task` as an `event_type` event that must be acknowledged with SUCCESS.
+    async fn deliver_ok(&self, event_type: &str, task: &TaskSnapshot) {
+        let status = self.deliver(event_type, task).await;
+        assert_eq!(status, "SUCCESS", "{event_type} of task {}", task.id);
     }
 
     async fn deliver_raw(&self, event_type: &str, data: Value) -> String {
@@ -173,9 +172,29 @@ impl Harness {
     }
 
     /// Makes the backend answer `GET internal/tasks/{id}` with the task and an owner.
+    /// A task written an hour ago and due now, known to the backend with Ada's address, and
+    /// the data of its reminder job.
+    fn known_task_due_now(&self) -> (TaskSnapshot, Value) {
+        let remind_at = from_now(TimeDelta::zero());
+        let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
+        self.backend_knows(&t, Some("ada@example.org"));
+        let data = job_data(&t, remind_at);
+        (t, data)
+    }
+
     fn backend_knows(&self, task: &TaskSnapshot, email: Option<&str>) {
         let body = json!({"task": task, "owner_email": email, "owner_name": "Ada Lovelace"});
         self.backend().tasks.insert(task.id, (200, body));
+    }
+
+    /// The metric line starting with `prefix` exists and ends with `suffix` (its value).
+    #[track_caller]
+    fn assert_metric_ends(&self, prefix: &str, suffix: &str) {
+        let line = self.metric_line(prefix);
+        assert!(
+            line.as_deref().is_some_and(|l| l.ends_with(suffix)),
+            "{prefix}: {line:?}"
+        );
     }
 
     fn metric_line(&self, prefix: &str) -> Option<String> {
@@ -198,6 +217,12 @@ fn key_starts_with(prefix: &'static str) -> impl Fn(&Value) -> bool + Send + 'st
 /// A time as PostgreSQL keeps it (microseconds), `offset` from now.
 fn from_now(offset: TimeDelta) -> DateTime<Utc> {
     (Utc::now() + offset).trunc_subsecs(6)
+}
+
+/// A task written now with a reminder `ahead` of now: its `updated_at`, its reminder, itself.
+fn written_now_reminding_in(ahead: TimeDelta) -> (DateTime<Utc>, DateTime<Utc>, TaskSnapshot) {
+    let (t0, remind_at) = (from_now(TimeDelta::zero()), from_now(ahead));
+    (t0, remind_at, task(t0, Some(remind_at)))
 }
 
 fn task(updated_at: DateTime<Utc>, remind_at: Option<DateTime<Utc>>) -> TaskSnapshot {
@@ -248,7 +273,7 @@ async fn created_with_a_future_reminder_schedules_the_job() {
     let h = Harness::new().await;
     let remind_at = from_now(TimeDelta::hours(1));
     let t = task(from_now(TimeDelta::zero()), Some(remind_at));
-    assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "SUCCESS");
+    h.deliver_ok(event_types::TASK_CREATED, &t).await;
 
     assert_eq!(h.job_calls(), [schedule(&t, remind_at)]);
     let record = h.stored(&record_key(t.id)).unwrap();
@@ -259,11 +284,7 @@ async fn created_with_a_future_reminder_schedules_the_job() {
             .map(|s| s.parse::<DateTime<Utc>>().unwrap()),
         Some(remind_at)
     );
-    assert!(
-        h.metric_line(REMINDER_JOBS_SCHEDULED_TOTAL)
-            .unwrap()
-            .ends_with(" 1")
-    );
+    h.assert_metric_ends(REMINDER_JOBS_SCHEDULED_TOTAL, " 1");
 }
 
 #[tokio::test]
@@ -273,14 +294,8 @@ async fn a_moved_reminder_overwrites_the_job() {
     let moved = from_now(TimeDelta::hours(2));
     let created = task(from_now(TimeDelta::zero()), Some(first));
     let updated = task(created.updated_at + TimeDelta::seconds(5), Some(moved));
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &created).await,
-        "SUCCESS"
-    );
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &updated).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_CREATED, &created).await;
+    h.deliver_ok(event_types::TASK_UPDATED, &updated).await;
 
     assert_eq!(
         h.job_calls(),
@@ -312,18 +327,9 @@ async fn a_cleared_or_too_old_reminder_deletes_the_job() {
         t0 + TimeDelta::seconds(2),
         Some(from_now(-CATCH_UP_WINDOW - TimeDelta::minutes(5))),
     );
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &created).await,
-        "SUCCESS"
-    );
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &cleared).await,
-        "SUCCESS"
-    );
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &ancient).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_CREATED, &created).await;
+    h.deliver_ok(event_types::TASK_UPDATED, &cleared).await;
+    h.deliver_ok(event_types::TASK_UPDATED, &ancient).await;
 
     let calls = h.job_calls();
     assert_eq!(calls.len(), 3, "{calls:?}");
@@ -338,10 +344,7 @@ async fn an_overdue_reminder_fires_at_once_unless_already_sent() {
     let h = Harness::new().await;
     let remind_at = from_now(-TimeDelta::minutes(5));
     let created = task(remind_at - TimeDelta::hours(1), Some(remind_at));
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &created).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_CREATED, &created).await;
     assert_eq!(h.job_calls(), [schedule_now(&created, remind_at)]);
     assert!(
         h.metric_line(&format!("{REMINDER_OVERDUE_TOTAL}{{outcome=\"scheduled\""))
@@ -361,10 +364,7 @@ async fn an_overdue_reminder_fires_at_once_unless_already_sent() {
         title: "Water the plants (balcony)".to_owned(),
         ..task(created.updated_at + TimeDelta::minutes(10), Some(remind_at))
     };
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &renamed).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_UPDATED, &renamed).await;
     assert_eq!(h.job_calls()[1..], [delete(&created)]);
     assert!(
         h.metric_line(&format!(
@@ -381,10 +381,7 @@ async fn the_sweep_applies_tasks_whose_events_never_arrived() {
     let h = Harness::new().await;
     let remind_at = from_now(TimeDelta::minutes(1));
     let applied = task(from_now(-TimeDelta::minutes(1)), Some(remind_at));
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &applied).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_CREATED, &applied).await;
     let lost = TaskSnapshot {
         id: Uuid::from_u128(0xa1),
         ..task(from_now(-TimeDelta::minutes(1)), Some(remind_at))
@@ -429,10 +426,7 @@ async fn the_sweep_applies_tasks_whose_events_never_arrived() {
         id: Uuid::from_u128(0xa3),
         ..task(from_now(-TimeDelta::minutes(10)), Some(settled_at))
     };
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &settled).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_CREATED, &settled).await;
     h.sidecar.clear_jobs();
     h.sidecar.put(
         &sent_key(settled.id, settled_at),
@@ -464,22 +458,14 @@ fn the_sweep_is_a_recurring_job_that_is_never_retried() {
 #[tokio::test]
 async fn completed_and_deleted_tasks_lose_their_job() {
     let h = Harness::new().await;
-    let t0 = from_now(TimeDelta::zero());
-    let remind_at = from_now(TimeDelta::hours(1));
-    let created = task(t0, Some(remind_at));
+    let (t0, remind_at, created) = written_now_reminding_in(TimeDelta::hours(1));
     let completed = TaskSnapshot {
         completed: true,
         completed_at: Some(t0 + TimeDelta::seconds(1)),
         ..task(t0 + TimeDelta::seconds(1), Some(remind_at))
     };
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &created).await,
-        "SUCCESS"
-    );
-    assert_eq!(
-        h.deliver(event_types::TASK_COMPLETED, &completed).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_CREATED, &created).await;
+    h.deliver_ok(event_types::TASK_COMPLETED, &completed).await;
     assert_eq!(h.job_calls()[1], delete(&created));
 
     // A deleted task (whose snapshot still has a future remind_at) loses it too, and leaves a
@@ -488,14 +474,8 @@ async fn completed_and_deleted_tasks_lose_their_job() {
         id: Uuid::from_u128(77),
         ..task(t0, Some(remind_at))
     };
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &other).await,
-        "SUCCESS"
-    );
-    assert_eq!(
-        h.deliver(event_types::TASK_DELETED, &other).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_CREATED, &other).await;
+    h.deliver_ok(event_types::TASK_DELETED, &other).await;
     assert_eq!(h.job_calls()[3], delete(&other));
     let stored = h.sidecar.state()[&record_key(other.id)].clone();
     assert_eq!(stored.value["deleted"], true);
@@ -504,11 +484,7 @@ async fn completed_and_deleted_tasks_lose_their_job() {
         TOMBSTONE_TTL_SECS.to_string()
     );
     assert!(h.sidecar.jobs().is_empty());
-    assert!(
-        h.metric_line(REMINDER_JOBS_DELETED_TOTAL)
-            .unwrap()
-            .ends_with(" 2")
-    );
+    h.assert_metric_ends(REMINDER_JOBS_DELETED_TOTAL, " 2");
 }
 
 #[tokio::test]
@@ -520,48 +496,27 @@ async fn an_older_snapshot_delivered_late_is_ignored() {
     let older = task(t0, Some(old_time));
     let newer = task(t0 + TimeDelta::seconds(1), Some(new_time));
     // Delivered out of order: the newer update first.
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &newer).await,
-        "SUCCESS"
-    );
-    assert_eq!(
-        h.deliver(event_types::TASK_CREATED, &older).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_UPDATED, &newer).await;
+    h.deliver_ok(event_types::TASK_CREATED, &older).await;
     assert_eq!(h.job_calls(), [schedule(&newer, new_time)]);
     // A redelivery of the applied snapshot is applied again (idempotent overwrite).
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &newer).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_UPDATED, &newer).await;
     assert_eq!(h.job_calls().len(), 2);
 
     // After a delete nothing revives the job, not even an update with the same timestamp.
-    assert_eq!(
-        h.deliver(event_types::TASK_DELETED, &newer).await,
-        "SUCCESS"
-    );
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &newer).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_DELETED, &newer).await;
+    h.deliver_ok(event_types::TASK_UPDATED, &newer).await;
     let calls = h.job_calls();
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[2], delete(&newer));
     assert!(h.sidecar.jobs().is_empty());
-    assert!(
-        h.metric_line(REMINDER_STALE_EVENTS_TOTAL)
-            .unwrap()
-            .ends_with(" 2")
-    );
+    h.assert_metric_ends(REMINDER_STALE_EVENTS_TOTAL, " 2");
 }
 
 #[tokio::test]
 async fn an_etag_conflict_is_read_again_and_decided_again() {
     let h = Harness::new().await;
-    let t0 = from_now(TimeDelta::zero());
-    let remind_at = from_now(TimeDelta::hours(1));
-    let t = task(t0, Some(remind_at));
+    let (t0, remind_at, t) = written_now_reminding_in(TimeDelta::hours(1));
 
     // Another replica applies an older snapshot between our read and our write: we lose the
     // write, re-read, still supersede it, and win the second time.
@@ -569,7 +524,7 @@ async fn an_etag_conflict_is_read_again_and_decided_again() {
     let older =
         json!({"updated_at": t0 - TimeDelta::seconds(10), "deleted": false, "remind_at": null});
     h.sidecar.write_before_next_save(&key, older);
-    assert_eq!(h.deliver(event_types::TASK_UPDATED, &t).await, "SUCCESS");
+    h.deliver_ok(event_types::TASK_UPDATED, &t).await;
     assert_eq!(h.sidecar.saves().len(), 2, "one conflict, one success");
     assert_eq!(h.job_calls(), [schedule(&t, remind_at)]);
     assert_eq!(h.stored(&key).unwrap()["remind_at"], json!(remind_at));
@@ -582,25 +537,20 @@ async fn an_etag_conflict_is_read_again_and_decided_again() {
     let tombstone = json!({"updated_at": t0, "deleted": true, "remind_at": null});
     h.sidecar
         .write_before_next_save(&record_key(other.id), tombstone);
-    assert_eq!(
-        h.deliver(event_types::TASK_UPDATED, &other).await,
-        "SUCCESS"
-    );
+    h.deliver_ok(event_types::TASK_UPDATED, &other).await;
     assert_eq!(h.job_calls().len(), 1, "no job for a deleted task");
 }
 
 #[tokio::test]
 async fn a_newer_record_written_meanwhile_is_applied_too() {
     let h = Harness::new().await;
-    let t0 = from_now(TimeDelta::zero());
-    let remind_at = from_now(TimeDelta::hours(1));
-    let t = task(t0, Some(remind_at));
+    let (t0, remind_at, t) = written_now_reminding_in(TimeDelta::hours(1));
     // Another replica applies the delete while our schedule call is on its way: its delete
     // may have reached the Scheduler first, so we must delete again after our schedule.
     let tombstone = json!({"updated_at": t0, "deleted": true, "remind_at": null});
     h.sidecar
         .write_after_next_job_call(&record_key(t.id), tombstone);
-    assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "SUCCESS");
+    h.deliver_ok(event_types::TASK_CREATED, &t).await;
     assert_eq!(h.job_calls(), [schedule(&t, remind_at), delete(&t)]);
     assert!(h.sidecar.jobs().is_empty());
 }
@@ -641,7 +591,7 @@ async fn a_state_store_outage_asks_for_redelivery() {
     assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "RETRY");
     assert!(h.job_calls().is_empty());
     // The redelivery succeeds.
-    assert_eq!(h.deliver(event_types::TASK_CREATED, &t).await, "SUCCESS");
+    h.deliver_ok(event_types::TASK_CREATED, &t).await;
     assert_eq!(h.job_calls(), [schedule(&t, remind_at)]);
 }
 
@@ -717,10 +667,7 @@ async fn a_trigger_publishes_reminder_due_with_a_deterministic_id() {
 #[tokio::test]
 async fn a_second_trigger_has_no_second_effect() {
     let h = Harness::new().await;
-    let remind_at = from_now(TimeDelta::zero());
-    let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
-    h.backend_knows(&t, Some("ada@example.org"));
-    let data = job_data(&t, remind_at);
+    let (t, data) = h.known_task_due_now();
     assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
     assert_eq!(h.trigger(&job_name(t.id), &data).await, StatusCode::OK);
     let fake = h.seen();
@@ -814,10 +761,7 @@ async fn an_unavailable_backend_fails_the_trigger_for_a_retry() {
 #[tokio::test]
 async fn failed_publishing_or_bookkeeping_retries_with_the_same_event_id() {
     let h = Harness::new().await;
-    let remind_at = from_now(TimeDelta::zero());
-    let t = task(from_now(-TimeDelta::hours(1)), Some(remind_at));
-    h.backend_knows(&t, Some("ada@example.org"));
-    let data = job_data(&t, remind_at);
+    let (t, data) = h.known_task_due_now();
 
     h.sidecar.fail_next_publishes(1);
     assert_eq!(

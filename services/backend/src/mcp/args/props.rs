@@ -12,62 +12,44 @@ use serde_json::Value;
 
 use super::*;
 
+#[path = "../../../tests/support/tool_args.rs"]
+mod tool_args;
+
 /// Every argument name of every tool, plus the original system's `user_id`.
-const NAMES: &[&str] = &[
-    "title",
-    "description",
-    "priority",
-    "category_id",
-    "tag_ids",
-    "due_date",
-    "recurrence_rule",
-    "remind_at",
-    "status",
-    "due_before",
-    "due_after",
-    "sort_by",
-    "order",
-    "limit",
-    "offset",
-    "task_id",
-    "completed",
-    "query",
-    "remind_before_minutes",
-    "tag_id",
-    "name",
-    "color",
-    "user_id",
-];
+fn names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = tool_args::TOOL_ARGS
+        .iter()
+        .flat_map(|(_, args)| args.iter().copied())
+        .chain(["user_id"])
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
 
 fn leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| {
-            serde_json::Number::from_f64(f).map(Value::Number)
-        }),
-        any::<String>().prop_map(Value::from),
-        prop::sample::select(vec![
-            "",
-            " ",
-            "HIGH",
-            "Pending",
-            "due",
-            "DESC",
-            "42",
-            "-1",
-            "0",
-            "00000000-0000-0000-0000-000000000000",
-            "2030-01-31T09:00:00+01:00",
-            "2030-01-31T09:00",
-            "+262142-12-31T23:59:59Z",
-            "FREQ=DAILY",
-            "#FFAA00",
-        ])
-        .prop_map(Value::from),
-    ]
+    let words = prop::sample::select(vec![
+        "",
+        " ",
+        "HIGH",
+        "Pending",
+        "due",
+        "DESC",
+        "42",
+        "-1",
+        "0",
+        "00000000-0000-0000-0000-000000000000",
+        "2030-01-31T09:00:00+01:00",
+        "2030-01-31T09:00",
+        "+262142-12-31T23:59:59Z",
+        "FREQ=DAILY",
+        "#FFAA00",
+    ])
+    .prop_map(Value::from);
+    crate::json_fixtures::json_leaf(
+        true,
+        vec![any::<String>().prop_map(Value::from).boxed(), words.boxed()],
+    )
 }
 
 fn any_json() -> impl Strategy<Value = Value> {
@@ -83,7 +65,7 @@ fn any_json() -> impl Strategy<Value = Value> {
 /// Tool arguments: objects of the tools' argument names with any values, or any JSON at all.
 fn arguments() -> impl Strategy<Value = Value> {
     let name = prop_oneof![
-        4 => prop::sample::select(NAMES.to_vec()).prop_map(str::to_owned),
+        4 => prop::sample::select(names()).prop_map(str::to_owned),
         1 => "[a-z_]{1,8}",
     ];
     prop_oneof![
@@ -107,24 +89,23 @@ fn read<T: DeserializeOwned + Debug>(value: &Value) -> Result<(), TestCaseError>
     Ok(())
 }
 
+/// [`read`] for each argument type, returning at the first failure.
+macro_rules! read_each {
+    ($value:expr; $($args:ty),+ $(,)?) => {
+        $(read::<$args>($value)?;)+
+    };
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Every argument type of the 18 tools, on the same generated arguments.
     #[test]
     fn any_arguments_parse_or_are_a_validation_error(value in arguments()) {
-        read::<AddTaskArgs>(&value)?;
-        read::<ListTasksArgs>(&value)?;
-        read::<TaskIdArgs>(&value)?;
-        read::<UpdateTaskArgs>(&value)?;
-        read::<SearchTasksArgs>(&value)?;
-        read::<TaskTagArgs>(&value)?;
-        read::<CreateCategoryArgs>(&value)?;
-        read::<UpdateCategoryArgs>(&value)?;
-        read::<CategoryIdArgs>(&value)?;
-        read::<CreateTagArgs>(&value)?;
-        read::<UpdateTagArgs>(&value)?;
-        read::<TagIdArgs>(&value)?;
+        read_each!(&value;
+            AddTaskArgs, ListTasksArgs, TaskIdArgs, UpdateTaskArgs, SearchTasksArgs, TaskTagArgs,
+            CreateCategoryArgs, UpdateCategoryArgs, CategoryIdArgs, CreateTagArgs, UpdateTagArgs,
+            TagIdArgs);
         let input = serde_json::from_value::<Input<SetReminderArgs>>(value).unwrap();
         if let Ok(args) = input.parse() {
             // Exactly one way of giving the reminder, or a validation error.
