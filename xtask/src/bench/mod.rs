@@ -98,46 +98,57 @@ fn prepare(
     ))
 }
 
+/// The scenarios of [`smoke`], as arguments of `cargo xtask bench`.
+const SMOKE_RUNS: [&[&str]; 2] = [
+    &[
+        "backend",
+        "--tasks",
+        "40",
+        "--concurrency",
+        "4",
+        "--publishes",
+        "200",
+        "--burst",
+        "20",
+    ],
+    &[
+        "data",
+        "--sizes",
+        "100,300",
+        "--requests",
+        "10",
+        "--users",
+        "10",
+    ],
+];
+
+/// The command line of one smoke run, parsed as `cargo xtask bench` parses it.
+#[derive(clap::Parser)]
+struct SmokeLine {
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+/// `args` with `--smoke`, on the default broker profile (the backend scenario is defined on it,
+/// whatever `TODO_BROKER` says).
+fn smoke_args(args: &[&str]) -> anyhow::Result<BenchArgs> {
+    let line = ["bench"]
+        .iter()
+        .chain(args)
+        .chain(&["--smoke", "--broker", "redis"]);
+    let parsed = <SmokeLine as clap::Parser>::try_parse_from(line)
+        .with_context(|| format!("parsing `bench {}`", args.join(" ")))?;
+    Ok(parsed.bench)
+}
+
 /// The bench as `cargo xtask test` runs it: both scenarios with tiny sizes on the debug builds
 /// (`--smoke`), each against its own stack, so a change that breaks the bench fails the tests.
-/// Nothing is timed against a limit and nothing is written.
+/// Nothing is timed against a limit and nothing is written. In this process: `cargo test` may
+/// have rebuilt the xtask binary that is running, so it is not started again.
 pub(crate) fn smoke() -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("locating the running xtask")?;
-    let runs: [&[&str]; 2] = [
-        &[
-            "backend",
-            "--tasks",
-            "40",
-            "--concurrency",
-            "4",
-            "--publishes",
-            "200",
-            "--burst",
-            "20",
-        ],
-        &[
-            "data",
-            "--sizes",
-            "100,300",
-            "--requests",
-            "10",
-            "--users",
-            "10",
-        ],
-    ];
-    for args in runs {
-        let status = std::process::Command::new(&exe)
-            .arg("bench")
-            .args(args)
-            // The backend scenario is defined on the default profile, whatever TODO_BROKER says.
-            .args(["--smoke", "--broker", "redis"])
-            .status()
-            .with_context(|| format!("running {}", exe.display()))?;
-        ensure!(
-            status.success(),
-            "`cargo xtask bench {} --smoke` failed ({status})",
-            args.join(" ")
-        );
+    for args in SMOKE_RUNS {
+        run(&smoke_args(args)?)
+            .with_context(|| format!("`cargo xtask bench {} --smoke`", args.join(" ")))?;
     }
     Ok(())
 }
@@ -270,6 +281,15 @@ fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_smoke_runs_parse_as_smoke_runs() {
+        for args in SMOKE_RUNS {
+            let parsed = smoke_args(args).unwrap();
+            assert!(parsed.smoke && !parsed.writes(), "{args:?}");
+            assert_eq!(parsed.deps.broker, harness::Broker::Redis);
+        }
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
