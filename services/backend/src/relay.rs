@@ -2,8 +2,8 @@
 //!
 //! Every state change commits its event in the same transaction (`outbox.rs`); this task is
 //! the only path from there to the broker. It is woken right after each commit (a
-//! `tokio::sync::Notify` permit, so a commit while the relay is busy is never missed) and otherwise polls
-//! slowly, which covers rows left by another process or a crash. A row is marked published only
+//! `tokio::sync::Notify` permit, so a commit while the relay is busy is never missed) and
+//! otherwise polls slowly, which covers rows left by another process or a crash. A row is marked published only
 //! after daprd answered 204; failures are retried with capped backoff, so a sidecar that is
 //! down for a while delays events but loses none. An acknowledgement the database could not
 //! record (it went away between the publish and the update) is kept and recorded before the
@@ -13,8 +13,9 @@
 //! Order: rows of one task are published one after another in commit order, and a failure
 //! stops that task's later rows until its retry delay (doubling with the row's failed
 //! attempts) has passed; different tasks are published concurrently, and a row is read and
-//! sent as soon as there is room, without waiting for the other tasks' publishes to end. One relay is active per database (a PostgreSQL advisory lock), so replicas of
-//! the backend cannot interleave a task's events.
+//! sent as soon as there is room, without waiting for the other tasks' publishes to end. One
+//! relay is active per database (a PostgreSQL advisory lock), so replicas of the backend
+//! cannot interleave a task's events.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -226,15 +227,15 @@ impl Relay {
                 };
                 flight.groups.push(Box::pin(self.publish_group(group)));
             }
+            // A read that is due but found no room waits for a landing, not for its time again
+            // (which has passed, and would wake this loop at once, over and over).
             let wake_at = [
-                read_again_at,
+                read_again_at.filter(|at| *at > now),
                 held.values().min().copied(),
-                Some(now + self.config.idle_poll),
             ]
             .into_iter()
             .flatten()
-            .min()
-            .unwrap_or(now);
+            .fold(now + self.config.idle_poll, Instant::min);
             tokio::select! {
                 Some(first) = flight.groups.next() => {
                     self.land(first, &mut flight, &mut held).await;
