@@ -89,7 +89,7 @@ struct Results {
 }
 
 /// CPU time two processes used over a wall-clock span, for `events` events.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct CpuSpan {
     events: usize,
     span: Duration,
@@ -110,34 +110,6 @@ impl CpuSpan {
     /// Cores per 1000 events/s: how Dapr states its sidecar's cost.
     fn per_thousand(&self, used: Duration) -> f64 {
         self.cores(used) / (self.events_per_second() / 1000.0).max(f64::EPSILON)
-    }
-}
-
-/// Reads the CPU time (user + system) of processes, to take differences over a span.
-struct CpuClock {
-    daprd: u32,
-    backend: u32,
-}
-
-impl CpuClock {
-    fn now(&self) -> anyhow::Result<(Duration, Duration)> {
-        Ok((cpu_time(self.daprd)?, cpu_time(self.backend)?))
-    }
-
-    /// The CPU both used since `before`, taken at `started`, over `events` events.
-    fn since(
-        &self,
-        before: (Duration, Duration),
-        started: Instant,
-        events: usize,
-    ) -> anyhow::Result<CpuSpan> {
-        let (daprd, backend) = self.now()?;
-        Ok(CpuSpan {
-            events,
-            span: started.elapsed(),
-            daprd: daprd.saturating_sub(before.0),
-            backend: backend.saturating_sub(before.1),
-        })
     }
 }
 
@@ -310,11 +282,7 @@ async fn measure(
             (backend_peak, daprd_peak)
         })
     };
-    let clock = CpuClock {
-        daprd: daprd_pid,
-        backend: backend_pid,
-    };
-    let cpu_before = clock.now()?;
+    let cpu_before = (cpu_time(daprd_pid)?, cpu_time(backend_pid)?);
     let started = Instant::now();
     let rest = {
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
@@ -329,7 +297,12 @@ async fn measure(
     let rest_elapsed = started.elapsed();
     wait_outbox_drained(&infra).await?;
     // One event per create, all published by now.
-    let rest_cpu = clock.since(cpu_before, started, args.tasks)?;
+    let rest_cpu = CpuSpan {
+        events: args.tasks,
+        span: started.elapsed(),
+        daprd: cpu_time(daprd_pid)?.saturating_sub(cpu_before.0),
+        backend: cpu_time(backend_pid)?.saturating_sub(cpu_before.1),
+    };
     sampling.store(false, Ordering::Relaxed);
     let (backend_peak_kib, daprd_peak_kib) = sampler.await?;
     let outbox = outbox_lag(&infra)?;
@@ -390,26 +363,34 @@ async fn measure(
     let per_round = args.publishes.div_ceil(PUBLISH_ROUNDS);
     let (mut bare_samples, mut ours_samples) = (Vec::new(), Vec::new());
     let (mut bare_elapsed, mut ours_elapsed) = (Duration::ZERO, Duration::ZERO);
-    let (mut bare_cpu, mut ours_cpu) = (CpuSpan::default(), CpuSpan::default());
+    // daprd's CPU time over each arm's turns.
+    let (mut bare_daprd, mut ours_daprd) = (Duration::ZERO, Duration::ZERO);
     for round in 0..PUBLISH_ROUNDS {
         for bare_turn in [round % 2 == 0, round % 2 == 1] {
-            let before = clock.now()?;
+            let daprd_before = cpu_time(daprd_pid)?;
             let started = Instant::now();
-            let (samples, elapsed, cpu) = if bare_turn {
+            let (elapsed, daprd_used) = if bare_turn {
                 bare_samples.extend(bare_arm(per_round).await?);
-                (&bare_samples, &mut bare_elapsed, &mut bare_cpu)
+                (&mut bare_elapsed, &mut bare_daprd)
             } else {
                 ours_samples.extend(ours_arm(per_round).await?);
-                (&ours_samples, &mut ours_elapsed, &mut ours_cpu)
+                (&mut ours_elapsed, &mut ours_daprd)
             };
             *elapsed += started.elapsed();
-            let turn = clock.since(before, started, 0)?;
-            cpu.daprd += turn.daprd;
-            cpu.span = *elapsed;
-            cpu.events = samples.len();
+            *daprd_used += cpu_time(daprd_pid)?.saturating_sub(daprd_before);
         }
     }
     let publishes = bare_samples.len();
+    let arm_cpu = |span, daprd| CpuSpan {
+        events: publishes,
+        span,
+        daprd,
+        backend: Duration::ZERO,
+    };
+    let (bare_cpu, ours_cpu) = (
+        arm_cpu(bare_elapsed, bare_daprd),
+        arm_cpu(ours_elapsed, ours_daprd),
+    );
     let (bare, ours) = (Percentiles::of(bare_samples), Percentiles::of(ours_samples));
 
     Ok(Results {
@@ -568,7 +549,6 @@ fn outbox_lag(infra: &Infra) -> anyhow::Result<Percentiles> {
     Ok(Percentiles::of(samples))
 }
 
-/// Resident set size of a process, from `/proc/<pid>/status`.
 /// utime + stime of `pid` from `/proc/<pid>/stat`, in the kernel's USER_HZ ticks (100 a
 /// second on Linux whatever the kernel's own tick rate).
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
@@ -589,6 +569,7 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     ))
 }
 
+/// Resident set size of a process, from `/proc/<pid>/status`.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
