@@ -27,6 +27,7 @@ use anyhow::{Context, bail, ensure};
 use harness::{Infra, InfraOptions, Service, ServiceOptions, ports, wait};
 use serde_json::json;
 
+use super::procfs::{cpu_time, mib, rss_kib};
 use super::{BENCH_JWT_KEY, BenchArgs, Percentiles, bench_token, load_average, run_concurrently};
 use crate::step;
 
@@ -547,41 +548,6 @@ fn outbox_lag(infra: &Infra) -> anyhow::Result<Percentiles> {
         .map(|s| Duration::from_secs_f64(s.max(0.0)))
         .collect();
     Ok(Percentiles::of(samples))
-}
-
-/// utime + stime of `pid` from `/proc/<pid>/stat`, in the kernel's USER_HZ ticks (100 a
-/// second on Linux whatever the kernel's own tick rate).
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    const USER_HZ: u64 = 100;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may hold spaces; utime and
-    // stime are fields 14 and 15 of the line, 11 and 12 after the state.
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<u64> {
-        Ok(fields
-            .get(i)
-            .context("short /proc stat line")?
-            .parse::<u64>()?)
-    };
-    Ok(Duration::from_millis(
-        (ticks(11)? + ticks(12)?) * 1000 / USER_HZ,
-    ))
-}
-
-/// Resident set size of a process, from `/proc/<pid>/status`.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS")
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 fn per_second(n: usize, d: Duration) -> f64 {

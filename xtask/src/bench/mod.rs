@@ -16,6 +16,9 @@ use crate::step;
 
 mod backend;
 mod data;
+mod doc;
+mod plot;
+mod procfs;
 
 /// Marked as a benchmark fixture: the HS256 key of the throw-away backend the bench starts.
 const BENCH_JWT_KEY: &str = "bench-fixture-jwt-key-not-a-secret";

@@ -10,7 +10,7 @@
 //!
 //! then adds the same number of tasks spread over `--users` other users and measures one of
 //! them, captures the plans at the largest sizes ([`plans`]), prints everything and writes the
-//! "Data growth" section of BENCHMARKS.md ([`report`]) and its picture ([`plot`]).
+//! "Data growth" section of BENCHMARKS.md ([`report`]) and its picture ([`super::plot`]).
 
 #![allow(clippy::print_stdout)] // The report is the command's output.
 
@@ -20,12 +20,13 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use harness::{Postgres, Service, ServiceOptions, ports};
 
-use super::{BENCH_JWT_KEY, BenchArgs, Percentiles, bench_token, load_average, run_concurrently};
+use super::{
+    BENCH_JWT_KEY, BenchArgs, Percentiles, bench_token, load_average, plot, run_concurrently,
+};
 use crate::step;
 
 mod load;
 mod plans;
-mod plot;
 mod report;
 
 use load::Owners;
@@ -178,7 +179,15 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let results = runtime.block_on(measure(data, &bins, &release))?;
     print_results(&results);
     let curves = curves(&results);
-    let svg = plot::svg("p99 of GET requests by the user's task count", &curves)?;
+    let svg = plot::svg(
+        &plot::Chart {
+            title: "p99 of GET requests by the user's task count",
+            x_desc: "tasks of the user (log scale)",
+            y_desc: "p99 latency, ms",
+            log_x: true,
+        },
+        &curves,
+    )?;
     if args.writes() {
         let root = harness::repo_root();
         let svg_path = root.join(report::SVG_PATH);
@@ -190,7 +199,7 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let previous = std::fs::read_to_string(&md).unwrap_or_default();
         std::fs::write(
             &md,
-            report::replace_section(&previous, &report::render(&results)),
+            super::doc::replace_section(&previous, report::HEADING, &report::render(&results)),
         )?;
         step::info(&format!(
             "wrote {} and {}",
@@ -206,7 +215,7 @@ fn curves(r: &Results) -> Vec<plot::Curve> {
     Kind::ALL
         .iter()
         .map(|&kind| plot::Curve {
-            kind,
+            label: kind.label().to_owned(),
             points: r
                 .points
                 .iter()
