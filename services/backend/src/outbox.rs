@@ -41,8 +41,12 @@ pub(crate) async fn enqueue(
 ) -> Result<(), sqlx::Error> {
     let id = Uuid::parse_str(&event.id).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let json = serde_json::to_value(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // `created_at` is the time of this insert, near the transaction's end, not `now()` (the
+    // transaction's start): the publish lag then measures commit → broker, not also the rest of
+    // the transaction.
     sqlx::query(
-        "INSERT INTO outbox (id, aggregate_id, topic, event_type, event) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO outbox (id, aggregate_id, topic, event_type, event, created_at)
+         VALUES ($1, $2, $3, $4, $5, clock_timestamp())",
     )
     .bind(id)
     .bind(aggregate_id)
