@@ -27,6 +27,10 @@ pub use contracts::Priority;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size a caller may ask for; larger values are clamped.
 pub const MAX_LIMIT: u32 = 200;
+/// Matches a list or search counts past the end of the page asked for. Counting every match
+/// costs as much as reading them all, so a very long list would make every page slow; past
+/// this many, `total` is the bound and `total_exact` is false.
+pub const COUNT_AHEAD: u32 = 1000;
 
 /// The authenticated caller, taken from the JWT (`sub`, `email`, `name`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -368,8 +372,11 @@ impl SearchQuery {
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
-    /// How many items match in total.
+    /// How many items match in total; when `total_exact` is false, at least this many (the
+    /// count stops [`COUNT_AHEAD`] matches past the end of this page).
     pub total: i64,
+    /// Whether `total` is the exact number of matches.
+    pub total_exact: bool,
     /// The page size used (after clamping).
     pub limit: u32,
     /// The offset used.

@@ -361,7 +361,8 @@ impl TaskService {
         let (items, total) = task_store::list(&mut conn, &user.id, &filter).await?;
         Ok(Page {
             items,
-            total,
+            total: total.total,
+            total_exact: total.exact,
             limit: filter.limit,
             offset: filter.offset,
         })
@@ -486,7 +487,13 @@ impl TaskService {
             ..search.clone()
         };
         let (items, total) = match task_store::tsquery(&search.query) {
-            None => (Vec::new(), 0),
+            None => (
+                Vec::new(),
+                task_store::Matches {
+                    total: 0,
+                    exact: true,
+                },
+            ),
             Some(tsquery) => {
                 let mut conn = self.pool.acquire().await?;
                 task_store::search(&mut conn, &user.id, &tsquery, &search).await?
@@ -494,7 +501,8 @@ impl TaskService {
         };
         Ok(Page {
             items,
-            total,
+            total: total.total,
+            total_exact: total.exact,
             limit: search.limit,
             offset: search.offset,
         })

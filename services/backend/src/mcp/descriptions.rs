@@ -81,8 +81,9 @@ before\") create the task with a due_date, then call set_reminder.\n",
 );
 
 pub(super) const LIST_TASKS: &str = concat!(
-    "List the user's tasks, filtered, sorted and paged. Returns {items, total, limit, offset}; \
-when total > offset + limit, ask for the next page with offset = offset + limit. All filters \
+    "List the user's tasks, filtered, sorted and paged. Returns {items, total, total_exact, \
+limit, offset}; when total > offset + limit, ask for the next page with offset = offset + limit \
+(total_exact false: at least total match, counting stopped 1000 past the page). All filters \
 combine with AND; tag_ids matches tasks carrying any of the given tags. Phrase → arguments:\n\
 - \"what's left\", \"open\", \"to do\" → status=pending\n\
 - \"done\", \"finished\" → status=completed\n\
@@ -167,7 +168,7 @@ task. The tag itself stays (delete_tag removes it everywhere).";
 
 pub(super) const SEARCH_TASKS: &str = "Full-text search over the titles and descriptions of \
 the user's tasks, best matches first (\"find my task about the dentist\" → query=\"dentist\"). \
-Returns {items, total, limit, offset}. query: 1-200 characters. Optional filters narrow the \
+Returns {items, total, total_exact, limit, offset}. query: 1-200 characters. Optional filters narrow the \
 matches: priority (\"low\", \"medium\", \"high\", \"urgent\"), category_id (from \
 list_categories), tag_ids (tasks carrying at least one of them, from list_tags). Page with \
 limit (default 50, at most 200) and offset. To filter by completion or due dates without \

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{Priority, SearchQuery, SortBy, SortOrder, StatusFilter};
+use crate::domain::{COUNT_AHEAD, Priority, SearchQuery, SortBy, SortOrder, StatusFilter};
 
 /// A clock that starts at the real time and advances 1 ms per reading, so creation order is
 /// strict and "future" means the same as for a real clock.
@@ -514,6 +514,56 @@ async fn list_filters(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(page.total, 0);
+}
+
+/// A list and a search count at most `COUNT_AHEAD` matches past the end of the page: exact
+/// below that, and a lower bound that still says "there is more" above it.
+#[sqlx::test]
+async fn totals_are_exact_up_to_count_ahead_past_the_page(pool: PgPool) {
+    let (svc, _) = service(pool.clone());
+    let user = alice();
+    svc.upsert_user(&user).await.unwrap();
+    let tasks = i64::from(COUNT_AHEAD) + 3;
+    sqlx::query(
+        "INSERT INTO tasks (id, user_id, title, priority, created_at, updated_at) \
+         SELECT gen_random_uuid(), $1, 'invoice ' || g, 'medium', now(), now() \
+         FROM generate_series(1, $2) AS g",
+    )
+    .bind(&user.id)
+    .bind(tasks)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let page = |limit, offset| TaskFilter {
+        limit,
+        offset,
+        ..TaskFilter::default()
+    };
+    let counted = |p: &Page<Task>| (p.total, p.total_exact);
+    let ahead = i64::from(COUNT_AHEAD);
+    // The bound is offset + limit + COUNT_AHEAD.
+    let first = svc.list_tasks(&user, &page(1, 0)).await.unwrap();
+    assert_eq!(counted(&first), (ahead + 1, false));
+    assert_eq!(first.items.len(), 1);
+    let two = svc.list_tasks(&user, &page(2, 0)).await.unwrap();
+    assert_eq!(counted(&two), (ahead + 2, false));
+    let three = svc.list_tasks(&user, &page(3, 0)).await.unwrap();
+    assert_eq!(
+        counted(&three),
+        (tasks, true),
+        "the bound reaches every match"
+    );
+    let later = svc.list_tasks(&user, &page(1, 5)).await.unwrap();
+    assert_eq!(counted(&later), (tasks, true));
+
+    let search = |limit| SearchQuery {
+        limit,
+        ..SearchQuery::words("invoice")
+    };
+    let found = svc.search_tasks(&user, &search(1)).await.unwrap();
+    assert_eq!(counted(&found), (ahead + 1, false));
+    let found = svc.search_tasks(&user, &search(3)).await.unwrap();
+    assert_eq!(counted(&found), (tasks, true));
 }
 
 #[sqlx::test]

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{decode_error, wrote_one};
 use crate::domain::{
-    CategoryRef, Priority, SearchQuery, SortBy, SortOrder, StatusFilter, TagRef, Task, TaskFilter,
-    TaskSummary,
+    COUNT_AHEAD, CategoryRef, Priority, SearchQuery, SortBy, SortOrder, StatusFilter, TagRef, Task,
+    TaskFilter, TaskSummary,
 };
 
 /// The select list and joins every task read shares: the task, its category and its tags
@@ -433,18 +433,51 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, user_id: &str, f: &TaskFilter) {
     }
 }
 
-/// One page of the caller's tasks matching `filter` (its `limit` already clamped), and the
-/// number of all matches.
+/// How many tasks match a list or search: exact, or a lower bound when the count stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Matches {
+    pub(crate) total: i64,
+    pub(crate) exact: bool,
+}
+
+/// The start of a count of matches: the caller adds its `FROM` and `WHERE`, and
+/// [`count_matches`] closes it.
+const COUNT_OPEN: &str = "SELECT count(*) FROM (SELECT 1 ";
+
+/// Finishes and runs `count` (opened with [`COUNT_OPEN`]), which stops [`COUNT_AHEAD`]
+/// matches past the end of the page: beyond that it would cost as much as reading every
+/// match, while the page itself reads only up to its own end.
+async fn count_matches(
+    conn: &mut PgConnection,
+    mut count: QueryBuilder<Postgres>,
+    limit: u32,
+    offset: u32,
+) -> Result<Matches, sqlx::Error> {
+    let bound = i64::from(offset) + i64::from(limit) + i64::from(COUNT_AHEAD);
+    count
+        .push(" LIMIT ")
+        .push_bind(bound + 1)
+        .push(") AS matches");
+    let counted: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+    Ok(Matches {
+        total: counted.min(bound),
+        exact: counted <= bound,
+    })
+}
+
+/// One page of the caller's tasks matching `filter` (its `limit` already clamped), and how
+/// many match.
 pub(crate) async fn list(
     conn: &mut PgConnection,
     user_id: &str,
     filter: &TaskFilter,
-) -> Result<(Vec<Task>, i64), sqlx::Error> {
-    let mut count = QueryBuilder::new("SELECT count(*) FROM tasks t ");
+) -> Result<(Vec<Task>, Matches), sqlx::Error> {
+    let mut count = QueryBuilder::new(COUNT_OPEN);
+    count.push("FROM tasks t ");
     push_filter(&mut count, user_id, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
-    if total == 0 {
-        return Ok((Vec::new(), 0));
+    let total = count_matches(conn, count, filter.limit, filter.offset).await?;
+    if total.total == 0 {
+        return Ok((Vec::new(), total));
     }
 
     let mut q = QueryBuilder::new(task_select!());
@@ -507,19 +540,22 @@ fn push_search_filter(q: &mut QueryBuilder<Postgres>, user_id: &str, s: &SearchQ
 
 /// The caller's tasks matching `tsquery` (from [`tsquery`]) and the filters of `search` (its
 /// `limit` already clamped), best first: title matches rank above description matches, then
-/// newer above older. Also the number of all matches.
+/// newer above older. Also how many match.
 pub(crate) async fn search(
     conn: &mut PgConnection,
     user_id: &str,
     tsquery: &str,
     search: &SearchQuery,
-) -> Result<(Vec<Task>, i64), sqlx::Error> {
-    let mut count = QueryBuilder::new("SELECT count(*) FROM tasks t, to_tsquery('simple', ");
-    count.push_bind(tsquery).push(") AS q ");
+) -> Result<(Vec<Task>, Matches), sqlx::Error> {
+    let mut count = QueryBuilder::new(COUNT_OPEN);
+    count
+        .push("FROM tasks t, to_tsquery('simple', ")
+        .push_bind(tsquery)
+        .push(") AS q ");
     push_search_filter(&mut count, user_id, search);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
-    if total == 0 {
-        return Ok((Vec::new(), 0));
+    let total = count_matches(conn, count, search.limit, search.offset).await?;
+    if total.total == 0 {
+        return Ok((Vec::new(), total));
     }
     let mut q = QueryBuilder::new(concat!(task_select!(), ", to_tsquery('simple', "));
     q.push_bind(tsquery).push(") AS q ");
