@@ -321,6 +321,11 @@ impl Postgres {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// The server's PID (for its CPU and memory in the benchmarks), `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// The server process (for logs, or to stop it in a failure test).
     pub fn process_mut(&mut self) -> &mut ManagedProcess {
         self.process.get_mut()

@@ -114,6 +114,11 @@ impl Redis {
         self.port
     }
 
+    /// The server's PID (for its CPU and memory in the benchmarks), `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// The server process.
     pub fn process_mut(&mut self) -> &mut ManagedProcess {
         self.process.get_mut()

@@ -10,7 +10,8 @@
 //! 3. creates `--tasks` tasks over REST from `--concurrency` workers, timing each request and
 //!    sampling RSS every 50 ms;
 //! 4. waits for the outbox to drain and reads each event's commit → acknowledged delay from the
-//!    outbox rows themselves (`published_at - created_at`, set by PostgreSQL's clock);
+//!    outbox rows themselves (`published_at - created_at`: the insert's `clock_timestamp()` to
+//!    the relay's clock at daprd's 204);
 //! 5. publishes `--publishes` events to the same daprd twice — a bare HTTP loop (the baseline)
 //!    and our publisher stack (middleware `Publisher` over the `dapr` client) — so our overhead
 //!    is a ratio measured in the same run;
@@ -151,76 +152,110 @@ fn kept_sections(previous: &str) -> &str {
 }
 
 /// The topic of the publish comparison.
-const BENCH_TOPIC: &str = "bench-publish";
+pub(super) const BENCH_TOPIC: &str = "bench-publish";
+
+/// PostgreSQL (with the backend's database), Redis and the Scheduler, from `bins`.
+pub(super) async fn start_infra(bins: harness::Binaries) -> anyhow::Result<Infra> {
+    let infra = Infra::start(InfraOptions {
+        binaries: Some(bins),
+        // The committed scopes let the backend publish only its own topics; the publish
+        // comparisons use a topic of their own, so no consumer of a real one is disturbed.
+        topic_grants: vec![harness::TopicGrant::new("backend", &[], &[BENCH_TOPIC])],
+        ..InfraOptions::default()
+    })
+    .await?;
+    infra.postgres.create_database("backend")?;
+    Ok(infra)
+}
+
+/// The write path under load: the backend with its daprd, and notification, the consumer of
+/// every task event, with its own.
+pub(super) struct BackendStack {
+    pub(super) backend: Service,
+    pub(super) daprd: harness::Daprd,
+    pub(super) notification: Service,
+    pub(super) notification_daprd: harness::Daprd,
+}
+
+impl BackendStack {
+    /// Starts the services from the binaries in `build_dir` (release, or debug in a smoke run);
+    /// returns once notification's subscriptions are set up.
+    pub(super) async fn start(infra: &Infra, build_dir: &Path) -> anyhow::Result<Self> {
+        let port = ports::free_port()?;
+        let daprd = infra
+            .daprd("backend", Some(port), |o| {
+                o.app_health = Some(harness::AppHealthCheck::SERVICES);
+            })
+            .await?;
+        let backend = Service::start(
+            &ServiceOptions {
+                binary: "backend".into(),
+                log_name: "backend".into(),
+                port,
+                env: vec![
+                    ("BACKEND_PORT".into(), port.to_string()),
+                    ("DATABASE_URL".into(), infra.postgres.url("backend")),
+                    ("JWT_SECRET".into(), BENCH_JWT_KEY.into()),
+                    ("DAPR_HTTP_PORT".into(), daprd.http_port().to_string()),
+                    ("RUST_LOG".into(), "warn".into()),
+                ],
+                binary_path: Some(build_dir.join("backend")),
+            },
+            infra.log_dir(),
+            false,
+        )
+        .await?;
+        // Every task event reaches the consumer through its own sidecar.
+        let notification_port = ports::free_port()?;
+        let notification_daprd = infra
+            .daprd("notification", Some(notification_port), |o| {
+                o.app_health = Some(harness::AppHealthCheck::SERVICES);
+            })
+            .await?;
+        let notification = Service::start(
+            &ServiceOptions {
+                binary: "notification".into(),
+                log_name: "notification".into(),
+                port: notification_port,
+                env: vec![
+                    ("NOTIFICATION_PORT".into(), notification_port.to_string()),
+                    (
+                        "DAPR_HTTP_PORT".into(),
+                        notification_daprd.http_port().to_string(),
+                    ),
+                    ("RUST_LOG".into(), "warn".into()),
+                ],
+                binary_path: Some(build_dir.join("notification")),
+            },
+            infra.log_dir(),
+            false,
+        )
+        .await?;
+        // Subscriptions are set up once the app channel is; events before that would wait.
+        notification_daprd
+            .wait_app_channel(Duration::from_secs(60))
+            .await?;
+        Ok(Self {
+            backend,
+            daprd,
+            notification,
+            notification_daprd,
+        })
+    }
+}
 
 async fn measure(
     args: &BackendArgs,
     bins: harness::Binaries,
     release: &Path,
 ) -> anyhow::Result<Results> {
-    let infra = Infra::start(InfraOptions {
-        binaries: Some(bins),
-        // The committed scopes let the backend publish only its own topics; the publish
-        // comparison uses a topic of its own, so no consumer of a real one is disturbed.
-        topic_grants: vec![harness::TopicGrant::new("backend", &[], &[BENCH_TOPIC])],
-        ..InfraOptions::default()
-    })
-    .await?;
-    infra.postgres.create_database("backend")?;
-    let port = ports::free_port()?;
-    let daprd = infra
-        .daprd("backend", Some(port), |o| {
-            o.app_health = Some(harness::AppHealthCheck::SERVICES);
-        })
-        .await?;
-    let backend = Service::start(
-        &ServiceOptions {
-            binary: "backend".into(),
-            log_name: "backend".into(),
-            port,
-            env: vec![
-                ("BACKEND_PORT".into(), port.to_string()),
-                ("DATABASE_URL".into(), infra.postgres.url("backend")),
-                ("JWT_SECRET".into(), BENCH_JWT_KEY.into()),
-                ("DAPR_HTTP_PORT".into(), daprd.http_port().to_string()),
-                ("RUST_LOG".into(), "warn".into()),
-            ],
-            binary_path: Some(release.join("backend")),
-        },
-        infra.log_dir(),
-        false,
-    )
-    .await?;
-    // The consumer of the end-to-end burst: every task event reaches it through its own sidecar.
-    let notification_port = ports::free_port()?;
-    let notification_daprd = infra
-        .daprd("notification", Some(notification_port), |o| {
-            o.app_health = Some(harness::AppHealthCheck::SERVICES);
-        })
-        .await?;
-    let notification = Service::start(
-        &ServiceOptions {
-            binary: "notification".into(),
-            log_name: "notification".into(),
-            port: notification_port,
-            env: vec![
-                ("NOTIFICATION_PORT".into(), notification_port.to_string()),
-                (
-                    "DAPR_HTTP_PORT".into(),
-                    notification_daprd.http_port().to_string(),
-                ),
-                ("RUST_LOG".into(), "warn".into()),
-            ],
-            binary_path: Some(release.join("notification")),
-        },
-        infra.log_dir(),
-        false,
-    )
-    .await?;
-    // Subscriptions are set up once the app channel is; events before that would wait.
-    notification_daprd
-        .wait_app_channel(Duration::from_secs(60))
-        .await?;
+    let infra = start_infra(bins).await?;
+    let BackendStack {
+        backend,
+        daprd,
+        notification,
+        notification_daprd,
+    } = BackendStack::start(&infra, release).await?;
     let consumed_url = format!("{}/metrics", notification.base_url());
     step::info(&format!("stack up; logs in {}", infra.log_dir().display()));
     let backend_pid = backend.pid().context("backend pid")?;
@@ -419,7 +454,7 @@ async fn measure(
     })
 }
 
-async fn create_task(
+pub(super) async fn create_task(
     http: &reqwest::Client,
     url: &str,
     token: &str,
@@ -441,7 +476,7 @@ async fn create_task(
     Ok(())
 }
 
-fn sample_event(i: usize) -> anyhow::Result<dapr::CloudEvent> {
+pub(super) fn sample_event(i: usize) -> anyhow::Result<dapr::CloudEvent> {
     Ok(
         dapr::CloudEvent::new(uuid_like(i), "/todo/bench", "com.todo.bench.v1")
             .with_json_data(&json!({"n": i, "title": "a task title of ordinary length"}))?,
@@ -459,13 +494,16 @@ fn uuid_like(i: usize) -> String {
 
 /// notification's `todo_events_consumed_total` for `task-events`, split by status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Consumed {
-    success: u64,
+pub(super) struct Consumed {
+    pub(super) success: u64,
     /// RETRY and DROP answers.
-    other: u64,
+    pub(super) other: u64,
 }
 
-async fn consumed_task_events(http: &reqwest::Client, url: &str) -> anyhow::Result<Consumed> {
+pub(super) async fn consumed_task_events(
+    http: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<Consumed> {
     let text = http
         .get(url)
         .send()
@@ -505,7 +543,7 @@ fn parse_consumed(text: &str) -> Consumed {
 }
 
 /// Polls notification's counter until it has consumed `success` task events successfully.
-async fn wait_consumed(
+pub(super) async fn wait_consumed(
     http: &reqwest::Client,
     url: &str,
     success: u64,
@@ -524,7 +562,7 @@ async fn wait_consumed(
     Ok(consumed)
 }
 
-async fn wait_outbox_drained(infra: &Infra) -> anyhow::Result<()> {
+pub(super) async fn wait_outbox_drained(infra: &Infra) -> anyhow::Result<()> {
     wait::until("the outbox to drain", Duration::from_secs(120), || async {
         let pending = infra.postgres.psql(
             "backend",
@@ -550,7 +588,7 @@ fn outbox_lag(infra: &Infra) -> anyhow::Result<Percentiles> {
     Ok(Percentiles::of(samples))
 }
 
-fn per_second(n: usize, d: Duration) -> f64 {
+pub(super) fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(f64::EPSILON)
 }
 
@@ -636,8 +674,9 @@ counted all of their events: REST → PostgreSQL → outbox relay → daprd → 
 notification. Then it creates {tasks} tasks over REST\n\
 (`POST /api/v1/tasks`, HS256 bearer token) from {conc} concurrent clients, timing each request and\n\
 sampling RSS every 50 ms. It waits for the outbox to drain and takes each event's commit →\n\
-acknowledged delay from the outbox row (`published_at - created_at`, both PostgreSQL's clock;\n\
-`published_at` is written right after daprd's 204). Finally it publishes {pubs} CloudEvents to\n\
+acknowledged delay from the outbox row (`published_at - created_at`: the insert's\n\
+`clock_timestamp()`, at the end of the write's transaction, to the relay's clock when daprd\n\
+answered 204; one machine, one clock). Finally it publishes {pubs} CloudEvents to\n\
 the same daprd in each of two arms with {conc} in flight: a bare HTTP loop posting pre-serialised\n\
 bytes (the baseline) and our publisher (middleware `Publisher`: concurrency → retry → timeout over\n\
 the `dapr` client, serialising each event), so our overhead is a ratio from the same run. After\n\

@@ -1,7 +1,7 @@
 //! `cargo xtask bench <target>`: measure the services and write the figures to BENCHMARKS.md.
 //!
 //! One module per scenario ([`backend`]: writes and the publish path; [`data`]: reads as a
-//! user's task list grows). What they share lives here: the arguments, the optimised re-run,
+//! user's task list grows; [`load`]: open-loop writes up to saturation). What they share lives here: the arguments, the optimised re-run,
 //! the load generator, percentiles and the bench's bearer tokens.
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::step;
 mod backend;
 mod data;
 mod doc;
+mod load;
 mod plot;
 mod procfs;
 
@@ -30,6 +31,8 @@ pub(crate) enum Target {
     Backend,
     /// Reads as the task table grows: list, filter, sort and search latency per size.
     Data,
+    /// Open-loop REST load at rising rates: latency, saturation and CPU per process.
+    Load,
 }
 
 /// Options of `cargo xtask bench`.
@@ -42,6 +45,8 @@ pub(crate) struct BenchArgs {
     backend: backend::BackendArgs,
     #[command(flatten)]
     data: data::DataArgs,
+    #[command(flatten)]
+    load: load::LoadArgs,
     /// Print the results without rewriting BENCHMARKS.md.
     #[arg(long)]
     no_write: bool,
@@ -61,6 +66,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match args.target {
         Target::Backend => backend::run(args),
         Target::Data => data::run(args),
+        Target::Load => load::run(args),
     }
 }
 
@@ -102,7 +108,7 @@ fn prepare(
 }
 
 /// The scenarios of [`smoke`], as arguments of `cargo xtask bench`.
-const SMOKE_RUNS: [&[&str]; 2] = [
+const SMOKE_RUNS: [&[&str]; 3] = [
     &[
         "backend",
         "--tasks",
@@ -121,6 +127,15 @@ const SMOKE_RUNS: [&[&str]; 2] = [
         "--requests",
         "10",
         "--users",
+        "10",
+    ],
+    &[
+        "load",
+        "--rates",
+        "20,40",
+        "--step-secs",
+        "2",
+        "--probe-rate",
         "10",
     ],
 ];

@@ -4,7 +4,6 @@
 //! files or font libraries are needed to draw it.
 
 use plotters::coord::ranged1d::ValueFormatter;
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One line: its legend and its (x, y) points, in ascending x.
@@ -20,6 +19,8 @@ pub(super) struct Chart<'a> {
     pub(super) y_desc: &'a str,
     /// A logarithmic x axis (sizes that grow tenfold), else a linear one from 0.
     pub(super) log_x: bool,
+    /// A logarithmic y axis (latencies from milliseconds to seconds), else a linear one from 0.
+    pub(super) log_y: bool,
 }
 
 /// Line colours, one per curve in order (distinguishable in print and for the
@@ -49,12 +50,14 @@ pub(super) fn svg(chart: &Chart<'_>, curves: &[Curve]) -> anyhow::Result<String>
         (false, true) => (x_min / 10.0, x_max * 10.0),
         (_, false) => (0.0, (x_max * 1.05).max(1.0)),
     };
-    let y_max = curves
-        .iter()
-        .flat_map(|c| c.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max)
-        .max(1.0)
-        * 1.15;
+    let ys = || curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
+    let y_max = ys().fold(0.0, f64::max).max(1.0) * 1.15;
+    // A log axis starts a little below the smallest positive value (0 has no place on it).
+    let y_min = if chart.log_y {
+        ys().filter(|y| *y > 0.0).fold(y_max, f64::min) / 1.5
+    } else {
+        0.0
+    };
 
     let mut out = String::new();
     {
@@ -66,52 +69,72 @@ pub(super) fn svg(chart: &Chart<'_>, curves: &[Curve]) -> anyhow::Result<String>
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(60);
-        if chart.log_x {
-            let mut area = builder
-                .build_cartesian_2d((x_min..x_max).log_scale(), 0.0..y_max)
-                .map_err(plot_error)?;
-            draw_lines(&mut area, chart, curves)?;
-        } else {
-            let mut area = builder
-                .build_cartesian_2d(x_min..x_max, 0.0..y_max)
-                .map_err(plot_error)?;
-            draw_lines(&mut area, chart, curves)?;
+        // Each combination of axes is its own coordinate type.
+        let (xs, ys) = (x_min..x_max, y_min..y_max);
+        match (chart.log_x, chart.log_y) {
+            (false, false) => draw_lines(builder.build_cartesian_2d(xs, ys), chart, curves)?,
+            (true, false) => {
+                draw_lines(
+                    builder.build_cartesian_2d(xs.log_scale(), ys),
+                    chart,
+                    curves,
+                )?;
+            }
+            (false, true) => {
+                draw_lines(
+                    builder.build_cartesian_2d(xs, ys.log_scale()),
+                    chart,
+                    curves,
+                )?;
+            }
+            (true, true) => draw_lines(
+                builder.build_cartesian_2d(xs.log_scale(), ys.log_scale()),
+                chart,
+                curves,
+            )?,
         }
         root.present().map_err(plot_error)?;
     }
     Ok(out)
 }
 
-/// The mesh, the lines with their points, and the legend, on either kind of x axis.
-fn draw_lines<'a, X>(
-    area: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
+/// The mesh, the lines with their points, and the legend, on any kind of axes.
+fn draw_lines<'a, X, Y, E>(
+    area: Result<ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>, E>,
     chart: &Chart<'_>,
     curves: &[Curve],
 ) -> anyhow::Result<()>
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    E: std::fmt::Display,
 {
+    let mut area = area.map_err(plot_error)?;
     area.configure_mesh()
         .x_desc(chart.x_desc)
         .y_desc(chart.y_desc)
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_label_formatter(&|y| {
+            if *y >= 10.0 || *y == 0.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.1}")
+            }
+        })
         .draw()
         .map_err(plot_error)?;
+    // 0 has no place on a log axis: such points are left out of the line.
+    let shown = |p: &&(f64, f64)| (p.0 > 0.0 || !chart.log_x) && (p.1 > 0.0 || !chart.log_y);
     for (i, curve) in curves.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let style = ShapeStyle::from(colour).stroke_width(2);
-        area.draw_series(LineSeries::new(curve.points.iter().copied(), style))
+        let points = || curve.points.iter().filter(shown).copied();
+        area.draw_series(LineSeries::new(points(), style))
             .map_err(plot_error)?
             .label(curve.label.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
-        area.draw_series(
-            curve
-                .points
-                .iter()
-                .map(|&p| Circle::new(p, 3, colour.filled())),
-        )
-        .map_err(plot_error)?;
+        area.draw_series(points().map(|p| Circle::new(p, 3, colour.filled())))
+            .map_err(plot_error)?;
     }
     area.configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -136,6 +159,7 @@ mod tests {
         x_desc: "tasks",
         y_desc: "ms",
         log_x: true,
+        log_y: false,
     };
 
     fn curves(n: usize) -> Vec<Curve> {

@@ -43,10 +43,6 @@ pub(super) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
 /// CPU time of `root` and of every live process below it, plus what its children that have
 /// exited and been waited for used (cutime + cstime, fields 16 and 17): a connection's
 /// PostgreSQL backend that ended during a phase still counts.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the load scenarios that read it come next")
-)]
 pub(super) fn tree_cpu_time(root: u32) -> anyhow::Result<Duration> {
     let f = stat_fields(root)?;
     let mut total = ticks(

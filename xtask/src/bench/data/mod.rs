@@ -185,6 +185,7 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             x_desc: "tasks of the user (log scale)",
             y_desc: "p99 latency, ms",
             log_x: true,
+            log_y: false,
         },
         &curves,
     )?;
