@@ -95,10 +95,11 @@ for those requests), so they are the store's exact SQL and parameters.\n\n\
     let _ = write!(
         s,
         "\n![p99 latency against the user's task count, one line per query kind]({SVG_PATH})\n\n\
-**Plans** at the largest size. Each request runs two statements: the count of all matches (the\n\
-page's `total`) and the page itself; \"most rows\" is the largest row count of any node (the\n\
-tags subquery run per returned row left out): about the page size when an index hands the\n\
-rows over in order, about all of the user's matching rows when they are counted, scanned or\n\
+**Plans** at the largest size. Each request runs two statements: the count of matches (the\n\
+page's `total`, which stops 1000 matches past the end of the page — the backend's\n\
+`COUNT_AHEAD` — so at most 1051 rows for a first page of 50) and the page itself; \"most rows\" is the largest row count of any node\n\
+(the tags subquery run per returned row left out): about the page size when an index hands\n\
+the rows over in order, about all of the user's matching rows when they are scanned or\n\
 sorted.\n"
     );
     for group in &r.plans {
