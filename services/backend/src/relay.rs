@@ -174,7 +174,9 @@ impl Relay {
     /// backlog the outbox is still read a batch at a time. Each task has at most one group in
     /// flight, so its events stay in commit order; a task whose publish failed is held back
     /// for a delay that doubles with its row's failed attempts (the others go on), and a
-    /// database error pauses reading.
+    /// database error pauses reading. Acknowledged rows are marked published by one update at
+    /// a time while publishing goes on, so a slow update holds up no publish; until it has
+    /// run, reads skip its rows.
     async fn lead(
         &self,
         lock: &mut PoolConnection<sqlx::Postgres>,
@@ -238,7 +240,16 @@ impl Relay {
             .fold(now + self.config.idle_poll, Instant::min);
             tokio::select! {
                 Some(first) = flight.groups.next() => {
-                    self.land(first, &mut flight, &mut held).await;
+                    self.land(first, &mut flight, &mut held);
+                    self.start_marking(&mut flight);
+                    read = true;
+                }
+                Some(marked) = marking_done(&mut flight.marking), if flight.marking.is_some() => {
+                    flight.marking = None;
+                    for id in marked {
+                        flight.rows.remove(&id);
+                    }
+                    self.start_marking(&mut flight);
                     read = true;
                 }
                 () = self.waker.notified() => read = true,
@@ -262,21 +273,18 @@ impl Relay {
         Ok(())
     }
 
-    /// Records `first` and every other group that has finished meanwhile, in one update.
-    async fn land(
-        &self,
-        first: Published,
-        flight: &mut InFlight<'_>,
-        held: &mut HashMap<Uuid, Instant>,
-    ) {
+    /// Takes in `first` and every other group that has finished meanwhile: their tasks may
+    /// start again, and their acknowledgements wait to be marked ([`Relay::start_marking`]).
+    /// Until they are, their rows stay in `flight.rows`, so a read does not return them again.
+    fn land(&self, first: Published, flight: &mut InFlight<'_>, held: &mut HashMap<Uuid, Instant>) {
         let mut done = vec![first];
         while let Some(Some(more)) = flight.groups.next().now_or_never() {
             done.push(more);
         }
-        let mut published = Vec::new();
         for group in done {
             flight.tasks.remove(&group.task);
-            for id in &group.ids {
+            // The rows that were not acknowledged are read again (the failed one first).
+            for id in group.ids.iter().skip(group.acked.len()) {
                 flight.rows.remove(id);
             }
             if let Some(attempts) = group.failed_attempts {
@@ -287,16 +295,35 @@ impl Relay {
                     .queued
                     .retain(|queued| queued[0].aggregate_id != group.task);
             }
-            published.extend(group.acked);
+            flight.landed.extend(group.acked);
         }
-        self.record(published).await;
     }
 
-    /// Waits for every group in flight and records them.
+    /// Starts marking the landed acknowledgements in one update, unless an update is running:
+    /// publishing goes on meanwhile, and what lands in the meantime goes into the next one.
+    fn start_marking<'a>(&'a self, flight: &mut InFlight<'a>) {
+        if flight.marking.is_some() || flight.landed.is_empty() {
+            return;
+        }
+        let acked = std::mem::take(&mut flight.landed);
+        let ids: Vec<Uuid> = acked.iter().map(|a| a.row.id).collect();
+        flight.marking = Some(Box::pin(async move {
+            // Marked, or kept to be marked before the next read (`record`): either way the
+            // rows may leave `flight.rows`.
+            self.record(acked).await;
+            ids
+        }));
+    }
+
+    /// Waits for every group in flight and marks what they published.
     async fn land_all(&self, flight: &mut InFlight<'_>, held: &mut HashMap<Uuid, Instant>) {
         while let Some(first) = flight.groups.next().await {
-            self.land(first, flight, held).await;
+            self.land(first, flight, held);
         }
+        if let Some(marking) = flight.marking.take() {
+            marking.await;
+        }
+        self.record(std::mem::take(&mut flight.landed)).await;
     }
 
     /// How long a task waits after its row failed `attempts` times: the minimum backoff,
@@ -526,17 +553,22 @@ enum Lead {
     Lost,
 }
 
-/// The groups being published (at most one per task), and the last read's groups that have
-/// not been started yet.
+/// The groups being published (at most one per task), the last read's groups that have not
+/// been started yet, and the acknowledgements on their way to the database.
 #[derive(Default)]
 struct InFlight<'a> {
     groups: FuturesUnordered<Pin<Box<dyn Future<Output = Published> + Send + 'a>>>,
     /// The tasks of `groups`.
     tasks: HashSet<Uuid>,
-    /// The rows of `groups`, which a read returns again until they are marked.
+    /// The rows of `groups`, and the acknowledged rows until they are marked: a read returns
+    /// them again until then.
     rows: HashSet<Uuid>,
     /// Per-task groups in the order of their oldest row.
     queued: VecDeque<Vec<OutboxRow>>,
+    /// Acknowledged rows waiting for the next update.
+    landed: Vec<Acked>,
+    /// The update running, if any; it yields the ids of the rows it wrote.
+    marking: Option<Pin<Box<dyn Future<Output = Vec<Uuid>> + Send + 'a>>>,
 }
 
 impl InFlight<'_> {
@@ -557,6 +589,16 @@ impl InFlight<'_> {
         self.tasks.insert(group[0].aggregate_id);
         self.rows.extend(group.iter().map(|row| row.id));
         Some(group)
+    }
+}
+
+/// The ids the running update wrote, once it has ended; `None` at once when none runs.
+async fn marking_done(
+    marking: &mut Option<Pin<Box<dyn Future<Output = Vec<Uuid>> + Send + '_>>>,
+) -> Option<Vec<Uuid>> {
+    match marking {
+        Some(update) => Some(update.await),
+        None => None,
     }
 }
 

@@ -412,3 +412,45 @@ async fn a_row_committed_during_a_slow_publish_does_not_wait_for_it(pool: PgPool
     running.stop().await;
     assert_eq!(script.lock().unwrap().accepted, vec![quick_id, slow_id]);
 }
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_slow_update_marking_rows_published_does_not_hold_back_publishing(pool: PgPool) {
+    let first = commit_events(&pool, 1, 1).await;
+    let first_id = first.values().next().unwrap()[0];
+    // Another transaction holds the first row's lock, so the relay's update marking it
+    // published waits (as behind a slow disk or a long lock): reads are not blocked by it.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM outbox WHERE id = $1 FOR UPDATE")
+        .bind(first_id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let script = Arc::new(Mutex::new(Script::default()));
+    let running = Running::start(&pool, &[&script], &config(), Duration::from_secs(5));
+    until("the first row published", || async {
+        script.lock().unwrap().accepted.contains(&first_id)
+    })
+    .await;
+    let second = commit_events(&pool, 1, 1).await;
+    let second_id = second.values().next().unwrap()[0];
+    until(
+        "the second row published while the first is being marked",
+        || async { script.lock().unwrap().accepted.contains(&second_id) },
+    )
+    .await;
+    let first_marked: bool =
+        sqlx::query_scalar("SELECT published_at IS NOT NULL FROM outbox WHERE id = $1")
+            .bind(first_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        !first_marked,
+        "the update marking the first row is still waiting"
+    );
+    blocker.rollback().await.unwrap();
+    until("every row marked", || async { pending(&pool).await == 0 }).await;
+    running.stop().await;
+    // Nothing was published twice while its row waited to be marked.
+    assert_eq!(script.lock().unwrap().accepted, vec![first_id, second_id]);
+}
