@@ -133,6 +133,12 @@ impl SmtpSink {
         self.lock().messages.clone()
     }
 
+    /// How many messages it has received so far: cheaper than [`SmtpSink::messages`] for a
+    /// caller polling for thousands of them.
+    pub fn message_count(&self) -> usize {
+        self.lock().messages.len()
+    }
+
     /// How many connections it has accepted.
     pub fn connections(&self) -> usize {
         self.lock().connections

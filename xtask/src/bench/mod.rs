@@ -1,8 +1,9 @@
 //! `cargo xtask bench <target>`: measure the services and write the figures to BENCHMARKS.md.
 //!
 //! One module per scenario ([`backend`]: writes and the publish path; [`data`]: reads as a
-//! user's task list grows; [`load`]: open-loop writes up to saturation). What they share lives here: the arguments, the optimised re-run,
-//! the load generator, percentiles and the bench's bearer tokens.
+//! user's task list grows; [`load`]: open-loop writes up to saturation; [`reminders`]: many
+//! reminders due in the same minute). What they share lives here: the arguments, the
+//! optimised re-run, the load generator, percentiles and the bench's bearer tokens.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +21,7 @@ mod doc;
 mod load;
 mod plot;
 mod procfs;
+mod reminders;
 
 /// Marked as a benchmark fixture: the HS256 key of the throw-away backend the bench starts.
 const BENCH_JWT_KEY: &str = "bench-fixture-jwt-key-not-a-secret";
@@ -33,6 +35,8 @@ pub(crate) enum Target {
     Data,
     /// Open-loop REST load at rising rates: latency, saturation and CPU per process.
     Load,
+    /// Reminder fan-in: many reminders due in one window, across notification replicas.
+    Reminders,
 }
 
 /// Options of `cargo xtask bench`.
@@ -47,6 +51,8 @@ pub(crate) struct BenchArgs {
     data: data::DataArgs,
     #[command(flatten)]
     load: load::LoadArgs,
+    #[command(flatten)]
+    reminders: reminders::ReminderArgs,
     /// Print the results without rewriting BENCHMARKS.md.
     #[arg(long)]
     no_write: bool,
@@ -67,6 +73,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Target::Backend => backend::run(args),
         Target::Data => data::run(args),
         Target::Load => load::run(args),
+        Target::Reminders => reminders::run(args),
     }
 }
 
@@ -108,7 +115,7 @@ fn prepare(
 }
 
 /// The scenarios of [`smoke`], as arguments of `cargo xtask bench`.
-const SMOKE_RUNS: [&[&str]; 3] = [
+const SMOKE_RUNS: [&[&str]; 4] = [
     &[
         "backend",
         "--tasks",
@@ -138,6 +145,7 @@ const SMOKE_RUNS: [&[&str]; 3] = [
         "--probe-rate",
         "10",
     ],
+    &["reminders", "--reminders", "30", "--window-secs", "3"],
 ];
 
 /// The command line of one smoke run, parsed as `cargo xtask bench` parses it.
@@ -159,7 +167,7 @@ fn smoke_args(args: &[&str]) -> anyhow::Result<BenchArgs> {
     Ok(parsed.bench)
 }
 
-/// The bench as `cargo xtask test` runs it: both scenarios with tiny sizes on the debug builds
+/// The bench as `cargo xtask test` runs it: every scenario with tiny sizes on the debug builds
 /// (`--smoke`), each against its own stack, so a change that breaks the bench fails the tests.
 /// Nothing is timed against a limit and nothing is written. In this process: `cargo test` may
 /// have rebuilt the xtask binary that is running, so it is not started again.
