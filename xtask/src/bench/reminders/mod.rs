@@ -176,7 +176,8 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if !results.each_once() {
         bail!(
-            "reminders not mailed exactly once: {} missing ({}), {} duplicate mails (for {})",
+            "reminders not mailed exactly once: {} missing [{}], {} duplicate mails [for {}] \
+             (reminder indices; the task titles end in them)",
             results.missing.len(),
             tally::some_of(&results.missing, 20),
             results.duplicates,
