@@ -59,6 +59,9 @@ const JOBS_SCHEDULED_TOTAL: &str = "todo_reminder_jobs_scheduled_total";
 /// notification's count of reminder job triggers by outcome
 /// (`notification::metrics::REMINDER_TRIGGERS_TOTAL`).
 const TRIGGERS_TOTAL: &str = "todo_reminder_triggers_total";
+/// notification's histogram of how late each published reminder's job fired
+/// (`notification::metrics::REMINDER_LATENESS_SECONDS`).
+const TRIGGER_LATENESS: &str = "todo_reminder_lateness_seconds";
 
 /// Options of `cargo xtask bench reminders`.
 #[derive(Debug, clap::Args)]
@@ -104,6 +107,35 @@ struct ReplicaTriggers {
     other: u64,
 }
 
+/// What notification's counters say, per replica or summed, at one moment.
+#[derive(Clone, Debug, Default)]
+struct TriggerMetrics {
+    per_replica: Vec<ReplicaTriggers>,
+    /// The cumulative buckets of [`TRIGGER_LATENESS`], summed over the replicas.
+    lateness: Vec<(f64, f64)>,
+    /// Its `_sum` over the replicas, in seconds.
+    lateness_sum: f64,
+}
+
+impl TriggerMetrics {
+    /// What happened between `before` and `self`.
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            per_replica: self
+                .per_replica
+                .iter()
+                .zip(&before.per_replica)
+                .map(|(after, before)| ReplicaTriggers {
+                    published: after.published.saturating_sub(before.published),
+                    other: after.other.saturating_sub(before.other),
+                })
+                .collect(),
+            lateness: report::histogram_delta(&self.lateness, &before.lateness),
+            lateness_sum: (self.lateness_sum - before.lateness_sum).max(0.0),
+        }
+    }
+}
+
 /// Everything the section reports.
 #[derive(Debug)]
 struct Results {
@@ -141,7 +173,8 @@ struct Results {
     duplicates: usize,
     duplicated: Vec<usize>,
     strays: usize,
-    replica_triggers: Vec<ReplicaTriggers>,
+    /// Trigger outcomes per replica, and the trigger lateness notification measured.
+    triggers: TriggerMetrics,
     cpu: Vec<ProcessCpu>,
     /// The span the CPU times were read over: the window's start → every reminder mailed (or
     /// the deadline).
@@ -418,17 +451,20 @@ async fn jobs_scheduled(http: &reqwest::Client, urls: &[String]) -> anyhow::Resu
     Ok(total)
 }
 
-/// Each replica's trigger outcomes.
-async fn triggers(http: &reqwest::Client, urls: &[String]) -> anyhow::Result<Vec<ReplicaTriggers>> {
-    let mut out = Vec::new();
+/// Each replica's trigger outcomes, and the trigger lateness over all of them.
+async fn triggers(http: &reqwest::Client, urls: &[String]) -> anyhow::Result<TriggerMetrics> {
+    let mut out = TriggerMetrics::default();
     for url in urls {
         let page = metrics_page(http, url).await?;
         let all = report::metric_sum(&page, TRIGGERS_TOTAL, "");
         let published = report::metric_sum(&page, TRIGGERS_TOTAL, "outcome=\"published\"");
-        out.push(ReplicaTriggers {
+        out.per_replica.push(ReplicaTriggers {
             published: published as u64,
             other: (all - published) as u64,
         });
+        out.lateness =
+            report::histogram_sum(&out.lateness, &report::histogram(&page, TRIGGER_LATENESS));
+        out.lateness_sum += report::metric_sum(&page, &format!("{TRIGGER_LATENESS}_sum"), "");
     }
     Ok(out)
 }
@@ -606,15 +642,7 @@ async fn measure(
     let fan_in = last_mail
         .and_then(|t| t.duration_since(window_start).ok())
         .unwrap_or_default();
-    let replica_triggers = triggers(&http, &urls)
-        .await?
-        .into_iter()
-        .zip(triggers_before)
-        .map(|(after, before)| ReplicaTriggers {
-            published: after.published.saturating_sub(before.published),
-            other: after.other.saturating_sub(before.other),
-        })
-        .collect();
+    let triggers = triggers(&http, &urls).await?.since(&triggers_before);
     let cpu = processes
         .iter()
         .zip(cpu_before.iter().zip(&cpu_after))
@@ -649,7 +677,7 @@ async fn measure(
         duplicates: tally.duplicates,
         duplicated: tally.duplicated,
         strays: tally.strays,
-        replica_triggers,
+        triggers,
         cpu,
         cpu_span: fan_in_span,
     })

@@ -34,6 +34,76 @@ pub(super) fn metric_sum(page: &str, metric: &str, filter: &str) -> f64 {
         .sum()
 }
 
+/// The cumulative buckets of histogram `metric` in a Prometheus text page, summed by upper
+/// bound over every series: `(le, count)` in ascending `le` (`+Inf` last, as infinity).
+pub(super) fn histogram(page: &str, metric: &str) -> Vec<(f64, f64)> {
+    let bucket = format!("{metric}_bucket{{");
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for line in page.lines() {
+        let Some((labels, value)) = line
+            .strip_prefix(&bucket)
+            .and_then(|rest| rest.split_once("} "))
+        else {
+            continue;
+        };
+        let le = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("le=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .and_then(|l| match l {
+                "+Inf" => Some(f64::INFINITY),
+                l => l.parse::<f64>().ok(),
+            });
+        let (Some(le), Ok(count)) = (le, value.trim().parse::<f64>()) else {
+            continue;
+        };
+        match out.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, total)) => *total += count,
+            None => out.push((le, count)),
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// `after − before`, bucket by bucket (a bucket missing before counts as empty then).
+pub(super) fn histogram_delta(after: &[(f64, f64)], before: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    after
+        .iter()
+        .map(|&(le, n)| {
+            let then = before.iter().find(|(b, _)| *b == le).map_or(0.0, |b| b.1);
+            (le, (n - then).max(0.0))
+        })
+        .collect()
+}
+
+/// Two cumulative histograms with the same buckets, added (a bucket missing from one counts
+/// as empty there).
+pub(super) fn histogram_sum(a: &[(f64, f64)], b: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = a.to_vec();
+    for &(le, n) in b {
+        match out.iter_mut().find(|(x, _)| *x == le) {
+            Some((_, total)) => *total += n,
+            None => out.push((le, n)),
+        }
+    }
+    out.sort_by(|x, y| x.0.total_cmp(&y.0));
+    out
+}
+
+/// The upper bound of the bucket holding quantile `q` of a cumulative histogram: "at most
+/// this many seconds"; `None` without samples, infinity when beyond the last finite bound.
+pub(super) fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    buckets
+        .iter()
+        .find(|(_, cumulative)| *cumulative >= q * total)
+        .map(|(le, _)| *le)
+}
+
 /// How many of `times` fall in each whole second from `start` (a time before `start` counts
 /// in the first second), up to the last one.
 pub(super) fn per_second(times: &[SystemTime], start: SystemTime) -> Vec<usize> {
@@ -162,6 +232,39 @@ fn scheduling(r: &Results) -> String {
     }
 }
 
+/// The trigger's share of the lateness, from notification's histogram, in words.
+fn trigger_split(r: &Results) -> String {
+    let buckets = &r.triggers.lateness;
+    let count = buckets.last().map_or(0.0, |b| b.1);
+    let (Some(p50), Some(p99)) = (
+        bucket_quantile(buckets, 0.5),
+        bucket_quantile(buckets, 0.99),
+    ) else {
+        return "notification's trigger lateness histogram had no samples".to_owned();
+    };
+    let bound = |le: f64| {
+        if le.is_finite() {
+            format!("≤ {le} s")
+        } else {
+            "beyond its last bucket".to_owned()
+        }
+    };
+    let trigger_mean = r.triggers.lateness_sum / count * 1000.0;
+    let samples = &r.lateness_sorted;
+    let mail_mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0
+        / samples.len().max(1) as f64;
+    format!(
+        "notification's own histogram (`todo_reminder_lateness_seconds`: the trigger reaching a \
+         replica − `remind_at`) over its {count:.0} published triggers: mean {trigger_mean:.0} ms, \
+         p50 {}, p99 {} (bucket bounds); the mail's mean lateness was {mail_mean:.0} ms, so the \
+         path after the trigger (backend lookup, publish, Redis, email-delivery, SMTP) took \
+         about {:.0} ms of it on average",
+        bound(p50),
+        bound(p99),
+        mail_mean - trigger_mean
+    )
+}
+
 fn peak(r: &Results) -> usize {
     r.mailed_per_second.iter().copied().max().unwrap_or(0)
 }
@@ -198,7 +301,7 @@ in).\n\n\
 |---|---|---|---|---|---|---|---|---|---|\n\
 | {n} | {window} s | {replicas} | {lat} | {rate:.0} | {peak} | {once} |\n\n\
 The reminders were due at {due_rate:.0} per second; the last mail arrived {fan_in:.1} s after\n\
-the first reminder was due.{early}{strays}\n\n\
+the first reminder was due.{early}{strays} Where the lateness arose: {split}.\n\n\
 ![Share of reminders mailed within a given lateness]({LATENESS_SVG})\n\n\
 ![Reminders due and mailed per second over the window]({RATE_SVG})\n\n\
 Triggers per notification replica (from its `todo_reminder_triggers_total`):\n\n\
@@ -227,6 +330,7 @@ Triggers per notification replica (from its `todo_reminder_triggers_total`):\n\n
         rate = r.mails_per_second,
         peak = peak(r),
         once = each_once(r),
+        split = trigger_split(r),
         due_rate = r.reminders as f64 / secs(r.window).max(f64::EPSILON),
         fan_in = secs(r.fan_in),
         early = if r.early > 0 {
@@ -243,7 +347,7 @@ Triggers per notification replica (from its `todo_reminder_triggers_total`):\n\n
             String::new()
         },
     );
-    for (i, t) in r.replica_triggers.iter().enumerate() {
+    for (i, t) in r.triggers.per_replica.iter().enumerate() {
         let _ = writeln!(s, "| notification-{i} | {} | {} |", t.published, t.other);
     }
     s.push_str(
@@ -287,6 +391,7 @@ pub(super) fn print(r: &Results) {
         peak(r),
         secs(r.fan_in)
     );
+    println!("{}", trigger_split(r));
     println!(
         "each mailed once: {} (missing {}, duplicate mails {}, strays {}, early {})",
         r.each_once(),
@@ -295,7 +400,7 @@ pub(super) fn print(r: &Results) {
         r.strays,
         r.early
     );
-    for (i, t) in r.replica_triggers.iter().enumerate() {
+    for (i, t) in r.triggers.per_replica.iter().enumerate() {
         println!(
             "notification-{i}: {} published, {} other trigger outcomes",
             t.published, t.other
@@ -309,7 +414,7 @@ pub(super) fn print(r: &Results) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ProcessCpu, ReplicaTriggers};
+    use super::super::{ProcessCpu, ReplicaTriggers, TriggerMetrics};
     use super::*;
     use crate::bench::Percentiles;
 
@@ -345,10 +450,14 @@ mod tests {
             duplicates: 0,
             duplicated: Vec::new(),
             strays: 0,
-            replica_triggers: vec![ReplicaTriggers {
-                published: 4,
-                other: 0,
-            }],
+            triggers: TriggerMetrics {
+                per_replica: vec![ReplicaTriggers {
+                    published: 4,
+                    other: 0,
+                }],
+                lateness: vec![(0.01, 1.0), (0.025, 3.0), (f64::INFINITY, 4.0)],
+                lateness_sum: 0.06,
+            },
             cpu: vec![ProcessCpu {
                 name: "notification-0".into(),
                 used: Duration::from_millis(500),
@@ -404,6 +513,25 @@ mod tests {
                 .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1)
         );
         assert!(cdf(&[]).is_empty());
+    }
+
+    #[test]
+    fn histograms_are_read_summed_and_their_quantiles_bounded() {
+        let page = "todo_reminder_lateness_seconds_bucket{service=\"notification\",le=\"0.1\"} 2\n\
+todo_reminder_lateness_seconds_bucket{service=\"notification\",le=\"1\"} 9\n\
+todo_reminder_lateness_seconds_bucket{service=\"notification\",le=\"+Inf\"} 10\n\
+todo_reminder_lateness_seconds_sum{service=\"notification\"} 4.5\n";
+        let one = histogram(page, "todo_reminder_lateness_seconds");
+        assert_eq!(one, vec![(0.1, 2.0), (1.0, 9.0), (f64::INFINITY, 10.0)]);
+        let two = histogram_sum(&one, &one);
+        assert_eq!(two[1], (1.0, 18.0));
+        assert_eq!(histogram_delta(&two, &one), one);
+        assert_eq!(bucket_quantile(&one, 0.2), Some(0.1));
+        assert_eq!(bucket_quantile(&one, 0.5), Some(1.0));
+        assert_eq!(bucket_quantile(&one, 0.99), Some(f64::INFINITY));
+        assert_eq!(bucket_quantile(&[], 0.5), None);
+        let section = render(&results());
+        assert!(section.contains("over its 4 published triggers: mean 15 ms, p50 ≤ 0.025 s"));
     }
 
     #[test]
