@@ -62,6 +62,11 @@ const TRIGGERS_TOTAL: &str = "todo_reminder_triggers_total";
 /// notification's histogram of how late each published reminder's job fired
 /// (`notification::metrics::REMINDER_LATENESS_SECONDS`).
 const TRIGGER_LATENESS: &str = "todo_reminder_lateness_seconds";
+/// email-delivery's count of deliveries by outcome (`email_delivery::metrics::EMAILS_SENT_TOTAL`).
+const EMAILS_SENT_TOTAL: &str = "todo_emails_sent_total";
+/// Its `outcome` values (`email_delivery::metrics::Outcome`): a `duplicate` is a delivery of
+/// an event already mailed (a broker redelivery or a second publish), absorbed by its ledger.
+const EMAIL_OUTCOMES: [&str; 4] = ["sent", "duplicate", "retry", "failed"];
 
 /// Options of `cargo xtask bench reminders`.
 #[derive(Debug, clap::Args)]
@@ -153,6 +158,8 @@ struct Results {
     /// Calibration: first create sent → every calibration job scheduled.
     calibration_elapsed: Duration,
     lead: Duration,
+    /// Whether `--lead-secs` gave the lead (else the calibration chose it).
+    lead_given: bool,
     /// First create sent → last create answered.
     created: Duration,
     /// First create sent → every job scheduled (`None`: not within the wait).
@@ -175,6 +182,8 @@ struct Results {
     strays: usize,
     /// Trigger outcomes per replica, and the trigger lateness notification measured.
     triggers: TriggerMetrics,
+    /// email-delivery's deliveries over the fan-in, per [`EMAIL_OUTCOMES`] entry.
+    email_outcomes: Vec<(&'static str, u64)>,
     cpu: Vec<ProcessCpu>,
     /// The span the CPU times were read over: the window's start → every reminder mailed (or
     /// the deadline).
@@ -361,6 +370,11 @@ impl Stack {
         out
     }
 
+    /// email-delivery's `/metrics` URL.
+    fn email_metrics_url(&self) -> String {
+        format!("{}/metrics", self.email.service.base_url())
+    }
+
     /// Every notification replica's `/metrics` URL.
     fn metrics_urls(&self) -> Vec<String> {
         self.notification
@@ -469,6 +483,23 @@ async fn triggers(http: &reqwest::Client, urls: &[String]) -> anyhow::Result<Tri
     Ok(out)
 }
 
+/// email-delivery's deliveries so far, per [`EMAIL_OUTCOMES`] entry.
+async fn email_outcomes(
+    http: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    let page = metrics_page(http, url).await?;
+    Ok(EMAIL_OUTCOMES
+        .iter()
+        .map(|&o| {
+            (
+                o,
+                report::metric_sum(&page, EMAILS_SENT_TOTAL, &format!("outcome=\"{o}\"")) as u64,
+            )
+        })
+        .collect())
+}
+
 async fn metrics_page(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
     Ok(http
         .get(url)
@@ -573,6 +604,8 @@ async fn measure(
     let title_prefix = format!("fanin-{run}-");
     let before = jobs_scheduled(&http, &urls).await?;
     let triggers_before = triggers(&http, &urls).await?;
+    let email_url = stack.email_metrics_url();
+    let email_before = email_outcomes(&http, &email_url).await?;
     let started = Instant::now();
     let created = creator.create(&title_prefix, &due).await?;
     let scheduled = wait_scheduled(
@@ -643,6 +676,12 @@ async fn measure(
         .and_then(|t| t.duration_since(window_start).ok())
         .unwrap_or_default();
     let triggers = triggers(&http, &urls).await?.since(&triggers_before);
+    let email_outcomes = email_outcomes(&http, &email_url)
+        .await?
+        .into_iter()
+        .zip(email_before)
+        .map(|((o, after), (_, before))| (o, after.saturating_sub(before)))
+        .collect();
     let cpu = processes
         .iter()
         .zip(cpu_before.iter().zip(&cpu_after))
@@ -664,6 +703,7 @@ async fn measure(
         calibration,
         calibration_elapsed,
         lead,
+        lead_given: opts.lead_secs.is_some(),
         created,
         scheduled: scheduled.map(|at| at - started),
         slack_ms,
@@ -678,6 +718,7 @@ async fn measure(
         duplicated: tally.duplicated,
         strays: tally.strays,
         triggers,
+        email_outcomes,
         cpu,
         cpu_span: fan_in_span,
     })

@@ -265,6 +265,37 @@ fn trigger_split(r: &Results) -> String {
     )
 }
 
+/// How the lead was chosen, in words.
+fn lead(r: &Results) -> String {
+    if r.lead_given {
+        format!("and the lead was given: {:.1} s", secs(r.lead))
+    } else {
+        format!(
+            "so the lead was ×{} that time per job plus {} s ({:.1} s)",
+            super::LEAD_FACTOR,
+            super::LEAD_MARGIN.as_secs(),
+            secs(r.lead)
+        )
+    }
+}
+
+/// Mails per second during the window and after it, from the per-second counts.
+fn rates(r: &Results) -> (f64, f64) {
+    let window = (r.window.as_secs() as usize).min(r.mailed_per_second.len());
+    let (during, after) = r.mailed_per_second.split_at(window);
+    let mean = |s: &[usize]| s.iter().sum::<usize>() as f64 / s.len().max(1) as f64;
+    (mean(during), mean(after))
+}
+
+/// email-delivery's outcomes, in words.
+fn email_outcomes(r: &Results) -> String {
+    r.email_outcomes
+        .iter()
+        .map(|(o, n)| format!("{n} {o}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn peak(r: &Results) -> usize {
     r.mailed_per_second.iter().copied().max().unwrap_or(0)
 }
@@ -285,10 +316,9 @@ which email-delivery holds real SMTP conversations. It creates {n} tasks over RE
 {window} s; each task event reaches notification through the outbox and Redis, and notification\n\
 schedules the task's reminder job with the Scheduler. The window starts far enough ahead that\n\
 every job exists before the first is due: a calibration batch of {cal} tasks with reminders a\n\
-day away took {cal_s:.1} s from the first create to its last job scheduled, so the lead was\n\
-×{factor} that time per job plus {margin} s ({lead:.1} s); {scheduling}. When the jobs fire,\n\
-the Scheduler hands each trigger to one replica, which re-reads the task from the backend and\n\
-publishes `reminder.due`; email-delivery mails it. **Lateness** is the time the sink accepted\n\
+day away took {cal_s:.1} s from the first create to its last job scheduled, {lead}; {scheduling}.\n\
+When the jobs fire, the Scheduler hands each trigger to one replica, which re-reads the task\n\
+from the backend and publishes `reminder.due`; email-delivery mails it. **Lateness** is the time the sink accepted\n\
 a reminder's mail (the final `.` of `DATA`) minus its `remind_at`: the whole path, the\n\
 Scheduler's trigger, the replica, the broker and the SMTP conversation. The command waits\n\
 (polling every {poll} ms) until every reminder has a mail, then {quiet} s more for duplicates;\n\
@@ -301,7 +331,10 @@ in).\n\n\
 |---|---|---|---|---|---|---|---|---|---|\n\
 | {n} | {window} s | {replicas} | {lat} | {rate:.0} | {peak} | {once} |\n\n\
 The reminders were due at {due_rate:.0} per second; the last mail arrived {fan_in:.1} s after\n\
-the first reminder was due.{early}{strays} Where the lateness arose: {split}.\n\n\
+the first reminder was due. Mails were accepted at {during:.0} per second on average while\n\
+reminders fell due and at {after:.0} per second after the window.{early}{strays} Where the\n\
+lateness arose: {split}. email-delivery's deliveries (`todo_emails_sent_total` by outcome;\n\
+a duplicate is a redelivered event its ledger had already settled): {emails}.\n\n\
 ![Share of reminders mailed within a given lateness]({LATENESS_SVG})\n\n\
 ![Reminders due and mailed per second over the window]({RATE_SVG})\n\n\
 Triggers per notification replica (from its `todo_reminder_triggers_total`):\n\n\
@@ -319,9 +352,7 @@ Triggers per notification replica (from its `todo_reminder_triggers_total`):\n\n
         window = r.window.as_secs(),
         cal = r.calibration,
         cal_s = secs(r.calibration_elapsed),
-        factor = super::LEAD_FACTOR,
-        margin = super::LEAD_MARGIN.as_secs(),
-        lead = secs(r.lead),
+        lead = lead(r),
         scheduling = scheduling(r),
         poll = super::POLL.as_millis(),
         quiet = super::QUIET.as_secs(),
@@ -331,6 +362,9 @@ Triggers per notification replica (from its `todo_reminder_triggers_total`):\n\n
         peak = peak(r),
         once = each_once(r),
         split = trigger_split(r),
+        during = rates(r).0,
+        after = rates(r).1,
+        emails = email_outcomes(r),
         due_rate = r.reminders as f64 / secs(r.window).max(f64::EPSILON),
         fan_in = secs(r.fan_in),
         early = if r.early > 0 {
@@ -393,6 +427,12 @@ pub(super) fn print(r: &Results) {
     );
     println!("{}", trigger_split(r));
     println!(
+        "mails/s during the window {:.0}, after it {:.0}; email-delivery: {}",
+        rates(r).0,
+        rates(r).1,
+        email_outcomes(r)
+    );
+    println!(
         "each mailed once: {} (missing {}, duplicate mails {}, strays {}, early {})",
         r.each_once(),
         r.missing.len(),
@@ -432,6 +472,7 @@ mod tests {
             calibration: 4,
             calibration_elapsed: Duration::from_millis(800),
             lead: Duration::from_secs(7),
+            lead_given: false,
             created: Duration::from_millis(100),
             scheduled: Some(Duration::from_millis(900)),
             slack_ms: Some(6000.0),
@@ -462,6 +503,7 @@ mod tests {
                 name: "notification-0".into(),
                 used: Duration::from_millis(500),
             }],
+            email_outcomes: vec![("sent", 4), ("duplicate", 0)],
             cpu_span: Duration::from_secs(2),
         }
     }
@@ -476,6 +518,8 @@ mod tests {
         assert!(section.contains(&format!("]({LATENESS_SVG})")));
         assert!(section.contains(&format!("]({RATE_SVG})")));
         assert!(section.contains("| notification-0 | 4 | 0 |"));
+        assert!(section.contains("at 2 per second on average while"));
+        assert!(section.contains("by outcome;\na duplicate is a redelivered event its ledger had already settled): 4 sent, 0 duplicate."));
         assert!(section.contains("| notification-0 | 0.50 | 0.25 |"));
         // The section replaces only itself.
         let doc = "# B\n\n## Data growth\n\nkept\n";
