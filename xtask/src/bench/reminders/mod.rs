@@ -558,7 +558,7 @@ async fn measure(
         clients: opts.reminder_clients,
     };
     let urls = stack.metrics_urls();
-    // A run's titles are its own even when mails of another run reached the same sink.
+    // Titles carry the run's start, so a task or mail in the kept logs names its run.
     let run = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_secs();
