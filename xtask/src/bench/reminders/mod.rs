@@ -26,7 +26,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail, ensure};
-use harness::{BrokerServer, Infra, InfraOptions, Pod, PodOptions, SmtpSink, wait};
+use harness::{Infra, InfraOptions, Pod, PodOptions, SmtpSink, wait};
 use serde_json::json;
 
 use super::procfs::{cpu_time, tree_cpu_time};
@@ -358,13 +358,13 @@ impl Stack {
             self.infra.scheduler.process_mut().pid(),
             false,
         ));
-        if let BrokerServer::Redis(redis) = &mut self.infra.broker {
-            out.push(("Redis".into(), redis.process_mut().pid(), false));
+        if let Some(redis) = self.infra.broker.redis() {
+            out.push(("Redis".into(), redis.pid(), false));
         }
         // PostgreSQL serves each connection from a child of the postmaster.
         out.push((
             "PostgreSQL (all its processes)".into(),
-            self.infra.postgres.process_mut().pid(),
+            self.infra.postgres.pid(),
             true,
         ));
         out
