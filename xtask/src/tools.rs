@@ -42,7 +42,7 @@ pub(crate) const TOOLS: &[(&str, &str)] = &[
 /// Programs run by name that are not tools to provide: the machine's package manager (which the
 /// Nix shell makes unnecessary) and coreutils, which every shell has.
 #[cfg(test)]
-pub(crate) const NOT_TOOLS: &[&str] = &["apt-get", "sudo", "cp", "chmod", "kill"];
+pub(crate) const NOT_TOOLS: &[&str] = &["apt-get", "sudo", "cp", "chmod", "kill", "sleep"];
 
 /// Tools nixpkgs does not package, with what stands in: the flake check accepts their absence
 /// from the shell only with this reason, and the README says it.
