@@ -26,7 +26,10 @@ pub const ENV_DOCS: &[EnvDoc] = &[
         "DATABASE_URL",
         "PostgreSQL URL; when unset, read from the secret store. TLS (rustls):\nadd ?sslmode=verify-full&sslrootcert=<CA file> to verify the server",
     ),
-    ("DATABASE_MAX_CONNECTIONS", "pool size [10]"),
+    (
+        "DATABASE_MAX_CONNECTIONS",
+        "pool size of the API's requests [10]",
+    ),
     (
         "RUN_MIGRATIONS",
         "apply database migrations at start-up [true]",
@@ -58,6 +61,10 @@ pub const ENV_DOCS: &[EnvDoc] = &[
     ),
     ("RELAY_BATCH_SIZE", "outbox rows read per relay pass [256]"),
     (
+        "RELAY_DATABASE_CONNECTIONS",
+        "the outbox relay's own pool, beside the API's (one holds its lock) [3]",
+    ),
+    (
         "RELAY_CONCURRENCY",
         "tasks whose events are published in parallel [32]",
     ),
@@ -80,8 +87,11 @@ pub struct Config {
     pub service: ServiceEnv,
     /// Database URL given in the environment (else: secret store).
     pub database_url: Option<SecretString>,
-    /// Connection pool size.
+    /// Size of the pool the API's requests use.
     pub database_max_connections: u32,
+    /// Size of the outbox relay's own pool: requests queueing for the API's pool under load
+    /// must not delay the relay's reads and marks (and so every event) behind them.
+    pub relay_database_connections: u32,
     /// Apply migrations at start-up.
     pub run_migrations: bool,
     /// HS256 key given in the environment (else: JWKS URL or secret store).
@@ -121,6 +131,11 @@ impl ServiceConfig for Config {
         let database_max_connections = env.positive::<u32>("DATABASE_MAX_CONNECTIONS", 10);
         let run_migrations = env.flag("RUN_MIGRATIONS", true);
         let relay_batch_size = env.positive::<u32>("RELAY_BATCH_SIZE", 256);
+        // The lock's connection, a read, and an update marking rows published, at once.
+        let relay_database_connections = env.positive::<u32>("RELAY_DATABASE_CONNECTIONS", 3);
+        if relay_database_connections == 1 {
+            env.problem("RELAY_DATABASE_CONNECTIONS: at least 2 (the relay's lock holds one)");
+        }
         let relay_concurrency = env.positive::<u32>("RELAY_CONCURRENCY", 32);
         let relay_publish_timeout = env.secs("RELAY_PUBLISH_TIMEOUT_SECS", 30);
         let jwt_secret = env.optional("JWT_SECRET").map(SecretString::from);
@@ -132,6 +147,7 @@ impl ServiceConfig for Config {
             service,
             database_url: env.optional("DATABASE_URL").map(SecretString::from),
             database_max_connections,
+            relay_database_connections,
             run_migrations,
             jwt_secret,
             jwt_jwks_url,
@@ -161,7 +177,11 @@ mod tests {
         Config::assert_reads_shared_variables(
             "BACKEND",
             8000,
-            &[("RELAY_CONCURRENCY", "0"), ("RELAY_BATCH_SIZE", "0")],
+            &[
+                ("RELAY_CONCURRENCY", "0"),
+                ("RELAY_BATCH_SIZE", "0"),
+                ("RELAY_DATABASE_CONNECTIONS", "0"),
+            ],
         );
     }
 
@@ -176,6 +196,10 @@ mod tests {
         assert_eq!(c.secret_store, "secretstore");
         assert!(c.database_url.is_none() && c.jwt_secret.is_none());
         assert_eq!(c.relay_publish_timeout, Duration::from_secs(30));
+        assert_eq!(
+            (c.database_max_connections, c.relay_database_connections),
+            (10, 3)
+        );
     }
 
     #[test]
@@ -186,8 +210,10 @@ mod tests {
             ("JWT_SECRET", "k"),
             ("RELAY_BATCH_SIZE", "10"),
             ("RELAY_PUBLISH_TIMEOUT_SECS", "5"),
+            ("RELAY_DATABASE_CONNECTIONS", "2"),
         ])
         .unwrap();
+        assert_eq!(c.relay_database_connections, 2);
         assert_eq!(c.relay_publish_timeout, Duration::from_secs(5));
         assert_eq!(
             c.database_url.as_ref().map(ExposeSecret::expose_secret),
@@ -195,6 +221,13 @@ mod tests {
         );
         assert!(!c.run_migrations);
         assert_eq!(c.relay_batch_size, 10);
+    }
+
+    #[test]
+    fn the_relay_needs_a_connection_beside_its_lock() {
+        let err = load(&[("RELAY_DATABASE_CONNECTIONS", "1")]).unwrap_err();
+        assert!(err.to_string().contains("at least 2"), "{err}");
+        assert!(load(&[("RELAY_DATABASE_CONNECTIONS", "2")]).is_ok());
     }
 
     #[test]

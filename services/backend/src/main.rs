@@ -97,8 +97,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let publisher = Publisher::dapr(dapr.clone(), &publisher_config.with_max_retries(2))
         .with_metrics(metrics.clone());
+    // Its own pool: under load, requests queue for the API's connections, and the relay's
+    // reads and marks behind them would hold back every event.
+    let relay_pool = db::connect(
+        database_url.expose_secret(),
+        config.relay_database_connections,
+    )
+    .await
+    .context("connecting the outbox relay to PostgreSQL")?;
     let relay = Relay::new(
-        pool.clone(),
+        relay_pool,
         publisher,
         waker,
         RelayConfig {
