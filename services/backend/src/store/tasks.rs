@@ -404,11 +404,12 @@ fn push_label_filter(
         q.push(" AND t.category_id = ").push_bind(c);
     }
     if !tag_ids.is_empty() {
-        q.push(
-            " AND EXISTS (SELECT 1 FROM task_tags ft WHERE ft.task_id = t.id AND ft.tag_id = ANY(",
-        )
-        .push_bind(tag_ids)
-        .push("))");
+        // The tagged task ids first, then those tasks by primary key: the work grows with the
+        // tags' task counts, not with the user's whole list (a semi-join from the user's
+        // tasks scans them until enough carry the tag, all of them for a rare tag's count).
+        q.push(" AND t.id = ANY(ARRAY(SELECT ft.task_id FROM task_tags ft WHERE ft.tag_id = ANY(")
+            .push_bind(tag_ids)
+            .push(")))");
     }
 }
 
