@@ -712,7 +712,7 @@ about 0.48 vCPU and 23 MB per 1000 requests/s, for service invocation on its own
 | our overhead ≤ 10 % over a bare HTTP call to daprd | p50 ×{r50:.2}, p99 ×{r99:.2} |\n\
 | ≥ 5000 events/s sustained publish | {ours_rps:.0} events/s (our publisher), {bare_rps:.0} events/s (bare) |\n\
 | backend < 20 MB RSS idle, < 40 MB loaded | {bi} idle, {bp} peak |\n\
-| outbox commit → acknowledged p99 ≤ 2 × a bare publish's p99 (issue 13) | {outbox_p99:.2} ms = ×{outbox_ratio:.2} the bare p99 (note: the REST phase runs {conc} clients of writes beside it, the bare arm nothing) |\n",
+| outbox commit → acknowledged p99 ≤ 2 × a bare publish's p99 (issue 13) | {outbox_p99:.2} ms = ×{outbox_ratio:.2} the bare p99 (the REST phase saturates the CPUs with {conc} clients of writes, the bare arm runs alone; the same-load comparison, rate by rate, is in [Open-loop load](#open-loop-load)) |\n",
         load = r.load_average,
         burst = r.burst,
         burst_created = r.burst_created.as_secs_f64(),
