@@ -31,6 +31,29 @@ pub(super) fn replace_section(doc: &str, heading: &str, section: &str) -> String
     }
 }
 
+/// Writes a scenario's `pictures` (paths relative to the repository) and puts `section` in
+/// place of the one under `heading` in BENCHMARKS.md, leaving the other sections as they are.
+pub(super) fn write_section(
+    heading: &str,
+    section: &str,
+    pictures: &[(&str, String)],
+) -> anyhow::Result<()> {
+    let root = harness::repo_root();
+    for (path, svg) in pictures {
+        let path = root.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, svg)?;
+    }
+    let md = root.join("BENCHMARKS.md");
+    let previous = std::fs::read_to_string(&md).unwrap_or_default();
+    std::fs::write(&md, replace_section(&previous, heading, section))?;
+    let paths: Vec<&str> = pictures.iter().map(|(path, _)| *path).collect();
+    crate::step::info(&format!("wrote {} and {}", md.display(), paths.join(", ")));
+    Ok(())
+}
+
 /// A warning when the one-minute load average was half the CPU count or more: then other work
 /// shared the CPUs with the processes measured, and single figures say little.
 pub(super) fn busy_note(load_average: &str, cpus: usize) -> &'static str {

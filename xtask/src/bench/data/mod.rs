@@ -190,23 +190,11 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         &curves,
     )?;
     if args.writes() {
-        let root = harness::repo_root();
-        let svg_path = root.join(report::SVG_PATH);
-        if let Some(dir) = svg_path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&svg_path, svg)?;
-        let md = root.join("BENCHMARKS.md");
-        let previous = std::fs::read_to_string(&md).unwrap_or_default();
-        std::fs::write(
-            &md,
-            super::doc::replace_section(&previous, report::HEADING, &report::render(&results)),
+        super::doc::write_section(
+            report::HEADING,
+            &report::render(&results),
+            &[(report::SVG_PATH, svg)],
         )?;
-        step::info(&format!(
-            "wrote {} and {}",
-            md.display(),
-            svg_path.display()
-        ));
     }
     Ok(())
 }

@@ -32,8 +32,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::backend::{
-    BENCH_TOPIC, BackendStack, consumed_task_events, create_task, sample_event, start_infra,
-    wait_consumed, wait_outbox_drained,
+    BENCH_TOPIC, BackendStack, bare_publish, consumed_task_events, create_task, sample_event,
+    start_infra, wait_consumed, wait_outbox_drained,
 };
 use super::procfs::{cpu_time, tree_cpu_time};
 use super::{BenchArgs, Percentiles, bench_token, load_average, plot, utc_now};
@@ -215,26 +215,11 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         &report::cpu_curves(&results),
     )?;
     if args.writes() {
-        let root = harness::repo_root();
-        for (path, svg) in [(report::LATENCY_SVG, latency), (report::CPU_SVG, cpu)] {
-            let path = root.join(path);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&path, svg)?;
-        }
-        let md = root.join("BENCHMARKS.md");
-        let previous = std::fs::read_to_string(&md).unwrap_or_default();
-        std::fs::write(
-            &md,
-            super::doc::replace_section(&previous, report::HEADING, &report::render(&results)),
+        super::doc::write_section(
+            report::HEADING,
+            &report::render(&results),
+            &[(report::LATENCY_SVG, latency), (report::CPU_SVG, cpu)],
         )?;
-        step::info(&format!(
-            "wrote {}, {} and {}",
-            md.display(),
-            report::LATENCY_SVG,
-            report::CPU_SVG
-        ));
     }
     Ok(())
 }
@@ -440,22 +425,6 @@ where
         outcomes.push(outcome?);
     }
     Ok(outcomes)
-}
-
-/// One publish of pre-serialised bytes straight to daprd: the sidecar's own latency.
-async fn bare_publish(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
-    let resp = http
-        .post(url)
-        .header("content-type", "application/cloudevents+json")
-        .body(body)
-        .send()
-        .await?;
-    ensure!(
-        resp.status() == 204,
-        "bare publish answered {}",
-        resp.status()
-    );
-    Ok(())
 }
 
 /// PostgreSQL's clock now, as text it reads back: the outbox rows' times are on this clock.

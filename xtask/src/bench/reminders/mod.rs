@@ -231,30 +231,14 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 /// Writes both pictures and the section of BENCHMARKS.md.
 fn write(results: &Results) -> anyhow::Result<()> {
-    let root = harness::repo_root();
-    for (path, svg) in [
-        (report::LATENESS_SVG, report::lateness_svg(results)?),
-        (report::RATE_SVG, report::rate_svg(results)?),
-    ] {
-        let path = root.join(path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&path, svg)?;
-    }
-    let md = root.join("BENCHMARKS.md");
-    let previous = std::fs::read_to_string(&md).unwrap_or_default();
-    std::fs::write(
-        &md,
-        super::doc::replace_section(&previous, report::HEADING, &report::render(results)),
-    )?;
-    step::info(&format!(
-        "wrote {}, {} and {}",
-        md.display(),
-        report::LATENESS_SVG,
-        report::RATE_SVG
-    ));
-    Ok(())
+    super::doc::write_section(
+        report::HEADING,
+        &report::render(results),
+        &[
+            (report::LATENESS_SVG, report::lateness_svg(results)?),
+            (report::RATE_SVG, report::rate_svg(results)?),
+        ],
+    )
 }
 
 /// The running stack.
@@ -429,20 +413,8 @@ impl Creator {
             let title = format!("{prefix}{i}");
             let (remind_at, due_at) = times[i].clone();
             async move {
-                let resp = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"title": title, "remind_at": remind_at, "due_at": due_at}))
-                    .send()
-                    .await?;
-                if resp.status() != 201 {
-                    bail!(
-                        "create answered {}: {}",
-                        resp.status(),
-                        resp.text().await.unwrap_or_default()
-                    );
-                }
-                Ok(())
+                let body = json!({"title": title, "remind_at": remind_at, "due_at": due_at});
+                super::backend::post_task(&http, &url, &token, &body).await
             }
         })
         .await?;
