@@ -62,7 +62,8 @@ pub const ENV_DOCS: &[EnvDoc] = &[
     ("RELAY_BATCH_SIZE", "outbox rows read per relay pass [256]"),
     (
         "RELAY_DATABASE_CONNECTIONS",
-        "the outbox relay's own pool, beside the API's (one holds its lock) [3]",
+        "the outbox relay's own pool, beside the API's (one holds its lock; the active relay \
+         opens one more to listen for other replicas' commits) [3]",
     ),
     (
         "RELAY_CONCURRENCY",

@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod handoff;
 pub mod import;
 pub mod internal;
 pub mod mcp;

@@ -15,7 +15,7 @@ use backend::app::{self, AppState};
 use backend::auth::{AuthConfig, Authenticator};
 use backend::config::Config;
 use backend::relay::{Relay, RelayConfig, RelayMetrics};
-use backend::{db, service::TaskService};
+use backend::{db, handoff, service::TaskService};
 use clap::{Parser, Subcommand};
 use middleware::env::ServiceConfig;
 use middleware::server::ServiceServer;
@@ -89,7 +89,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = server.metrics().clone();
     let relay_metrics = RelayMetrics::register(metrics.registry())?;
     let waker = Arc::new(Notify::new());
-    let service = TaskService::new(pool.clone(), Arc::clone(&waker));
+    let (handoff, inbox) = handoff::channel(handoff::HANDOFF_CAPACITY);
+    let service = TaskService::new(pool.clone(), Arc::clone(&waker)).with_handoff(handoff);
     // The relay retries on its own schedule; the publisher's retries only smooth blips.
     let publisher_config = PublisherConfig {
         timeout: config.relay_publish_timeout,
@@ -115,7 +116,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             ..RelayConfig::default()
         },
         Some(relay_metrics),
-    );
+    )
+    .with_handoff(inbox);
     let (stop_relay, relay_stopped) = watch::channel(false);
     let relay_task = tokio::spawn(relay.run(relay_stopped, config.service.shutdown_grace));
 

@@ -32,30 +32,90 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// PostgreSQL notification channel on which commits wake the active relay of another process.
+pub const RELAY_CHANNEL: &str = "todo_outbox";
+
+/// A row a transaction has written, as the relay would read it back.
+#[derive(Clone, Debug)]
+pub(crate) struct Written {
+    pub(crate) row: OutboxRow,
+    /// No earlier row of the same task was waiting when this one was written (rows of this
+    /// transaction aside): once committed, it may be published at once without overtaking
+    /// one. Decided under the task's row lock, so no other writer of the task can change it
+    /// before the commit.
+    pub(crate) first_of_task: bool,
+}
+
 /// Writes `event` for publication on `topic`, inside the caller's transaction.
 pub(crate) async fn enqueue(
     tx: &mut Transaction<'_, Postgres>,
     topic: &str,
     event: &dapr::CloudEvent,
     aggregate_id: Uuid,
-) -> Result<(), sqlx::Error> {
+) -> Result<Written, sqlx::Error> {
     let id = Uuid::parse_str(&event.id).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let json = serde_json::to_value(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     // `created_at` is the time of this insert, near the transaction's end, not `now()` (the
     // transaction's start): the publish lag then measures commit → broker, not also the rest of
-    // the transaction.
-    sqlx::query(
+    // the transaction. The subquery runs on the statement's snapshot, which does not hold the
+    // row being inserted, but holds every committed row and this transaction's earlier ones.
+    let (seq, created_at, first_of_task): (i64, DateTime<Utc>, bool) = sqlx::query_as(
         "INSERT INTO outbox (id, aggregate_id, topic, event_type, event, created_at)
-         VALUES ($1, $2, $3, $4, $5, clock_timestamp())",
+         VALUES ($1, $2, $3, $4, $5, clock_timestamp())
+         RETURNING seq, created_at, NOT EXISTS (
+             SELECT 1 FROM outbox w WHERE w.aggregate_id = $2 AND w.published_at IS NULL)",
     )
     .bind(id)
     .bind(aggregate_id)
     .bind(topic)
     .bind(&event.ty)
-    .bind(json)
-    .execute(&mut **tx)
+    .bind(&json)
+    .fetch_one(&mut **tx)
     .await?;
+    Ok(Written {
+        row: OutboxRow {
+            id,
+            seq,
+            aggregate_id,
+            topic: topic.to_owned(),
+            event: json,
+            attempts: 0,
+            created_at,
+        },
+        first_of_task,
+    })
+}
+
+/// Asks the active relay, wherever it runs, to read the outbox once `tx` commits (PostgreSQL
+/// delivers a notification only on commit, and never for a rolled-back transaction).
+pub(crate) async fn notify_relays(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(RELAY_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// Splits one transaction's rows into the groups that may be handed to the relay at once
+/// (every row of a task whose first row here was [`Written::first_of_task`], in commit order)
+/// and whether any row is left for the relay to read.
+pub(crate) fn ready_groups(written: Vec<Written>) -> (Vec<Vec<OutboxRow>>, bool) {
+    let mut groups: Vec<(bool, Vec<OutboxRow>)> = Vec::new();
+    for w in written {
+        match groups
+            .iter_mut()
+            .find(|(_, rows)| rows[0].aggregate_id == w.row.aggregate_id)
+        {
+            Some((_, rows)) => rows.push(w.row),
+            None => groups.push((w.first_of_task, vec![w.row])),
+        }
+    }
+    let left_to_read = groups.iter().any(|(ready, _)| !ready);
+    let ready = groups
+        .into_iter()
+        .filter_map(|(ready, rows)| ready.then_some(rows))
+        .collect();
+    (ready, left_to_read)
 }
 
 /// The kind of change a task event reports.
@@ -80,21 +140,22 @@ impl TaskChange {
 
 /// Builds the CloudEvent(s) of a task change and enqueues them: one on
 /// [`topics::TASK_EVENTS`], and for the completion of a recurring task a second one (its own
-/// id) on [`topics::TASK_RECURRENCE`].
+/// id) on [`topics::TASK_RECURRENCE`]; returns the rows, for the commit to hand over.
 pub(crate) async fn enqueue_task_event(
     tx: &mut Transaction<'_, Postgres>,
     change: TaskChange,
     task: TaskSnapshot,
     changed_fields: &[&str],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Written>, sqlx::Error> {
     let task_id = task.id;
     let ty = change.event_type();
     let data = TaskEventData::new(task).with_changed_fields(changed_fields.iter().copied());
+    let mut written = Vec::new();
     for topic in data.publish_topics(ty) {
         let event = task_cloud_event(ty, task_id, &data)?;
-        enqueue(tx, topic, &event, task_id).await?;
+        written.push(enqueue(tx, topic, &event, task_id).await?);
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The structured CloudEvent of a task event, with a fresh UUID v7 id.
@@ -177,15 +238,106 @@ pub async fn pending_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
 mod tests {
     use super::*;
 
-    async fn enqueue_one(pool: &PgPool, task: Uuid) -> Uuid {
-        let id = Uuid::now_v7();
-        let event = dapr::CloudEvent::new(id.to_string(), "/todo/test", "com.todo.test.v1")
+    fn test_event() -> dapr::CloudEvent {
+        dapr::CloudEvent::new(Uuid::now_v7().to_string(), "/todo/test", "com.todo.test.v1")
             .with_json_data(&serde_json::json!({"n": 1}))
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn enqueue_one(pool: &PgPool, task: Uuid) -> Uuid {
+        let event = test_event();
         let mut tx = pool.begin().await.unwrap();
         enqueue(&mut tx, "task-events", &event, task).await.unwrap();
         tx.commit().await.unwrap();
-        id
+        event.id.parse().unwrap()
+    }
+
+    /// Enqueues one event per task in `tasks`, in one transaction; returns what was written.
+    async fn enqueue_in_one_transaction(pool: &PgPool, tasks: &[Uuid]) -> Vec<Written> {
+        let mut tx = pool.begin().await.unwrap();
+        let mut written = Vec::new();
+        for task in tasks {
+            written.push(
+                enqueue(&mut tx, "task-events", &test_event(), *task)
+                    .await
+                    .unwrap(),
+            );
+        }
+        tx.commit().await.unwrap();
+        written
+    }
+
+    #[sqlx::test]
+    async fn a_row_is_first_of_its_task_only_when_nothing_of_the_task_waits(pool: PgPool) {
+        let (t1, t2) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = enqueue_in_one_transaction(&pool, &[t1, t1, t2]).await;
+        let flags: Vec<bool> = first.iter().map(|w| w.first_of_task).collect();
+        assert_eq!(
+            flags,
+            [true, false, true],
+            "the transaction's own earlier row counts"
+        );
+        let stored = fetch_pending(&pool, 10).await.unwrap();
+        for (w, row) in first.iter().zip(&stored) {
+            assert_eq!((w.row.id, w.row.seq), (row.id, row.seq));
+            assert_eq!(
+                w.row.created_at, row.created_at,
+                "as the relay would read it"
+            );
+            assert_eq!(w.row.event, row.event);
+        }
+
+        let behind = enqueue_in_one_transaction(&pool, &[t1]).await;
+        assert!(!behind[0].first_of_task, "t1's rows still wait");
+
+        let acked = Utc::now();
+        let t1_rows: Vec<(Uuid, DateTime<Utc>)> = first[..2]
+            .iter()
+            .chain(&behind)
+            .map(|w| (w.row.id, acked))
+            .collect();
+        mark_published(&pool, &t1_rows).await.unwrap();
+        let again = enqueue_in_one_transaction(&pool, &[t1, t2]).await;
+        assert!(again[0].first_of_task, "every t1 row is published");
+        assert!(!again[1].first_of_task, "t2's first row still waits");
+    }
+
+    fn written(seq: i64, task: u128, first_of_task: bool) -> Written {
+        Written {
+            row: OutboxRow {
+                id: Uuid::from_u128(seq as u128),
+                seq,
+                aggregate_id: Uuid::from_u128(task),
+                topic: "task-events".into(),
+                event: serde_json::Value::Null,
+                attempts: 0,
+                created_at: Utc::now(),
+            },
+            first_of_task,
+        }
+    }
+
+    #[test]
+    fn a_task_whose_first_row_is_ready_is_handed_over_with_its_later_rows() {
+        let (ready, left) = ready_groups(vec![
+            written(1, 7, true),
+            written(2, 8, false),
+            written(3, 7, false),
+            written(4, 9, true),
+        ]);
+        let seqs: Vec<Vec<i64>> = ready
+            .iter()
+            .map(|g| g.iter().map(|r| r.seq).collect())
+            .collect();
+        assert_eq!(seqs, vec![vec![1, 3], vec![4]]);
+        assert!(
+            left,
+            "task 8 waits behind an earlier row: a read must find it"
+        );
+
+        let (ready, left) = ready_groups(vec![written(1, 7, true)]);
+        assert_eq!(ready.len(), 1);
+        assert!(!left);
     }
 
     #[sqlx::test]

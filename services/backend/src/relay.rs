@@ -1,9 +1,12 @@
 //! The outbox relay: publishes committed outbox rows to Dapr pub/sub, in order per task.
 //!
 //! Every state change commits its event in the same transaction (`outbox.rs`); this task is
-//! the only path from there to the broker. It is woken right after each commit (a
-//! `tokio::sync::Notify` permit, so a commit while the relay is busy is never missed) and
-//! otherwise polls slowly, which covers rows left by another process or a crash. A row is marked published only
+//! the only path from there to the broker. A commit in this process hands a task's first
+//! waiting rows straight to the relay (`handoff.rs`), which publishes them without reading
+//! them back; for any other row it wakes the relay to read the outbox (a `tokio::sync::Notify`
+//! permit, so a commit while the relay is busy is never missed). A commit in another process
+//! wakes it through a PostgreSQL notification. Beside that it polls slowly, which covers rows
+//! left by a crash or a wake-up that got lost. A row is marked published only
 //! after daprd answered 204; failures are retried with capped backoff, so a sidecar that is
 //! down for a while delays events but loses none. An acknowledgement the database could not
 //! record (it went away between the publish and the update) is kept and recorded before the
@@ -30,16 +33,25 @@ use middleware::{PublishRequest, Publisher};
 use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
 use sqlx::PgPool;
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::handoff::{Handed, HandoffInbox};
 use crate::outbox::{self, OutboxRow};
 
 /// Histogram of the time from commit to the sidecar's acknowledgement, per event.
 pub const OUTBOX_PUBLISH_LAG_SECONDS: &str = "todo_outbox_publish_lag_seconds";
 /// Gauge of rows not yet published, as of the last read.
 pub const OUTBOX_PENDING: &str = "todo_outbox_pending";
+
+/// A group handed over longer ago than this is left to a read: by then a read may have
+/// published it, and [`RecentlyAcked`] only remembers acknowledgements for twice as long.
+const HANDOFF_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// How long the relay waits to start listening for other processes' commits.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Key of the advisory lock that elects the active relay ("todo" + "outbox" in ASCII, truncated).
 const RELAY_LOCK_KEY: i64 = 0x746f_646f_6f75_7462;
@@ -114,7 +126,6 @@ enum Pass {
 }
 
 /// The outbox relay task.
-#[derive(Clone)]
 pub struct Relay {
     pool: PgPool,
     publisher: Publisher,
@@ -127,6 +138,8 @@ pub struct Relay {
     // away between the publish and the update). They are marked before anything else is read,
     // so losing the database at that moment does not publish them a second time.
     unmarked: Arc<std::sync::Mutex<Vec<Ack>>>,
+    /// Rows this process's commits hand over ([`crate::handoff`]).
+    inbox: Option<HandoffInbox>,
 }
 
 impl Relay {
@@ -145,17 +158,37 @@ impl Relay {
             config,
             metrics,
             unmarked: Arc::default(),
+            inbox: None,
         }
     }
 
+    /// The same relay, also publishing the rows this process's commits hand to `inbox`.
+    #[must_use]
+    pub fn with_handoff(mut self, inbox: HandoffInbox) -> Self {
+        self.inbox = Some(inbox);
+        self
+    }
+
     /// Runs until `shutdown` turns true, then publishes what it can within `flush_deadline`.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>, flush_deadline: Duration) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, flush_deadline: Duration) {
+        let mut inbox = self.inbox.take();
         loop {
-            let Some(mut lock) = self.become_leader(&mut shutdown).await else {
+            let Some(mut lock) = self.become_leader(&mut shutdown, &mut inbox).await else {
                 return;
             };
             tracing::info!("outbox relay active");
-            match self.lead(&mut lock, &mut shutdown, flush_deadline).await {
+            if let Some(inbox) = &mut inbox {
+                // Its first read finds whatever was handed over before this.
+                inbox.discard_queued();
+                inbox.set_leading(true);
+            }
+            let lead = self
+                .lead(&mut lock, &mut shutdown, flush_deadline, &mut inbox)
+                .await;
+            if let Some(inbox) = &inbox {
+                inbox.set_leading(false);
+            }
+            match lead {
                 Lead::Lost => continue,
                 Lead::Shutdown { until } => {
                     self.flush(until).await;
@@ -177,18 +210,29 @@ impl Relay {
     /// database error pauses reading. Acknowledged rows are marked published by one update at
     /// a time while publishing goes on, so a slow update holds up no publish; until it has
     /// run, reads skip its rows.
+    ///
+    /// The outbox is read when something may be waiting that the relay does not hold: at the
+    /// start, on a wake-up (a commit that handed nothing over, a notification from another
+    /// process, a group it could not take), when a held-back task's delay ends, after a read
+    /// that filled its batch, and on the slow poll. Groups handed over by this process's
+    /// commits start without a read.
     async fn lead(
         &self,
         lock: &mut PoolConnection<sqlx::Postgres>,
         shutdown: &mut watch::Receiver<bool>,
         flush_deadline: Duration,
+        inbox: &mut Option<HandoffInbox>,
     ) -> Lead {
         let room = self.config.concurrency.max(1);
         let mut flight = InFlight::default();
+        let mut listener = self.listen().await;
         let mut held: HashMap<Uuid, Instant> = HashMap::new();
         let mut read_again_at: Option<Instant> = None;
         let mut db_backoff = self.config.min_backoff;
         let mut read = true;
+        // The slow poll counts from the last read, not from the last event: a steady stream of
+        // handed-over groups must not put it off for ever.
+        let mut poll_at = Instant::now() + self.config.idle_poll;
         loop {
             if *shutdown.borrow() {
                 let until = Instant::now() + flush_deadline;
@@ -199,12 +243,15 @@ impl Relay {
             }
             let now = Instant::now();
             held.retain(|_, until| *until > now);
+            flight.recent.forget_before(now);
+            read |= now >= poll_at;
             if read
                 && read_again_at.is_none_or(|at| now >= at)
                 && flight.groups.len() < room
                 && !flight.can_start(&held)
             {
                 read = false;
+                poll_at = now + self.config.idle_poll;
                 match self.read_into(&mut flight).await {
                     Ok(()) => {
                         read_again_at = None;
@@ -237,12 +284,19 @@ impl Relay {
             ]
             .into_iter()
             .flatten()
-            .fold(now + self.config.idle_poll, Instant::min);
+            .fold(
+                if poll_at > now {
+                    poll_at
+                } else {
+                    now + self.config.idle_poll
+                },
+                Instant::min,
+            );
             tokio::select! {
                 Some(first) = flight.groups.next() => {
                     self.land(first, &mut flight, &mut held);
                     self.start_marking(&mut flight);
-                    read = true;
+                    read |= flight.more_to_read;
                 }
                 Some(marked) = marking_done(&mut flight.marking), if flight.marking.is_some() => {
                     flight.marking = None;
@@ -250,10 +304,27 @@ impl Relay {
                         flight.rows.remove(&id);
                     }
                     self.start_marking(&mut flight);
+                    read |= flight.more_to_read;
+                }
+                handed = handed_over(inbox) => {
+                    if !flight.take_handed(handed, &held) {
+                        read = true;
+                    }
+                }
+                woke = notified(&mut listener) => {
+                    if let Err(e) = woke {
+                        tracing::warn!(error = %e, "outbox notifications lost; polling until the next wake-up");
+                        listener = None;
+                    }
                     read = true;
                 }
                 () = self.waker.notified() => read = true,
-                () = tokio::time::sleep_until(wake_at) => read = true,
+                () = tokio::time::sleep_until(wake_at) => {
+                    if listener.is_none() {
+                        listener = self.listen().await;
+                    }
+                    read = true;
+                }
                 _ = shutdown.changed() => {}
             }
         }
@@ -265,6 +336,7 @@ impl Relay {
         self.mark_carried_over().await?;
         let rows = outbox::fetch_pending(&self.pool, self.config.batch_size).await?;
         self.note_pending(rows.len()).await;
+        flight.more_to_read = rows.len() as i64 >= self.config.batch_size;
         let fresh = rows
             .into_iter()
             .filter(|row| !flight.rows.contains(&row.id))
@@ -294,6 +366,10 @@ impl Relay {
                 flight
                     .queued
                     .retain(|queued| queued[0].aggregate_id != group.task);
+            }
+            let now = Instant::now();
+            for acked in &group.acked {
+                flight.recent.remember(acked.row.id, now);
             }
             flight.landed.extend(group.acked);
         }
@@ -335,10 +411,12 @@ impl Relay {
         (self.config.min_backoff * 2u32.pow(doublings)).min(self.config.max_backoff)
     }
 
-    /// Waits for the advisory lock; `None` if shutdown came first.
+    /// Waits for the advisory lock; `None` if shutdown came first. What commits hand over
+    /// meanwhile is dropped: the active relay elsewhere reads it.
     async fn become_leader(
         &self,
         shutdown: &mut watch::Receiver<bool>,
+        inbox: &mut Option<HandoffInbox>,
     ) -> Option<PoolConnection<sqlx::Postgres>> {
         loop {
             if *shutdown.borrow() {
@@ -349,9 +427,39 @@ impl Relay {
                 Ok(None) => tracing::debug!("another relay is active; waiting"),
                 Err(e) => tracing::warn!(error = %e, "cannot take the outbox relay lock"),
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.config.idle_poll) => {}
-                _ = shutdown.changed() => {}
+            let again = Instant::now() + self.config.idle_poll;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(again) => break,
+                    _ = handed_over(inbox) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+    }
+
+    /// Listens for commits of other processes on [`outbox::RELAY_CHANNEL`], on a connection of
+    /// its own beside the relay's pool; `None` (and the slow poll alone) if that fails.
+    async fn listen(&self) -> Option<PgListener> {
+        let listening = async {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with((*self.pool.connect_options()).clone())
+                .await?;
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(outbox::RELAY_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        // Bounded: the relay's loop waits for it, and an unreachable server must not stall
+        // the publishing of what is already in hand.
+        match tokio::time::timeout(LISTEN_TIMEOUT, listening)
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other processes' commits; polling");
+                None
             }
         }
     }
@@ -569,6 +677,11 @@ struct InFlight<'a> {
     landed: Vec<Acked>,
     /// The update running, if any; it yields the ids of the rows it wrote.
     marking: Option<Pin<Box<dyn Future<Output = Vec<Uuid>> + Send + 'a>>>,
+    /// The last read filled its batch: more rows wait behind it.
+    more_to_read: bool,
+    /// Rows acknowledged lately, so a group handed over after a read already published it is
+    /// not published again.
+    recent: RecentlyAcked,
 }
 
 impl InFlight<'_> {
@@ -580,6 +693,28 @@ impl InFlight<'_> {
     /// Whether a queued group could start now.
     fn can_start(&self, held: &HashMap<Uuid, Instant>) -> bool {
         self.queued.iter().any(|g| self.startable(g, held))
+    }
+
+    /// Queues a group this process's commit handed over, ahead of those read, unless the
+    /// relay already holds any of its task's rows or has just published them (a read got
+    /// there first), or it is old: `false` then, and a read decides.
+    fn take_handed(&mut self, handed: Handed, held: &HashMap<Uuid, Instant>) -> bool {
+        let Some(first) = handed.rows.first() else {
+            return true;
+        };
+        let task = first.aggregate_id;
+        let known = held.contains_key(&task)
+            || self.tasks.contains(&task)
+            || self.queued.iter().any(|g| g[0].aggregate_id == task)
+            || handed
+                .rows
+                .iter()
+                .any(|row| self.rows.contains(&row.id) || self.recent.contains(row.id));
+        if known || handed.at.elapsed() > HANDOFF_MAX_AGE {
+            return false;
+        }
+        self.queued.push_front(handed.rows);
+        true
     }
 
     /// Takes the oldest queued group that can start now and counts it as in flight.
@@ -599,6 +734,51 @@ async fn marking_done(
     match marking {
         Some(update) => Some(update.await),
         None => None,
+    }
+}
+
+/// Ids of rows acknowledged in the last `2 × HANDOFF_MAX_AGE`, oldest first.
+#[derive(Default)]
+struct RecentlyAcked {
+    order: VecDeque<(Instant, Uuid)>,
+    ids: HashSet<Uuid>,
+}
+
+impl RecentlyAcked {
+    fn remember(&mut self, id: Uuid, at: Instant) {
+        if self.ids.insert(id) {
+            self.order.push_back((at, id));
+        }
+    }
+
+    fn contains(&self, id: Uuid) -> bool {
+        self.ids.contains(&id)
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while let Some((at, id)) = self.order.front().copied() {
+            if now.duration_since(at) <= 2 * HANDOFF_MAX_AGE {
+                break;
+            }
+            self.order.pop_front();
+            self.ids.remove(&id);
+        }
+    }
+}
+
+/// The next group this process's commits handed over; pending forever without an inbox.
+async fn handed_over(inbox: &mut Option<HandoffInbox>) -> Handed {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next notification of another process's commit; pending forever without a listener.
+async fn notified(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+    match listener {
+        Some(listener) => listener.recv().await.map(drop),
+        None => std::future::pending().await,
     }
 }
 
@@ -648,6 +828,71 @@ mod tests {
             attempts: 0,
             created_at: Utc::now(),
         }
+    }
+
+    fn handed(rows: Vec<OutboxRow>) -> Handed {
+        Handed {
+            rows,
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_handed_over_group_is_queued_first_unless_the_relay_knows_its_task() {
+        let mut flight = InFlight::default();
+        let held = HashMap::from([(Uuid::from_u128(9), Instant::now())]);
+        flight.queued.push_back(vec![row(1, 7)]);
+        assert!(flight.take_handed(handed(vec![row(2, 8), row(3, 8)]), &held));
+        assert_eq!(flight.queued[0][0].seq, 2, "ahead of the read groups");
+
+        assert!(
+            !flight.take_handed(handed(vec![row(4, 7)]), &held),
+            "a read queued task 7"
+        );
+        assert!(
+            !flight.take_handed(handed(vec![row(5, 9)]), &held),
+            "task 9 is held back"
+        );
+        let started = flight.next_startable(&held).unwrap();
+        assert_eq!(started[0].seq, 2);
+        assert!(
+            !flight.take_handed(handed(vec![row(6, 8)]), &held),
+            "task 8 is in flight"
+        );
+    }
+
+    #[test]
+    fn a_group_a_read_published_first_is_not_taken_again() {
+        let mut flight = InFlight::default();
+        let now = Instant::now();
+        flight.recent.remember(Uuid::from_u128(1), now);
+        assert!(!flight.take_handed(handed(vec![row(1, 7)]), &HashMap::new()));
+        flight.rows.insert(Uuid::from_u128(2));
+        assert!(
+            !flight.take_handed(handed(vec![row(2, 8)]), &HashMap::new()),
+            "being marked"
+        );
+        let stale = Handed {
+            rows: vec![row(3, 9)],
+            at: now - HANDOFF_MAX_AGE - Duration::from_millis(1),
+        };
+        assert!(
+            !flight.take_handed(stale, &HashMap::new()),
+            "too old to trust"
+        );
+    }
+
+    #[test]
+    fn acknowledgements_are_remembered_for_twice_the_age_of_a_hand_off() {
+        let mut recent = RecentlyAcked::default();
+        let start = Instant::now();
+        recent.remember(Uuid::from_u128(1), start);
+        recent.remember(Uuid::from_u128(2), start + HANDOFF_MAX_AGE);
+        recent.forget_before(start + 2 * HANDOFF_MAX_AGE);
+        assert!(recent.contains(Uuid::from_u128(1)));
+        recent.forget_before(start + 2 * HANDOFF_MAX_AGE + Duration::from_millis(1));
+        assert!(!recent.contains(Uuid::from_u128(1)));
+        assert!(recent.contains(Uuid::from_u128(2)));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! endpoints so no rule is written twice.
 //!
 //! Each call validates its input ([`validation`]), runs its SQL (`store`) and, for a change,
-//! writes the event into the outbox in the *same* transaction; only after COMMIT does it wake
-//! the relay. User-facing calls are scoped to the caller: another user's task, category or tag
-//! behaves exactly like a missing one. Writes lock the task row first (labels before tasks),
+//! writes the event into the outbox in the *same* transaction; only after COMMIT does it hand
+//! the rows to the relay or wake it. User-facing calls are scoped to the caller: another
+//! user's task, category or tag behaves exactly like a missing one. Writes lock the task row first (labels before tasks),
 //! which keeps a task's events in commit order and avoids lock-order deadlocks.
 //!
 //! Events: create → `task.created`; a change of fields, tags or reminder → `task.updated` with
@@ -26,7 +26,8 @@ use crate::domain::{
     ReminderSpec, SearchQuery, Tag, TagPatch, Task, TaskFilter, TaskPatch,
 };
 use crate::error::{MAX_CATEGORIES_PER_USER, MAX_TAGS_PER_TASK, ServiceError, is_unique_violation};
-use crate::outbox::{TaskChange, enqueue_task_event};
+use crate::handoff::Handoff;
+use crate::outbox::{self, TaskChange, Written, enqueue_task_event};
 use crate::store::labels::{self, Kind, LabelRow};
 use crate::store::tasks::{self as task_store, Occurrence, TaskFields};
 use crate::store::users;
@@ -42,10 +43,12 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 #[derive(Clone)]
 pub struct TaskService {
     pool: PgPool,
-    /// Woken after every commit that wrote outbox rows, so the relay publishes at once
-    /// instead of on its next poll. `notify_one` stores a permit when the relay is busy, so a
-    /// wake-up during a relay pass is not lost.
+    /// Woken after a commit that wrote outbox rows it did not hand over, so the relay reads
+    /// them at once instead of on its next poll. `notify_one` stores a permit when the relay
+    /// is busy, so a wake-up during a relay pass is not lost.
     outbox_waker: Arc<Notify>,
+    /// Where committed rows go when the relay may publish them without reading them back.
+    handoff: Option<Handoff>,
     clock: Clock,
 }
 
@@ -175,8 +178,16 @@ impl TaskService {
         Self {
             pool,
             outbox_waker,
+            handoff: None,
             clock: Arc::new(Utc::now),
         }
+    }
+
+    /// The same service handing committed rows to this process's relay ([`crate::handoff`]).
+    #[must_use]
+    pub fn with_handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// The same service with another clock (tests).
@@ -195,14 +206,34 @@ impl TaskService {
         micros((self.clock)())
     }
 
-    /// Commits `tx`, then wakes the relay if the transaction wrote events.
+    /// Commits `tx`, then gets the rows it wrote (`written`) to a relay: a task's first waiting
+    /// rows straight into this process's relay when it is the active one, the others by waking
+    /// it to read them. When another process's relay is active, the commit itself wakes it (a
+    /// PostgreSQL notification), instead of leaving the rows to its next poll.
     async fn commit(
         &self,
-        tx: Transaction<'_, Postgres>,
-        wrote_events: bool,
+        mut tx: Transaction<'_, Postgres>,
+        written: Vec<Written>,
     ) -> Result<(), ServiceError> {
+        if written.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        let handoff = self.handoff.as_ref().filter(|h| h.relay_leading());
+        if handoff.is_none() {
+            outbox::notify_relays(&mut tx).await?;
+        }
         tx.commit().await?;
-        if wrote_events {
+        let (ready, mut left_to_read) = outbox::ready_groups(written);
+        match handoff {
+            Some(handoff) => {
+                for rows in ready {
+                    left_to_read |= !handoff.offer(rows);
+                }
+            }
+            None => left_to_read = true,
+        }
+        if left_to_read {
             self.outbox_waker.notify_one();
         }
         Ok(())
@@ -272,8 +303,9 @@ impl TaskService {
         } else {
             (TaskChange::Updated, changed_fields(&before, &after))
         };
-        enqueue_task_event(&mut tx, change, snapshot(&user.id, &after), &fields).await?;
-        self.commit(tx, true).await?;
+        let written =
+            enqueue_task_event(&mut tx, change, snapshot(&user.id, &after), &fields).await?;
+        self.commit(tx, written).await?;
         Ok(after)
     }
 
@@ -330,8 +362,10 @@ impl TaskService {
         task_store::insert(&mut tx, id, &user.id, &fields, None, now).await?;
         task_store::add_tags(&mut tx, id, &tag_ids).await?;
         let task = self.reload(&mut tx, user, id).await?;
-        enqueue_task_event(&mut tx, TaskChange::Created, snapshot(&user.id, &task), &[]).await?;
-        self.commit(tx, true).await?;
+        let written =
+            enqueue_task_event(&mut tx, TaskChange::Created, snapshot(&user.id, &task), &[])
+                .await?;
+        self.commit(tx, written).await?;
         Ok(task)
     }
 
@@ -450,14 +484,14 @@ impl TaskService {
         let mut tx = self.pool.begin().await?;
         let before = self.lock_task(&mut tx, user, id).await?;
         task_store::delete(&mut tx, &user.id, id).await?;
-        enqueue_task_event(
+        let written = enqueue_task_event(
             &mut tx,
             TaskChange::Deleted,
             snapshot(&user.id, &before),
             &[],
         )
         .await?;
-        self.commit(tx, true).await
+        self.commit(tx, written).await
     }
 
     /// Marks the caller's task done; emits `task.completed` (and, for a recurring task, the
@@ -608,14 +642,14 @@ impl TaskService {
     ) -> Result<Task, ServiceError> {
         task_store::touch(&mut tx, &[before.id], self.now()).await?;
         let after = self.reload(&mut tx, user, before.id).await?;
-        enqueue_task_event(
+        let written = enqueue_task_event(
             &mut tx,
             TaskChange::Updated,
             snapshot(&user.id, &after),
             &["tags"],
         )
         .await?;
-        self.commit(tx, true).await?;
+        self.commit(tx, written).await?;
         Ok(after)
     }
 
@@ -730,17 +764,20 @@ impl TaskService {
             Kind::Category => "category",
             Kind::Tag => "tags",
         };
+        let mut written = Vec::new();
         for task_id in &affected {
             let task = self.reload(&mut tx, user, *task_id).await?;
-            enqueue_task_event(
-                &mut tx,
-                TaskChange::Updated,
-                snapshot(&user.id, &task),
-                &[field],
-            )
-            .await?;
+            written.extend(
+                enqueue_task_event(
+                    &mut tx,
+                    TaskChange::Updated,
+                    snapshot(&user.id, &task),
+                    &[field],
+                )
+                .await?,
+            );
         }
-        self.commit(tx, !affected.is_empty()).await
+        self.commit(tx, written).await
     }
 
     /// Creates a category (name unique per user, at most 50 per user).
@@ -934,14 +971,14 @@ impl TaskService {
         task_store::copy_tags(&mut tx, prev.id, id).await?;
         let owner = AuthUser::new(user_id);
         let task = self.reload(&mut tx, &owner, id).await?;
-        enqueue_task_event(
+        let written = enqueue_task_event(
             &mut tx,
             TaskChange::Created,
             snapshot(&owner.id, &task),
             &[],
         )
         .await?;
-        self.commit(tx, true).await?;
+        self.commit(tx, written).await?;
         Ok((task, true))
     }
 }

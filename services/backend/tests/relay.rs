@@ -9,9 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backend::domain::{AuthUser, NewTask};
+use backend::handoff::{self, HANDOFF_CAPACITY};
 use backend::relay::{Relay, RelayConfig};
+use backend::service::TaskService;
 use middleware::{PublishRequest, Publisher, PublisherConfig, RetryConfig};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -29,6 +33,8 @@ struct Script {
     refused: Vec<Uuid>,
     /// Not answered until the `Notify` is notified (a slow publish).
     hold: Option<(Uuid, Arc<Notify>)>,
+    /// Every publish is refused while this is set.
+    refuse_all: bool,
 }
 
 /// A publisher whose every publish goes to `script` (no retries inside it: each relay attempt
@@ -47,7 +53,7 @@ fn scripted(script: &Arc<Mutex<Script>>) -> Publisher {
                 release.notified().await;
             }
             let mut s = script.lock().unwrap();
-            if s.refuse_once.remove(&id) || s.refuse_always.contains(&id) {
+            if s.refuse_all || s.refuse_once.remove(&id) || s.refuse_always.contains(&id) {
                 s.refused.push(id);
                 return Err(dapr::Error::Api(dapr::DaprApiError::from_response(
                     http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -181,6 +187,106 @@ impl Running {
     }
 }
 
+/// Waits until a relay holds the outbox lock of `pool`'s database.
+async fn relay_holding_lock(pool: &PgPool) {
+    until("the relay holding its lock", || async {
+        // Advisory locks are per database; other tests' relays hold theirs in their own.
+        let locks: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        locks == 1
+    })
+    .await;
+}
+
+/// A relay that reads only when woken (its poll is an hour away), publishing to `script`.
+fn woken_only() -> RelayConfig {
+    RelayConfig {
+        idle_poll: Duration::from_secs(3600),
+        ..config()
+    }
+}
+
+/// A backend process's two ends of the outbox: the service its requests call, handing
+/// committed rows to its relay, and that relay, publishing to a script.
+struct BackendProcess {
+    service: TaskService,
+    stop: watch::Sender<bool>,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl BackendProcess {
+    /// The service over `pool`; its relay on `relay_pool` with `config`, publishing to
+    /// `script`.
+    fn start(
+        pool: &PgPool,
+        relay_pool: &PgPool,
+        script: &Arc<Mutex<Script>>,
+        config: RelayConfig,
+    ) -> Self {
+        let waker = Arc::new(Notify::new());
+        let (handoff, inbox) = handoff::channel(HANDOFF_CAPACITY);
+        let service = TaskService::new(pool.clone(), Arc::clone(&waker)).with_handoff(handoff);
+        let relay = Relay::new(relay_pool.clone(), scripted(script), waker, config, None)
+            .with_handoff(inbox);
+        let (stop, stopped) = watch::channel(false);
+        let relay = tokio::spawn(relay.run(stopped, Duration::from_secs(1)));
+        Self {
+            service,
+            stop,
+            relay,
+        }
+    }
+
+    /// Signals shutdown and waits for the relay to return.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.relay.await.unwrap();
+    }
+}
+
+/// The event ids of `task`'s outbox rows, in commit order.
+async fn events_of(pool: &PgPool, task: Uuid) -> Vec<Uuid> {
+    sqlx::query_scalar("SELECT id FROM outbox WHERE aggregate_id = $1 ORDER BY seq")
+        .bind(task)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Commits an event of `task` the way another process would, without waking any relay.
+async fn commit_unannounced(pool: &PgPool, task: Uuid) -> Uuid {
+    let id = Uuid::now_v7();
+    let event = dapr::CloudEvent::new(id.to_string(), "relay-test", "task.updated")
+        .with_subject(task.to_string());
+    sqlx::query(
+        "INSERT INTO outbox (id, aggregate_id, topic, event_type, event) VALUES ($1, $2, 'task-events', 'task.updated', $3)",
+    )
+    .bind(id)
+    .bind(task)
+    .bind(serde_json::to_value(&event).unwrap())
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+async fn create(service: &TaskService, title: &str) -> Uuid {
+    let new = NewTask {
+        title: title.into(),
+        ..NewTask::default()
+    };
+    service
+        .create_task(&AuthUser::new("relay-test"), new)
+        .await
+        .unwrap()
+        .id
+}
+
 /// Runs one relay per script until nothing is pending, then stops them.
 async fn publish_everything(pool: &PgPool, scripts: &[&Arc<Mutex<Script>>]) {
     let running = Running::start(pool, scripts, &config(), Duration::from_secs(1));
@@ -262,18 +368,7 @@ async fn shutdown_flushes_what_was_committed(pool: PgPool) {
         Duration::from_secs(10),
     );
     // The relay is active (it took the lock) before the rows exist, and nothing wakes it.
-    until("the relay holding its lock", || async {
-        // Advisory locks are per database; other tests' relays hold theirs in their own.
-        let locks: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        locks == 1
-    })
-    .await;
+    relay_holding_lock(&pool).await;
     let committed = commit_events(&pool, 2, 2).await;
     assert_eq!(pending(&pool).await, 4);
     running.stop().await;
@@ -453,4 +548,163 @@ async fn a_slow_update_marking_rows_published_does_not_hold_back_publishing(pool
     running.stop().await;
     // Nothing was published twice while its row waited to be marked.
     assert_eq!(script.lock().unwrap().accepted, vec![first_id, second_id]);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_commit_hands_its_rows_to_the_relay_which_publishes_them_without_a_read(pool: PgPool) {
+    // Two connections: the relay's lock, and one the test takes away once the relay is idle,
+    // so from then on the relay cannot read the outbox (a read then fails after 200 ms).
+    let relay_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_millis(200))
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let script = Arc::new(Mutex::new(Script::default()));
+    let process = BackendProcess::start(&pool, &relay_pool, &script, woken_only());
+    let service = &process.service;
+    relay_holding_lock(&pool).await;
+    let warm_up = create(service, "warm-up").await;
+    until("the first event published and marked", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    let expected = events_of(&pool, warm_up).await;
+    assert_eq!(script.lock().unwrap().accepted, expected);
+
+    let taken = relay_pool.acquire().await.unwrap();
+    let task = create(service, "handed over").await;
+    let event = events_of(&pool, task).await;
+    until("the handed-over event published", || async {
+        script.lock().unwrap().accepted.ends_with(&event)
+    })
+    .await;
+    assert_eq!(
+        pending(&pool).await,
+        1,
+        "not marked: the relay has no connection"
+    );
+    drop(taken);
+    until("the event marked published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    process.stop().await;
+    assert_eq!(script.lock().unwrap().accepted.len(), 2, "each event once");
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_commit_behind_a_waiting_row_of_its_task_does_not_overtake_it(pool: PgPool) {
+    let script = Arc::new(Mutex::new(Script::default()));
+    let process = BackendProcess::start(&pool, &pool, &script, woken_only());
+    let service = &process.service;
+    relay_holding_lock(&pool).await;
+    let task = create(service, "ordered").await;
+    until("the created event published and marked", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    // A row of the task that this process did not write and the relay has not read (as if
+    // another replica had committed it and its notification were lost)...
+    commit_unannounced(&pool, task).await;
+    // ...then this process completes the task: its row is not handed over, the relay reads
+    // both, and publishes them in commit order.
+    service
+        .complete_task(&AuthUser::new("relay-test"), task)
+        .await
+        .unwrap();
+    until("every event published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    process.stop().await;
+    let expected = events_of(&pool, task).await;
+    assert_eq!(script.lock().unwrap().accepted, expected);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_refused_handed_over_row_is_retried_before_its_task_s_later_rows(pool: PgPool) {
+    let script = Arc::new(Mutex::new(Script {
+        refuse_all: true,
+        ..Script::default()
+    }));
+    let process = BackendProcess::start(&pool, &pool, &script, woken_only());
+    let service = &process.service;
+    relay_holding_lock(&pool).await;
+    let task = create(service, "refused first").await;
+    until("the created event refused", || async {
+        !script.lock().unwrap().refused.is_empty()
+    })
+    .await;
+    for _ in 0..3 {
+        service
+            .update_task(
+                &AuthUser::new("relay-test"),
+                task,
+                serde_json::from_value(serde_json::json!({"title": Uuid::now_v7().to_string()}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    script.lock().unwrap().refuse_all = false;
+    until("every event published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    process.stop().await;
+    let expected = events_of(&pool, task).await;
+    assert_eq!(script.lock().unwrap().accepted, expected);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_commit_in_another_process_wakes_the_active_relay(pool: PgPool) {
+    let script = Arc::new(Mutex::new(Script::default()));
+    let running = Running::start(&pool, &[&script], &woken_only(), Duration::from_secs(1));
+    relay_holding_lock(&pool).await;
+    // This process has no relay of its own: its commits cannot hand anything over, and only
+    // the database can tell the active relay (whose poll is an hour away) about them.
+    let elsewhere = TaskService::new(pool.clone(), Arc::new(Notify::new()));
+    let task = create(&elsewhere, "from another replica").await;
+    until("the other process's event published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    running.stop().await;
+    let expected = events_of(&pool, task).await;
+    assert_eq!(script.lock().unwrap().accepted, expected);
+}
+
+#[sqlx::test(migrator = "backend::db::MIGRATOR")]
+async fn a_steady_stream_of_handed_over_rows_does_not_put_off_the_poll(pool: PgPool) {
+    let script = Arc::new(Mutex::new(Script::default()));
+    let poll = RelayConfig {
+        idle_poll: Duration::from_secs(1),
+        ..config()
+    };
+    let process = BackendProcess::start(&pool, &pool, &script, poll);
+    relay_holding_lock(&pool).await;
+    create(&process.service, "first").await;
+    until("the first event published and marked", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    // A row nothing announces (a crash's leftover), then commits every 20 ms or so, each
+    // handed over, so the relay is never a second without an event: only the poll, due a
+    // second after the last read, reads the row.
+    let orphan = commit_unannounced(&pool, Uuid::now_v7()).await;
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while !script.lock().unwrap().accepted.contains(&orphan) {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for the poll to find the unannounced row"
+        );
+        create(&process.service, "stream").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until("every event published", || async {
+        pending(&pool).await == 0
+    })
+    .await;
+    process.stop().await;
 }

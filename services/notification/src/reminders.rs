@@ -18,6 +18,9 @@
 //!    or is followed by a re-application of it: the last operation always matches the newest
 //!    snapshot, with no lock and no in-process state (three replicas may run this at once).
 //!
+//! A task's `created` snapshot without a reminder skips the guard altogether: no job can exist
+//! before a task's first event, and every later event supersedes that snapshot.
+//!
 //! A record equal to the stored one is applied again (not ignored): a redelivery after a crash
 //! between steps 2 and 3 must still reach the Scheduler. A deleted task leaves a tombstone with
 //! a TTL, so a late event cannot revive its job. The trigger handler re-checks the task with
@@ -196,6 +199,14 @@ pub async fn on_task_event(
     let Some(incoming) = TaskRecord::of(ty, &data.task) else {
         return Ok(());
     };
+    if ty == event_types::TASK_CREATED && incoming.remind_at.is_none() {
+        // A task's first snapshot without a reminder: no job can exist before it, and every
+        // later event supersedes it, so the guard would only read, write and delete for
+        // nothing (three state calls and a Scheduler call per task, most tasks being like
+        // this).
+        tracing::debug!(task_id = %data.task.id, event_id = %event.id, "created without a reminder; nothing to do");
+        return Ok(());
+    }
     apply(&state, data.task.id, incoming, &event.id).await
 }
 

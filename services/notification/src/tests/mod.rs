@@ -288,6 +288,27 @@ async fn created_with_a_future_reminder_schedules_the_job() {
 }
 
 #[tokio::test]
+async fn a_task_created_without_a_reminder_needs_no_record_and_no_job_call() {
+    let h = Harness::new().await;
+    let t = task(from_now(TimeDelta::zero()), None);
+    h.deliver_ok(event_types::TASK_CREATED, &t).await;
+    let seen = h.seen();
+    assert_eq!(seen.job_calls, []);
+    assert_eq!(seen.saves, Vec::<Value>::new());
+    assert!(seen.state.is_empty(), "no record written");
+
+    // A reminder added later is scheduled as usual, with no record before it.
+    let remind_at = from_now(TimeDelta::hours(1));
+    let updated = task(t.updated_at + TimeDelta::seconds(5), Some(remind_at));
+    h.deliver_ok(event_types::TASK_UPDATED, &updated).await;
+    assert_eq!(h.job_calls(), [schedule(&updated, remind_at)]);
+    // The create redelivered after it changes nothing: the job stays.
+    h.deliver_ok(event_types::TASK_CREATED, &t).await;
+    assert_eq!(h.job_calls(), [schedule(&updated, remind_at)]);
+    assert_eq!(h.sidecar.jobs().len(), 1);
+}
+
+#[tokio::test]
 async fn a_moved_reminder_overwrites_the_job() {
     let h = Harness::new().await;
     let first = from_now(TimeDelta::hours(1));

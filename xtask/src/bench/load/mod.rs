@@ -41,6 +41,9 @@ use crate::step;
 
 mod report;
 
+/// Requests (and bare publishes) that warm the stack up before anything is measured.
+const WARM_UP: usize = 50;
+
 /// The JWT subject of every request.
 const LOAD_USER: &str = "load-user";
 
@@ -155,6 +158,9 @@ pub(super) struct Results {
     pub(super) step_secs: f64,
     pub(super) max_in_flight: usize,
     pub(super) probe_rate: u32,
+    /// Cores each process used with nothing offered, over one step's length, in
+    /// [`Proc::ALL`] order.
+    pub(super) idle_vcpu: Vec<f64>,
     pub(super) steps: Vec<Step>,
     /// Rates not offered because the ones before them were not sustained.
     pub(super) skipped: Vec<u32>,
@@ -283,13 +289,28 @@ async fn measure(
     );
     let payload = serde_json::to_vec(&sample_event(0)?)?;
     // Warm the connection pools and the first code paths before measuring anything.
-    for i in 0..50 {
+    let consumed_before = consumed_task_events(&http, &consumed_url).await?;
+    for i in 0..WARM_UP {
         create_task(&http, &url, &token, i).await?;
         bare_publish(&http, &publish_url, payload.clone()).await?;
     }
     wait_outbox_drained(&infra).await?;
+    wait_consumed(
+        &http,
+        &consumed_url,
+        consumed_before.success + WARM_UP as u64,
+    )
+    .await?;
 
     let span = Duration::from_secs_f64(args.step_secs);
+    // The floor under every step's CPU: what each process costs with nothing to do.
+    step::info(&format!("measuring CPU with nothing offered for {span:?}"));
+    let idle_before = pids.read()?;
+    let idle_from = Instant::now();
+    // A measuring window, not a wait for something to happen.
+    tokio::time::sleep(span).await;
+    let idle_vcpu = cores(&idle_before, &pids.read()?, idle_from.elapsed());
+    println!("nothing offered: {}", report::cores_line(&idle_vcpu));
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
     let mut unsustained = 0;
@@ -335,11 +356,7 @@ async fn measure(
             rest: latencies(&creates),
             outbox: outbox_lag_between(&infra, &pg_from, &pg_to)?,
             probe: latencies(&probes),
-            vcpu: cpu_before
-                .iter()
-                .zip(&cpu_after)
-                .map(|(b, a)| a.saturating_sub(*b).as_secs_f64() / answered.as_secs_f64())
-                .collect(),
+            vcpu: cores(&cpu_before, &cpu_after, answered),
         };
         if probes.iter().any(|o| o.error.is_some()) {
             step::info("some bare publishes failed; their latencies are left out");
@@ -355,9 +372,20 @@ async fn measure(
         step_secs: args.step_secs,
         max_in_flight: args.max_in_flight,
         probe_rate: args.probe_rate,
+        idle_vcpu,
         steps,
         skipped,
     })
+}
+
+/// Cores each process used on average over `span`, from CPU times read before and after.
+fn cores(before: &[Duration], after: &[Duration], span: Duration) -> Vec<f64> {
+    let secs = span.as_secs_f64().max(f64::EPSILON);
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| a.saturating_sub(*b).as_secs_f64() / secs)
+        .collect()
 }
 
 /// One request of an open-loop run.
@@ -503,6 +531,7 @@ mod tests {
             step_secs: 1.0,
             max_in_flight: 1,
             probe_rate: 1,
+            idle_vcpu: Vec::new(),
             steps,
             skipped: Vec::new(),
         };

@@ -30,17 +30,19 @@ pub(super) fn latency_curves(r: &Results) -> Vec<Curve> {
     ]
 }
 
-/// Each process's cores by offered rate.
+/// Each process's cores by offered rate, from nothing offered (rate 0) up.
 pub(super) fn cpu_curves(r: &Results) -> Vec<Curve> {
     Proc::ALL
         .iter()
         .enumerate()
         .map(|(i, proc)| Curve {
             label: proc.label().to_owned(),
-            points: r
-                .steps
-                .iter()
-                .map(|s| (f64::from(s.offered), s.vcpu.get(i).copied().unwrap_or(0.0)))
+            points: std::iter::once((0.0, r.idle_vcpu.get(i).copied().unwrap_or(0.0)))
+                .chain(
+                    r.steps
+                        .iter()
+                        .map(|s| (f64::from(s.offered), s.vcpu.get(i).copied().unwrap_or(0.0))),
+                )
                 .collect(),
         })
         .collect()
@@ -65,9 +67,20 @@ pub(super) fn print_step(s: &Step) {
             " (not sustained)"
         }
     );
+    println!("  {}", cores_line(&s.vcpu));
     if let Some(e) = &s.first_error {
         println!("  first error: {e}");
     }
+}
+
+/// Each process's cores, as the terminal shows them after a step (and with nothing offered).
+pub(super) fn cores_line(vcpu: &[f64]) -> String {
+    let each: Vec<String> = Proc::ALL
+        .iter()
+        .zip(vcpu)
+        .map(|(p, v)| format!("{} {v:.2}", p.label()))
+        .collect();
+    format!("cores: {}", each.join(", "))
 }
 
 /// The summary after the last step.
@@ -152,7 +165,9 @@ latency at the same load, next to the outbox's commit → acknowledged delay of 
 committed during the step (`published_at - created_at`; `created_at` is written by the\n\
 insert itself, `clock_timestamp()`, at the end of the write's transaction). CPU is each\n\
 process's user + system time from `/proc` over the step, as cores: PostgreSQL's includes its\n\
-per-connection processes; the load generator is this command (and its probe). Between steps\n\
+per-connection processes; the load generator is this command (and its probe). The CPU table's\n\
+first row is the same stack for one step's time with nothing offered, after the warm-up's\n\
+events were consumed: the floor under every step. Between steps\n\
 the outbox drains and notification consumes every event. A step is *sustained* when it had\n\
 no errors, achieved at least {share:.0} % of the offered rate, and its p99 stayed under {p99:.0} ms;\n\
 after {stop} unsustained steps in a row the higher rates are skipped.\n\n",
@@ -210,12 +225,14 @@ after {stop} unsustained steps in a row the higher rates are skipped.\n\n",
     s.push_str(" total |\n|---|");
     s.push_str(&"---|".repeat(Proc::ALL.len() + 1));
     s.push('\n');
-    for st in &r.steps {
-        let _ = write!(s, "| {} |", st.offered);
-        for v in &st.vcpu {
+    let rows = std::iter::once(("nothing".to_owned(), &r.idle_vcpu))
+        .chain(r.steps.iter().map(|st| (st.offered.to_string(), &st.vcpu)));
+    for (offered, vcpu) in rows {
+        let _ = write!(s, "| {offered} |");
+        for v in vcpu {
             let _ = write!(s, " {v:.2} |");
         }
-        let _ = writeln!(s, " {:.2} |", st.vcpu.iter().sum::<f64>());
+        let _ = writeln!(s, " {:.2} |", vcpu.iter().sum::<f64>());
     }
     let _ = write!(
         s,
@@ -263,6 +280,7 @@ mod tests {
             step_secs: 10.0,
             max_in_flight: 256,
             probe_rate: 50,
+            idle_vcpu: vec![0.01, 0.0, 0.02, 0.0, 0.0, 0.3, 0.0],
             steps: vec![step(200, 200.0, 20.0), step(400, 300.0, 4000.0)],
             skipped: vec![800],
         }
@@ -287,6 +305,10 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("noisy"));
+        assert!(
+            md.contains("| nothing | 0.01 | 0.00 | 0.02 | 0.00 | 0.00 | 0.30 | 0.00 | 0.33 |"),
+            "{md}"
+        );
     }
 
     #[test]
@@ -298,6 +320,7 @@ mod tests {
         assert_eq!(latency[1].points[1], (400.0, 4000.0));
         let cpu = cpu_curves(&r);
         assert_eq!(cpu.len(), Proc::ALL.len());
-        assert_eq!(cpu[6].points[0], (200.0, 0.7));
+        assert_eq!(cpu[5].points[0], (0.0, 0.3), "nothing offered, first");
+        assert_eq!(cpu[6].points[1], (200.0, 0.7));
     }
 }
