@@ -46,6 +46,22 @@ pub(crate) struct Written {
     pub(crate) first_of_task: bool,
 }
 
+#[cfg(test)]
+impl OutboxRow {
+    /// A row for unit tests: id and `seq` from `seq`, task id from `task`, no event.
+    pub(crate) fn sample(seq: i64, task: u128) -> Self {
+        Self {
+            id: Uuid::from_u128(seq as u128),
+            seq,
+            aggregate_id: Uuid::from_u128(task),
+            topic: "task-events".into(),
+            event: serde_json::Value::Null,
+            attempts: 0,
+            created_at: Utc::now(),
+        }
+    }
+}
+
 /// Writes `event` for publication on `topic`, inside the caller's transaction.
 pub(crate) async fn enqueue(
     tx: &mut Transaction<'_, Postgres>,
@@ -304,15 +320,7 @@ mod tests {
 
     fn written(seq: i64, task: u128, first_of_task: bool) -> Written {
         Written {
-            row: OutboxRow {
-                id: Uuid::from_u128(seq as u128),
-                seq,
-                aggregate_id: Uuid::from_u128(task),
-                topic: "task-events".into(),
-                event: serde_json::Value::Null,
-                attempts: 0,
-                created_at: Utc::now(),
-            },
+            row: OutboxRow::sample(seq, task),
             first_of_task,
         }
     }

@@ -819,15 +819,7 @@ mod tests {
     use super::*;
 
     fn row(seq: i64, task: u128) -> OutboxRow {
-        OutboxRow {
-            id: Uuid::from_u128(seq as u128),
-            seq,
-            aggregate_id: Uuid::from_u128(task),
-            topic: "task-events".into(),
-            event: serde_json::Value::Null,
-            attempts: 0,
-            created_at: Utc::now(),
-        }
+        OutboxRow::sample(seq, task)
     }
 
     fn handed(rows: Vec<OutboxRow>) -> Handed {

@@ -93,18 +93,7 @@ async fn commit_events(pool: &PgPool, tasks: usize, per_task: usize) -> BTreeMap
     let ids: Vec<Uuid> = (0..tasks).map(|_| Uuid::now_v7()).collect();
     for _ in 0..per_task {
         for task in &ids {
-            let id = Uuid::now_v7();
-            let event = dapr::CloudEvent::new(id.to_string(), "relay-test", "task.updated")
-                .with_subject(task.to_string());
-            sqlx::query(
-                "INSERT INTO outbox (id, aggregate_id, topic, event_type, event) VALUES ($1, $2, 'task-events', 'task.updated', $3)",
-            )
-            .bind(id)
-            .bind(task)
-            .bind(serde_json::to_value(&event).unwrap())
-            .execute(pool)
-            .await
-            .unwrap();
+            let id = commit_unannounced(pool, *task).await;
             committed.entry(*task).or_default().push(id);
         }
     }
