@@ -8,6 +8,8 @@
 //! and consumers can de-duplicate on it. `seq` is the global publication order; rows of one task
 //! are written under that task's row lock, so their `seq` order is their commit order.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use contracts::{TaskEventData, TaskSnapshot, event_types};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -116,22 +118,31 @@ pub(crate) async fn notify_relays(tx: &mut Transaction<'_, Postgres>) -> Result<
 /// (every row of a task whose first row here was [`Written::first_of_task`], in commit order)
 /// and whether any row is left for the relay to read.
 pub(crate) fn ready_groups(written: Vec<Written>) -> (Vec<Vec<OutboxRow>>, bool) {
-    let mut groups: Vec<(bool, Vec<OutboxRow>)> = Vec::new();
-    for w in written {
-        match groups
-            .iter_mut()
-            .find(|(_, rows)| rows[0].aggregate_id == w.row.aggregate_id)
-        {
-            Some((_, rows)) => rows.push(w.row),
-            None => groups.push((w.first_of_task, vec![w.row])),
+    let mut left_to_read = false;
+    let mut ready = Vec::new();
+    for group in group_by_task(written, |w| w.row.aggregate_id) {
+        if group[0].first_of_task {
+            ready.push(group.into_iter().map(|w| w.row).collect());
+        } else {
+            left_to_read = true;
         }
     }
-    let left_to_read = groups.iter().any(|(ready, _)| !ready);
-    let ready = groups
-        .into_iter()
-        .filter_map(|(ready, rows)| ready.then_some(rows))
-        .collect();
     (ready, left_to_read)
+}
+
+/// Splits `items` into per-task groups (the task given by `task`), keeping their order within
+/// each group and ordering the groups by their first item.
+pub(crate) fn group_by_task<T>(items: Vec<T>, task: impl Fn(&T) -> Uuid) -> Vec<Vec<T>> {
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        let i = *index.entry(task(&item)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(item);
+    }
+    groups
 }
 
 /// The kind of change a task event reports.

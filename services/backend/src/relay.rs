@@ -802,16 +802,7 @@ struct Acked {
 /// Splits rows into per-task groups, keeping commit order within each group and ordering the
 /// groups by their oldest row.
 fn group_by_task(rows: Vec<OutboxRow>) -> Vec<Vec<OutboxRow>> {
-    let mut index: HashMap<Uuid, usize> = HashMap::new();
-    let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
-    for row in rows {
-        let i = *index.entry(row.aggregate_id).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[i].push(row);
-    }
-    groups
+    outbox::group_by_task(rows, |row| row.aggregate_id)
 }
 
 #[cfg(test)]

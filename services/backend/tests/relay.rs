@@ -238,6 +238,18 @@ impl BackendProcess {
     }
 }
 
+/// Polls until no outbox row waits; panics with `what` after [`DEADLINE`].
+async fn until_nothing_pending(pool: &PgPool, what: &str) {
+    until(what, || async { pending(pool).await == 0 }).await;
+}
+
+/// Asserts that the sidecar accepted `task`'s events, each once, in commit order, and nothing
+/// else.
+async fn assert_accepted_exactly(script: &Mutex<Script>, pool: &PgPool, task: Uuid) {
+    let expected = events_of(pool, task).await;
+    assert_eq!(script.lock().unwrap().accepted, expected);
+}
+
 /// The event ids of `task`'s outbox rows, in commit order.
 async fn events_of(pool: &PgPool, task: Uuid) -> Vec<Uuid> {
     sqlx::query_scalar("SELECT id FROM outbox WHERE aggregate_id = $1 ORDER BY seq")
@@ -279,7 +291,7 @@ async fn create(service: &TaskService, title: &str) -> Uuid {
 /// Runs one relay per script until nothing is pending, then stops them.
 async fn publish_everything(pool: &PgPool, scripts: &[&Arc<Mutex<Script>>]) {
     let running = Running::start(pool, scripts, &config(), Duration::from_secs(1));
-    until("every row published", || async { pending(pool).await == 0 }).await;
+    until_nothing_pending(pool, "every row published").await;
     running.stop().await;
 }
 
@@ -409,7 +421,7 @@ async fn an_acknowledged_publish_that_could_not_be_recorded_is_not_published_aga
         .execute(&pool)
         .await
         .unwrap();
-    until("every row recorded", || async { pending(&pool).await == 0 }).await;
+    until_nothing_pending(&pool, "every row recorded").await;
     running.stop().await;
 
     assert_eq!(
@@ -443,10 +455,7 @@ async fn a_task_held_back_by_failures_does_not_stop_the_others(pool: PgPool) {
     let refused = script.lock().unwrap().refused.clone();
     assert!(refused.iter().all(|id| *id == first), "{refused:?}");
     script.lock().unwrap().refuse_always.clear();
-    until("every row published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "every row published").await;
     running.stop().await;
     assert_eq!(accepted_per_task(&script, &committed), committed);
 }
@@ -489,10 +498,7 @@ async fn a_row_committed_during_a_slow_publish_does_not_wait_for_it(pool: PgPool
         .unwrap();
     assert_eq!(attempts, 0, "the slow publish has not failed yet");
     release.notify_one();
-    until("every row published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "every row published").await;
     running.stop().await;
     assert_eq!(script.lock().unwrap().accepted, vec![quick_id, slow_id]);
 }
@@ -533,7 +539,7 @@ async fn a_slow_update_marking_rows_published_does_not_hold_back_publishing(pool
         "the update marking the first row is still waiting"
     );
     blocker.rollback().await.unwrap();
-    until("every row marked", || async { pending(&pool).await == 0 }).await;
+    until_nothing_pending(&pool, "every row marked").await;
     running.stop().await;
     // Nothing was published twice while its row waited to be marked.
     assert_eq!(script.lock().unwrap().accepted, vec![first_id, second_id]);
@@ -554,12 +560,8 @@ async fn a_commit_hands_its_rows_to_the_relay_which_publishes_them_without_a_rea
     let service = &process.service;
     relay_holding_lock(&pool).await;
     let warm_up = create(service, "warm-up").await;
-    until("the first event published and marked", || async {
-        pending(&pool).await == 0
-    })
-    .await;
-    let expected = events_of(&pool, warm_up).await;
-    assert_eq!(script.lock().unwrap().accepted, expected);
+    until_nothing_pending(&pool, "the first event published and marked").await;
+    assert_accepted_exactly(&script, &pool, warm_up).await;
 
     let taken = relay_pool.acquire().await.unwrap();
     let task = create(service, "handed over").await;
@@ -574,10 +576,7 @@ async fn a_commit_hands_its_rows_to_the_relay_which_publishes_them_without_a_rea
         "not marked: the relay has no connection"
     );
     drop(taken);
-    until("the event marked published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "the event marked published").await;
     process.stop().await;
     assert_eq!(script.lock().unwrap().accepted.len(), 2, "each event once");
 }
@@ -589,10 +588,7 @@ async fn a_commit_behind_a_waiting_row_of_its_task_does_not_overtake_it(pool: Pg
     let service = &process.service;
     relay_holding_lock(&pool).await;
     let task = create(service, "ordered").await;
-    until("the created event published and marked", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "the created event published and marked").await;
     // A row of the task that this process did not write and the relay has not read (as if
     // another replica had committed it and its notification were lost)...
     commit_unannounced(&pool, task).await;
@@ -602,13 +598,9 @@ async fn a_commit_behind_a_waiting_row_of_its_task_does_not_overtake_it(pool: Pg
         .complete_task(&AuthUser::new("relay-test"), task)
         .await
         .unwrap();
-    until("every event published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "every event published").await;
     process.stop().await;
-    let expected = events_of(&pool, task).await;
-    assert_eq!(script.lock().unwrap().accepted, expected);
+    assert_accepted_exactly(&script, &pool, task).await;
 }
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
@@ -637,13 +629,9 @@ async fn a_refused_handed_over_row_is_retried_before_its_task_s_later_rows(pool:
             .unwrap();
     }
     script.lock().unwrap().refuse_all = false;
-    until("every event published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "every event published").await;
     process.stop().await;
-    let expected = events_of(&pool, task).await;
-    assert_eq!(script.lock().unwrap().accepted, expected);
+    assert_accepted_exactly(&script, &pool, task).await;
 }
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
@@ -655,13 +643,9 @@ async fn a_commit_in_another_process_wakes_the_active_relay(pool: PgPool) {
     // the database can tell the active relay (whose poll is an hour away) about them.
     let elsewhere = TaskService::new(pool.clone(), Arc::new(Notify::new()));
     let task = create(&elsewhere, "from another replica").await;
-    until("the other process's event published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "the other process's event published").await;
     running.stop().await;
-    let expected = events_of(&pool, task).await;
-    assert_eq!(script.lock().unwrap().accepted, expected);
+    assert_accepted_exactly(&script, &pool, task).await;
 }
 
 #[sqlx::test(migrator = "backend::db::MIGRATOR")]
@@ -674,10 +658,7 @@ async fn a_steady_stream_of_handed_over_rows_does_not_put_off_the_poll(pool: PgP
     let process = BackendProcess::start(&pool, &pool, &script, poll);
     relay_holding_lock(&pool).await;
     create(&process.service, "first").await;
-    until("the first event published and marked", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "the first event published and marked").await;
     // A row nothing announces (a crash's leftover), then commits every 20 ms or so, each
     // handed over, so the relay is never a second without an event: only the poll, due a
     // second after the last read, reads the row.
@@ -691,9 +672,6 @@ async fn a_steady_stream_of_handed_over_rows_does_not_put_off_the_poll(pool: PgP
         create(&process.service, "stream").await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    until("every event published", || async {
-        pending(&pool).await == 0
-    })
-    .await;
+    until_nothing_pending(&pool, "every event published").await;
     process.stop().await;
 }
